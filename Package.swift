@@ -1,0 +1,87 @@
+// swift-tools-version:6.1
+// Medic: a self-healing code pipeline server on our own epoll loop (see ../shared/DESIGN.md).
+import PackageDescription
+
+/// Every target gets the same strictness: no implicit existentials, no leaking of C imports.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let log = Target.Dependency.product(name: "Logging", package: "swift-log")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "Medic",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "medic", targets: ["medic"]),
+        .executable(name: "medic-echo", targets: ["medic-echo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C interop: the only place C headers are seen.
+        .target(name: "CSystem"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // OS + loop.
+        .target(name: "IOBytes", swiftSettings: strict),
+        .target(name: "EventLoop", dependencies: ["CSystem", "IOBytes", log], swiftSettings: strict),
+
+        // Codecs: pure byte transforms.
+        .target(name: "HTTP1", swiftSettings: strict),
+        .target(name: "WebSocket", dependencies: ["IOBytes"], swiftSettings: strict),
+        .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+
+        // App core: pure.
+        .target(name: "Protocol", swiftSettings: strict),
+        .target(name: "Hub", dependencies: ["Protocol", "IOBytes"], swiftSettings: strict),
+        .target(name: "Pipeline", dependencies: ["Protocol"], swiftSettings: strict),
+
+        // Adapters: loop-bound executors.
+        .target(
+            name: "Server",
+            dependencies: ["EventLoop", "HTTP1", "WebSocket", "TLS", "IOBytes", "CSystem", log],
+            swiftSettings: strict),
+        .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "Protocol", "EventLoop", log], swiftSettings: strict),
+        .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
+        .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", "Pipeline", log], swiftSettings: strict),
+
+        // Host: composition only.
+        .target(
+            name: "MedicHost",
+            dependencies: [
+                "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Hub", "Protocol", "EventLoop", "HTTP1",
+                "WebSocket", "IOBytes", log,
+            ],
+            swiftSettings: strict),
+
+        // Executables: thin mains.
+        .executableTarget(name: "medic", dependencies: ["MedicHost", argumentParser, log], swiftSettings: strict),
+        .executableTarget(name: "medic-echo", dependencies: ["Server", "EventLoop", argumentParser, log], swiftSettings: strict),
+        /// A child process for tests: prints, floods, sleeps or exits as told.
+        .executableTarget(name: "medic-test-child", swiftSettings: strict),
+
+        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS"], swiftSettings: strict),
+
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], swiftSettings: strict),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "IOBytes"], swiftSettings: strict),
+        .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strict),
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], swiftSettings: strict),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["MedicHost", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub", "IOBytes"],
+            swiftSettings: strict),
+    ]
+)

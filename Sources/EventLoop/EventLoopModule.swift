@@ -1,0 +1,2 @@
+// EventLoop: placeholder until the module lands.
+enum EventLoopModule {}

@@ -1,0 +1,2 @@
+// HTTP1: placeholder until the module lands.
+enum HTTP1Module {}

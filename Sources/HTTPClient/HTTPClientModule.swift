@@ -1,0 +1,2 @@
+// HTTPClient: placeholder until the module lands.
+enum HTTPClientModule {}

@@ -1,0 +1,2 @@
+// Hub: placeholder until the module lands.
+enum HubModule {}

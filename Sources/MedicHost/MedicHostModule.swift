@@ -1,0 +1,2 @@
+// MedicHost: placeholder until the module lands.
+enum MedicHostModule {}

@@ -1,0 +1,2 @@
+// Pipeline: placeholder until the module lands.
+enum PipelineModule {}

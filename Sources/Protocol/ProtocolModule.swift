@@ -1,0 +1,2 @@
+// Protocol: placeholder until the module lands.
+enum ProtocolModule {}

@@ -1,0 +1,2 @@
+// Server: placeholder until the module lands.
+enum ServerModule {}

@@ -1,0 +1,2 @@
+// Store: placeholder until the module lands.
+enum StoreModule {}

@@ -1,0 +1,2 @@
+// TLS: placeholder until the module lands.
+enum TLSModule {}

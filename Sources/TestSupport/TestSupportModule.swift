@@ -1,0 +1,2 @@
+// TestSupport: placeholder until the module lands.
+enum TestSupportModule {}

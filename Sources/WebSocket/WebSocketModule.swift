@@ -1,0 +1,2 @@
+// WebSocket: placeholder until the module lands.
+enum WebSocketModule {}

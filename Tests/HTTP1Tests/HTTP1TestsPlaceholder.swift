@@ -1,0 +1,3 @@
+import Testing
+
+@Test func HTTP1TestsPlaceholder() { #expect(Bool(true)) }
