@@ -1,4 +1,5 @@
 // CSystem.c: the one non-inline shim, csys_spawn (fork+exec with rlimits and parent-death signal).
+#define _GNU_SOURCE 1
 #include "CSystem.h"
 #include <stdlib.h>
 #include <string.h>
@@ -57,3 +58,6 @@ pid_t csys_spawn(const char *path, char *const argv[], char *const envp[], const
     }
     return pid;
 }
+
+int csys_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+int csys_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }

@@ -3,7 +3,7 @@
 #ifndef CSYSTEM_H
 #define CSYSTEM_H
 
-#define _GNU_SOURCE 1
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -85,8 +85,9 @@ static inline int csys_pidfd_send_signal(int pidfd, int sig) {
 
 // Sockets.
 static inline int csys_socket_stream(int family) { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
-static inline int csys_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
-static inline int csys_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK); }
+// accept4 and pipe2 need _GNU_SOURCE, which the header must not define (it would clash with Glibc's module).
+int csys_accept(int fd);
+int csys_pipe(int fds[2]);
 static inline int csys_set_int_sockopt(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof(value));
 }

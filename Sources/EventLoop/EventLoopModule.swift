@@ -1,2 +1,0 @@
-// EventLoop: placeholder until the module lands.
-enum EventLoopModule {}
