@@ -69,7 +69,7 @@ let package = Package(
         /// A child process for tests: prints, floods, sleeps or exits as told.
         .executableTarget(name: "medic-test-child", swiftSettings: strict),
 
-        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS", "COpenSSL"], swiftSettings: strict),
 
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], swiftSettings: strict),

@@ -1,2 +1,0 @@
-// TLS: placeholder until the module lands.
-enum TLSModule {}
