@@ -1,0 +1,222 @@
+// Server: listeners (plain and TLS side by side), the connection table, the per-tick flush, timeouts, shutdown.
+import CSystem
+public import EventLoop
+import Glibc
+import HTTP1
+import IOBytes
+public import TLS
+import WebSocket
+import Logging
+
+/// Counters for /metrics and the benchmarks. Plain integers: only the loop thread writes them.
+public struct ServerMetrics: Sendable {
+    public var connectionsAccepted = 0
+    public var connectionsOpen = 0
+    public var connectionsRefused = 0
+    public var websocketsOpened = 0
+    public var httpRequests = 0
+    public var httpErrors = 0
+    public var messagesIn = 0
+    public var messagesOut = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var slowConsumerCloses = 0
+}
+
+/// An HTTP/1.1 + WebSocket server on one event loop.
+public final class Server {
+    public let loop: EventLoop
+    public let configuration: ServerConfiguration
+    let httpHandler: any HTTPHandler
+    let websocketHandler: (any WebSocketHandler)?
+    public internal(set) var metrics = ServerMetrics()
+    private var listeners: [Listener] = []
+    private var connections: [UInt64: Connection] = [:]
+    private var flushList: [Connection] = []
+    private var closedList: [Connection] = []
+    private var nextConnectionID: UInt64 = 1
+    let vectors = IOVectors()
+    private var plaintextScratch: [UInt8] = []
+    private var actionScratch: [WebSocketAction] = []
+    private var sweepTimer: TimerID?
+    public private(set) var isShuttingDown = false
+    private var shutdownCompletion: (() -> Void)?
+    private var cachedDate: (second: Int64, text: String) = (0, "")
+
+    public init(loop: EventLoop, configuration: ServerConfiguration = .init(), http: any HTTPHandler, websocket: (any WebSocketHandler)?) {
+        self.loop = loop
+        self.configuration = configuration
+        self.httpHandler = http
+        self.websocketHandler = websocket
+        loop.addBeforeSleepHook { [unowned self] in self.beforeSleep() }
+        scheduleSweep()
+    }
+
+    /// Opens a listener; `tls` makes it https/wss. Returns the bound port (useful with port 0).
+    @discardableResult
+    public func listen(_ address: SocketAddressSpec, tls: TLSContext? = nil, reusePort: Bool = false) throws(SystemError) -> UInt16 {
+        let (fd, port) = try Socket.listen(address, reusePort: reusePort)
+        let listener = Listener(server: self, fd: fd, tls: tls)
+        do {
+            listener.registration = try loop.register(fd: fd, interest: .read, handler: listener)
+        } catch {
+            closeFD(fd)
+            throw error
+        }
+        listeners.append(listener)
+        return port
+    }
+
+    public var connectionCount: Int { connections.count }
+
+    /// Every open connection (for broadcasts in tests and shutdown).
+    public var allConnections: Dictionary<UInt64, Connection>.Values { connections.values }
+
+    func accepted(fd: Int32, tls: TLSContext?) {
+        guard !isShuttingDown, connections.count < configuration.maxConnections else {
+            metrics.connectionsRefused += 1
+            closeFD(fd)
+            return
+        }
+        var engine: TLSEngine?
+        if let tls {
+            do { engine = try TLSEngine(context: tls) } catch {
+                loop.logger.warning("TLS engine setup failed", metadata: ["error": "\(error)"])
+                closeFD(fd)
+                return
+            }
+        }
+        let id = nextConnectionID
+        nextConnectionID += 1
+        let connection = Connection(server: self, fd: fd, id: id, tls: engine, now: loop.now)
+        do {
+            connection.registration = try loop.register(fd: fd, interest: .read, handler: connection)
+        } catch {
+            closeFD(fd)
+            return
+        }
+        connections[id] = connection
+        metrics.connectionsAccepted += 1
+        metrics.connectionsOpen = connections.count
+    }
+
+    func needsFlush(_ connection: Connection) {
+        flushList.append(connection)
+    }
+
+    func connectionClosed(_ connection: Connection) {
+        closedList.append(connection)
+    }
+
+    /// Before the loop sleeps: write every connection touched this tick (one writev each), then release
+    /// closed connections and tell the app — never in the middle of a dispatch.
+    private func beforeSleep() {
+        var index = 0
+        while index < flushList.count {
+            let connection = flushList[index]
+            if connection.pendingFlush { connection.flush() }
+            index += 1
+        }
+        flushList.removeAll(keepingCapacity: flushList.count < 4096)
+        while !closedList.isEmpty {
+            let closed = closedList
+            closedList.removeAll()
+            for connection in closed where connections.removeValue(forKey: connection.id) != nil {
+                if connection.isWebSocket { websocketHandler?.didClose(connection) }
+                connection.userData = nil
+            }
+        }
+        metrics.connectionsOpen = connections.count
+        if isShuttingDown && connections.isEmpty, let completion = shutdownCompletion {
+            shutdownCompletion = nil
+            completion()
+        }
+    }
+
+    private func scheduleSweep() {
+        sweepTimer = loop.schedule(afterNanoseconds: 1_000_000_000) { [weak self] in
+            guard let self else { return }
+            let now = self.loop.now
+            for connection in self.connections.values { connection.sweep(now: now) }
+            self.scheduleSweep()
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, send 1001 to every WebSocket, close idle HTTP connections, and
+    /// call `completion` when all are gone or after the grace period (the rest are cut).
+    public func shutdown(completion: @escaping () -> Void) {
+        guard !isShuttingDown else { return }
+        isShuttingDown = true
+        shutdownCompletion = completion
+        for listener in listeners { listener.close() }
+        listeners.removeAll()
+        for connection in Array(connections.values) { connection.beginShutdown() }
+        loop.schedule(afterNanoseconds: UInt64(configuration.shutdownGraceMilliseconds) * 1_000_000) { [weak self] in
+            guard let self else { return }
+            for connection in Array(self.connections.values) { connection.abort() }
+        }
+    }
+
+    /// The IMF-fixdate for the Date header, formatted at most once a second.
+    func httpDate() -> String {
+        let seconds = wallClockMilliseconds() / 1000
+        if seconds != cachedDate.second { cachedDate = (seconds, HTTPDate.format(secondsSince1970: seconds)) }
+        return cachedDate.text
+    }
+
+    func takePlaintextScratch() -> [UInt8] {
+        var scratch: [UInt8] = []
+        swap(&scratch, &plaintextScratch)
+        scratch.removeAll(keepingCapacity: true)
+        return scratch
+    }
+
+    func returnPlaintextScratch(_ scratch: [UInt8]) {
+        if scratch.capacity <= 1 << 20 { plaintextScratch = scratch }
+    }
+
+    func takeActionScratch() -> [WebSocketAction] {
+        var scratch: [WebSocketAction] = []
+        swap(&scratch, &actionScratch)
+        return scratch
+    }
+
+    func returnActionScratch(_ scratch: inout [WebSocketAction]) {
+        scratch.removeAll(keepingCapacity: true)
+        swap(&scratch, &actionScratch)
+    }
+}
+
+/// Accepts connections on one listening socket.
+final class Listener: IOHandler {
+    unowned let server: Server
+    let fd: Int32
+    let tls: TLSContext?
+    var registration: Registration?
+
+    init(server: Server, fd: Int32, tls: TLSContext?) {
+        self.server = server
+        self.fd = fd
+        self.tls = tls
+    }
+
+    func ioReady(_ events: IOEvents) {
+        // Accept in bursts, bounded so a connection storm cannot starve established connections.
+        for _ in 0..<256 {
+            switch try? Socket.accept(fd) {
+            case .processed(let client)?: server.accepted(fd: client, tls: tls)
+            case .wouldBlock?: return
+            case nil:
+                // EMFILE/ENFILE and friends: log and try again on the next readiness.
+                server.loop.logger.warning("accept failed", metadata: ["errno": "\(csys_errno())"])
+                return
+            }
+        }
+    }
+
+    func close() {
+        if let registration { server.loop.unregister(registration) }
+        registration = nil
+        closeFD(fd)
+    }
+}

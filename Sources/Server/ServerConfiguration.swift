@@ -1,0 +1,32 @@
+// ServerConfiguration: every limit and timeout of the transport, with its documented default.
+public import HTTP1
+public import WebSocket
+
+/// Limits and timeouts for the HTTP/WebSocket server. Defaults suit the Medic app; `medic-echo` raises the
+/// message limits for conformance suites.
+public struct ServerConfiguration: Sendable {
+    /// HTTP request limits (request line, headers, body).
+    public var http: HTTPLimits = .init()
+    /// WebSocket frame/message/fragment limits (1009 when exceeded).
+    public var websocket: WebSocketLimits = .init()
+    /// A client must finish its request headers within this time after its first byte (408, then close).
+    public var headerTimeoutMilliseconds: Int = 10_000
+    /// An idle keep-alive HTTP connection is closed after this time.
+    public var httpIdleTimeoutMilliseconds: Int = 60_000
+    /// A WebSocket with no inbound traffic for this long gets a ping.
+    public var pingIntervalMilliseconds: Int = 30_000
+    /// A WebSocket with no inbound traffic (not even a pong) for this long is closed (1001).
+    public var websocketIdleTimeoutMilliseconds: Int = 75_000
+    /// How long to wait for the peer's close frame or for queued bytes to drain before cutting a closing connection.
+    public var closeTimeoutMilliseconds: Int = 5_000
+    /// Outbound bytes queued for one connection above which it is closed (1008; it resumes from its last seq).
+    public var maxQueuedBytes: Int = 16 << 20
+    /// Above this many queued bytes the connection reports itself not writable (fan-out may skip or slow down).
+    public var highWaterMark: Int = 1 << 20
+    /// Maximum simultaneous connections; further accepts are closed at once.
+    public var maxConnections: Int = 100_000
+    /// How long a graceful shutdown waits for connections to close before cutting them.
+    public var shutdownGraceMilliseconds: Int = 3_000
+
+    public init() {}
+}

@@ -1,2 +1,0 @@
-// Server: placeholder until the module lands.
-enum ServerModule {}
