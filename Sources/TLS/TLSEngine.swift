@@ -88,6 +88,8 @@ public final class TLSEngine {
         // An empty memory BIO reports "retry" (not EOF) by default, which OpenSSL turns into
         // SSL_ERROR_WANT_READ: exactly "no more ciphertext yet". The SSL now owns both BIOs.
         SSL_set_bio(ssl, readBIO, writeBIO)
+        // From here on failures go through close(): `self` is fully initialized, so its deinit
+        // runs even when init throws, and close() makes the free happen exactly once.
         self.ssl = ssl
 
         if context.isServer {
@@ -98,7 +100,7 @@ public final class TLSEngine {
         if let serverName {
             let isIPAddress = Self.isIPLiteral(serverName)
             if !isIPAddress && copenssl_set_tlsext_host_name(ssl, serverName) != 1 {
-                SSL_free(ssl)
+                close()
                 throw .drainingQueue(.engineSetup, operation: "SSL_set_tlsext_host_name(\(serverName))")
             }
             if verifiesPeer {
@@ -107,7 +109,7 @@ public final class TLSEngine {
                     ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName) == 1
                     : SSL_set1_host(ssl, serverName) == 1
                 if !ok {
-                    SSL_free(ssl)
+                    close()
                     throw .drainingQueue(.engineSetup, operation: "SSL_set1_host(\(serverName))")
                 }
             }

@@ -71,6 +71,17 @@ import Testing
         }
     }
 
+    @Test func overlongServerNameIsRefusedAtEngineCreation() throws {
+        let context = try TLSContext.client(trustedCAPath: nil, verifyPeer: false)
+        // SNI host names are at most 255 bytes (RFC 6066 §3); OpenSSL refuses longer ones.
+        do {
+            _ = try TLSEngine(context: context, serverName: String(repeating: "a", count: 300))
+            Issue.record("an overlong server name was accepted")
+        } catch {
+            #expect(error.code == .engineSetup)
+        }
+    }
+
     @Test func localhostCertificateIsCachedAndReadable() throws {
         let first = try TestCertificates.localhost()
         let second = try TestCertificates.localhost()
