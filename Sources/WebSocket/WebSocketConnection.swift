@@ -1,0 +1,347 @@
+// WebSocketConnection: the per-connection RFC 6455 frame parser and protocol state machine (no I/O).
+
+/// Parses received bytes into frames and messages, answers pings and closes, and reports what
+/// the executor must do as `WebSocketAction`s. Resumable at any byte: input may be split anywhere.
+///
+/// Payloads are unmasked and validated straight from the caller's buffer into the message
+/// buffer; a complete single-frame message costs one allocation (its array, sized exactly).
+public struct WebSocketConnection: Sendable {
+    /// Where the closing handshake (RFC 6455 §7.1.2-§7.1.4) stands.
+    public enum State: Sendable, Equatable {
+        /// Data flows both ways.
+        case open
+        /// We sent a Close frame and wait for the peer's; incoming data frames are ignored.
+        case closeSent
+        /// The closing handshake finished or the connection was failed; all input is ignored.
+        case closed
+    }
+
+    /// Position inside the frame header (RFC 6455 §5.2) or its payload.
+    private enum ParseState {
+        case firstByte
+        case secondByte
+        case extendedLength(remaining: Int)
+        case maskingKey(remaining: Int)
+        case payload
+    }
+
+    public let role: WebSocketRole
+    public let limits: WebSocketLimits
+    public private(set) var state: State = .open
+    /// Why we failed the connection, if we did (for the executor's log line).
+    public private(set) var failure: WebSocketProtocolError?
+    /// The status code of the peer's Close frame, if it carried one.
+    public private(set) var peerCloseCode: UInt16?
+
+    private var parseState: ParseState = .firstByte
+
+    // The frame being parsed.
+    private var fin = false
+    private var opcode: WebSocketOpcode = .continuation
+    private var lengthCode: UInt8 = 0
+    private var accumulator: UInt64 = 0
+    private var frameLength = 0
+    private var frameConsumed = 0
+    /// The 4 masking-key bytes as on the wire, wire byte 0 in the low bits (see `WebSocketMask`).
+    private var maskingKey: UInt32 = 0
+    private var masked = false
+
+    // The data message being reassembled (RFC 6455 §5.4).
+    /// `.text` or `.binary` while a fragmented message is in progress, nil between messages.
+    private var messageOpcode: WebSocketOpcode?
+    private var message: [UInt8] = []
+    private var messageLength = 0
+    private var fragmentCount = 0
+    private var utf8 = UTF8Validator()
+
+    /// Payload of the control frame being read: at most 125 bytes (§5.5), reused across frames.
+    private var control: [UInt8] = []
+
+    public init(role: WebSocketRole, limits: WebSocketLimits = .init()) {
+        self.role = role
+        self.limits = limits
+    }
+
+    /// Feeds received bytes (split anywhere) and appends the resulting actions to `actions`.
+    /// On a protocol error: `.send(close with the error's code)` then `.close`; later input is ignored.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [WebSocketAction]) {
+        guard state != .closed, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        do {
+            try parse(base, count: bytes.count, into: &actions)
+        } catch {
+            fail(error, into: &actions)
+        }
+    }
+
+    /// Convenience overload of `receive(_:into:)` for arrays.
+    public mutating func receive(_ bytes: [UInt8], into actions: inout [WebSocketAction]) {
+        bytes.withUnsafeBytes { receive($0, into: &actions) }
+    }
+
+    /// Starts the closing handshake from our side (RFC 6455 §7.1.2) and returns the Close frame to
+    /// send. Afterwards incoming data frames are ignored and the peer's Close yields `.close`.
+    /// Returns no bytes if a Close was already sent or the connection is closed.
+    public mutating func initiateClose(code: UInt16, reason: String) -> [UInt8] {
+        guard state == .open else { return [] }
+        state = .closeSent
+        message = []  // §5.5.1: no more data is delivered; free the partial message now.
+        return frame(.close, payload: WebSocketFrame.closePayload(code: code, reason: reason))
+    }
+
+    /// Encodes one frame for our role: unmasked as a server, masked with a fresh key as a client (§5.3).
+    public func frame(_ opcode: WebSocketOpcode, payload: [UInt8], fin: Bool = true) -> [UInt8] {
+        switch role {
+        case .server: return WebSocketFrame.encode(opcode, payload: payload, fin: fin)
+        case .client:
+            return WebSocketFrame.encode(
+                opcode, payload: payload, fin: fin, maskingKey: WebSocketFrame.randomMaskingKey())
+        }
+    }
+
+    // MARK: - Parsing
+
+    private mutating func parse(
+        _ base: UnsafeRawPointer, count: Int, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
+        var index = 0
+        while index < count && state != .closed {
+            switch parseState {
+            case .firstByte:
+                try readFirstByte(base.load(fromByteOffset: index, as: UInt8.self))
+                index += 1
+            case .secondByte:
+                let byte = base.load(fromByteOffset: index, as: UInt8.self)
+                index += 1
+                try readSecondByte(byte, into: &actions)
+            case .extendedLength(let remaining):
+                accumulator = accumulator << 8 | UInt64(base.load(fromByteOffset: index, as: UInt8.self))
+                index += 1
+                if remaining > 1 {
+                    parseState = .extendedLength(remaining: remaining - 1)
+                } else {
+                    try readExtendedLength(into: &actions)
+                }
+            case .maskingKey(let remaining):
+                let byte = UInt32(base.load(fromByteOffset: index, as: UInt8.self))
+                index += 1
+                maskingKey |= byte << UInt32(8 * (4 - remaining))
+                if remaining > 1 {
+                    parseState = .maskingKey(remaining: remaining - 1)
+                } else {
+                    try beginPayload(into: &actions)
+                }
+            case .payload:
+                let chunk = min(count - index, frameLength - frameConsumed)
+                try consumePayload(UnsafeRawPointer(base + index), count: chunk)
+                index += chunk
+                frameConsumed += chunk
+                if frameConsumed == frameLength { try finishFrame(into: &actions) }
+            }
+        }
+    }
+
+    /// FIN, RSV1-3 and opcode (RFC 6455 §5.2), with the fragmentation rules of §5.4.
+    private mutating func readFirstByte(_ byte: UInt8) throws(WebSocketProtocolError) {
+        // §5.2: RSV bits MUST be 0 unless an extension defines them; we negotiate none.
+        let reserved = (byte >> 4) & 0x7
+        guard reserved == 0 else { throw .init(.reservedBitsSet(reserved)) }
+        guard let parsed = WebSocketOpcode(rawValue: byte & 0x0F) else {
+            throw .init(.unknownOpcode(byte & 0x0F))
+        }
+        fin = byte & 0x80 != 0
+        opcode = parsed
+        switch parsed {
+        case .close, .ping, .pong:
+            // §5.5: control frames MUST NOT be fragmented (but may sit between fragments, §5.4).
+            guard fin else { throw .init(.fragmentedControlFrame) }
+        case .continuation:
+            guard messageOpcode != nil else { throw .init(.continuationWithoutMessage) }
+        case .text, .binary:
+            // §5.4: fragments of one message are not interleaved with another message.
+            guard messageOpcode == nil else { throw .init(.dataFrameInsideFragmentedMessage) }
+        }
+        parseState = .secondByte
+    }
+
+    /// MASK and the 7-bit payload length (RFC 6455 §5.2).
+    private mutating func readSecondByte(
+        _ byte: UInt8, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
+        masked = byte & 0x80 != 0
+        // §5.1: a server MUST fail on an unmasked client frame; a client on a masked server frame.
+        let mustBeMasked = role == .server
+        guard masked == mustBeMasked else { throw .init(.maskMismatch(expectedMasked: mustBeMasked)) }
+        lengthCode = byte & 0x7F
+        if opcode.isControl && lengthCode > 125 {
+            // §5.5: control payloads are at most 125 bytes, so they never use extended lengths.
+            throw .init(.controlFrameTooLong(Int(lengthCode)))
+        }
+        switch lengthCode {
+        case 126:
+            accumulator = 0
+            parseState = .extendedLength(remaining: 2)
+        case 127:
+            accumulator = 0
+            parseState = .extendedLength(remaining: 8)
+        default:
+            frameLength = Int(lengthCode)
+            try lengthKnown(into: &actions)
+        }
+    }
+
+    /// Checks the 16- or 64-bit length just read. §5.2: "the minimal number of bytes MUST be
+    /// used to encode the length" and the 64-bit form's most significant bit MUST be 0.
+    private mutating func readExtendedLength(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+        if lengthCode == 126 {
+            guard accumulator >= 126 else { throw .init(.nonMinimalLength) }
+        } else {
+            guard accumulator & (1 << 63) == 0 else { throw .init(.lengthMostSignificantBitSet) }
+            guard accumulator > 0xFFFF else { throw .init(.nonMinimalLength) }
+        }
+        // Below 2^63, so it fits in Int on the 64-bit platforms we support.
+        frameLength = Int(accumulator)
+        try lengthKnown(into: &actions)
+    }
+
+    /// Enforces the limits before reading any payload, so an oversized frame costs nothing.
+    private mutating func lengthKnown(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+        if !opcode.isControl {
+            guard frameLength <= limits.maxFrameSize else { throw .init(.frameTooBig(frameLength)) }
+            // Written as a subtraction so a huge frame length cannot overflow the sum.
+            guard frameLength <= limits.maxMessageSize - messageLength else {
+                throw .init(.messageTooBig(messageLength + frameLength))
+            }
+            fragmentCount += 1
+            if let maxFragments = limits.maxFragments, fragmentCount > maxFragments {
+                throw .init(.tooManyFragments(fragmentCount))
+            }
+            messageLength += frameLength
+            if opcode != .continuation {
+                messageOpcode = opcode
+                // A lone final frame is the whole message: size its buffer exactly once. Later
+                // fragments grow it geometrically.
+                if state == .open { message.reserveCapacity(frameLength) }
+            }
+        }
+        if masked {
+            maskingKey = 0
+            parseState = .maskingKey(remaining: 4)
+        } else {
+            try beginPayload(into: &actions)
+        }
+    }
+
+    private mutating func beginPayload(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+        frameConsumed = 0
+        parseState = .payload
+        // An empty frame has no payload bytes to wait for.
+        if frameLength == 0 { try finishFrame(into: &actions) }
+    }
+
+    /// Copies (and unmasks, and for text validates) the next `count` payload bytes of the frame.
+    private mutating func consumePayload(_ pointer: UnsafeRawPointer, count: Int) throws(WebSocketProtocolError) {
+        let chunk = UnsafeRawBufferPointer(start: pointer, count: count)
+        if opcode.isControl {
+            control.append(contentsOf: chunk)  // unmasked whole in finishFrame
+            return
+        }
+        // §7.1.2: after we sent Close, data is not delivered, so it is skipped rather than buffered.
+        guard state == .open else { return }
+        let start = message.count
+        message.append(contentsOf: chunk)
+        let ok = message.withUnsafeMutableBytes { buffer -> Bool in
+            let tail = buffer.baseAddress! + start
+            if masked { WebSocketMask.apply(maskingKey, phase: frameConsumed, to: tail, count: count) }
+            // §8.1 with §5.6: validate as we go so bad text fails before the message completes.
+            return messageOpcode != .text || utf8.consume(UnsafeRawPointer(tail), count: count)
+        }
+        guard ok else { throw .init(.invalidUTF8) }
+    }
+
+    private mutating func finishFrame(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+        parseState = .firstByte
+        if opcode.isControl {
+            if masked && !control.isEmpty {
+                let key = maskingKey
+                control.withUnsafeMutableBytes { WebSocketMask.apply(key, phase: 0, to: $0.baseAddress!, count: $0.count) }
+            }
+            defer { control.removeAll(keepingCapacity: true) }
+            try handleControlFrame(into: &actions)
+            return
+        }
+        guard fin else { return }
+        let kind = messageOpcode ?? .binary
+        if state == .open {
+            // §8.1: the message must end on a character boundary.
+            guard kind != .text || utf8.isComplete else { throw .init(.incompleteUTF8AtEndOfMessage) }
+            actions.append(.message(kind, message))
+        }
+        message = []
+        messageOpcode = nil
+        messageLength = 0
+        fragmentCount = 0
+        utf8 = UTF8Validator()
+    }
+
+    /// Ping, pong and close (RFC 6455 §5.5), which may arrive between fragments of a message.
+    private mutating func handleControlFrame(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+        switch opcode {
+        case .ping:
+            // §5.5.2: answer with a Pong carrying the same payload, as soon as practical. After we
+            // sent Close we stay quiet; the peer's Close is what we wait for.
+            if state == .open { actions.append(.send(frame(.pong, payload: control))) }
+        case .pong:
+            // §5.5.3: unsolicited pongs are allowed and need no answer.
+            actions.append(.pong(control))
+        case .close:
+            try handleClose(into: &actions)
+        case .continuation, .text, .binary:
+            preconditionFailure("data opcode \(opcode) routed as control frame")
+        }
+    }
+
+    /// The peer's Close (RFC 6455 §5.5.1): validate it, echo its status code if we have not sent
+    /// our own Close yet, then close the TCP connection.
+    private mutating func handleClose(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+        // §5.5.1: a body, if present, starts with a 2-byte code, so 1 byte is malformed.
+        guard control.count != 1 else { throw .init(.closePayloadOfOneByte) }
+        var reply: [UInt8] = []
+        if control.count >= 2 {
+            let code = UInt16(control[0]) << 8 | UInt16(control[1])
+            // §7.4.1: 1005/1006/1015 and unassigned codes never appear on the wire.
+            guard WebSocketCloseCode.isValidOnWire(code) else { throw .init(.invalidCloseCode(code)) }
+            let reasonValid = control.withUnsafeBytes { UTF8Validator.isValid(UnsafeRawBufferPointer(rebasing: $0[2...])) }
+            guard reasonValid else { throw .init(.invalidCloseReason) }
+            peerCloseCode = code
+            // §5.5.1: "the endpoint typically echos the status code it received".
+            reply = [control[0], control[1]]
+        }
+        if state == .open {
+            // A Close in the middle of a fragmented message is still a clean close (§5.4 lets
+            // control frames interleave); the partial message is dropped.
+            actions.append(.send(frame(.close, payload: reply)))
+        }
+        // §7.1.1: once both Close frames are exchanged, the server closes TCP first.
+        actions.append(.close)
+        closeDown()
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): send a Close with the error's code unless we
+    /// already sent one, then close TCP.
+    private mutating func fail(_ error: WebSocketProtocolError, into actions: inout [WebSocketAction]) {
+        failure = error
+        if state == .open {
+            let code = error.closeCode
+            actions.append(.send(frame(.close, payload: [UInt8(code >> 8), UInt8(code & 0xFF)])))
+        }
+        actions.append(.close)
+        closeDown()
+    }
+
+    private mutating func closeDown() {
+        state = .closed
+        message = []
+        control = []
+        messageOpcode = nil
+    }
+}

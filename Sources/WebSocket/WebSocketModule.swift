@@ -1,2 +1,0 @@
-// WebSocket: placeholder until the module lands.
-enum WebSocketModule {}
