@@ -1,2 +1,0 @@
-// HTTP1: placeholder until the module lands.
-enum HTTP1Module {}

@@ -1,3 +1,0 @@
-import Testing
-
-@Test func HTTP1TestsPlaceholder() { #expect(Bool(true)) }
