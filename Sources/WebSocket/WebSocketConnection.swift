@@ -82,6 +82,8 @@ public struct WebSocketConnection: Sendable {
     /// send. Afterwards incoming data frames are ignored and the peer's Close yields `.close`.
     /// Returns no bytes if a Close was already sent or the connection is closed.
     public mutating func initiateClose(code: UInt16, reason: String) -> [UInt8] {
+        // Codes such as 1005/1006/1015 must never be sent (§7.4.1); that would be our bug.
+        assert(WebSocketCloseCode.isValidOnWire(code), "close code \(code) is not valid on the wire")
         guard state == .open else { return [] }
         state = .closeSent
         message = []  // §5.5.1: no more data is delivered; free the partial message now.

@@ -36,6 +36,24 @@ public struct WebSocketHandshake {
         public var headers: [(String, String)]
         /// Why, for logs and the response body.
         public var reason: String
+
+        /// A complete response (`Connection: close`, the reason as a text body), ready to write.
+        public var responseBytes: [UInt8] {
+            let body = Array((reason + "\n").utf8)
+            let phrase: String
+            switch status {
+            case 400: phrase = "Bad Request"
+            case 403: phrase = "Forbidden"
+            case 405: phrase = "Method Not Allowed"
+            case 426: phrase = "Upgrade Required"
+            default: phrase = "Error"
+            }
+            let fields = headers + [
+                ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", String(body.count)),
+                ("Connection", "close"),
+            ]
+            return WebSocketHandshake.serialize(status: status, reason: phrase, headers: fields) + body
+        }
     }
 
     /// RFC 6455 §1.3 / §4.2.2: the GUID appended to the client's key before hashing.
@@ -58,8 +76,9 @@ public struct WebSocketHandshake {
         guard versionMajor > 1 || (versionMajor == 1 && versionMinor >= 1) else {
             return .failure(bad("HTTP/\(versionMajor).\(versionMinor) is older than HTTP/1.1"))
         }
-        // §4.2.1 item 2: a Host header field.
-        guard !values(of: "host", in: headers).isEmpty else { return .failure(bad("missing Host")) }
+        // §4.2.1 item 2: a Host header field; RFC 9112 §3.2: exactly one, else 400.
+        let hosts = values(of: "host", in: headers)
+        guard hosts.count == 1 else { return .failure(bad(hosts.isEmpty ? "missing Host" : "multiple Host fields")) }
         // §4.2.1 items 3-4: Upgrade contains "websocket", Connection contains "Upgrade",
         // both as ASCII case-insensitive tokens in comma-separated lists.
         guard tokens(of: "upgrade", in: headers).contains(where: { asciiEqual($0, "websocket") }) else {

@@ -71,6 +71,20 @@ import Testing
 
     @Test func hostIsRequired() {
         #expect(status(check(request(replacing: "Host"))) == 400)
+        #expect(status(check(request(adding: [("host", "other.example")]))) == 400, "repeated Host")
+    }
+
+    @Test func rejectionResponseBytes() {
+        guard case .failure(let rejected) = check(request(replacing: "Sec-WebSocket-Version", with: "8")) else {
+            Issue.record("version 8 accepted")
+            return
+        }
+        let text = String(decoding: rejected.responseBytes, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 426 Upgrade Required\r\n"))
+        #expect(text.contains("\r\nSec-WebSocket-Version: 13\r\n"))
+        #expect(text.contains("\r\nConnection: close\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n" + rejected.reason + "\n"))
+        #expect(text.contains("Content-Length: \(rejected.reason.utf8.count + 1)\r\n"))
     }
 
     @Test func upgradeTokenList() {
