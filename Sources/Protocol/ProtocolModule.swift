@@ -1,2 +1,0 @@
-// Protocol: placeholder until the module lands.
-enum ProtocolModule {}

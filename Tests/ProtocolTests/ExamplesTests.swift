@@ -1,0 +1,135 @@
+// ExamplesTests: every file in protocol/examples decodes, re-encodes to an equal value, and matches its schema.
+
+import Foundation
+import Protocol
+import Testing
+
+/// The repository's `protocol/` folder, found from this file's path.
+let protocolDirectory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("protocol")
+
+func jsonFiles(_ folder: String) throws -> [URL] {
+    try FileManager.default.contentsOfDirectory(
+        at: protocolDirectory.appendingPathComponent(folder), includingPropertiesForKeys: nil
+    ).filter { $0.pathExtension == "json" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+}
+
+func load(_ url: URL) throws -> JSONValue {
+    try JSONValue.parse([UInt8](try Data(contentsOf: url)))
+}
+
+/// `client.subscribe.resume.json` → (`client`, `subscribe`); events → (`server`, `event`) and the kind.
+func schemaName(of example: URL) -> String {
+    let parts = example.deletingPathExtension().lastPathComponent.split(separator: ".")
+    return "\(parts[0]).\(parts[1])"
+}
+
+func loadSchema(named name: String) throws -> JSONValue? {
+    let url = protocolDirectory.appendingPathComponent("schema/\(name).json")
+    guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+    return try load(url)
+}
+
+@Suite struct ExamplesTests {
+    @Test func schemaFilesAreValidJSONSchemasOfTheSupportedSubset() throws {
+        let files = try jsonFiles("schema")
+        #expect(files.count >= 34)
+        for file in files {
+            let schema = try load(file)
+            #expect(schema["$schema"]?.stringValue == "https://json-schema.org/draft/2020-12/schema", "\(file)")
+            #expect(schema["$id"]?.stringValue?.hasSuffix("/" + file.lastPathComponent) == true, "\(file)")
+            // Validating any value exercises every keyword: unsupported keywords are reported.
+            let problems = SchemaValidator.validate(.null, against: schema).filter { $0.contains("unsupported") }
+            #expect(problems.isEmpty, "\(file.lastPathComponent): \(problems)")
+        }
+    }
+
+    @Test func everyExampleNamesAnExistingSchemaAndMatchesIt() throws {
+        let files = try jsonFiles("examples")
+        #expect(!files.isEmpty)
+        for file in files {
+            let name = schemaName(of: file)
+            let message = try load(file)
+            guard let schema = try loadSchema(named: name) else {
+                Issue.record("\(file.lastPathComponent) names schema \(name).json, which does not exist")
+                continue
+            }
+            #expect(SchemaValidator.validate(message, against: schema) == [], "\(file.lastPathComponent)")
+            if name == "server.event", let kind = message["kind"]?.stringValue {
+                let dataSchema = try #require(try loadSchema(named: "event.\(kind)"), "no schema for kind \(kind)")
+                #expect(
+                    SchemaValidator.validate(message["data"]!, against: dataSchema) == [], "\(file.lastPathComponent)")
+                let ephemeral = EventKind(rawValue: kind)?.isEphemeral ?? false
+                #expect((message["seq"] == nil) == ephemeral, "\(file.lastPathComponent): seq iff durable")
+            }
+        }
+    }
+
+    @Test func clientExamplesDecodeAndReencodeToAnEqualValue() throws {
+        let files = try jsonFiles("examples").filter { $0.lastPathComponent.hasPrefix("client.") }
+        var seenTypes = Set<String>()
+        for file in files {
+            let bytes = [UInt8](try Data(contentsOf: file))
+            let original = try JSONValue.parse(bytes)
+            switch ClientMessage.decode(bytes) {
+            case .success(let request):
+                seenTypes.insert(request.message.type)
+                #expect(request.message.type == original["type"]?.stringValue)
+                #expect(request.id == original["id"]?.stringValue)
+                #expect(request.json == original, "\(file.lastPathComponent)")
+                #expect(try JSONValue.parse(request.encode()) == original, "\(file.lastPathComponent)")
+                #expect(ClientMessage.decode(request.encode()) == .success(request))
+            case .failure(let error):
+                Issue.record("\(file.lastPathComponent): \(error)")
+            }
+        }
+        #expect(seenTypes == Set(ClientMessage.types), "an example per client type")
+        for type in ClientMessage.types { #expect(try loadSchema(named: "client.\(type)") != nil, "schema for \(type)") }
+    }
+
+    @Test func serverExamplesDecodeAndReencodeToAnEqualValue() throws {
+        let files = try jsonFiles("examples").filter { $0.lastPathComponent.hasPrefix("server.") }
+        var seenTypes = Set<String>()
+        var seenKinds = Set<String>()
+        for file in files {
+            let bytes = [UInt8](try Data(contentsOf: file))
+            let original = try JSONValue.parse(bytes)
+            switch ServerMessage.decode(bytes) {
+            case .success(let message):
+                seenTypes.insert(original["type"]!.stringValue!)
+                if case .event(let event) = message { seenKinds.insert(event.kind) }
+                #expect(try JSONValue.parse(message.encode()) == original, "\(file.lastPathComponent)")
+            case .failure(let error):
+                Issue.record("\(file.lastPathComponent): \(error)")
+            }
+        }
+        #expect(seenTypes == Set(ServerMessage.types), "an example per server type")
+        #expect(seenKinds == Set(EventKind.allCases.map(\.rawValue)), "an example per event kind")
+        for type in ServerMessage.types { #expect(try loadSchema(named: "server.\(type)") != nil, "schema for \(type)") }
+        for kind in EventKind.allCases { #expect(try loadSchema(named: "event.\(kind.rawValue)") != nil, "schema for \(kind)") }
+    }
+
+    @Test func errorCodesInTheSchemaMatchTheEnum() throws {
+        let schema = try #require(try loadSchema(named: "server.error"))
+        let codes = schema["properties"]?["code"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(codes == ErrorCode.allCases.map(\.rawValue))
+        let statusSchema = try #require(try loadSchema(named: "event.status_changed"))
+        let statuses = statusSchema["properties"]?["status"]?["enum"]?.arrayValue ?? []
+        #expect(statuses.compactMap(\.stringValue) == ProposalStatus.allCases.map(\.rawValue))
+        let analysisSchema = try #require(try loadSchema(named: "event.analysis"))
+        let categories = analysisSchema["properties"]?["category"]?["enum"]?.arrayValue ?? []
+        #expect(categories.compactMap(\.stringValue) == FailureCategory.allCases.map(\.rawValue))
+    }
+
+    @Test func schemaValidatorRejectsBrokenMessages() throws {
+        // The validator must be able to fail, or the example checks above prove nothing.
+        let schema = try #require(try loadSchema(named: "client.approve"))
+        let bad = try JSONValue.parse(#"{"type":"approve","proposal":"a/b","revision":"2"}"#)
+        let problems = SchemaValidator.validate(bad, against: schema)
+        #expect(problems.contains { $0.contains("$.proposal") })
+        #expect(problems.contains { $0.contains("$.revision") })
+        let missing = SchemaValidator.validate(try JSONValue.parse(#"{"type":"approve"}"#), against: schema)
+        #expect(missing.contains { $0.contains("missing proposal") })
+    }
+}

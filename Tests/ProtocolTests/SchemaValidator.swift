@@ -1,0 +1,70 @@
+// SchemaValidator: the subset of JSON Schema 2020-12 that protocol/schema uses, to check the examples.
+
+import Foundation
+import Protocol
+
+/// Validates a value against a schema using: type, const, enum, properties, required, items,
+/// minItems, maxItems, minimum, minLength, maxLength, pattern. Unknown keywords make it fail
+/// loudly, so the schemas cannot silently outgrow the validator.
+struct SchemaValidator {
+    static let known: Set<String> = [
+        "$schema", "$id", "title", "description", "type", "const", "enum", "properties", "required", "items",
+        "minItems", "maxItems", "minimum", "minLength", "maxLength", "pattern",
+    ]
+
+    /// Returns the list of violations (empty when valid), each prefixed with a JSON pointer-ish path.
+    static func validate(_ value: JSONValue, against schema: JSONValue, at path: String = "$") -> [String] {
+        guard case .object(let s) = schema else { return ["\(path): schema is not an object"] }
+        var errors: [String] = []
+        for key in s.keys where !known.contains(key) { errors.append("\(path): unsupported keyword \(key)") }
+        if let type = s["type"] {
+            let allowed = type.arrayValue?.compactMap(\.stringValue) ?? [type.stringValue ?? "?"]
+            if !allowed.contains(where: { matches(value, type: $0) }) {
+                errors.append("\(path): expected \(allowed), got \(value.jsonString)")
+            }
+        }
+        if let c = s["const"], c != value { errors.append("\(path): expected const \(c.jsonString)") }
+        if let e = s["enum"]?.arrayValue, !e.contains(value) { errors.append("\(path): \(value.jsonString) not in enum") }
+        if case .object(let o) = value {
+            for required in s["required"]?.arrayValue ?? [] {
+                if let name = required.stringValue, o[name] == nil { errors.append("\(path): missing \(name)") }
+            }
+            if case .object(let props) = s["properties"] {
+                for member in props.members {
+                    if let v = o[member.key] {
+                        errors += validate(v, against: member.value, at: "\(path).\(member.key)")
+                    }
+                }
+            }
+        }
+        if case .array(let a) = value {
+            if let items = s["items"] {
+                for (i, element) in a.enumerated() { errors += validate(element, against: items, at: "\(path)[\(i)]") }
+            }
+            if let min = s["minItems"]?.intValue, a.count < min { errors.append("\(path): fewer than \(min) items") }
+            if let max = s["maxItems"]?.intValue, a.count > max { errors.append("\(path): more than \(max) items") }
+        }
+        if let min = s["minimum"]?.intValue, let n = value.intValue, n < min { errors.append("\(path): below \(min)") }
+        if case .string(let str) = value {
+            let length = str.unicodeScalars.count
+            if let min = s["minLength"]?.intValue, length < min { errors.append("\(path): shorter than \(min)") }
+            if let max = s["maxLength"]?.intValue, length > max { errors.append("\(path): longer than \(max)") }
+            if let pattern = s["pattern"]?.stringValue {
+                if str.range(of: pattern, options: .regularExpression) == nil {
+                    errors.append("\(path): '\(str)' does not match \(pattern)")
+                }
+            }
+        }
+        return errors
+    }
+
+    static func matches(_ value: JSONValue, type: String) -> Bool {
+        switch (type, value) {
+        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object): true
+        case ("integer", .int): true
+        case ("integer", .number(let d)): d.rounded() == d
+        case ("number", .int), ("number", .number): true
+        default: false
+        }
+    }
+}
