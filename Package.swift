@@ -50,7 +50,7 @@ let package = Package(
             name: "Server",
             dependencies: ["EventLoop", "HTTP1", "WebSocket", "TLS", "IOBytes", "CSystem", log],
             swiftSettings: strict),
-        .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "Protocol", "EventLoop", log], swiftSettings: strict),
+        .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "COpenSSL", log], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
         .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", "Pipeline", log], swiftSettings: strict),
 

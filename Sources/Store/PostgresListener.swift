@@ -1,0 +1,110 @@
+// PostgresListener: a thread with its own libpq connection that LISTENs on medic_events and fans out.
+import CLibPQ
+import Foundation
+import Logging
+
+/// Receives `medic_events` notifications ("topic seq", sent by every node's store worker after commit)
+/// and calls the registered handlers on its own thread. Started by the first handler; reconnects with the
+/// same backoff as the worker. Notifications sent while it was disconnected are lost (LISTEN is not
+/// durable), so consumers treat them as hints and read heads from the store after a reconnect.
+///
+/// `@unchecked Sendable`: `handlers`, `stopping` and `thread` are guarded by `condition`; the connection
+/// is confined to the listener thread.
+final class PostgresListener: @unchecked Sendable {
+    /// The channel the worker NOTIFYs.
+    static let channel = "medic_events"
+
+    private let url: String
+    private let options: PostgresOptions
+    private let logger: Logger
+    private let retry: Store.Options
+    private let condition = NSCondition()
+    private var handlers: [@Sendable (String, Int64) -> Void] = []
+    private var stopping = false
+    private var started = false
+    private let finished = DispatchSemaphore(value: 0)
+    /// Poll timeout: bounds how long close() waits for the thread to notice.
+    private let pollMilliseconds: Int32 = 100
+
+    init(url: String, options: PostgresOptions, logger: Logger, retry: Store.Options) {
+        self.url = url
+        self.options = options
+        self.logger = logger
+        self.retry = retry
+    }
+
+    func add(_ handler: @escaping @Sendable (String, Int64) -> Void) {
+        condition.lock()
+        handlers.append(handler)
+        let start = !started && !stopping
+        started = started || start
+        condition.unlock()
+        if start {
+            let t = Thread { [self] in
+                run()
+                finished.signal()
+            }
+            t.name = "medic-store-listen"
+            t.start()
+        }
+    }
+
+    func close() {
+        condition.lock()
+        let wasStarted = started && !stopping
+        stopping = true
+        condition.unlock()
+        if wasStarted { finished.wait() }
+    }
+
+    private var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping
+    }
+
+    private func run() {
+        var delay = retry.initialReconnectDelay
+        while !isStopping {
+            do throws(StoreError) {
+                let conn = try PostgresConnection(url: url, options: options)
+                try conn.execute("LISTEN \(Self.channel)")
+                delay = retry.initialReconnectDelay
+                try serve(conn)
+                conn.close()
+            } catch {
+                logger.warning("store: listener connection failed", metadata: ["error": "\(error.message)"])
+                let until = Date().addingTimeInterval(delay)
+                delay = min(delay * 2, retry.maxReconnectDelay)
+                while !isStopping && Date() < until { usleep(20_000) }
+            }
+        }
+    }
+
+    /// Waits for notifications until stopped or the connection fails.
+    private func serve(_ conn: PostgresConnection) throws(StoreError) {
+        while !isStopping {
+            guard let pg = conn.raw else { throw .unavailable("listener connection closed") }
+            let fd = PQsocket(pg)
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&pfd, 1, pollMilliseconds)
+            if n < 0 && errno != EINTR { throw .unavailable("poll on listener socket failed: errno \(errno)") }
+            if n <= 0 { continue }
+            if PQconsumeInput(pg) == 0 || PQstatus(pg) != CONNECTION_OK {
+                throw .unavailable("listener connection lost: \(String(cString: PQerrorMessage(pg)))")
+            }
+            while let note = PQnotifies(pg) {
+                let payload = String(cString: note.pointee.extra)
+                PQfreemem(note)
+                // "topic seq": topics never contain spaces in Medic, but split at the last one to be safe.
+                guard let space = payload.lastIndex(of: " "), let head = Int64(payload[payload.index(after: space)...])
+                else { continue }
+                let topic = String(payload[..<space])
+                condition.lock()
+                let current = handlers
+                condition.unlock()
+                for h in current { h(topic, head) }
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+// Schema: versioned migrations, recorded in schema_migrations, identical in meaning on both backends.
+
+/// One schema step. Versions are applied in order, each in the same transaction as its
+/// schema_migrations row, so a crash mid-migration leaves the previous version intact.
+struct Migration: Sendable {
+    var version: Int
+    var name: String
+    /// The DDL for a dialect. Only auto-increment keys differ between the two.
+    var sql: @Sendable (SQLDialect) -> String
+}
+
+/// The migrations, oldest first. Append only: never edit a released step.
+let migrations: [Migration] = [
+    Migration(version: 1, name: "initial") { dialect in
+        let serial = dialect == .sqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY"
+        return """
+            CREATE TABLE topic_heads (topic TEXT PRIMARY KEY, head BIGINT NOT NULL);
+            CREATE TABLE events (
+                topic TEXT NOT NULL, seq BIGINT NOT NULL, ts BIGINT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL,
+                PRIMARY KEY (topic, seq));
+            CREATE TABLE proposals (
+                id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT NOT NULL, repo TEXT NOT NULL,
+                status TEXT NOT NULL, current_revision INTEGER NOT NULL, author TEXT NOT NULL,
+                created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, attempts INTEGER NOT NULL, doc TEXT NOT NULL);
+            CREATE INDEX proposals_by_status ON proposals (status, created_at);
+            CREATE INDEX proposals_by_created ON proposals (created_at);
+            CREATE TABLE revisions (
+                proposal_id TEXT NOT NULL REFERENCES proposals (id), number INTEGER NOT NULL, doc TEXT NOT NULL,
+                created_at BIGINT NOT NULL, PRIMARY KEY (proposal_id, number));
+            CREATE TABLE reviews (
+                id \(serial), proposal_id TEXT NOT NULL REFERENCES proposals (id), revision INTEGER NOT NULL,
+                principal TEXT NOT NULL, verdict TEXT NOT NULL, comment TEXT, ts BIGINT NOT NULL);
+            CREATE INDEX reviews_by_proposal ON reviews (proposal_id, id);
+            CREATE TABLE comments (
+                id \(serial), proposal_id TEXT NOT NULL REFERENCES proposals (id), principal TEXT NOT NULL,
+                text TEXT NOT NULL, ts BIGINT NOT NULL);
+            CREATE INDEX comments_by_proposal ON comments (proposal_id, id);
+            CREATE TABLE applied_changes (
+                id \(serial), proposal_id TEXT NOT NULL REFERENCES proposals (id), revision INTEGER NOT NULL,
+                commit_id TEXT NOT NULL, ts BIGINT NOT NULL, reverted_by TEXT, UNIQUE (proposal_id, commit_id));
+            CREATE TABLE commands (
+                principal TEXT NOT NULL, command_id TEXT NOT NULL, response TEXT NOT NULL, ts BIGINT NOT NULL,
+                PRIMARY KEY (principal, command_id));
+            CREATE TABLE principals (
+                name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+            """
+    }
+]
+
+/// Brings the schema up to date. Safe to run on every open and from several processes at once: on Postgres
+/// a transaction-scoped advisory lock serialises migrators; on SQLite BEGIN IMMEDIATE does.
+func migrate(_ conn: any SQLConnection, now: Int64) throws(StoreError) {
+    try conn.begin()
+    do throws(StoreError) {
+        if conn.dialect == .postgres {
+            // An arbitrary constant key ("medic" in ASCII), held until COMMIT/ROLLBACK.
+            try conn.query("SELECT pg_advisory_xact_lock(1835361385)", [])
+        }
+        try conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+        )
+        let applied = Set(try conn.query("SELECT version FROM schema_migrations", []).map { Int($0[0].int) })
+        for m in migrations where !applied.contains(m.version) {
+            try conn.execute(m.sql(conn.dialect))
+            try conn.query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                [.int(Int64(m.version)), .text(m.name), .int(now)])
+        }
+        try conn.execute("COMMIT")
+    } catch {
+        try? conn.execute("ROLLBACK")
+        throw error
+    }
+}

@@ -1,0 +1,279 @@
+// Store: the thread-safe facade over one database (SQLite or Postgres, chosen by URL) and its worker thread.
+import Foundation
+public import Logging
+
+/// Medic's durable store. Everything a client sees is written here first; every topic's events carry a
+/// dense sequence.
+///
+/// Threading: each Store owns one worker thread, and only that thread touches the database connection.
+/// Calls enqueue a request and return at once (the event loop never blocks); completions run on the
+/// worker thread, so the host hops back to its loop itself. Requests are served in submission order;
+/// consecutive writes are group-committed in one transaction, each in its own savepoint.
+///
+/// `@unchecked Sendable`: all mutable state lives in `StoreWorker`, whose queue and flags are guarded by
+/// one NSCondition and whose connection is confined to the worker thread; the Store itself holds only
+/// `let`s. The compiler cannot see lock- or thread-confinement, hence unchecked.
+public final class Store: @unchecked Sendable {
+    /// The backend the URL selected.
+    public enum Backend: Sendable, Equatable {
+        case sqlite(path: String)
+        case postgres(url: String)
+    }
+
+    /// Tunables; every limit has a documented default.
+    public struct Options: Sendable {
+        /// Most writes committed in one transaction (default 1000): bounds how long one commit holds
+        /// the write lock and how much one failed commit takes down.
+        public var maxBatchWrites: Int = 1000
+        /// First reconnect delay after the database goes away (default 100 ms); doubled after each failed
+        /// attempt up to `maxReconnectDelay` (default 5 s).
+        public var initialReconnectDelay: Double = 0.1
+        public var maxReconnectDelay: Double = 5
+        /// How often a group that failed as a whole for a transient reason the database reported
+        /// (deadlock, serialization failure) is retried. Safe because such a transaction is known not to
+        /// have committed. Default 3.
+        public var transactionRetries: Int = 3
+        /// SQLite: how long to wait on another connection's lock before failing (default 5000 ms).
+        public var sqliteBusyTimeoutMs: Int32 = 5000
+        /// SQLite: optional cap on database pages (tests use it to simulate a full disk). Default none.
+        public var sqliteMaxPageCount: Int? = nil
+        /// Postgres: seconds one connection attempt may take (default 5).
+        public var postgresConnectTimeout: Int = 5
+        /// Postgres: application_name of our connections (default "medic").
+        public var postgresApplicationName: String = "medic"
+        /// Postgres: create the database named in the URL if it does not exist (default true).
+        public var postgresCreateDatabase: Bool = true
+
+        public init() {}
+    }
+
+    /// The default URL: an SQLite file under ./data.
+    public static let defaultURL = "sqlite:data/medic.sqlite3"
+
+    /// The backend in use.
+    public let backend: Backend
+    let worker: StoreWorker
+    private let logger: Logger
+    private let listener: PostgresListener?
+
+    /// Parses a store URL: `sqlite:PATH` (also `sqlite://PATH`) or `postgres://…` / `postgresql://…`.
+    public static func backend(for url: String) throws(StoreError) -> Backend {
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") { return .postgres(url: url) }
+        if url.hasPrefix("sqlite:") {
+            var path = String(url.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else { throw .invalid("store URL \(url) has no path") }
+            return .sqlite(path: path)
+        }
+        throw .invalid("unsupported store URL \(url): expected sqlite:PATH or postgres://…")
+    }
+
+    /// Opens (creating the data dir / database) and applies versioned schema migrations (the
+    /// schema_migrations table; both backends). Blocks the caller while it connects and migrates: call it
+    /// at startup, before the loop runs.
+    public static func open(url: String, logger: Logger, options: Options = Options()) throws(StoreError) -> Store {
+        let backend = try backend(for: url)
+        let connect: @Sendable () throws(StoreError) -> any SQLConnection
+        switch backend {
+        case .sqlite(let path):
+            let sqlite = SQLiteOptions(busyTimeoutMs: options.sqliteBusyTimeoutMs, maxPageCount: options.sqliteMaxPageCount)
+            connect = { () throws(StoreError) in try SQLiteConnection(path: path, options: sqlite) }
+        case .postgres(let url):
+            let pg = PostgresOptions(
+                connectTimeoutSeconds: options.postgresConnectTimeout, applicationName: options.postgresApplicationName)
+            let create = options.postgresCreateDatabase
+            connect = { () throws(StoreError) in try PostgresConnection(url: url, options: pg, createDatabase: create) }
+        }
+        let conn = try connect()
+        do throws(StoreError) {
+            try migrate(conn, now: nowMilliseconds())
+        } catch {
+            conn.close()
+            throw error
+        }
+        return Store(backend: backend, connection: conn, connect: connect, logger: logger, options: options)
+    }
+
+    private init(
+        backend: Backend, connection: any SQLConnection, connect: @escaping @Sendable () throws(StoreError) -> any SQLConnection,
+        logger: Logger, options: Options
+    ) {
+        self.backend = backend
+        self.logger = logger
+        worker = StoreWorker(connection: connection, connect: connect, logger: logger, options: options)
+        if case .postgres(let url) = backend {
+            var pg = PostgresOptions(
+                connectTimeoutSeconds: options.postgresConnectTimeout, applicationName: options.postgresApplicationName)
+            pg.applicationName += "-listen"
+            listener = PostgresListener(url: url, options: pg, logger: logger, retry: options)
+        } else {
+            listener = nil
+        }
+        worker.start()
+    }
+
+    deinit { close() }
+
+    // MARK: Writes
+
+    /// Applies `w` atomically (its own savepoint in a group-commit transaction) and reports the events
+    /// with their seqs, or the stored response when the command id was seen before.
+    public func write(_ w: StoreWrite, completion: @escaping @Sendable (Result<WriteOutcome, StoreError>) -> Void) {
+        worker.submit(.write(w, completion))
+    }
+
+    // MARK: Reads
+
+    /// Events of `topic` with seq > `after`, ascending, at most `limit`.
+    public func events(
+        topic: String, after: Int64, limit: Int, completion: @escaping @Sendable (Result<[StoredEvent], StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in try StoreOperations.events(topic: topic, after: after, limit: limit, on: c) }
+    }
+
+    /// The last seq of `topic`; 0 when it has no events.
+    public func head(topic: String, completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.head(topic: topic, on: c) }
+    }
+
+    /// A proposal with its revisions, reviews, comments and applied changes; nil when unknown.
+    public func proposal(id: String, completion: @escaping @Sendable (Result<ProposalDetail?, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.proposal(id: id, on: c) }
+    }
+
+    /// Proposals, newest (by created_at) first, optionally only those with `status`.
+    public func proposals(
+        status: String?, limit: Int, completion: @escaping @Sendable (Result<[ProposalRow], StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in try StoreOperations.proposals(status: status, limit: limit, on: c) }
+    }
+
+    /// Proposals whose work was in flight (deploying, testing, analyzing, fixing, applying), oldest first:
+    /// what a restarted server must recover.
+    public func unfinishedProposals(completion: @escaping @Sendable (Result<[ProposalRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.unfinishedProposals(on: c) }
+    }
+
+    /// The stored response of a command, nil if that (principal, commandId) was never committed.
+    public func commandResponse(
+        principal: String, commandId: String, completion: @escaping @Sendable (Result<String?, StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in
+            try StoreOperations.commandResponse(principal: principal, commandId: commandId, on: c)
+        }
+    }
+
+    // MARK: Principals
+
+    /// Creates a principal holding `token` (only its SHA-256 hex is stored). Fails with `conflict` if a
+    /// non-revoked principal has that name (a revoked one is replaced) or another principal has that token.
+    public func createPrincipal(
+        name: String, role: String, token: String, completion: @escaping @Sendable (Result<PrincipalRow, StoreError>) -> Void
+    ) {
+        let hash = sha256Hex(token)
+        let now = nowMilliseconds()
+        run(completion) { c throws(StoreError) in
+            try StoreOperations.createPrincipal(name: name, role: role, tokenHash: hash, now: now, on: c)
+        }
+    }
+
+    /// The live principal holding `token`; nil when the token is unknown or revoked.
+    public func principal(forToken token: String, completion: @escaping @Sendable (Result<PrincipalRow?, StoreError>) -> Void) {
+        let hash = sha256Hex(token)
+        run(completion) { c throws(StoreError) in try StoreOperations.principal(tokenHash: hash, on: c) }
+    }
+
+    /// Every principal, revoked ones included, by name.
+    public func principals(completion: @escaping @Sendable (Result<[PrincipalRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.principals(on: c) }
+    }
+
+    /// Revokes a principal; false when there is no live principal of that name.
+    public func revokePrincipal(name: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.revokePrincipal(name: name, on: c) }
+    }
+
+    // MARK: Notifications
+
+    /// Registers `handler` for "topic has new events up to head".
+    ///
+    /// Postgres: after each commit the worker NOTIFYs channel `medic_events` with payload "topic seq"
+    /// (inside the transaction, so it is delivered only if the commit happens); a listener thread with its
+    /// own connection LISTENs and calls the handler for notifications from any node, this one included.
+    /// SQLite: called on the worker thread right after each commit.
+    public func listen(_ handler: @escaping @Sendable (_ topic: String, _ head: Int64) -> Void) {
+        if let listener {
+            listener.add(handler)
+        } else {
+            worker.addCommitHandler(handler)
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Serves everything already queued, then closes the connections and joins the threads. Idempotent.
+    /// Requests made after close fail at once (on the caller's thread) with store_unavailable.
+    public func close() {
+        worker.close()
+        listener?.close()
+    }
+
+    // MARK: Blocking convenience (CLI and tests)
+
+    /// Runs an asynchronous Store call and waits for its completion:
+    /// `let n = try store.sync { store.head(topic: "t", completion: $0) }`.
+    /// Never call it on the worker thread (from inside a completion): that would wait on itself.
+    public func sync<T: Sendable>(
+        _ call: (@escaping @Sendable (Result<T, StoreError>) -> Void) -> Void
+    ) throws(StoreError) -> T {
+        precondition(!worker.isWorkerThread, "Store.sync called from the store's worker thread")
+        let box = ResultBox<T>()
+        call { box.set($0) }
+        return try box.wait().get()
+    }
+
+    // MARK: Test hooks (internal; reached through @testable import)
+
+    /// Holds the worker so that requests submitted meanwhile are served as one group on `resumeWorker`.
+    func pauseWorker() { worker.setPaused(true) }
+    func resumeWorker() { worker.setPaused(false) }
+
+    /// Runs raw SQL on the worker's connection (`$N` placeholders), e.g. to inspect stored columns.
+    func rawQuery(
+        _ sql: String, _ params: [SQLValue] = [], completion: @escaping @Sendable (Result<[[SQLValue]], StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in try c.query(sql, params) }
+    }
+
+    /// Enqueues a read (or a small self-contained transaction) whose result goes to `completion`.
+    private func run<T: Sendable>(
+        _ completion: @escaping @Sendable (Result<T, StoreError>) -> Void,
+        _ body: @escaping @Sendable (any SQLConnection) throws(StoreError) -> T
+    ) {
+        worker.submit(
+            .task({ c throws(StoreError) in completion(.success(try body(c))) }, fail: { completion(.failure($0)) }))
+    }
+}
+
+/// A one-shot result slot for `Store.sync`. `@unchecked Sendable`: `value` is guarded by `condition`.
+private final class ResultBox<T: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var value: Result<T, StoreError>?
+
+    func set(_ result: Result<T, StoreError>) {
+        condition.lock()
+        value = result
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Result<T, StoreError> {
+        condition.lock()
+        defer { condition.unlock() }
+        while value == nil { condition.wait() }
+        return value!
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -1,2 +1,0 @@
-// Store: placeholder until the module lands.
-enum StoreModule {}

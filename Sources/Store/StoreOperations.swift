@@ -1,0 +1,258 @@
+// StoreOperations: the SQL for every store operation, written once against SQLConnection.
+
+/// The statements behind Store's API; every function runs on the worker thread with its connection.
+enum StoreOperations {
+    /// Statuses a restart must recover (work that was in flight when the process stopped).
+    static let unfinishedStatuses = ["deploying", "testing", "analyzing", "fixing", "applying"]
+
+    /// Applies one write inside the caller's savepoint and returns its outcome.
+    ///
+    /// The command record goes first: `INSERT … ON CONFLICT DO NOTHING` either claims the command id or,
+    /// if a row exists (committed earlier, earlier in this same transaction, or — on Postgres — committed
+    /// by another process while we waited on its row lock), inserts nothing, and we return the stored
+    /// response without touching anything else. This is what makes a caller's retry after an
+    /// "outcome unknown" failure safe.
+    static func apply(_ w: StoreWrite, on c: any SQLConnection, now: Int64) throws(StoreError) -> WriteOutcome {
+        if let cmd = w.command {
+            let claimed = try c.query(
+                """
+                INSERT INTO commands (principal, command_id, response, ts) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (principal, command_id) DO NOTHING RETURNING 1
+                """, [.text(cmd.principal), .text(cmd.commandId), .text(cmd.response), .int(now)])
+            if claimed.isEmpty {
+                let stored = try commandResponse(principal: cmd.principal, commandId: cmd.commandId, on: c)
+                return .duplicateCommand(response: stored ?? cmd.response)
+            }
+        }
+        for p in w.proposals {
+            try c.query(
+                """
+                INSERT INTO proposals (id, title, description, repo, status, current_revision, author, created_at,
+                    updated_at, attempts, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                ON CONFLICT (id) DO UPDATE SET title = excluded.title, description = excluded.description,
+                    repo = excluded.repo, status = excluded.status, current_revision = excluded.current_revision,
+                    author = excluded.author, created_at = excluded.created_at, updated_at = excluded.updated_at,
+                    attempts = excluded.attempts, doc = excluded.doc
+                """,
+                [
+                    .text(p.id), .text(p.title), .text(p.description), .text(p.repo), .text(p.status),
+                    .int(Int64(p.currentRevision)), .text(p.author), .int(p.createdAt), .int(p.updatedAt),
+                    .int(Int64(p.attempts)), .text(p.doc),
+                ])
+        }
+        for r in w.revisions {
+            try c.query(
+                """
+                INSERT INTO revisions (proposal_id, number, doc, created_at) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (proposal_id, number) DO UPDATE SET doc = excluded.doc, created_at = excluded.created_at
+                """, [.text(r.proposalId), .int(Int64(r.number)), .text(r.doc), .int(r.createdAt)])
+        }
+        for r in w.reviews {
+            try c.query(
+                """
+                INSERT INTO reviews (proposal_id, revision, principal, verdict, comment, ts)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                """,
+                [
+                    .text(r.proposalId), .int(Int64(r.revision)), .text(r.principal), .text(r.verdict),
+                    sqlText(r.comment), .int(r.ts),
+                ])
+        }
+        for m in w.comments {
+            try c.query(
+                "INSERT INTO comments (proposal_id, principal, text, ts) VALUES ($1, $2, $3, $4)",
+                [.text(m.proposalId), .text(m.principal), .text(m.text), .int(m.ts)])
+        }
+        for a in w.appliedChanges {
+            try c.query(
+                """
+                INSERT INTO applied_changes (proposal_id, revision, commit_id, ts, reverted_by) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (proposal_id, commit_id) DO UPDATE SET revision = excluded.revision, ts = excluded.ts,
+                    reverted_by = excluded.reverted_by
+                """, [.text(a.proposalId), .int(Int64(a.revision)), .text(a.commit), .int(a.ts), sqlText(a.revertedBy)])
+        }
+        return .committed(try appendEvents(w.events, on: c))
+    }
+
+    /// Assigns seqs and inserts the events.
+    ///
+    /// Each topic's head is bumped once by the number of its events with an upsert on topic_heads, in the
+    /// same transaction as the inserts. On Postgres the upsert takes the row lock, so a concurrent writer
+    /// (another Store, another process) waits until we commit or roll back and then increments the value
+    /// we left: seqs can neither be handed out twice nor skipped, whatever the isolation level. A rolled
+    /// back savepoint undoes the bump together with the inserts, so a failed write leaves no gap.
+    static func appendEvents(_ events: [NewEvent], on c: any SQLConnection) throws(StoreError) -> [StoredEvent] {
+        if events.isEmpty { return [] }
+        var counts: [String: Int64] = [:]
+        var order: [String] = []
+        for e in events {
+            if counts[e.topic] == nil { order.append(e.topic) }
+            counts[e.topic, default: 0] += 1
+        }
+        var next: [String: Int64] = [:]
+        for topic in order {
+            let n = counts[topic] ?? 0
+            let rows = try c.query(
+                """
+                INSERT INTO topic_heads (topic, head) VALUES ($1, $2)
+                ON CONFLICT (topic) DO UPDATE SET head = topic_heads.head + excluded.head RETURNING head
+                """, [.text(topic), .int(n)])
+            guard let head = rows.first?.first?.int else { throw .invalid("topic head upsert returned nothing") }
+            next[topic] = head - n + 1
+        }
+        var stored: [StoredEvent] = []
+        stored.reserveCapacity(events.count)
+        for e in events {
+            let seq = next[e.topic] ?? 1
+            next[e.topic] = seq + 1
+            try c.query(
+                "INSERT INTO events (topic, seq, ts, kind, data) VALUES ($1, $2, $3, $4, $5)",
+                [.text(e.topic), .int(seq), .int(e.ts), .text(e.kind), .text(e.data)])
+            stored.append(StoredEvent(topic: e.topic, seq: seq, ts: e.ts, kind: e.kind, data: e.data))
+        }
+        return stored
+    }
+
+    static func events(topic: String, after: Int64, limit: Int, on c: any SQLConnection) throws(StoreError)
+        -> [StoredEvent]
+    {
+        try c.query(
+            "SELECT topic, seq, ts, kind, data FROM events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            [.text(topic), .int(after), .int(Int64(max(0, limit)))]
+        ).map { StoredEvent(topic: $0[0].text, seq: $0[1].int, ts: $0[2].int, kind: $0[3].text, data: $0[4].text) }
+    }
+
+    static func head(topic: String, on c: any SQLConnection) throws(StoreError) -> Int64 {
+        try c.query("SELECT head FROM topic_heads WHERE topic = $1", [.text(topic)]).first?.first?.int ?? 0
+    }
+
+    static let proposalColumns =
+        "id, title, description, repo, status, current_revision, author, created_at, updated_at, attempts, doc"
+
+    static func proposalRow(_ r: [SQLValue]) -> ProposalRow {
+        ProposalRow(
+            id: r[0].text, title: r[1].text, description: r[2].text, repo: r[3].text, status: r[4].text,
+            currentRevision: Int(r[5].int), author: r[6].text, createdAt: r[7].int, updatedAt: r[8].int,
+            attempts: Int(r[9].int), doc: r[10].text)
+    }
+
+    static func proposal(id: String, on c: any SQLConnection) throws(StoreError) -> ProposalDetail? {
+        guard
+            let row = try c.query("SELECT \(proposalColumns) FROM proposals WHERE id = $1", [.text(id)]).first
+        else { return nil }
+        let revisions = try c.query(
+            "SELECT proposal_id, number, doc, created_at FROM revisions WHERE proposal_id = $1 ORDER BY number",
+            [.text(id)]
+        ).map { RevisionRow(proposalId: $0[0].text, number: Int($0[1].int), doc: $0[2].text, createdAt: $0[3].int) }
+        let reviews = try c.query(
+            """
+            SELECT proposal_id, revision, principal, verdict, comment, ts FROM reviews WHERE proposal_id = $1 ORDER BY id
+            """, [.text(id)]
+        ).map {
+            ReviewRow(
+                proposalId: $0[0].text, revision: Int($0[1].int), principal: $0[2].text, verdict: $0[3].text,
+                comment: $0[4].optionalText, ts: $0[5].int)
+        }
+        let comments = try c.query(
+            "SELECT proposal_id, principal, text, ts FROM comments WHERE proposal_id = $1 ORDER BY id", [.text(id)]
+        ).map { CommentRow(proposalId: $0[0].text, principal: $0[1].text, text: $0[2].text, ts: $0[3].int) }
+        let applied = try c.query(
+            """
+            SELECT proposal_id, revision, commit_id, ts, reverted_by FROM applied_changes WHERE proposal_id = $1 ORDER BY id
+            """, [.text(id)]
+        ).map {
+            AppliedChangeRow(
+                proposalId: $0[0].text, revision: Int($0[1].int), commit: $0[2].text, ts: $0[3].int,
+                revertedBy: $0[4].optionalText)
+        }
+        return ProposalDetail(
+            proposal: proposalRow(row), revisions: revisions, reviews: reviews, comments: comments,
+            appliedChanges: applied)
+    }
+
+    static func proposals(status: String?, limit: Int, on c: any SQLConnection) throws(StoreError) -> [ProposalRow] {
+        let limit = SQLValue.int(Int64(max(0, limit)))
+        if let status {
+            return try c.query(
+                "SELECT \(proposalColumns) FROM proposals WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                [.text(status), limit]
+            ).map(proposalRow)
+        }
+        return try c.query(
+            "SELECT \(proposalColumns) FROM proposals ORDER BY created_at DESC, id DESC LIMIT $1", [limit]
+        ).map(proposalRow)
+    }
+
+    static func unfinishedProposals(on c: any SQLConnection) throws(StoreError) -> [ProposalRow] {
+        let marks = unfinishedStatuses.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        return try c.query(
+            "SELECT \(proposalColumns) FROM proposals WHERE status IN (\(marks)) ORDER BY created_at, id",
+            unfinishedStatuses.map(SQLValue.text)
+        ).map(proposalRow)
+    }
+
+    static func commandResponse(principal: String, commandId: String, on c: any SQLConnection) throws(StoreError)
+        -> String?
+    {
+        try c.query(
+            "SELECT response FROM commands WHERE principal = $1 AND command_id = $2",
+            [.text(principal), .text(commandId)]
+        ).first?.first?.text
+    }
+
+    static let principalColumns = "name, role, created_at, revoked"
+
+    static func principalRow(_ r: [SQLValue]) -> PrincipalRow {
+        PrincipalRow(name: r[0].text, role: r[1].text, createdAt: r[2].int, revoked: r[3].int != 0)
+    }
+
+    /// Creates a principal, or re-creates a revoked one under the same name. Runs in its own transaction.
+    static func createPrincipal(name: String, role: String, tokenHash: String, now: Int64, on c: any SQLConnection)
+        throws(StoreError) -> PrincipalRow
+    {
+        try transaction(c) { () throws(StoreError) in
+            let existing = try c.query("SELECT revoked FROM principals WHERE name = $1", [.text(name)]).first
+            if let existing, existing[0].int == 0 {
+                throw StoreError(code: StoreError.conflict, message: "principal \(name) already exists")
+            }
+            if existing != nil {
+                try c.query(
+                    "UPDATE principals SET role = $2, token_hash = $3, created_at = $4, revoked = 0 WHERE name = $1",
+                    [.text(name), .text(role), .text(tokenHash), .int(now)])
+            } else {
+                try c.query(
+                    "INSERT INTO principals (name, role, token_hash, created_at, revoked) VALUES ($1, $2, $3, $4, 0)",
+                    [.text(name), .text(role), .text(tokenHash), .int(now)])
+            }
+            return PrincipalRow(name: name, role: role, createdAt: now, revoked: false)
+        }
+    }
+
+    static func principal(tokenHash: String, on c: any SQLConnection) throws(StoreError) -> PrincipalRow? {
+        try c.query(
+            "SELECT \(principalColumns) FROM principals WHERE token_hash = $1 AND revoked = 0", [.text(tokenHash)]
+        ).first.map(principalRow)
+    }
+
+    static func principals(on c: any SQLConnection) throws(StoreError) -> [PrincipalRow] {
+        try c.query("SELECT \(principalColumns) FROM principals ORDER BY name", []).map(principalRow)
+    }
+
+    static func revokePrincipal(name: String, on c: any SQLConnection) throws(StoreError) -> Bool {
+        !(try c.query("UPDATE principals SET revoked = 1 WHERE name = $1 AND revoked = 0 RETURNING name", [.text(name)])
+            .isEmpty)
+    }
+
+    /// Runs `body` in a transaction of its own, rolling back on error.
+    static func transaction<T>(_ c: any SQLConnection, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        try c.begin()
+        do throws(StoreError) {
+            let value = try body()
+            try c.execute("COMMIT")
+            return value
+        } catch {
+            if error.scope != .connection { try? c.execute("ROLLBACK") }
+            throw error
+        }
+    }
+}

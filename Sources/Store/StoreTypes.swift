@@ -1,0 +1,274 @@
+// StoreTypes: the value types that cross the Store's API (rows, writes, outcomes, errors).
+
+/// A failure reported by the store. `code` is one of the wire-visible codes below; `message` says what
+/// happened in words an operator can act on.
+public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The database is unreachable, locked, full or the connection broke; the worker is reconnecting.
+    public static let storeUnavailable = "store_unavailable"
+    /// A uniqueness rule was violated (e.g. a live principal with that name already exists).
+    public static let conflict = "conflict"
+    /// A referenced row does not exist.
+    public static let notFound = "not_found"
+    /// The request itself is malformed (bad URL, constraint violation, …).
+    public static let invalid = "invalid"
+
+    /// One of `storeUnavailable`, `conflict`, `notFound`, `invalid`.
+    public var code: String
+    /// Human-readable detail, including the database's own message where there is one.
+    public var message: String
+
+    /// How the worker must react; never shown to callers.
+    enum Scope: Sendable, Equatable {
+        /// Only the failing request is affected (rolled back to its savepoint).
+        case request
+        /// The whole transaction is void but the connection is fine (deadlock, serialization failure,
+        /// SQLITE_BUSY): nothing was committed.
+        case transaction
+        /// The connection is gone or unusable: drop it and reconnect with backoff.
+        case connection
+    }
+    var scope: Scope = .request
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    init(code: String, message: String, scope: Scope) {
+        self.code = code
+        self.message = message
+        self.scope = scope
+    }
+
+    static func unavailable(_ message: String, scope: Scope = .connection) -> StoreError {
+        StoreError(code: storeUnavailable, message: message, scope: scope)
+    }
+
+    static func invalid(_ message: String) -> StoreError { StoreError(code: invalid, message: message) }
+
+    public var description: String { "\(code): \(message)" }
+
+    public static func == (lhs: StoreError, rhs: StoreError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
+}
+
+/// An event to append; the store assigns its `seq`.
+public struct NewEvent: Sendable, Equatable {
+    public var topic: String
+    public var kind: String
+    /// JSON text, stored verbatim.
+    public var data: String
+    /// Milliseconds since the Unix epoch.
+    public var ts: Int64
+
+    public init(topic: String, kind: String, data: String, ts: Int64) {
+        self.topic = topic
+        self.kind = kind
+        self.data = data
+        self.ts = ts
+    }
+}
+
+/// An event as stored: `seq` is dense per topic, starting at 1.
+public struct StoredEvent: Sendable, Equatable {
+    public var topic: String
+    public var seq: Int64
+    public var ts: Int64
+    public var kind: String
+    public var data: String
+
+    public init(topic: String, seq: Int64, ts: Int64, kind: String, data: String) {
+        self.topic = topic
+        self.seq = seq
+        self.ts = ts
+        self.kind = kind
+        self.data = data
+    }
+}
+
+/// One proposal's current state (the pipeline keeps anything else it needs in `doc`).
+public struct ProposalRow: Sendable, Equatable {
+    public var id: String
+    public var title: String
+    public var description: String
+    public var repo: String
+    public var status: String
+    public var currentRevision: Int
+    public var author: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var attempts: Int
+    /// JSON blob of extra state.
+    public var doc: String
+
+    public init(
+        id: String, title: String, description: String, repo: String, status: String, currentRevision: Int,
+        author: String, createdAt: Int64, updatedAt: Int64, attempts: Int, doc: String
+    ) {
+        self.id = id
+        self.title = title
+        self.description = description
+        self.repo = repo
+        self.status = status
+        self.currentRevision = currentRevision
+        self.author = author
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.attempts = attempts
+        self.doc = doc
+    }
+}
+
+/// One revision of a proposal (a full patch plus its test run and analysis, as JSON in `doc`).
+public struct RevisionRow: Sendable, Equatable {
+    public var proposalId: String
+    public var number: Int
+    /// JSON: changes, base commit, explanation, analysis, test result, exit code, duration.
+    public var doc: String
+    public var createdAt: Int64
+
+    public init(proposalId: String, number: Int, doc: String, createdAt: Int64) {
+        self.proposalId = proposalId
+        self.number = number
+        self.doc = doc
+        self.createdAt = createdAt
+    }
+}
+
+/// A verdict on one revision.
+public struct ReviewRow: Sendable, Equatable {
+    public var proposalId: String
+    public var revision: Int
+    public var principal: String
+    /// "approve", "reject" or "request_changes".
+    public var verdict: String
+    public var comment: String?
+    public var ts: Int64
+
+    public init(proposalId: String, revision: Int, principal: String, verdict: String, comment: String?, ts: Int64) {
+        self.proposalId = proposalId
+        self.revision = revision
+        self.principal = principal
+        self.verdict = verdict
+        self.comment = comment
+        self.ts = ts
+    }
+}
+
+/// A free-text comment on a proposal.
+public struct CommentRow: Sendable, Equatable {
+    public var proposalId: String
+    public var principal: String
+    public var text: String
+    public var ts: Int64
+
+    public init(proposalId: String, principal: String, text: String, ts: Int64) {
+        self.proposalId = proposalId
+        self.principal = principal
+        self.text = text
+        self.ts = ts
+    }
+}
+
+/// A user or bot allowed to connect. The token itself is never stored, only its SHA-256.
+public struct PrincipalRow: Sendable, Equatable {
+    public var name: String
+    /// "admin", "viewer" or "bot".
+    public var role: String
+    public var createdAt: Int64
+    public var revoked: Bool
+
+    public init(name: String, role: String, createdAt: Int64, revoked: Bool) {
+        self.name = name
+        self.role = role
+        self.createdAt = createdAt
+        self.revoked = revoked
+    }
+}
+
+/// A revision applied to the repository as `commit`; `revertedBy` is the revert commit after a rollback.
+public struct AppliedChangeRow: Sendable, Equatable {
+    public var proposalId: String
+    public var revision: Int
+    public var commit: String
+    public var ts: Int64
+    public var revertedBy: String?
+
+    public init(proposalId: String, revision: Int, commit: String, ts: Int64, revertedBy: String?) {
+        self.proposalId = proposalId
+        self.revision = revision
+        self.commit = commit
+        self.ts = ts
+        self.revertedBy = revertedBy
+    }
+}
+
+/// Everything stored about one proposal.
+public struct ProposalDetail: Sendable, Equatable {
+    public var proposal: ProposalRow
+    /// Ascending by number.
+    public var revisions: [RevisionRow]
+    /// In insertion order.
+    public var reviews: [ReviewRow]
+    /// In insertion order.
+    public var comments: [CommentRow]
+    /// In insertion order.
+    public var appliedChanges: [AppliedChangeRow]
+}
+
+/// The idempotency record of a command: if (principal, commandId) is already stored, the whole write it
+/// belongs to is skipped and the stored response is returned instead.
+public struct CommandRecord: Sendable, Equatable {
+    public var principal: String
+    public var commandId: String
+    /// The response to replay for a repeated command (e.g. the encoded ack).
+    public var response: String
+
+    public init(principal: String, commandId: String, response: String) {
+        self.principal = principal
+        self.commandId = commandId
+        self.response = response
+    }
+}
+
+/// One atomic unit of writes (a command's whole effect). Applied in its own savepoint inside a
+/// group-commit transaction: it commits entirely or not at all, and never takes others down with it.
+public struct StoreWrite: Sendable {
+    /// Upserted by id.
+    public var proposals: [ProposalRow] = []
+    /// Upserted by (proposalId, number); the proposal must exist (stored, or earlier in this write).
+    public var revisions: [RevisionRow] = []
+    /// Appended; the proposal must exist.
+    public var reviews: [ReviewRow] = []
+    /// Appended; the proposal must exist.
+    public var comments: [CommentRow] = []
+    /// Upserted by (proposalId, commit); the proposal must exist.
+    public var appliedChanges: [AppliedChangeRow] = []
+    /// Appended; seqs are assigned here, dense per topic, in array order.
+    public var events: [NewEvent] = []
+    /// Idempotency record; see `CommandRecord`.
+    public var command: CommandRecord?
+
+    public init(
+        proposals: [ProposalRow] = [], revisions: [RevisionRow] = [], reviews: [ReviewRow] = [],
+        comments: [CommentRow] = [], appliedChanges: [AppliedChangeRow] = [], events: [NewEvent] = [],
+        command: CommandRecord? = nil
+    ) {
+        self.proposals = proposals
+        self.revisions = revisions
+        self.reviews = reviews
+        self.comments = comments
+        self.appliedChanges = appliedChanges
+        self.events = events
+        self.command = command
+    }
+}
+
+/// What a write did.
+public enum WriteOutcome: Sendable, Equatable {
+    /// Stored; the events with their seqs, in the order given.
+    case committed([StoredEvent])
+    /// The command id was already stored: nothing was written; this is the stored response.
+    case duplicateCommand(response: String)
+}

@@ -1,0 +1,336 @@
+// StoreContractTests: the store contract, run against every backend (SQLite always, Postgres when configured).
+import Foundation
+import Testing
+
+@testable import Store
+
+@Suite("Store contract", .serialized)
+struct StoreContractTests {
+    @Test("events are stored in order with seqs 1…N and paginate by `after`", arguments: BackendKind.all)
+    func orderingAndPagination(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        #expect(try store.sync { store.head(topic: "a", completion: $0) } == 0)
+        // One write with interleaved topics, then more writes.
+        let first = try store.sync {
+            store.write(StoreWrite(events: [event("a", data: "{\"n\":1}"), event("b"), event("a", data: "{\"n\":2}")]),
+                        completion: $0)
+        }
+        #expect(first.events.map { "\($0.topic)\($0.seq)" } == ["a1", "b1", "a2"])
+        #expect(first.events.map(\.data) == ["{\"n\":1}", "{}", "{\"n\":2}"])
+        for n in 3...10 {
+            let out = try store.sync { store.write(StoreWrite(events: [event("a", data: "{\"n\":\(n)}", ts: Int64(n))]), completion: $0) }
+            #expect(out.events == [StoredEvent(topic: "a", seq: Int64(n), ts: Int64(n), kind: "test", data: "{\"n\":\(n)}")])
+        }
+        #expect(try store.sync { store.head(topic: "a", completion: $0) } == 10)
+        #expect(try store.sync { store.head(topic: "b", completion: $0) } == 1)
+        let all = try store.sync { store.events(topic: "a", after: 0, limit: 100, completion: $0) }
+        #expect(all.map(\.seq) == Array(1...10))
+        #expect(all.map(\.data) == (1...10).map { "{\"n\":\($0)}" })
+        let page = try store.sync { store.events(topic: "a", after: 3, limit: 4, completion: $0) }
+        #expect(page.map(\.seq) == [4, 5, 6, 7])
+        #expect(try store.sync { store.events(topic: "a", after: 10, limit: 5, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.events(topic: "a", after: 8, limit: 5, completion: $0) }.map(\.seq) == [9, 10])
+        #expect(try store.sync { store.events(topic: "nope", after: 0, limit: 5, completion: $0) }.isEmpty)
+    }
+
+    @Test("seqs stay dense under concurrent appends from many threads", arguments: BackendKind.all)
+    func denseUnderConcurrency(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let threads = 8, writesPerThread = 40, topics = ["t0", "t1", "t2", "t3"]
+        let acked = Locked<[StoredEvent]>([])
+        let failures = Locked<[String]>([])
+        concurrently(threads) { t in
+            for i in 0..<writesPerThread {
+                // 1–3 events per write, over two topics, so writes span topics.
+                let n = 1 + (i % 3)
+                let events = (0..<n).map { k in event(topics[(t + i + k) % topics.count], data: "\"\(t)-\(i)-\(k)\"") }
+                do {
+                    let out = try store.sync { store.write(StoreWrite(events: events), completion: $0) }
+                    acked.withLock { $0 += out.events }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.get.isEmpty)
+        var total = 0
+        for topic in topics {
+            let stored = try store.sync { store.events(topic: topic, after: 0, limit: 10_000, completion: $0) }
+            total += stored.count
+            #expect(stored.map(\.seq) == Array(1...Int64(stored.count)), "gap or duplicate in \(topic)")
+            #expect(try store.sync { store.head(topic: topic, completion: $0) } == Int64(stored.count))
+            // What each writer was told matches what is stored.
+            let told = acked.get.filter { $0.topic == topic }.sorted { $0.seq < $1.seq }
+            #expect(told == stored)
+        }
+        #expect(total == threads * (0..<writesPerThread).reduce(0) { $0 + 1 + $1 % 3 })
+        #expect(Set(acked.get.map(\.data)).count == total)
+    }
+
+    @Test("two Stores on one database (as two processes would be) share one dense sequence", arguments: BackendKind.all)
+    func denseAcrossStores(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        var options = f.options()
+        options.sqliteBusyTimeoutMs = 10_000
+        let stores = [try f.open(options), try f.open(options)]
+        defer { for s in stores { s.close() } }
+        let failures = Locked<[String]>([])
+        concurrently(4) { t in
+            let store = stores[t % 2]
+            for i in 0..<30 {
+                do {
+                    _ = try store.sync {
+                        store.write(StoreWrite(events: [event("shared", data: "\"\(t)-\(i)\""), event("t\(t % 2)")]), completion: $0)
+                    }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.get.isEmpty)
+        let stored = try stores[0].sync { stores[0].events(topic: "shared", after: 0, limit: 1000, completion: $0) }
+        #expect(stored.map(\.seq) == Array(1...120))
+        #expect(Set(stored.map(\.data)).count == 120)
+    }
+
+    @Test("a failing write fails alone inside a group commit and leaves no seq gap", arguments: BackendKind.all)
+    func failingWriteFailsAlone(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let results = Locked<[Int: Result<WriteOutcome, StoreError>]>([:])
+        let done = DispatchGroup()
+        store.pauseWorker()
+        let writes = [
+            StoreWrite(events: [event("g", data: "\"a\"")]),
+            // A review of a proposal that does not exist: foreign key violation, after the event was appended.
+            StoreWrite(
+                reviews: [ReviewRow(proposalId: "ghost", revision: 1, principal: "p", verdict: "approve", comment: nil, ts: 1)],
+                events: [event("g", data: "\"b\"")]),
+            StoreWrite(proposals: [proposalRow("p1")], events: [event("g", data: "\"c\"")]),
+        ]
+        for (i, w) in writes.enumerated() {
+            done.enter()
+            store.write(w) { r in
+                results.withLock { $0[i] = r }
+                done.leave()
+            }
+        }
+        store.resumeWorker()
+        done.wait()
+        let r = results.get
+        #expect((try? r[0]?.get())?.events.map(\.seq) == [1])
+        guard case .failure(let error)? = r[1] else {
+            Issue.record("write with a dangling reference succeeded")
+            return
+        }
+        #expect(error.code == StoreError.notFound)
+        #expect((try? r[2]?.get())?.events.map(\.seq) == [2])
+        let stored = try store.sync { store.events(topic: "g", after: 0, limit: 10, completion: $0) }
+        #expect(stored.map(\.data) == ["\"a\"", "\"c\""])
+        #expect(try store.sync { store.proposal(id: "p1", completion: $0) }?.proposal == proposalRow("p1"))
+    }
+
+    @Test("a repeated command id never applies twice", arguments: BackendKind.all)
+    func idempotentCommands(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let cmd = CommandRecord(principal: "alice", commandId: "c1", response: "{\"ok\":1}")
+        let w = StoreWrite(comments: [], events: [event("p", "comment")], command: cmd)
+        let first = try store.sync { store.write(w, completion: $0) }
+        #expect(first.events.map(\.seq) == [1])
+        var again = w
+        again.command?.response = "{\"ok\":2}"  // a retry's response must not replace the stored one
+        #expect(try store.sync { store.write(again, completion: $0) } == .duplicateCommand(response: "{\"ok\":1}"))
+        #expect(try store.sync { store.head(topic: "p", completion: $0) } == 1)
+        #expect(try store.sync { store.commandResponse(principal: "alice", commandId: "c1", completion: $0) } == "{\"ok\":1}")
+        #expect(try store.sync { store.commandResponse(principal: "alice", commandId: "c2", completion: $0) } == nil)
+        // Command ids are per principal.
+        let bob = StoreWrite(events: [event("p")], command: CommandRecord(principal: "bob", commandId: "c1", response: "b"))
+        #expect(try store.sync { store.write(bob, completion: $0) }.events.map(\.seq) == [2])
+
+        // The same id twice in one group commit: the second sees the first's uncommitted record.
+        let results = Locked<[WriteOutcome]>([])
+        let done = DispatchGroup()
+        store.pauseWorker()
+        let twin = StoreWrite(events: [event("q")], command: CommandRecord(principal: "alice", commandId: "c3", response: "r3"))
+        for _ in 0..<2 {
+            done.enter()
+            store.write(twin) { r in
+                if let o = try? r.get() { results.withLock { $0.append(o) } }
+                done.leave()
+            }
+        }
+        store.resumeWorker()
+        done.wait()
+        #expect(results.get.count == 2)
+        #expect(results.get.filter(\.isDuplicate).count == 1)
+        #expect(try store.sync { store.head(topic: "q", completion: $0) } == 1)
+
+        // A failed write does not consume its command id: the retry applies.
+        let bad = StoreWrite(
+            comments: [CommentRow(proposalId: "ghost", principal: "alice", text: "x", ts: 1)],
+            command: CommandRecord(principal: "alice", commandId: "c4", response: "r4"))
+        #expect(throws: StoreError.self) { try store.sync { store.write(bad, completion: $0) } }
+        #expect(try store.sync { store.commandResponse(principal: "alice", commandId: "c4", completion: $0) } == nil)
+    }
+
+    @Test("proposals upsert, list newest first, filter by status; revisions, reviews, comments, applied changes",
+          arguments: BackendKind.all)
+    func proposalsAndReviews(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        var w = StoreWrite()
+        w.proposals = [proposalRow("p1", createdAt: 10), proposalRow("p2", status: "testing", createdAt: 20),
+                       proposalRow("p3", status: "awaiting_review", createdAt: 30)]
+        w.revisions = [RevisionRow(proposalId: "p1", number: 1, doc: "{\"changes\":[]}", createdAt: 10)]
+        _ = try store.sync { store.write(w, completion: $0) }
+
+        var p1 = proposalRow("p1", status: "awaiting_review", createdAt: 10, title: "renamed")
+        p1.currentRevision = 2
+        p1.attempts = 1
+        p1.doc = "{\"max_attempts\":3}"
+        var update = StoreWrite(proposals: [p1])
+        update.revisions = [RevisionRow(proposalId: "p1", number: 2, doc: "{\"fix\":true}", createdAt: 11),
+                            RevisionRow(proposalId: "p1", number: 1, doc: "{\"changes\":[1]}", createdAt: 10)]
+        update.reviews = [ReviewRow(proposalId: "p1", revision: 2, principal: "admin", verdict: "approve", comment: nil, ts: 12),
+                          ReviewRow(proposalId: "p1", revision: 2, principal: "bob", verdict: "request_changes", comment: "why", ts: 13)]
+        update.comments = [CommentRow(proposalId: "p1", principal: "carol", text: "looks fine", ts: 14)]
+        update.appliedChanges = [AppliedChangeRow(proposalId: "p1", revision: 2, commit: "abc", ts: 15, revertedBy: nil)]
+        _ = try store.sync { store.write(update, completion: $0) }
+        let revert = StoreWrite(appliedChanges: [AppliedChangeRow(proposalId: "p1", revision: 2, commit: "abc", ts: 15, revertedBy: "def")])
+        _ = try store.sync { store.write(revert, completion: $0) }
+
+        let detail = try #require(try store.sync { store.proposal(id: "p1", completion: $0) })
+        #expect(detail.proposal == p1)
+        #expect(detail.revisions.map(\.number) == [1, 2])
+        #expect(detail.revisions.map(\.doc) == ["{\"changes\":[1]}", "{\"fix\":true}"])
+        #expect(detail.reviews == update.reviews)
+        #expect(detail.comments == update.comments)
+        #expect(detail.appliedChanges == [AppliedChangeRow(proposalId: "p1", revision: 2, commit: "abc", ts: 15, revertedBy: "def")])
+        #expect(try store.sync { store.proposal(id: "zzz", completion: $0) } == nil)
+
+        let all = try store.sync { store.proposals(status: nil, limit: 10, completion: $0) }
+        #expect(all.map(\.id) == ["p3", "p2", "p1"])
+        #expect(try store.sync { store.proposals(status: nil, limit: 2, completion: $0) }.map(\.id) == ["p3", "p2"])
+        #expect(try store.sync { store.proposals(status: "awaiting_review", limit: 10, completion: $0) }.map(\.id) == ["p3", "p1"])
+        #expect(try store.sync { store.proposals(status: "rejected", limit: 10, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.unfinishedProposals(completion: $0) }.map(\.id) == ["p2"])
+    }
+
+    @Test("principals: only the token's SHA-256 is stored; lookup, conflict, revoke, re-create", arguments: BackendKind.all)
+    func principals(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        #expect(sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let created = try store.sync { store.createPrincipal(name: "alice", role: "admin", token: "tok-alice", completion: $0) }
+        #expect(created.name == "alice" && created.role == "admin" && !created.revoked)
+        _ = try store.sync { store.createPrincipal(name: "bot", role: "bot", token: "tok-bot", completion: $0) }
+
+        #expect(try store.sync { store.principal(forToken: "tok-alice", completion: $0) }?.name == "alice")
+        #expect(try store.sync { store.principal(forToken: "tok-bot", completion: $0) }?.role == "bot")
+        #expect(try store.sync { store.principal(forToken: "nope", completion: $0) } == nil)
+
+        let raw = try store.sync { store.rawQuery("SELECT name, role, token_hash FROM principals ORDER BY name", completion: $0) }
+        #expect(raw.map { $0[2].text } == [sha256Hex("tok-alice"), sha256Hex("tok-bot")])
+        #expect(!raw.flatMap { $0 }.contains { $0.text.contains("tok-") }, "a token is stored in the clear")
+
+        #expect(throws: StoreError(code: StoreError.conflict, message: "principal alice already exists")) {
+            try store.sync { store.createPrincipal(name: "alice", role: "viewer", token: "other", completion: $0) }
+        }
+        let sameToken = #expect(throws: StoreError.self) {
+            try store.sync { store.createPrincipal(name: "carol", role: "viewer", token: "tok-bot", completion: $0) }
+        }
+        #expect(sameToken?.code == StoreError.conflict)
+
+        #expect(try store.sync { store.revokePrincipal(name: "alice", completion: $0) })
+        #expect(try store.sync { store.revokePrincipal(name: "alice", completion: $0) } == false)
+        #expect(try store.sync { store.revokePrincipal(name: "nobody", completion: $0) } == false)
+        #expect(try store.sync { store.principal(forToken: "tok-alice", completion: $0) } == nil)
+        #expect(try store.sync { store.principals(completion: $0) }.map { "\($0.name):\($0.revoked)" } == ["alice:true", "bot:false"])
+
+        // A revoked name can be issued again, with a new token; the old one stays dead.
+        _ = try store.sync { store.createPrincipal(name: "alice", role: "viewer", token: "tok-alice-2", completion: $0) }
+        #expect(try store.sync { store.principal(forToken: "tok-alice", completion: $0) } == nil)
+        #expect(try store.sync { store.principal(forToken: "tok-alice-2", completion: $0) }?.role == "viewer")
+    }
+
+    @Test("migrations are recorded once and reopening is idempotent", arguments: BackendKind.all)
+    func migrationsIdempotent(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        for round in 1...3 {
+            let store = try f.open()
+            let versions = try store.sync { store.rawQuery("SELECT version FROM schema_migrations ORDER BY version", completion: $0) }
+            #expect(versions.map(\.[0].int) == migrations.map { Int64($0.version) })
+            _ = try store.sync { store.write(StoreWrite(events: [event("m")]), completion: $0) }
+            #expect(try store.sync { store.head(topic: "m", completion: $0) } == Int64(round))
+            store.close()
+        }
+    }
+
+    @Test("every acknowledged event survives close and reopen", arguments: BackendKind.all)
+    func restartDurability(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        let acked = Locked<[StoredEvent]>([])
+        concurrently(4) { t in
+            for i in 0..<25 {
+                if let out = try? store.sync({ store.write(StoreWrite(events: [event("r\(t % 2)", data: "\"\(t)-\(i)\"")]), completion: $0) }) {
+                    acked.withLock { $0 += out.events }
+                }
+            }
+        }
+        // Writes queued right before close are still served (close drains the queue).
+        let late = Locked<Result<WriteOutcome, StoreError>?>(nil)
+        store.write(StoreWrite(events: [event("r0", data: "\"late\"")])) { r in late.withLock { $0 = r } }
+        store.close()
+        let lateOutcome = try #require(late.get).get()
+        acked.withLock { $0 += lateOutcome.events }
+        #expect(acked.get.count == 101)
+        // After close, requests fail at once instead of hanging.
+        #expect(throws: StoreError.self) { try store.sync { store.head(topic: "r0", completion: $0) } }
+
+        let reopened = try f.open()
+        defer { reopened.close() }
+        for topic in ["r0", "r1"] {
+            let stored = try reopened.sync { reopened.events(topic: topic, after: 0, limit: 1000, completion: $0) }
+            #expect(stored == acked.get.filter { $0.topic == topic }.sorted { $0.seq < $1.seq })
+        }
+        // The sequence continues where it stopped.
+        let next = try reopened.sync { reopened.write(StoreWrite(events: [event("r0")]), completion: $0) }
+        #expect(next.events.first?.seq == Int64(acked.get.filter { $0.topic == "r0" }.count + 1))
+    }
+
+    @Test("listen reports (topic, head) after commits", arguments: BackendKind.all)
+    func listenAfterCommit(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let seen = Locked<[String: Int64]>([:])
+        store.listen { topic, head in seen.withLock { $0[topic] = max($0[topic] ?? 0, head) } }
+        // Postgres: LISTEN is registered asynchronously by the listener thread; keep writing until heard.
+        var heads: Int64 = 0
+        try waitUntil("a notification arrives") {
+            heads = try store.sync { store.write(StoreWrite(events: [event("n"), event("n"), event("o")]), completion: $0) }
+                .events.filter { $0.topic == "n" }.map(\.seq).max() ?? 0
+            return seen.get["n"] != nil
+        }
+        try waitUntil("the last head is reported") { seen.get["n"] == heads }
+        #expect(seen.get["o"] == heads / 2)
+    }
+
+    @Test("unsupported URLs are refused")
+    func badURL() throws {
+        #expect(throws: StoreError.self) { try Store.backend(for: "mysql://x") }
+        #expect(try Store.backend(for: "sqlite:/tmp/x.db") == .sqlite(path: "/tmp/x.db"))
+        #expect(try Store.backend(for: "sqlite:///tmp/x.db") == .sqlite(path: "/tmp/x.db"))
+        #expect(try Store.backend(for: "postgresql://h/db") == .postgres(url: "postgresql://h/db"))
+    }
+}
