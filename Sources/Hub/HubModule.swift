@@ -1,2 +1,0 @@
-// Hub: placeholder until the module lands.
-enum HubModule {}
