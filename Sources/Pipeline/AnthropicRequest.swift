@@ -1,0 +1,25 @@
+// AnthropicRequest: builds the Messages API request (path, headers, JSON body) for a fix prompt.
+
+/// Request pieces for `POST /v1/messages`. The HTTP client executor sends them; nothing here does I/O.
+public enum AnthropicRequest {
+    /// Request path.
+    public static let path = "/v1/messages"
+    /// The API version header value this body format follows.
+    public static let version = "2023-06-01"
+
+    /// The JSON body: `{model, max_tokens, system, messages: [{role: "user", content}], stream}`.
+    public static func body(model: String, system: String, user: String, maxTokens: Int, stream: Bool) -> [UInt8] {
+        PipelineJSON.object([
+            "model": .string(model),
+            "max_tokens": .int(maxTokens),
+            "system": .string(system),
+            "messages": .array([.object(["role": .string("user"), "content": .string(user)])]),
+            "stream": .bool(stream),
+        ]).encoded()
+    }
+
+    /// Headers to send with the body.
+    public static func headers(apiKey: String) -> [(name: String, value: String)] {
+        [("x-api-key", apiKey), ("anthropic-version", version), ("content-type", "application/json")]
+    }
+}

@@ -1,2 +1,0 @@
-// Pipeline: placeholder until the module lands.
-enum PipelineModule {}

@@ -1,0 +1,88 @@
+// ScriptedConversation: the offline LLM provider's script file, so demos and tests run without the network.
+
+/// Canned fix replies, looked up by proposal title and attempt number.
+///
+/// File format (JSON):
+/// ```json
+/// {"replies": [
+///   {"match": "redis", "attempt": 1, "delay_ms": 200,
+///    "reply": {"unfixable": false, "explanation": "…", "changes": [{"path": "app.py", "action": "modify", "content": "…"}]}},
+///   {"attempt": 2, "reply": "not JSON at all: exercises fix_failed"}
+/// ]}
+/// ```
+/// - `match` (optional string): case-insensitive substring of the proposal title; absent matches every title.
+/// - `attempt` (optional integer ≥ 1): the fix attempt number; absent matches every attempt.
+/// - `reply` (required): an object in the `FixReply` format, returned as its JSON text, or a string returned
+///   verbatim (to script malformed replies). The text then goes through `FixReply.parse` like a real reply.
+/// - `delay_ms` (optional integer ≥ 0, default 0): how long the provider should wait before answering
+///   (the executor's timer; nothing here sleeps).
+/// The first entry that matches wins.
+public struct ScriptedConversation: Sendable {
+    /// One scripted reply.
+    public struct Entry: Sendable, Hashable {
+        /// Title substring, or nil for any.
+        public var match: String?
+        /// Attempt number, or nil for any.
+        public var attempt: Int?
+        /// The reply text handed to `FixReply.parse`.
+        public var reply: String
+        /// Delay before answering.
+        public var delayMs: Int
+    }
+
+    /// The entries in file order.
+    public let entries: [Entry]
+
+    /// Parses a script file's bytes.
+    public init(json: [UInt8]) throws(ScriptError) {
+        let root: PipelineJSON
+        do { root = try PipelineJSON.parse(json) } catch { throw ScriptError("script is not valid JSON: \(error.description)") }
+        guard let replies = root["replies"]?.arrayValue else { throw ScriptError("script needs a \"replies\" array") }
+        var entries: [Entry] = []
+        for (i, item) in replies.enumerated() {
+            guard let o = item.objectValue else { throw ScriptError("replies[\(i)] must be an object") }
+            var match: String?
+            if let m = o["match"], m != .null {
+                guard let s = m.stringValue else { throw ScriptError("replies[\(i)].match must be a string") }
+                match = s
+            }
+            var attempt: Int?
+            if let a = o["attempt"], a != .null {
+                guard let n = a.intValue, n >= 1 else { throw ScriptError("replies[\(i)].attempt must be an integer ≥ 1") }
+                attempt = n
+            }
+            var delay = 0
+            if let d = o["delay_ms"], d != .null {
+                guard let n = d.intValue, n >= 0 else { throw ScriptError("replies[\(i)].delay_ms must be an integer ≥ 0") }
+                delay = n
+            }
+            let text: String
+            switch o["reply"] {
+            case .string(let s)?: text = s
+            case .object(let obj)?: text = PipelineJSON.object(obj).encodedString()
+            case nil: throw ScriptError("replies[\(i)] needs a \"reply\"")
+            case _?: throw ScriptError("replies[\(i)].reply must be an object or a string")
+            }
+            entries.append(Entry(match: match, attempt: attempt, reply: text, delayMs: delay))
+        }
+        self.entries = entries
+    }
+
+    /// The first matching entry.
+    public func entry(for title: String, attempt: Int) -> Entry? {
+        let lowered = title.lowercased()
+        return entries.first { e in
+            (e.match.map { lowered.contains($0.lowercased()) } ?? true) && (e.attempt.map { $0 == attempt } ?? true)
+        }
+    }
+
+    /// The reply text for a proposal title and attempt, or nil when the script has none.
+    public func reply(for title: String, attempt: Int) -> String? { entry(for: title, attempt: attempt)?.reply }
+}
+
+/// Why a script file was refused.
+public struct ScriptError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, naming the entry.
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

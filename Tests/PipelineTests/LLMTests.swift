@@ -1,0 +1,259 @@
+// LLMTests: SSE framing at every split, Anthropic stream/response decoding, request bodies, fix replies and prompts.
+
+import Testing
+
+@testable import Pipeline
+
+/// A realistic streamed Messages API body (CRLF and LF mixed, a comment line, a ping).
+let anthropicStreamBody = """
+    event: message_start\r
+    data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[]}}\r
+    \r
+    : keep-alive comment
+    event: content_block_start
+    data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+
+    event: ping
+    data: {"type": "ping"}
+
+    event: content_block_delta
+    data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"{\\"unfix"}}
+
+    event: content_block_delta
+    data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"able\\": false ✓"}}
+
+    event: message_delta
+    data: {"type":"message_delta","delta":{"stop_reason":"end_turn"}}
+
+    event: message_stop
+    data: {"type":"message_stop"}
+
+
+    """
+
+@Suite struct SSEParserTests {
+    let bytes = Array(anthropicStreamBody.utf8)
+
+    func events(chunks: [ArraySlice<UInt8>]) throws -> [SSEEvent] {
+        var parser = SSEParser()
+        var out: [SSEEvent] = []
+        for chunk in chunks { out += try parser.feed(chunk) }
+        return out
+    }
+
+    @Test func wholeBody() throws {
+        let all = try events(chunks: [bytes[...]])
+        #expect(all.map(\.event) == [
+            "message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta", "message_delta",
+            "message_stop",
+        ])
+        #expect(all[2].data == #"{"type": "ping"}"#)
+    }
+
+    @Test func byteByByteEqualsWhole() throws {
+        let whole = try events(chunks: [bytes[...]])
+        #expect(try events(chunks: bytes.indices.map { bytes[$0...$0] }) == whole)
+    }
+
+    @Test func everySplitPointEqualsWhole() throws {
+        let whole = try events(chunks: [bytes[...]])
+        for split in 0...bytes.count {
+            #expect(try events(chunks: [bytes[..<split], bytes[split...]]) == whole, "split at \(split)")
+        }
+    }
+
+    @Test func multiLineDataAndCRLFSplitAcrossChunks() throws {
+        var parser = SSEParser()
+        var out = try parser.feed(Array("data: one\r".utf8))
+        out += try parser.feed(Array("\ndata:two\r\n\r".utf8))
+        out += try parser.feed(Array("\n".utf8))
+        #expect(out == [SSEEvent(event: "message", data: "one\ntwo")])
+    }
+
+    @Test func lineLimit() {
+        var parser = SSEParser(maxLineBytes: 8)
+        #expect(throws: SSEError.self) { try parser.feed(Array("data: 0123456789\n\n".utf8)) }
+        var ok = SSEParser(maxLineBytes: 8)
+        #expect((try? ok.feed(Array("data: 01\n\n".utf8))) == [SSEEvent(data: "01")])
+    }
+}
+
+@Suite struct AnthropicTests {
+    @Test func streamYieldsDeltasThenStop() {
+        var stream = AnthropicStream()
+        let bytes = Array(anthropicStreamBody.utf8)
+        var events: [AnthropicStreamEvent] = []
+        for b in bytes { events += stream.feed([b]) }
+        #expect(events == [.textDelta("{\"unfix"), .textDelta("able\": false ✓"), .messageStop])
+        #expect(stream.text == "{\"unfixable\": false ✓")
+        #expect(stream.stopReason == "end_turn")
+        #expect(stream.finished)
+    }
+
+    @Test func overloadedErrorEvent() {
+        var stream = AnthropicStream()
+        let events = stream.feed(Array(
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n".utf8))
+        #expect(events == [.error(type: "overloaded_error", message: "Overloaded")])
+    }
+
+    @Test func malformedDeltaIsAnError() {
+        var stream = AnthropicStream()
+        let events = stream.feed(Array("event: content_block_delta\ndata: {not json\n\n".utf8))
+        #expect(events == [.error(type: "invalid_stream", message: "content_block_delta data is not JSON")])
+    }
+
+    @Test func requestBody() throws {
+        let body = AnthropicRequest.body(model: "claude-x", system: "sys \"q\"", user: "hi\n", maxTokens: 4096, stream: true)
+        #expect(String(decoding: body, as: UTF8.self)
+            == #"{"max_tokens":4096,"messages":[{"content":"hi\n","role":"user"}],"model":"claude-x","stream":true,"system":"sys \"q\""}"#)
+        let parsed = try PipelineJSON.parse(body)
+        #expect(parsed["messages"]?.arrayValue?.first?["content"]?.stringValue == "hi\n")
+    }
+
+    @Test func nonStreamingResponse() throws {
+        let body = #"{"id":"m","type":"message","content":[{"type":"text","text":"Hello "},{"type":"text","text":"world"}],"stop_reason":"end_turn"}"#
+        #expect(try AnthropicResponse.text(fromNonStreamingBody: Array(body.utf8)) == "Hello world")
+        let error = #"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+        #expect(throws: AnthropicError(type: "overloaded_error", message: "Overloaded")) {
+            try AnthropicResponse.text(fromNonStreamingBody: Array(error.utf8))
+        }
+        #expect(throws: AnthropicError.self) { try AnthropicResponse.text(fromNonStreamingBody: Array("<html>".utf8)) }
+    }
+}
+
+@Suite struct FixReplyTests {
+    let good = #"{"unfixable": false, "explanation": "add dep", "changes": [{"path": "app.py", "action": "modify", "content": "print(1)\n"}]}"#
+
+    @Test func plainFencedAndProse() throws {
+        let expected = FixReply(unfixable: false, explanation: "add dep", changes: [FileChange(path: "app.py", action: .modify, content: "print(1)\n")])
+        #expect(try FixReply.parse(good) == expected)
+        #expect(try FixReply.parse("Here is the fix:\n```json\n\(good)\n```\nGood luck {not this}") == expected)
+        #expect(try FixReply.parse("Sure! \(good) Hope that helps.") == expected)
+    }
+
+    @Test func bracesInsideStringsDoNotConfuseExtraction() throws {
+        let text = #"{"unfixable": false, "explanation": "a } b {", "changes": [{"path": "a.js", "action": "create", "content": "function f() { return \"}\" }"}]}"#
+        #expect(try FixReply.parse("prefix " + text).changes.first?.content == "function f() { return \"}\" }")
+    }
+
+    @Test func unfixableNeedsNoChanges() throws {
+        let reply = try FixReply.parse(#"{"unfixable": true, "explanation": "needs a system package"}"#)
+        #expect(reply.unfixable && reply.changes.isEmpty && reply.explanation == "needs a system package")
+    }
+
+    @Test(arguments: [
+        ("no json here", "the reply contains no JSON object"),
+        (#"{"unfixable": false, "explanation": "x", "changes": [}"#, "malformed"),
+        (#"{"unfixable": false, "explanation": "x", "changes": [],}"#, "malformed"),
+        (#"{"explanation": "x", "changes": []}"#, #"lacks the field "unfixable""#),
+        (#"{"unfixable": "no", "explanation": "x", "changes": []}"#, #""unfixable" must be a boolean, not a string"#),
+        (#"{"unfixable": false, "explanation": 3, "changes": []}"#, #""explanation" must be a string, not a number"#),
+        (#"{"unfixable": false, "explanation": "x"}"#, #"lacks the field "changes""#),
+        (#"{"unfixable": false, "explanation": "x", "changes": {}}"#, #""changes" must be a array, not a object"#),
+        (#"{"unfixable": false, "explanation": "x", "changes": [{"path": "a", "action": "rename", "content": "y"}]}"#, #"action "rename" is not one of"#),
+        (#"{"unfixable": false, "explanation": "x", "changes": [{"path": 1, "action": "modify", "content": "y"}]}"#, #""changes[0].path" must be a string"#),
+        (#"{"unfixable": false, "explanation": "x", "changes": [{"path": "a", "action": "modify", "content": 5}]}"#, #""changes[0].content" must be a string"#),
+        (#"{"unfixable": false, "explanation": "x", "changes": [{"path": "../../etc/passwd", "action": "modify", "content": "y"}]}"#, "patch was refused: path \"../../etc/passwd\""),
+        (#"{"unfixable": false, "explanation": "x", "changes": []}"#, "the patch changes no files"),
+        (#"{"unfixable": false, "unfixable": true, "explanation": "x", "changes": []}"#, "duplicate object key"),
+    ])
+    func malformed(text: String, expected: String) {
+        #expect(throws: FixReplyError.self) { try FixReply.parse(text) }
+        do {
+            _ = try FixReply.parse(text)
+        } catch {
+            #expect(error.description.contains(expected), "\(error.description)")
+        }
+    }
+
+    @Test func malformedFlagDrivesTheReAsk() {
+        #expect(throws: FixReplyError.self) { try FixReply.parse("nope") }
+        do { _ = try FixReply.parse("nope") } catch { #expect(error.isMalformed) }
+        do { _ = try FixReply.parse(#"{"unfixable": 1, "explanation": "", "changes": []}"#) } catch { #expect(!error.isMalformed) }
+    }
+}
+
+@Suite struct PipelineJSONTests {
+    @Test func roundTripAndEscapes() throws {
+        let value = PipelineJSON.object([
+            "s": .string("tab\t\"q\" \u{1} é 😀"), "n": .number(1.5), "i": .int(-7), "b": .bool(true), "z": .null,
+            "a": .array([.int(1), .string("x")]),
+        ])
+        let text = value.encodedString()
+        #expect(text == #"{"a":[1,"x"],"b":true,"i":-7,"n":1.5,"s":"tab\t\"q\" \u0001 é 😀","z":null}"#)
+        #expect(try PipelineJSON.parse(text) == value)
+        #expect(try PipelineJSON.parse(#""\ud83d\ude00""#) == .string("😀"))
+    }
+
+    @Test func strictness() {
+        for bad in ["01", "1.", "[1,]", "{'a':1}", "\"\u{1}\"", "tru", "[1] x", #""\ud800""#, "NaN", "-"] {
+            #expect(throws: PipelineJSONError.self, "\(bad)") { try PipelineJSON.parse(bad) }
+        }
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(throws: PipelineJSONError.self) { try PipelineJSON.parse(deep, maxDepth: 64) }
+    }
+}
+
+@Suite struct ScriptedConversationTests {
+    let script = """
+        {"replies": [
+          {"match": "Redis", "attempt": 1, "delay_ms": 250,
+           "reply": {"unfixable": false, "explanation": "add stub", "changes": [{"path": "redis.py", "action": "create", "content": "x = 1\\n"}]}},
+          {"match": "redis", "reply": "not json"},
+          {"attempt": 1, "reply": {"unfixable": true, "explanation": "cannot"}}
+        ]}
+        """
+
+    @Test func lookupByTitleAndAttempt() throws {
+        let conversation = try ScriptedConversation(json: Array(script.utf8))
+        let first = try #require(conversation.entry(for: "Use redis cache", attempt: 1))
+        #expect(first.delayMs == 250)
+        #expect(try FixReply.parse(first.reply).changes == [FileChange(path: "redis.py", action: .create, content: "x = 1\n")])
+        #expect(conversation.reply(for: "Use REDIS cache", attempt: 2) == "not json")
+        #expect(try FixReply.parse(conversation.reply(for: "other", attempt: 1) ?? "").unfixable)
+        #expect(conversation.reply(for: "other", attempt: 2) == nil)
+    }
+
+    @Test func badScripts() {
+        #expect(throws: ScriptError.self) { try ScriptedConversation(json: Array("{}".utf8)) }
+        #expect(throws: ScriptError.self) { try ScriptedConversation(json: Array(#"{"replies":[{"attempt":0,"reply":"x"}]}"#.utf8)) }
+        #expect(throws: ScriptError.self) { try ScriptedConversation(json: Array(#"{"replies":[{"reply":3}]}"#.utf8)) }
+    }
+}
+
+@Suite struct FixPromptTests {
+    let analysis = FailureAnalysis(
+        category: .import, categories: [.import], rootCause: "Python cannot import module 'redis'",
+        locations: [SourceLocation(file: "app.py", line: 1)], messages: ["ModuleNotFoundError: No module named 'redis'"])
+
+    @Test func containsEverythingTheModelNeeds() {
+        let attempt = AttemptRecord(
+            number: 1, changes: [FileChange(path: "app.py", action: .modify, content: "import redis2\n")], explanation: "rename",
+            testResult: TestResult(exitCode: 1, failed: 1), analysis: analysis)
+        let prompt = FixPrompt.build(
+            title: "Cache with redis", description: "Adds caching", analysis: analysis,
+            relevantFiles: [("app.py", "import redis\n")], attempts: [attempt], reviewerComments: ["keep the API stable"],
+            maxAttempts: 3, attempt: 2, testOutput: "Traceback ...")
+        #expect(prompt.system.contains(#""unfixable": false"#))
+        #expect(prompt.system.contains("at most 3 attempts"))
+        for needle in [
+            "Title: Cache with redis", "Root cause: Python cannot import module 'redis'", "app.py:1", "keep the API stable",
+            "## Attempt 1", "import redis2", "fix attempt 2 of 3", "```app.py\nimport redis\n```", "Traceback ...",
+        ] {
+            #expect(prompt.user.contains(needle), "missing \(needle)")
+        }
+    }
+
+    @Test func filesAreTruncatedToBudget() {
+        let budget = PromptBudget(maxFileBytes: 100, maxTotalFileBytes: 150)
+        let big = String(repeating: "é", count: 500)
+        let prompt = FixPrompt.build(
+            title: "t", description: "d", analysis: nil, relevantFiles: [("a.txt", big), ("b.txt", big), ("c.txt", big)],
+            attempts: [], reviewerComments: [], maxAttempts: 3, budget: budget)
+        #expect(prompt.user.contains("[truncated: 900 more bytes]"))
+        #expect(prompt.user.contains("[truncated: 950 more bytes]"))
+        #expect(prompt.user.contains("(Not shown for space: c.txt)"))
+        #expect(prompt.user.utf8.count < 1000)
+    }
+}
