@@ -17,4 +17,7 @@ static inline CURLMcode ccurl_multi_setopt_timer_cb(CURLM *m, ccurl_timer_cb cb)
 static inline CURLMcode ccurl_multi_setopt_pointer(CURLM *m, CURLMoption o, void *v) { return curl_multi_setopt(m, o, v); }
 static inline CURLMcode ccurl_multi_assign(CURLM *m, curl_socket_t s, void *p) { return curl_multi_assign(m, s, p); }
 static inline CURLcode ccurl_msg_result(CURLMsg *msg) { return msg->data.result; }
+static inline CURLcode ccurl_easy_setopt_off_t(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }
+/* CURL_SOCKET_TIMEOUT is a macro over a macro; a function keeps Swift from guessing its type. */
+static inline curl_socket_t ccurl_socket_timeout(void) { return CURL_SOCKET_TIMEOUT; }
 #endif
