@@ -395,3 +395,25 @@ struct FieldReader {
     }
 }
 
+
+extension ClientMessage {
+    /// Decodes the body of `POST /api/v1/proposals/{id}/review`:
+    /// `{"revision", "verdict", "comment"?}` with the proposal id taken from the path.
+    public static func decodeReviewBody(proposal: String, body: JSONObject, limits: ProtocolLimits = ProtocolLimits())
+        -> Result<ReviewCommand, ProtocolError>
+    {
+        guard let rawVerdict = body["verdict"] else {
+            return .failure(.missing("verdict", "one of \"approve\", \"reject\", \"request_changes\"", id: nil))
+        }
+        guard case .string(let verdictText) = rawVerdict, let verdict = ReviewVerdict(rawValue: verdictText) else {
+            return .failure(.field("verdict", must: "one of \"approve\", \"reject\", \"request_changes\"", id: nil))
+        }
+        var fields = body
+        fields["proposal"] = .string(proposal)
+        switch decode(type: verdict.rawValue, fields: fields, id: nil, limits: limits) {
+        case .success(.review(let review)): return .success(review)
+        case .success: return .failure(ProtocolError(code: .internal, message: "review body decoded to another command"))
+        case .failure(let error): return .failure(error)
+        }
+    }
+}

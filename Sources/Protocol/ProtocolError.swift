@@ -74,3 +74,10 @@ public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible
         ProtocolError(code: .invalidMessage, message: "missing field '\(name)' (\(requirement))", id: id)
     }
 }
+
+extension ProtocolError {
+    /// The REST error body: `{"error":{"code":…,"message":…}}` (send with `code.httpStatus`).
+    public var restBody: [UInt8] {
+        JSONValue.object(["error": ["code": .string(code.rawValue), "message": .string(message)]]).bytes
+    }
+}

@@ -197,3 +197,29 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
         #expect(code("[") == .badJSON)
     }
 }
+
+@Suite struct RESTHelperTests {
+    @Test func reviewBodyTakesTheProposalFromThePath() {
+        let body: JSONObject = ["revision": 2, "verdict": "request_changes", "comment": "more tests"]
+        #expect(
+            ClientMessage.decodeReviewBody(proposal: "p1", body: body)
+                == .success(ReviewCommand(proposal: "p1", revision: 2, verdict: .requestChanges, comment: "more tests")))
+        if case .failure(let e) = ClientMessage.decodeReviewBody(proposal: "p1", body: ["revision": 2, "verdict": "maybe"]) {
+            #expect(e.message.hasPrefix("field 'verdict' must be one of"))
+        } else {
+            Issue.record("accepted verdict 'maybe'")
+        }
+        if case .failure(let e) = ClientMessage.decodeReviewBody(proposal: "p1", body: ["revision": 2, "verdict": "reject"]) {
+            #expect(e.message == "missing field 'comment' (a string)")
+        } else {
+            Issue.record("accepted reject without comment")
+        }
+    }
+
+    @Test func restErrorBodyAndStatus() throws {
+        let error = ProtocolError(code: .staleRevision, message: "m")
+        #expect(try JSONValue.parse(error.restBody) == ["error": ["code": "stale_revision", "message": "m"]])
+        #expect(error.code.httpStatus == 409)
+        #expect(ErrorCode.tooLarge.httpStatus == 413 && ErrorCode.unauthenticated.httpStatus == 401)
+    }
+}

@@ -133,3 +133,16 @@ func loadSchema(named name: String) throws -> JSONValue? {
         #expect(missing.contains { $0.contains("missing proposal") })
     }
 }
+
+@Suite struct ReadmeTests {
+    /// The reference must mention every name the code knows, so the two cannot drift apart silently.
+    @Test func readmeMentionsEveryTypeKindCodeStatusAndCloseCode() throws {
+        let readme = try String(contentsOf: protocolDirectory.appendingPathComponent("README.md"), encoding: .utf8)
+        for type in ClientMessage.types + ServerMessage.types { #expect(readme.contains("`\(type)`"), "\(type)") }
+        for kind in EventKind.allCases { #expect(readme.contains("`\(kind.rawValue)`"), "\(kind)") }
+        for code in ErrorCode.allCases { #expect(readme.contains("`\(code.rawValue)`"), "\(code)") }
+        for status in ProposalStatus.allCases { #expect(readme.contains("`\(status.rawValue)`"), "\(status)") }
+        for category in FailureCategory.allCases { #expect(readme.contains("`\(category.rawValue)`"), "\(category)") }
+        for close in CloseCode.allCases { #expect(readme.contains("| \(close.rawValue) |") || readme.contains("| **\(close.rawValue)** |"), "\(close)") }
+    }
+}
