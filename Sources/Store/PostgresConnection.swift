@@ -130,6 +130,85 @@ final class PostgresConnection: SQLConnection {
         }
         defer { PQclear(res) }
         try check(res, sql: sql)
+        return rows(res)
+    }
+
+    /// Runs `statements` in libpq pipeline mode: everything is sent, then one sync, then the results are
+    /// read — one network round trip for the lot instead of one per statement.
+    ///
+    /// After the first failing statement the server skips the rest up to the sync point (they come back as
+    /// PGRES_PIPELINE_ABORTED, reported here as `nil`), so this suits all-or-nothing work: the caller
+    /// inspects the results and rolls back if any is not a success. Throws only for connection failures.
+    func pipeline(_ statements: [(sql: String, params: [SQLValue])]) throws(StoreError)
+        -> [Result<[[SQLValue]], StoreError>?]
+    {
+        guard let conn else { throw .unavailable("Postgres connection is closed") }
+        // Statements are prepared (synchronously, once per connection) before entering pipeline mode.
+        for st in statements where prepared[st.sql] == nil {
+            let name = "s\(prepared.count)"
+            let res = PQprepare(conn, name, st.sql, Int32(st.params.count), nil)
+            defer { PQclear(res) }
+            try check(res, sql: st.sql)
+            prepared[st.sql] = name
+        }
+        guard PQenterPipelineMode(conn) == 1 else { throw lost("cannot enter pipeline mode") }
+        defer { _ = PQexitPipelineMode(conn) }
+        for st in statements {
+            let texts: [String?] = st.params.map {
+                switch $0 {
+                case .null: nil
+                case .int(let v): String(v)
+                case .text(let s): s
+                }
+            }
+            let name = prepared[st.sql] ?? ""
+            let sent = withOptionalCStrings(texts) { values in
+                PQsendQueryPrepared(conn, name, Int32(values.count), values, nil, nil, 0)
+            }
+            if sent != 1 { throw lost("sending a pipelined statement failed") }
+        }
+        if PQpipelineSync(conn) != 1 { throw lost("sending the pipeline sync failed") }
+        var results: [Result<[[SQLValue]], StoreError>?] = []
+        results.reserveCapacity(statements.count)
+        for st in statements {
+            guard let res = PQgetResult(conn) else { throw lost("pipeline ended early") }
+            let status = PQresultStatus(res)
+            if status == PGRES_PIPELINE_ABORTED {
+                results.append(nil)
+            } else {
+                do throws(StoreError) {
+                    try check(res, sql: st.sql)
+                    results.append(.success(rows(res)))
+                } catch {
+                    if error.scope == .connection {
+                        PQclear(res)
+                        throw error
+                    }
+                    results.append(.failure(error))
+                }
+            }
+            PQclear(res)
+            // Each statement's results end with a NULL.
+            if let extra = PQgetResult(conn) {
+                PQclear(extra)
+                throw lost("unexpected extra result in pipeline")
+            }
+        }
+        guard let sync = PQgetResult(conn) else { throw lost("pipeline sync missing") }
+        let syncStatus = PQresultStatus(sync)
+        PQclear(sync)
+        if syncStatus != PGRES_PIPELINE_SYNC { throw lost("pipeline sync missing (status \(syncStatus.rawValue))") }
+        return results
+    }
+
+    /// A connection-scoped error carrying libpq's own message.
+    private func lost(_ what: String) -> StoreError {
+        let detail = conn.map { String(cString: PQerrorMessage($0)) }?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return .unavailable("Postgres connection lost: \(what): \(detail)")
+    }
+
+    /// Converts a result's rows (text format) to SQLValues.
+    private func rows(_ res: OpaquePointer?) -> [[SQLValue]] {
         let rows = Int(PQntuples(res))
         let cols = Int(PQnfields(res))
         var out: [[SQLValue]] = []

@@ -75,6 +75,12 @@ final class SQLiteConnection: SQLConnection {
 
     func execute(_ sql: String) throws(StoreError) {
         guard let db else { throw .unavailable("SQLite connection is closed") }
+        // Single statements (BEGIN, SAVEPOINT, COMMIT … run several times per group) reuse a prepared
+        // statement instead of being compiled on every call.
+        if !sql.contains(";") {
+            try query(sql, [])
+            return
+        }
         var err: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &err)
         let message = err.map { String(cString: $0) }

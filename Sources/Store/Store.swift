@@ -41,6 +41,9 @@ public final class Store: @unchecked Sendable {
         public var postgresConnectTimeout: Int = 5
         /// Postgres: application_name of our connections (default "medic").
         public var postgresApplicationName: String = "medic"
+        /// Postgres: send each group as one libpq pipeline (falling back to a savepoint per write when
+        /// anything in it fails). Default true; false forces the savepoint path (one round trip per statement).
+        public var postgresPipelining: Bool = true
         /// Postgres: create the database named in the URL if it does not exist (default true).
         public var postgresCreateDatabase: Bool = true
 

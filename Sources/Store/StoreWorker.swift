@@ -104,9 +104,12 @@ final class StoreWorker: @unchecked Sendable {
         closing = true
         condition.signal()
         let started = thread != nil
+        let onWorker = thread.map { $0 == Thread.current } ?? false
         condition.unlock()
         guard first else { return }
-        if started { finished.wait() }
+        // Closed from inside a completion (e.g. the last Store reference dropped there): the thread cannot
+        // wait for itself; it drains and exits on its own once this completion returns.
+        if started && !onWorker { finished.wait() }
         condition.lock()
         closed = true
         condition.unlock()
@@ -197,22 +200,35 @@ final class StoreWorker: @unchecked Sendable {
             var heads: [String: Int64] = [:]
             do throws(StoreError) {
                 try connection.begin()
-                for (w, _) in group {
-                    try connection.execute("SAVEPOINT w")
-                    do throws(StoreError) {
-                        let outcome = try StoreOperations.apply(w, on: connection, now: now)
-                        try connection.execute("RELEASE SAVEPOINT w")
-                        if case .committed(let events) = outcome {
-                            for e in events { heads[e.topic] = max(heads[e.topic] ?? 0, e.seq) }
-                        }
-                        results.append(.success(outcome))
-                    } catch where error.scope == .request {
-                        try connection.execute("ROLLBACK TO SAVEPOINT w")
-                        try connection.execute("RELEASE SAVEPOINT w")
-                        results.append(.failure(error))
+                var done = false
+                if let pg = connection as? PostgresConnection, options.postgresPipelining {
+                    if let outcomes = try StoreOperations.pipelined(group.map(\.0), on: pg, now: now) {
+                        results = outcomes.map { .success($0) }
+                        done = true
+                    } else {
+                        // Something in the group failed: nothing is committed; replay it write by write.
+                        try connection.execute("ROLLBACK")
+                        try connection.begin()
                     }
                 }
-                if connection.dialect == .postgres {
+                if !done {
+                    for (w, _) in group {
+                        try connection.execute("SAVEPOINT w")
+                        do throws(StoreError) {
+                            let outcome = try StoreOperations.apply(w, on: connection, now: now)
+                            try connection.execute("RELEASE SAVEPOINT w")
+                            results.append(.success(outcome))
+                        } catch where error.scope == .request {
+                            try connection.execute("ROLLBACK TO SAVEPOINT w")
+                            try connection.execute("RELEASE SAVEPOINT w")
+                            results.append(.failure(error))
+                        }
+                    }
+                }
+                for case .success(.committed(let events)) in results {
+                    for e in events { heads[e.topic] = max(heads[e.topic] ?? 0, e.seq) }
+                }
+                if connection.dialect == .postgres && !done {
                     // pg_notify inside the transaction: Postgres delivers it only if COMMIT succeeds.
                     for (topic, head) in heads {
                         try connection.query("SELECT pg_notify('medic_events', $1)", [.text("\(topic) \(head)")])
