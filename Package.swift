@@ -52,7 +52,7 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "COpenSSL", log], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
-        .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", "Pipeline", log], swiftSettings: strict),
+        .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", log], swiftSettings: strict),
 
         // Host: composition only.
         .target(

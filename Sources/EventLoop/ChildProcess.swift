@@ -94,13 +94,31 @@ public final class ChildProcess {
             closeFD(outPipe[0]); closeFD(errPipe[0])
             throw error
         }
+        // The handlers hold the process strongly (the loop holds the handlers), so a caller may drop its
+        // reference: the cycle is broken once the exit was reported and every registration is gone.
         let pidHandler = ExitHandler(owner: self)
         let outHandler = PipeHandler(owner: self, stream: .stdout)
         let errHandler = PipeHandler(owner: self, stream: .stderr)
         handlers = [pidHandler, outHandler, errHandler]
-        pidRegistration = try loop.register(fd: pidfd, interest: .read, handler: pidHandler)
-        pipes[.stdout] = (outPipe[0], try loop.register(fd: outPipe[0], interest: .read, handler: outHandler))
-        pipes[.stderr] = (errPipe[0], try loop.register(fd: errPipe[0], interest: .read, handler: errHandler))
+        do {
+            pidRegistration = try loop.register(fd: pidfd, interest: .read, handler: pidHandler)
+            pipes[.stdout] = (outPipe[0], try loop.register(fd: outPipe[0], interest: .read, handler: outHandler))
+            pipes[.stderr] = (errPipe[0], try loop.register(fd: errPipe[0], interest: .read, handler: errHandler))
+        } catch {
+            // Undo whatever was registered; kill and reap the child so no zombie or orphan is left.
+            if let pidRegistration { loop.unregister(pidRegistration) }
+            pidRegistration = nil
+            for (_, pipe) in pipes { loop.unregister(pipe.registration) }
+            pipes = [:]
+            handlers = []
+            finished = true
+            _ = Glibc.kill(-spawned, SIGKILL)
+            var raw: Int32 = 0
+            _ = waitpid(spawned, &raw, 0)
+            closeFD(pidfd)
+            closeFD(outPipe[0]); closeFD(errPipe[0])
+            throw error
+        }
     }
 
     /// Sends `signal` to the child's whole process group (the test command and everything it started).
@@ -136,6 +154,10 @@ public final class ChildProcess {
     }
 
     fileprivate func reap() {
+        // Kill the group *before* reaping: until waitpid the zombie leader keeps its pid (and so the
+        // group id) reserved, so `kill(-pid)` cannot hit an unrelated process that reused the pid.
+        // A readable pidfd means the leader has exited, so this never kills a live leader.
+        if killGroupOnExit { _ = Glibc.kill(-pid, SIGKILL) }
         var raw: Int32 = 0
         let rc = csys_waitpid_nohang(pid, &raw)
         guard rc == pid else { return }
@@ -143,7 +165,6 @@ public final class ChildProcess {
         if let pidRegistration { loop.unregister(pidRegistration) }
         pidRegistration = nil
         closeFD(pidfd)
-        if killGroupOnExit { _ = Glibc.kill(-pid, SIGKILL) }
         if !pipes.isEmpty {
             graceTimer = loop.schedule(afterNanoseconds: 2_000_000_000) { [weak self] in
                 guard let self else { return }
@@ -163,7 +184,7 @@ public final class ChildProcess {
 }
 
 private final class PipeHandler: IOHandler {
-    unowned let owner: ChildProcess
+    let owner: ChildProcess
     let stream: OutputStream
     init(owner: ChildProcess, stream: OutputStream) {
         self.owner = owner
@@ -173,7 +194,7 @@ private final class PipeHandler: IOHandler {
 }
 
 private final class ExitHandler: IOHandler {
-    unowned let owner: ChildProcess
+    let owner: ChildProcess
     init(owner: ChildProcess) { self.owner = owner }
     func ioReady(_ events: IOEvents) { owner.reap() }
 }

@@ -1,2 +1,0 @@
-// Sandbox: placeholder until the module lands.
-enum SandboxModule {}
