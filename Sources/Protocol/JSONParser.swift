@@ -160,6 +160,7 @@ struct JSONParser {
         guard depth <= maxDepth else { throw fail(.tooDeep(limit: maxDepth)) }
         index += 1  // '{'
         var object = JSONObject()
+        var seenKeys: Set<String>? = nil
         skipWhitespace()
         if try peek() == UInt8(ascii: "}") {
             index += 1
@@ -170,10 +171,14 @@ struct JSONParser {
             let keyOffset = index
             guard try peek() == UInt8(ascii: "\"") else { throw fail(.unexpectedByte(bytes[index])) }
             let key = try parseString()
-            if object.count < 16 {
+            // Small objects (every wire message) scan; large ones switch to a set so a hostile
+            // object with 100k keys costs O(n), not O(n²).
+            if seenKeys != nil {
+                // Mutate in place through the optional (a local copy would copy the set each time).
+                guard seenKeys!.insert(key).inserted else { throw fail(.duplicateKey(key), at: keyOffset) }
+            } else {
                 if object[key] != nil { throw fail(.duplicateKey(key), at: keyOffset) }
-            } else if object.members.contains(where: { $0.key == key }) {
-                throw fail(.duplicateKey(key), at: keyOffset)
+                if object.count == 15 { seenKeys = Set(object.keys + [key]) }
             }
             skipWhitespace()
             guard try peek() == UInt8(ascii: ":") else { throw fail(.unexpectedByte(bytes[index])) }

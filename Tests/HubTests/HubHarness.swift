@@ -66,15 +66,31 @@ final class HubHarness {
         apply(hub.subscribe(sub, topic: topic, since: since, head: head(topic), member: member))
     }
 
-    /// Answers the oldest pending read from the store as it is now.
-    func answerRead(at index: Int = 0) {
+    /// Reads answered by the store but not yet handed to the hub (an asynchronous store:
+    /// events can be stored and published between the query and its answer).
+    var answeredReads: [(sub: SubscriberID, topic: String, after: Int64, events: [(seq: Int64, frame: Int64)])] = []
+
+    /// Runs the store query of the oldest pending read, keeping the result for `deliverAnswer`.
+    func queryStore(at index: Int = 0) {
         let read = pendingReads.remove(at: index)
         var top = stored[read.topic, default: 0]
         if let limit = storeTruncatesAt { top = min(top, limit) }
         let first = read.after + 1
         let last = min(top, read.after + Int64(read.limit))
         let events = first <= last ? (first...last).map { (seq: $0, frame: $0) } : []
-        apply(hub.replayPage(read.sub, topic: read.topic, after: read.after, events: events, head: head(read.topic)))
+        answeredReads.append((read.sub, read.topic, read.after, events))
+    }
+
+    /// Hands the oldest store answer to the hub.
+    func deliverAnswer() {
+        let answer = answeredReads.removeFirst()
+        apply(hub.replayPage(answer.sub, topic: answer.topic, after: answer.after, events: answer.events, head: head(answer.topic)))
+    }
+
+    /// Queries the store and hands the answer over at once.
+    func answerRead(at index: Int = 0) {
+        queryStore(at: index)
+        deliverAnswer()
     }
 
     func drainReads() {

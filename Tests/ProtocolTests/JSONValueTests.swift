@@ -167,3 +167,23 @@ func rejects(_ text: String, limits: JSONParseLimits = JSONParseLimits()) -> Boo
         #expect(parsed.bytes == value.bytes)
     }
 }
+
+@Suite struct JSONHostileSizeTests {
+    /// A near-limit object of 80k distinct keys parses (the duplicate check must not be quadratic;
+    /// this is a correctness test — a quadratic check would still pass, only slowly — with the
+    /// duplicate at the very end proving the large-object path is still checked).
+    @Test func manyKeysAndALateDuplicate() throws {
+        let members = (0..<80_000).map { "\"k\($0)\":0" }.joined(separator: ",")
+        let value = try JSONValue.parse("{\(members)}")
+        #expect(value.objectValue?.count == 80_000)
+        #expect(rejects("{\(members),\"k79999\":1}"))
+        #expect(rejects("{\(members),\"k0\":1}"))
+    }
+
+    @Test func wideArraysAndLongStrings() throws {
+        let array = "[" + Array(repeating: "0", count: 200_000).joined(separator: ",") + "]"
+        #expect(try JSONValue.parse(array).arrayValue?.count == 200_000)
+        let long = String(repeating: "é", count: 300_000)
+        #expect(try JSONValue.parse("\"\(long)\"") == .string(long))
+    }
+}
