@@ -282,8 +282,9 @@ public final class Connection: IOHandler {
         guard !isClosed else { return false }
         if !bypassLimit && queue.byteCount + chunk.count > server.configuration.maxQueuedBytes {
             // Invariant 4: a slow consumer hurts only itself. Drop what is queued beyond the frame in flight
-            // and close with 1008; the client resumes from its last seq.
+            // (it would be replayed anyway) and close with 1008; the client resumes from its last seq.
             server.metrics.slowConsumerCloses += 1
+            queue.dropUnsent()
             server.loop.logger.info("closing slow consumer", metadata: ["connection": "\(id)", "queued": "\(queue.byteCount)"])
             close(code: 1008, reason: "outbound queue over limit; resume with since")
             return false

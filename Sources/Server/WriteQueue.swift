@@ -65,6 +65,15 @@ struct WriteQueue {
         }
     }
 
+    /// Drops every chunk not yet started, keeping a partly written one so the byte stream stays framed.
+    mutating func dropUnsent() {
+        guard start < chunks.count else { return }
+        let keep = offset > 0 ? 1 : 0
+        let dropped = chunks[(start + keep)...].reduce(0) { $0 + $1.count }
+        chunks.removeSubrange((start + keep)...)
+        byteCount -= dropped
+    }
+
     mutating func removeAll() {
         chunks = []
         start = 0

@@ -1,2 +1,0 @@
-// TestSupport: placeholder until the module lands.
-enum TestSupportModule {}
