@@ -22,6 +22,7 @@ final class PostgresListener: @unchecked Sendable {
     private var handlers: [@Sendable (String, Int64) -> Void] = []
     private var stopping = false
     private var started = false
+    private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
     /// Poll timeout: bounds how long close() waits for the thread to notice.
     private let pollMilliseconds: Int32 = 100
@@ -45,6 +46,9 @@ final class PostgresListener: @unchecked Sendable {
                 finished.signal()
             }
             t.name = "medic-store-listen"
+            condition.lock()
+            thread = t
+            condition.unlock()
             t.start()
         }
     }
@@ -53,8 +57,10 @@ final class PostgresListener: @unchecked Sendable {
         condition.lock()
         let wasStarted = started && !stopping
         stopping = true
+        // Closed from a handler (on this very thread): it cannot wait for itself; it exits on its own.
+        let onListener = thread.map { $0 == Thread.current } ?? false
         condition.unlock()
-        if wasStarted { finished.wait() }
+        if wasStarted && !onListener { finished.wait() }
     }
 
     private var isStopping: Bool {

@@ -47,6 +47,9 @@ public final class Store: @unchecked Sendable {
         /// Postgres: create the database named in the URL if it does not exist (default true).
         public var postgresCreateDatabase: Bool = true
 
+        /// Test hook: called on the worker thread right before each COMMIT (to break the connection there).
+        var beforeCommit: (@Sendable () -> Void)? = nil
+
         public init() {}
     }
 

@@ -246,6 +246,7 @@ final class StoreWorker: @unchecked Sendable {
                 for (_, done) in group { done(.failure(failure)) }
                 return
             }
+            options.beforeCommit?()
             do throws(StoreError) {
                 try connection.execute("COMMIT")
             } catch {

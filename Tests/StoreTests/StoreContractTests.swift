@@ -324,6 +324,14 @@ struct StoreContractTests {
         }
         try waitUntil("the last head is reported") { seen.get["n"] == heads }
         #expect(seen.get["o"] == heads / 2)
+        if kind == .postgres {
+            // Kill the worker's and the listener's backends: both reconnect and notifications resume.
+            #expect(try f.killBackends() == 2)
+            try waitUntil("notifications resume after the backends were killed") {
+                _ = try? store.sync { store.write(StoreWrite(events: [event("n")]), completion: $0) }
+                return (seen.get["n"] ?? 0) > heads
+            }
+        }
     }
 
     @Test("unsupported URLs are refused")

@@ -65,6 +65,32 @@ struct StoreFailureTests {
         }
     }
 
+    @Test(
+        "Postgres connection lost at COMMIT: outcome unknown; a retry with the same command id applies exactly once",
+        .enabled(if: BackendKind.all.contains(.postgres)))
+    func postgresCommitOutcomeUnknown() throws {
+        let f = try StoreFixture(.postgres)
+        var options = f.options()
+        let armed = Locked(false)
+        options.beforeCommit = {
+            if armed.withLock({ a in defer { a = false }; return a }) { _ = try? f.killBackends() }
+        }
+        let store = try f.open(options)
+        defer { store.close() }
+        _ = try store.sync { store.write(Self.commandWrite("u0", topic: "u"), completion: $0) }
+        armed.withLock { $0 = true }
+        let error = #expect(throws: StoreError.self) {
+            try store.sync { store.write(Self.commandWrite("u1", topic: "u"), completion: $0) }
+        }
+        #expect(error?.code == StoreError.storeUnavailable)
+        #expect(error?.message.contains("outcome unknown") == true, "\(String(describing: error))")
+        #expect(armed.get == false, "the hook did not run")
+        let (out, _) = try writeRetrying(store, Self.commandWrite("u1", topic: "u"))
+        // Whether the first attempt committed or not, the event is stored exactly once.
+        #expect(out.isDuplicate || out.events.map(\.seq) == [2])
+        #expect(try store.sync { store.events(topic: "u", after: 0, limit: 10, completion: $0) }.map(\.data) == ["\"u0\"", "\"u1\""])
+    }
+
     @Test("SQLite database locked by another connection: store_unavailable, then recovery once released")
     func sqliteLocked() throws {
         let f = try StoreFixture(.sqlite)
