@@ -16,6 +16,10 @@ public final class RetryingTransfer {
 
     /// Attempts started so far.
     public private(set) var attempts = 0
+    /// True between a failed attempt and the next one (a loop timer is pending).
+    public var isWaitingToRetry: Bool { waiting != nil }
+    /// True once `onComplete` has run.
+    public var isDone: Bool { done }
     fileprivate var current: TransferID?
     fileprivate var waiting: TimerID?
     fileprivate var done = false

@@ -123,9 +123,15 @@ struct HTTPClientTests {
         let body = #"{"model":"claude-fake","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#
         let recorder = Recorder()
         var bodyCallsBeforeComplete = 0
+        var sawDeltaBeforeStop = false
         client.execute(
             HTTPClientRequest(method: "POST", url: server.url("/v1/messages"), headers: anthropicHeaders, body: Array(body.utf8)),
-            onHead: recorder.onHead, onBody: recorder.onBody,
+            onHead: recorder.onHead,
+            onBody: { chunk in
+                recorder.onBody(chunk)
+                let soFar = recorder.text
+                if soFar.contains("content_block_delta"), !soFar.contains("message_stop") { sawDeltaBeforeStop = true }
+            },
             onComplete: { result in
                 bodyCallsBeforeComplete = recorder.chunks.count
                 recorder.onComplete(result)
@@ -138,6 +144,7 @@ struct HTTPClientTests {
         #expect(recorder.heads.first?.header("Content-Type") == "text/event-stream")
         #expect(recorder.events.first == "head")
         #expect(bodyCallsBeforeComplete > 1, "the body should arrive in several chunks, not all at the end")
+        #expect(sawDeltaBeforeStop, "a text delta should reach the caller before the stream ends")
         let events = parseSSE(recorder.text)
         #expect(events.map(\.0) == [
             "message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta",
@@ -273,6 +280,41 @@ struct HTTPClientTests {
         #expect(recorder.error?.code == .httpStatus)
         #expect(recorder.error?.status == 529)
         #expect(recorder.error?.message.contains("overloaded_error") == true)
+    }
+
+    @Test func connectErrorsAreRetriedThenReported() throws {
+        let loop = try EventLoop()
+        let client = try HTTPClient(loop: loop)
+        defer { client.close() }
+        let recorder = Recorder()
+        executeWithRetry(
+            client: client, loop: loop, request: HTTPClientRequest(url: "http://127.0.0.1:1/"),
+            policy: RetryPolicy(maxAttempts: 3, baseDelayMilliseconds: 1), onAttempt: recorder.onAttempt,
+            onHead: recorder.onHead, onBody: recorder.onBody, onComplete: recorder.onComplete)
+        #expect(run(loop) { recorder.result != nil })
+        #expect(recorder.attempts == [1, 2, 3])
+        #expect(recorder.error?.code == .connect)
+    }
+
+    @Test func cancellingARetryWhileItWaits() throws {
+        let server = try FakeAnthropic()
+        defer { server.stop() }
+        let loop = try EventLoop()
+        let client = try HTTPClient(loop: loop)
+        defer { client.close() }
+        let recorder = Recorder()
+        let retrying = executeWithRetry(
+            client: client, loop: loop, request: HTTPClientRequest(url: server.url("/overloaded?key=cancel&n=100")),
+            policy: RetryPolicy(baseDelayMilliseconds: 600_000, maxDelayMilliseconds: 600_000), onAttempt: recorder.onAttempt,
+            onHead: recorder.onHead, onBody: recorder.onBody, onComplete: recorder.onComplete)
+        #expect(run(loop) { retrying.isWaitingToRetry })
+        #expect(recorder.result == nil)
+        retrying.cancel()
+        #expect(recorder.error?.code == .aborted)
+        #expect(retrying.isDone && !retrying.isWaitingToRetry)
+        #expect(recorder.attempts == [1])
+        #expect(recorder.heads.isEmpty)
+        retrying.cancel()  // harmless: onComplete must not run twice (Recorder checks)
     }
 
     @Test func hangingServerTimesOut() throws {
