@@ -102,6 +102,7 @@ public struct WebSocketConnection: Sendable {
 
     // MARK: - Parsing
 
+    /// Runs the header/payload state machine over `count` bytes; stops early once closed.
     private mutating func parse(
         _ base: UnsafeRawPointer, count: Int, into actions: inout [WebSocketAction]
     ) throws(WebSocketProtocolError) {
@@ -233,6 +234,7 @@ public struct WebSocketConnection: Sendable {
         }
     }
 
+    /// Header complete: start reading the payload (finishing at once when it is empty).
     private mutating func beginPayload(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
         frameConsumed = 0
         parseState = .payload
@@ -260,6 +262,7 @@ public struct WebSocketConnection: Sendable {
         guard ok else { throw .init(.invalidUTF8) }
     }
 
+    /// The whole frame has arrived: act on a control frame, or deliver the message on FIN.
     private mutating func finishFrame(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
         parseState = .firstByte
         if opcode.isControl {
@@ -340,6 +343,7 @@ public struct WebSocketConnection: Sendable {
         closeDown()
     }
 
+    /// Enters `.closed` and frees the buffers; nothing is parsed afterwards.
     private mutating func closeDown() {
         state = .closed
         message = []
