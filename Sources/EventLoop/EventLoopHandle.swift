@@ -50,7 +50,7 @@ public final class EventLoopHandle: Sendable {
 /// `@unchecked Sendable` is sound because every access checks `inLoopThread` (SwiftNIO's `NIOLoopBound`).
 public struct LoopBound<Value>: @unchecked Sendable {
     private let box: Box
-    private final class Box {
+    fileprivate final class Box {
         var value: Value
         unowned let loop: EventLoop
         init(_ value: Value, loop: EventLoop) {
@@ -73,5 +73,13 @@ public struct LoopBound<Value>: @unchecked Sendable {
             precondition(box.loop.inLoopThread, "LoopBound used off its loop thread")
             box.value = newValue
         }
+    }
+}
+
+extension LoopBound {
+    /// From any thread: runs `body` with the value on the value's loop thread, at that loop's next tick.
+    /// This is how a worker thread's result (a store completion) gets back to loop-bound state.
+    public func hop(_ body: @escaping @Sendable (Value) -> Void) {
+        box.loop.handle.execute { _ in body(self.value) }
     }
 }

@@ -25,7 +25,8 @@ public final class Connection: IOHandler {
     private var queue = WriteQueue()
     private var writeArmed = false
     var pendingFlush = false
-    private(set) var isClosed = false
+    /// True once the socket is closed (the app may still hold the object until `didClose`).
+    public private(set) var isClosed = false
     private var closeWhenDrained = false
     private var closingSince: UInt64 = 0
     /// Monotonic ns of the last inbound bytes.

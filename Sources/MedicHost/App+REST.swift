@@ -1,0 +1,305 @@
+// App+REST: plain HTTP — /healthz, /metrics, the token-authenticated REST API, then static files.
+import EventLoop
+import Foundation
+public import HTTP1
+import Protocol
+public import Server
+import Store
+
+extension App {
+    public func handle(_ request: HTTPRequest, on connection: Connection) {
+        metrics.restRequests += 1
+        let path = request.path
+        if path == "/healthz" {
+            connection.respond(.text(200, "ok\n"))
+        } else if path == "/metrics" {
+            respondMetrics(on: connection)
+        } else if path.hasPrefix("/api/") {
+            authenticateREST(request, on: connection) { [weak self] principal in
+                self?.route(request, principal: principal, on: connection)
+            }
+        } else if path == "/ws" {
+            var headers = HTTPHeaders()
+            headers.add("Upgrade", "websocket")
+            connection.respond(HTTPResponse(status: 426, headers: headers, body: Array("use a WebSocket client (subprotocol medic.v1)\n".utf8)))
+        } else if let staticFiles, let response = staticFiles.respond(to: request) {
+            connection.respond(response)
+        } else if request.method != "GET" && request.method != "HEAD" {
+            var headers = HTTPHeaders()
+            headers.add("Allow", "GET, HEAD")
+            connection.respond(HTTPResponse(status: 405, headers: headers, body: Array("method not allowed\n".utf8)))
+        } else {
+            connection.respond(.text(404, "not found\n"))
+        }
+    }
+
+    /// Resolves `Authorization: Bearer TOKEN`; answers 401 itself when missing or unknown.
+    private func authenticateREST(_ request: HTTPRequest, on connection: Connection, then: @escaping (Principal) -> Void) {
+        guard let header = request.headers["authorization"], header.lowercased().hasPrefix("bearer ") else {
+            var headers = HTTPHeaders()
+            headers.add("WWW-Authenticate", "Bearer")
+            headers.add("Content-Type", "application/json")
+            let error = ProtocolError(code: .unauthenticated, message: "Authorization: Bearer TOKEN required")
+            connection.respond(HTTPResponse(status: 401, headers: headers, body: error.restBody))
+            return
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        lookUp(token: token) { [weak self] result in
+            guard let self, !connection.isClosed else { return }
+            switch result {
+            case .success(let principal?): then(principal)
+            case .success(nil):
+                self.metrics.authFailures += 1
+                self.respondError(ProtocolError(code: .unauthenticated, message: "unknown or revoked token"), on: connection)
+            case .failure(let error):
+                self.respondError(ProtocolError(code: .storeUnavailable, message: error.message), on: connection)
+            }
+        }
+    }
+
+    private func route(_ request: HTTPRequest, principal: Principal, on connection: Connection) {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let method = request.method
+        let commandID = request.headers["idempotency-key"]
+        if method == "POST", parts == ["api", "v1", "proposals"] {
+            guard let body = jsonBody(request, on: connection) else { return }
+            switch ClientMessage.decode(type: "propose", fields: body, id: commandID, limits: protocolLimits) {
+            case .success(let message): restCommand(message, id: commandID, principal: principal, status: 201, on: connection)
+            case .failure(let error): respondError(error, on: connection)
+            }
+        } else if method == "GET", parts == ["api", "v1", "proposals"] {
+            let query = request.queryItems()
+            let limit = min(max(Int(query["limit"] ?? "") ?? 100, 1), 1000)
+            readStore(on: connection, { self.store.proposals(status: query["status"], limit: limit, completion: $0) }) { rows in
+                .object(["proposals": .array(rows.map(Self.json(proposal:)))])
+            }
+        } else if method == "GET", let id = Self.match(parts, ["api", "v1", "proposals", "*"]) {
+            readStore(on: connection, { self.store.proposal(id: id, completion: $0) }) { detail in
+                detail.map(Self.json(detail:))
+            }
+        } else if method == "GET", let id = Self.match(parts, ["api", "v1", "proposals", "*", "events"]) {
+            let query = request.queryItems()
+            guard let since = Int64(query["since"] ?? "0"), since >= 0 else {
+                respondError(ProtocolError(code: .invalidMessage, message: "since must be a non-negative integer"), on: connection)
+                return
+            }
+            let limit = min(max(Int(query["limit"] ?? "") ?? 500, 1), 5000)
+            readStore(on: connection, { self.store.events(topic: "proposal:\(id)", after: since, limit: limit, completion: $0) }) { events in
+                .object(["topic": .string("proposal:\(id)"), "events": .array(events.map(Self.json(event:)))])
+            }
+        } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "review"]) {
+            guard let body = jsonBody(request, on: connection) else { return }
+            switch ClientMessage.decodeReviewBody(proposal: id, body: body, limits: protocolLimits) {
+            case .success(let review): restCommand(.review(review), id: commandID, principal: principal, status: 200, on: connection)
+            case .failure(let error): respondError(error, on: connection)
+            }
+        } else if method == "POST", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) {
+            restCommand(.autoFix(proposal: id), id: commandID, principal: principal, status: 200, on: connection)
+        } else if method == "GET", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "status", "*"]) {
+            let manual = !configuration.autoFix
+            readStore(on: connection, { self.store.proposal(id: id, completion: $0) }) { detail in
+                detail.map { Self.autoFixStatus($0, manual: manual) }
+            }
+        } else if parts.starts(with: ["api", "v1", "proposals"]) || parts.starts(with: ["api", "v1", "admin"]) {
+            var headers = HTTPHeaders()
+            headers.add("Content-Type", "application/json")
+            headers.add("Allow", "GET, POST")
+            connection.respond(HTTPResponse(status: 405, headers: headers,
+                body: ProtocolError(code: .invalidMessage, message: "method \(method) not allowed on \(request.path)").restBody))
+        } else {
+            respondError(ProtocolError(code: .notFound, message: "no such endpoint: \(method) \(request.path)"), on: connection)
+        }
+    }
+
+    /// Matches path segments against a pattern with one "*" capture; returns the captured segment.
+    static func match(_ parts: [String], _ pattern: [String]) -> String? {
+        guard parts.count == pattern.count else { return nil }
+        var captured: String?
+        for (part, expected) in zip(parts, pattern) {
+            if expected == "*" {
+                guard Topic.isValidProposalID(part) else { return nil }
+                captured = part
+            } else if part != expected {
+                return nil
+            }
+        }
+        return captured
+    }
+
+    private func restCommand(_ message: ClientMessage, id: String?, principal: Principal, status: Int, on connection: Connection) {
+        guard principal.role.may(message) else {
+            respondError(ProtocolError(code: .forbidden, message: "role \(principal.role.rawValue) may not send \(message.type)"), on: connection)
+            return
+        }
+        runCommand(ClientRequest(id: id, message: message), principal: principal) { [weak self] bytes in
+            guard let self, !connection.isClosed else { return }
+            // The reply is the WebSocket ack/error JSON; map an error to its HTTP status.
+            if case .success(.error(let error)) = ServerMessage.decode(bytes) {
+                self.respondError(error, on: connection)
+            } else {
+                var headers = HTTPHeaders()
+                headers.add("Content-Type", "application/json")
+                connection.respond(HTTPResponse(status: status, headers: headers, body: bytes))
+            }
+        }
+    }
+
+    /// Runs a store read and answers with `render`'s JSON, 404 when it renders nil, 503 on store failure.
+    private func readStore<T: Sendable>(
+        on connection: Connection, _ call: (@escaping @Sendable (Result<T, StoreError>) -> Void) -> Void,
+        render: @escaping (T) -> JSONValue?
+    ) {
+        let bound = LoopBound((self, connection, render), loop: loop)
+        call { result in
+            bound.hop { triple in
+                let (app, connection, render) = triple
+                guard !connection.isClosed else { return }
+                switch result {
+                case .success(let value):
+                    guard let json = render(value) else {
+                        app.respondError(ProtocolError(code: .notFound, message: "not found"), on: connection)
+                        return
+                    }
+                    var headers = HTTPHeaders()
+                    headers.add("Content-Type", "application/json")
+                    connection.respond(HTTPResponse(status: 200, headers: headers, body: json.bytes))
+                case .failure(let error):
+                    app.respondError(ProtocolError(code: .storeUnavailable, message: error.message), on: connection)
+                }
+            }
+        }
+    }
+
+    private func jsonBody(_ request: HTTPRequest, on connection: Connection) -> JSONObject? {
+        do {
+            guard case .object(let object) = try JSONValue.parse(request.body) else {
+                respondError(ProtocolError(code: .invalidMessage, message: "the body must be a JSON object"), on: connection)
+                return nil
+            }
+            return object
+        } catch {
+            respondError(ProtocolError(code: error.isTooLarge ? .tooLarge : .badJSON, message: error.description), on: connection)
+            return nil
+        }
+    }
+
+    func respondError(_ error: ProtocolError, on connection: Connection) {
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "application/json")
+        connection.respond(HTTPResponse(status: error.code.httpStatus, headers: headers, body: error.restBody))
+    }
+
+    // MARK: JSON renderings of stored rows
+
+    static func parsed(_ text: String) -> JSONValue {
+        (try? JSONValue.parse(text)) ?? .string(text)
+    }
+
+    static func json(proposal row: ProposalRow) -> JSONValue {
+        .object([
+            "id": .string(row.id), "title": .string(row.title), "description": .string(row.description),
+            "repo": .string(row.repo), "status": .string(row.status), "revision": .int(Int64(row.currentRevision)),
+            "attempts": .int(Int64(row.attempts)), "author": .string(row.author),
+            "created_at": .int(row.createdAt), "updated_at": .int(row.updatedAt), "state": parsed(row.doc),
+        ])
+    }
+
+    static func json(detail: ProposalDetail) -> JSONValue {
+        guard case .object(var object) = json(proposal: detail.proposal) else { return .null }
+        object["revisions"] = .array(detail.revisions.map { revision in
+            var doc = parsed(revision.doc).objectValue ?? JSONObject()
+            doc["number"] = .int(Int64(revision.number))
+            doc["created_at"] = .int(revision.createdAt)
+            return .object(doc)
+        })
+        object["reviews"] = .array(detail.reviews.map { review in
+            .object([
+                "revision": .int(Int64(review.revision)), "principal": .string(review.principal),
+                "verdict": .string(review.verdict), "comment": review.comment.map { .string($0) } ?? .null, "ts": .int(review.ts),
+            ])
+        })
+        object["comments"] = .array(detail.comments.map { comment in
+            .object(["principal": .string(comment.principal), "text": .string(comment.text), "ts": .int(comment.ts)])
+        })
+        object["applied"] = .array(detail.appliedChanges.map { change in
+            .object([
+                "revision": .int(Int64(change.revision)), "commit": .string(change.commit), "ts": .int(change.ts),
+                "reverted_by": change.revertedBy.map { .string($0) } ?? .null,
+            ])
+        })
+        return .object(object)
+    }
+
+    static func json(event: StoredEvent) -> JSONValue {
+        .object(["topic": .string(event.topic), "seq": .int(event.seq), "ts": .int(event.ts), "kind": .string(event.kind), "data": parsed(event.data)])
+    }
+
+    /// The customer's auto-fix status endpoint: needs_auto_fix, auto_fix_applied, auto_fix_attempts.
+    static func autoFixStatus(_ detail: ProposalDetail, manual: Bool) -> JSONValue {
+        let row = detail.proposal
+        let fixedRevisions = detail.revisions.filter { $0.number > 1 }.count
+        return .object([
+            "proposal": .string(row.id), "status": .string(row.status),
+            "needs_auto_fix": .bool(row.status == "tests_failed"),
+            "auto_fix_applied": .bool(fixedRevisions > 0),
+            "auto_fix_attempts": .int(Int64(row.attempts)),
+            "mode": .string(manual ? "manual" : "auto"),
+        ])
+    }
+
+    // MARK: /metrics
+
+    /// Prometheus text exposition (version 0.0.4): connection, message and pipeline counters.
+    private func respondMetrics(on connection: Connection) {
+        var lines: [String] = []
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int) {
+            lines.append("# HELP medic_\(name) \(help)")
+            lines.append("# TYPE medic_\(name) \(type)")
+            lines.append("medic_\(name) \(value)")
+        }
+        if let server {
+            let m = server.metrics
+            metric("connections_accepted_total", "counter", "TCP connections accepted.", m.connectionsAccepted)
+            metric("connections_open", "gauge", "Open connections.", server.connectionCount)
+            metric("websockets_opened_total", "counter", "WebSocket upgrades.", m.websocketsOpened)
+            metric("http_requests_total", "counter", "HTTP requests parsed.", m.httpRequests)
+            metric("http_errors_total", "counter", "HTTP requests refused by the parser or timed out.", m.httpErrors)
+            metric("ws_messages_received_total", "counter", "WebSocket messages received.", m.messagesIn)
+            metric("ws_messages_sent_total", "counter", "WebSocket messages queued for sending.", m.messagesOut)
+            metric("bytes_received_total", "counter", "Bytes read from sockets.", m.bytesIn)
+            metric("bytes_sent_total", "counter", "Bytes written to sockets.", m.bytesOut)
+            metric("slow_consumer_closes_total", "counter", "Connections closed for exceeding their outbound queue.", m.slowConsumerCloses)
+        }
+        metric("sessions_opened_total", "counter", "medic.v1 sessions opened.", metrics.sessionsOpened)
+        metric("auth_failures_total", "counter", "Failed authentications.", metrics.authFailures)
+        metric("protocol_errors_total", "counter", "Malformed client messages.", metrics.protocolErrors)
+        metric("events_published_total", "counter", "Durable events published.", metrics.eventsPublished)
+        metric("event_deliveries_total", "counter", "Event frames queued to subscribers.", metrics.deliveries)
+        let finish = { (stats: JSONObject) in
+            for (key, value) in stats.members {
+                if let n = value.intValue {
+                    lines.append("# TYPE medic_pipeline_\(key) gauge")
+                    lines.append("medic_pipeline_\(key) \(n)")
+                } else if case .number(let d) = value {
+                    lines.append("# TYPE medic_pipeline_\(key) gauge")
+                    lines.append("medic_pipeline_\(key) \(d)")
+                } else if case .object(let perCategory) = value {
+                    lines.append("# TYPE medic_pipeline_\(key) gauge")
+                    for (label, count) in perCategory.members {
+                        lines.append("medic_pipeline_\(key){category=\"\(label)\"} \(count.intValue ?? 0)")
+                    }
+                }
+            }
+            var headers = HTTPHeaders()
+            headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            connection.respond(HTTPResponse(status: 200, headers: headers, body: Array((lines.joined(separator: "\n") + "\n").utf8)))
+        }
+        if let commands {
+            commands.execute(.stats, commandID: nil, principal: Principal(name: "metrics", role: .viewer)) { result in
+                finish((try? result.get()) ?? JSONObject())
+            }
+        } else {
+            finish(JSONObject())
+        }
+    }
+}

@@ -1,0 +1,370 @@
+// App: the live protocol front — sessions, authentication, subscriptions through the Hub, durable publishing.
+public import EventLoop
+import Foundation
+public import HTTP1
+import Hub
+import IOBytes
+public import Logging
+public import Protocol
+public import Server
+public import Store
+public import WebSocket
+
+/// Per-connection state of a `medic.v1` session.
+public final class Session {
+    let connection: Connection
+    var principal: Principal?
+    /// Messages that arrived while a token lookup was in flight, replayed in order after it.
+    var pending: [[UInt8]] = []
+    var authenticating = false
+    var helloTimer: TimerID?
+    /// Subscribe commands waiting for the topic head from the store, by topic.
+    var subscribeIDs: [String: String?] = [:]
+
+    init(connection: Connection) {
+        self.connection = connection
+    }
+}
+
+/// The Medic application on one loop: WebSocket sessions (`/ws`, subprotocol `medic.v1`), the REST API,
+/// static files, and the durable publish path (store → frame once → hub → every subscriber's queue).
+public final class App: HTTPHandler, WebSocketHandler, EventSink {
+    public let loop: EventLoop
+    public let store: Store
+    public let configuration: MedicConfiguration
+    let logger: Logger
+    let hub = Hub<SharedBytes>()
+    let staticFiles: StaticFiles?
+    /// Set after init (the executor needs the app as its EventSink).
+    public var commands: (any CommandExecutor)?
+    /// Weak: the server owns the connections; the app looks them up by id.
+    public weak var server: Server?
+    var sessions: [UInt64: Session] = [:]
+    /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
+    var heads: [String: Int64] = [:]
+    var metrics = AppMetrics()
+    let protocolLimits = ProtocolLimits()
+    /// Positive token lookups cached briefly so REST polling does not hit the store each time.
+    var tokenCache: [String: (principal: Principal, until: UInt64)] = [:]
+
+    public init(loop: EventLoop, store: Store, configuration: MedicConfiguration, logger: Logger) {
+        self.loop = loop
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        staticFiles = try? StaticFiles(root: configuration.staticDirectory)
+        if staticFiles == nil {
+            logger.warning("static directory not readable; the page will not be served", metadata: ["dir": "\(configuration.staticDirectory)"])
+        }
+    }
+
+    // MARK: WebSocketHandler
+
+    public func upgradePolicy(for request: HTTPRequest) -> WebSocketUpgradePolicy? {
+        guard request.path == "/ws" else { return nil }
+        return WebSocketUpgradePolicy(subprotocols: [medicSubprotocol], requireSubprotocol: false, origins: originPolicy(for: request))
+    }
+
+    /// Same origin by default: an Origin whose host:port equals the request's Host, plus configured origins.
+    func originPolicy(for request: HTTPRequest) -> OriginPolicy {
+        var allowed = configuration.allowedOrigins
+        if let host = request.headers["host"] {
+            allowed.append("http://\(host)")
+            allowed.append("https://\(host)")
+        }
+        return .allowList(allowed)
+    }
+
+    public func didOpen(_ connection: Connection, request: HTTPRequest, subprotocol: String?) {
+        let session = Session(connection: connection)
+        connection.userData = session
+        sessions[connection.id] = session
+        metrics.sessionsOpened += 1
+        if let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer ") {
+            authenticate(session, token: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), commandID: nil)
+        }
+        session.helloTimer = loop.schedule(afterNanoseconds: UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000) { [weak session] in
+            guard let session, session.principal == nil, !session.connection.isClosed else { return }
+            session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
+        }
+    }
+
+    public func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: [UInt8]) {
+        guard let session = connection.userData as? Session else { return }
+        metrics.messagesReceived += 1
+        guard opcode == .text else {
+            send(session, ServerMessage.error(id: nil, code: .invalidMessage, message: "medic.v1 uses JSON text frames"))
+            return
+        }
+        if session.authenticating {
+            if session.pending.count < 64 { session.pending.append(payload) } else {
+                send(session, ServerMessage.error(id: nil, code: .rateLimited, message: "too many messages before authentication finished"))
+            }
+            return
+        }
+        handle(session, payload)
+    }
+
+    public func didClose(_ connection: Connection) {
+        guard let session = sessions.removeValue(forKey: connection.id) else { return }
+        if let timer = session.helloTimer { loop.cancel(timer) }
+        perform(hub.disconnect(connection.id))
+    }
+
+    // MARK: commands
+
+    private func handle(_ session: Session, _ payload: [UInt8]) {
+        let request: ClientRequest
+        switch payload.withUnsafeBytes({ ClientMessage.decode($0, limits: protocolLimits) }) {
+        case .success(let decoded): request = decoded
+        case .failure(let error):
+            metrics.protocolErrors += 1
+            send(session, ServerMessage.error(error))
+            return
+        }
+        guard let principal = session.principal else {
+            if case .hello(let token) = request.message {
+                authenticate(session, token: token, commandID: request.id)
+            } else {
+                send(session, ServerMessage.error(id: request.id, code: .unauthenticated, message: "send hello {token} first"))
+            }
+            return
+        }
+        guard principal.role.may(request.message) else {
+            send(session, ServerMessage.error(id: request.id, code: .forbidden,
+                message: "role \(principal.role.rawValue) may not send \(request.message.type)"))
+            return
+        }
+        switch request.message {
+        case .hello:
+            send(session, ServerMessage.error(id: request.id, code: .invalidMessage, message: "already authenticated"))
+        case .subscribe(let topic, let since):
+            subscribe(session, topic: topic.description, since: since, id: request.id)
+        case .unsubscribe(let topic):
+            perform(hub.unsubscribe(session.connection.id, topic: topic.description), ids: [topic.description: request.id])
+        case .propose, .review, .autoFix, .rollback, .comment, .stats:
+            runCommand(request, principal: principal) { [weak self, weak session] bytes in
+                guard let self, let session else { return }
+                self.send(session, bytes)
+            }
+        }
+    }
+
+    /// Runs a pipeline command: a repeated id replays the first ack (invariant 5), else the executor runs it.
+    func runCommand(_ request: ClientRequest, principal: Principal, respond: @escaping ([UInt8]) -> Void) {
+        guard let commands else {
+            respond(ServerMessage.error(id: request.id, code: .internal, message: "pipeline not configured"))
+            return
+        }
+        let execute = { [weak self] in
+            guard self != nil else { return }
+            commands.execute(request.message, commandID: request.id, principal: principal) { result in
+                switch result {
+                case .success(let fields): respond(ServerMessage.ack(id: request.id, fields: fields))
+                case .failure(var error):
+                    error.id = request.id
+                    respond(ServerMessage.error(error))
+                }
+            }
+        }
+        guard let id = request.id, request.message.isIdempotentByID else {
+            execute()
+            return
+        }
+        let bound = LoopBound((respond, execute), loop: loop)
+        store.commandResponse(principal: principal.name, commandId: id) { result in
+            bound.hop { pair in
+                switch result {
+                case .success(let stored?): pair.0(Array(stored.utf8))
+                case .success(nil): pair.1()
+                case .failure(let error):
+                    pair.0(ServerMessage.error(id: id, code: .storeUnavailable, message: error.message))
+                }
+            }
+        }
+    }
+
+    // MARK: authentication
+
+    func authenticate(_ session: Session, token: String, commandID: String?) {
+        session.authenticating = true
+        lookUp(token: token) { [weak self, weak session] result in
+            guard let self, let session, !session.connection.isClosed else { return }
+            session.authenticating = false
+            switch result {
+            case .success(let principal?):
+                session.principal = principal
+                if let timer = session.helloTimer { self.loop.cancel(timer) }
+                self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
+                let pending = session.pending
+                session.pending = []
+                for message in pending { self.handle(session, message) }
+            case .success(nil):
+                self.metrics.authFailures += 1
+                self.send(session, ServerMessage.error(id: commandID, code: .unauthenticated, message: "unknown or revoked token"))
+                session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication failed")
+            case .failure(let error):
+                self.send(session, ServerMessage.error(id: commandID, code: .storeUnavailable, message: error.message))
+                session.connection.close(code: CloseCode.internalError.rawValue, reason: "store unavailable")
+            }
+        }
+    }
+
+    /// Resolves a token to a principal (cached for 30 s when found).
+    func lookUp(token: String, completion: @escaping (Result<Principal?, StoreError>) -> Void) {
+        if let cached = tokenCache[token], cached.until > loop.now {
+            completion(.success(cached.principal))
+            return
+        }
+        let bound = LoopBound((self, completion), loop: loop)
+        store.principal(forToken: token) { result in
+            bound.hop { pair in
+                let (app, completion) = pair
+                switch result {
+                case .success(let row?):
+                    let principal = Principal(name: row.name, role: Role(rawValue: row.role) ?? .viewer)
+                    app.tokenCache[token] = (principal, app.loop.now + 30_000_000_000)
+                    completion(.success(principal))
+                case .success(nil): completion(.success(nil))
+                case .failure(let error): completion(.failure(error))
+                }
+            }
+        }
+    }
+
+    // MARK: subscriptions
+
+    private func subscribe(_ session: Session, topic: String, since: Int64?, id: String?) {
+        let member = session.principal.map { PresenceMember(principal: $0.name, role: $0.role.rawValue, since: wallClockMilliseconds()) }
+        let sub = session.connection.id
+        if let head = heads[topic] {
+            perform(hub.subscribe(sub, topic: topic, since: since, head: head, member: member), ids: [topic: id])
+            return
+        }
+        let bound = LoopBound((self, session), loop: loop)
+        store.head(topic: topic) { result in
+            bound.hop { pair in
+                let (app, session) = pair
+                guard !session.connection.isClosed else { return }
+                switch result {
+                case .success(let head):
+                    app.heads[topic] = max(app.heads[topic] ?? 0, head)
+                    app.perform(app.hub.subscribe(sub, topic: topic, since: since, head: app.heads[topic]!, member: member), ids: [topic: id])
+                case .failure(let error):
+                    app.send(session, ServerMessage.error(id: id, code: .storeUnavailable, message: error.message))
+                }
+            }
+        }
+    }
+
+    /// The one executor of Hub actions. `ids` maps topics to the command id to echo in acks/errors.
+    func perform(_ actions: [HubAction<SharedBytes>], ids: [String: String?] = [:]) {
+        for action in actions {
+            switch action {
+            case .deliver(let sub, let frame):
+                deliver(frame, to: sub)
+            case .subscribed(let sub, let topic, let head):
+                sendTo(sub, ServerMessage.ack(id: ids[topic] ?? nil, fields: ["topic": .string(topic), "head": .int(head)]))
+            case .refused(let sub, let topic, let code, let message):
+                sendTo(sub, ServerMessage.error(id: ids[topic] ?? nil, code: code, message: message))
+            case .unsubscribed(let sub, let topic):
+                sendTo(sub, ServerMessage.ack(id: ids[topic] ?? nil, fields: ["topic": .string(topic)]))
+            case .readStore(let sub, let topic, let after, let limit):
+                readForReplay(sub, topic: topic, after: after, limit: limit)
+            case .caughtUp:
+                break
+            case .replayFailed(let sub, let topic, let message):
+                logger.error("replay failed", metadata: ["topic": "\(topic)", "error": "\(message)"])
+                sendTo(sub, ServerMessage.error(id: nil, code: .storeUnavailable, message: message))
+            case .presenceChanged(let topic, let members, let to):
+                let frame = Self.frame(ServerMessage.presence(topic: topic, members: members))
+                for sub in to { deliver(frame, to: sub) }
+            }
+        }
+    }
+
+    private func readForReplay(_ sub: SubscriberID, topic: String, after: Int64, limit: Int) {
+        let bound = LoopBound(self, loop: loop)
+        store.events(topic: topic, after: after, limit: limit) { result in
+            bound.hop { app in
+                switch result {
+                case .success(let events):
+                    let framed = events.map { (seq: $0.seq, frame: Self.frame(stored: $0)) }
+                    let head = max(app.heads[topic] ?? 0, events.last?.seq ?? 0)
+                    app.perform(app.hub.replayPage(sub, topic: topic, after: after, events: framed, head: head))
+                case .failure(let error):
+                    app.sendTo(sub, ServerMessage.error(id: nil, code: .storeUnavailable, message: "replay of \(topic) failed: \(error.message)"))
+                    app.perform(app.hub.unsubscribe(sub, topic: topic))
+                }
+            }
+        }
+    }
+
+    // MARK: EventSink
+
+    public func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void) {
+        let bound = LoopBound((self, completion), loop: loop)
+        store.write(write) { result in
+            bound.hop { pair in
+                let (app, completion) = pair
+                if case .success(.committed(let events)) = result { app.publish(events) }
+                completion(result)
+            }
+        }
+    }
+
+    public func publishEphemeral(topic: String, kind: String, data: JSONValue) {
+        let frame = Self.frame(EventFrame.encode(topic: topic, seq: nil, ts: wallClockMilliseconds(), kind: kind, data: data))
+        hub.publishEphemeral(topic: topic, frame: frame) { sub, frame in deliver(frame, to: sub) }
+    }
+
+    /// Publishes stored events: each is serialized and framed once, then the same bytes go to every
+    /// subscriber's queue (invariant 3).
+    func publish(_ events: [StoredEvent]) {
+        for event in events {
+            heads[event.topic] = max(heads[event.topic] ?? 0, event.seq)
+            let frame = Self.frame(stored: event)
+            metrics.eventsPublished += 1
+            let actions = hub.publish(topic: event.topic, seq: event.seq, frame: frame) { sub, frame in
+                deliver(frame, to: sub)
+            }
+            if !actions.isEmpty { perform(actions) }
+        }
+    }
+
+    // MARK: output
+
+    static func frame(stored event: StoredEvent) -> SharedBytes {
+        frame(EventFrame.encode(topic: event.topic, seq: event.seq, ts: event.ts, kind: event.kind, dataJSON: Array(event.data.utf8)))
+    }
+
+    static func frame(_ json: [UInt8]) -> SharedBytes {
+        json.withUnsafeBytes { WebSocketFrame.encodeShared(.text, payload: $0) }
+    }
+
+    @inline(__always)
+    func deliver(_ frame: SharedBytes, to sub: SubscriberID) {
+        guard let session = sessions[sub] else { return }
+        if session.connection.send(frame: frame) { metrics.deliveries += 1 }
+    }
+
+    func send(_ session: Session, _ json: [UInt8]) {
+        session.connection.send(frame: Self.frame(json))
+    }
+
+    func sendTo(_ sub: SubscriberID, _ json: [UInt8]) {
+        guard let session = sessions[sub] else { return }
+        send(session, json)
+    }
+}
+
+/// App-level counters for /metrics.
+struct AppMetrics {
+    var sessionsOpened = 0
+    var messagesReceived = 0
+    var protocolErrors = 0
+    var authFailures = 0
+    var eventsPublished = 0
+    var deliveries = 0
+    var restRequests = 0
+}

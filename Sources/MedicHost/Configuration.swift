@@ -1,0 +1,178 @@
+// Configuration: Medic's settings — defaults, then the JSON config file, then environment, then flags.
+import Foundation
+
+/// One target repository the pipeline deploys proposals into.
+public struct RepositoryConfig: Codable, Sendable, Equatable {
+    /// Name used in proposals (`repo`); defaults to the folder's name.
+    public var name: String
+    public var path: String
+    public var testCommand: String
+    public var setupCommand: String?
+    /// Whether the sandbox may use the network (default false).
+    public var allowNetwork: Bool
+    /// Optional command run in the real repository after apply; its failure rolls the commit back.
+    public var postApplyCommand: String?
+
+    public init(name: String? = nil, path: String, testCommand: String, setupCommand: String? = nil, allowNetwork: Bool = false, postApplyCommand: String? = nil) {
+        self.path = path
+        self.name = name ?? URL(fileURLWithPath: path).lastPathComponent
+        self.testCommand = testCommand
+        self.setupCommand = setupCommand
+        self.allowNetwork = allowNetwork
+        self.postApplyCommand = postApplyCommand
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, path
+        case testCommand = "test_command"
+        case setupCommand = "setup_command"
+        case allowNetwork = "allow_network"
+        case postApplyCommand = "post_apply_command"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let path = try c.decode(String.self, forKey: .path)
+        self.init(
+            name: try c.decodeIfPresent(String.self, forKey: .name), path: path,
+            testCommand: try c.decode(String.self, forKey: .testCommand),
+            setupCommand: try c.decodeIfPresent(String.self, forKey: .setupCommand),
+            allowNetwork: try c.decodeIfPresent(Bool.self, forKey: .allowNetwork) ?? false,
+            postApplyCommand: try c.decodeIfPresent(String.self, forKey: .postApplyCommand))
+    }
+}
+
+/// Which LLM writes fixes.
+public enum LLMChoice: Sendable, Equatable {
+    /// Replies from a scripted conversation file (offline demo and tests).
+    case scripted(path: String)
+    /// The Anthropic Messages API (key from ANTHROPIC_API_KEY).
+    case anthropic
+}
+
+/// Everything `medic serve` needs. See config/medic.example.json for the file form.
+public struct MedicConfiguration: Sendable {
+    public var listen: [String] = ["127.0.0.1:8080"]
+    public var tlsListen: [String] = []
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var staticDirectory: String = "web-static"
+    public var dataDirectory: String = ".medic"
+    /// `sqlite:PATH` or `postgres://…`; default `sqlite:<dataDirectory>/medic.sqlite`.
+    public var storeURL: String?
+    public var repositories: [RepositoryConfig] = []
+    public var llm: LLMChoice = .scripted(path: "examples/demo-conversation.json")
+    public var llmBaseURL: String = "https://api.anthropic.com"
+    public var llmModel: String = "claude-sonnet-4-5"
+    public var anthropicAPIKey: String?
+    public var maxAttempts: Int = 3
+    public var quorum: Int = 1
+    public var autoFix: Bool = true
+    public var testTimeoutSeconds: Int = 300
+    /// Browser Origins allowed to open the WebSocket; empty = same origin as the Host header.
+    public var allowedOrigins: [String] = []
+    /// Seconds a client has to authenticate on the socket.
+    public var helloTimeoutSeconds: Int = 10
+    /// When true and no admin exists, `serve` creates one and prints a sign-in URL.
+    public var bootstrapAdmin: Bool = true
+    public var logLevel: String = "info"
+
+    public init() {}
+
+    /// The effective store URL.
+    public var effectiveStoreURL: String { storeURL ?? "sqlite:\(dataDirectory)/medic.sqlite" }
+
+    /// Reads the JSON config file (keys as in config/medic.example.json), on top of the current values.
+    public mutating func load(file path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let file = try JSONDecoder().decode(FileForm.self, from: data)
+        if let v = file.listen { listen = v }
+        if let v = file.tls_listen { tlsListen = v }
+        if let v = file.tls_cert { tlsCertificate = v }
+        if let v = file.tls_key { tlsKey = v }
+        if let v = file.static_dir { staticDirectory = v }
+        if let v = file.data_dir { dataDirectory = v }
+        if let v = file.store { storeURL = v }
+        if let v = file.repositories { repositories = v }
+        if let v = file.llm { llm = try Self.parseLLM(v) }
+        if let v = file.llm_url { llmBaseURL = v }
+        if let v = file.llm_model { llmModel = v }
+        if let v = file.max_attempts { maxAttempts = v }
+        if let v = file.quorum { quorum = v }
+        if let v = file.auto_fix { autoFix = try Self.parseAutoFix(v) }
+        if let v = file.test_timeout_seconds { testTimeoutSeconds = v }
+        if let v = file.allowed_origins { allowedOrigins = v }
+        if let v = file.log_level { logLevel = v }
+        try validate()
+    }
+
+    /// Applies MEDIC_* environment overrides and ANTHROPIC_API_KEY.
+    public mutating func applyEnvironment(_ env: [String: String]) throws {
+        if let v = env["MEDIC_LISTEN"] { listen = v.split(separator: ",").map(String.init) }
+        if let v = env["MEDIC_STORE"] { storeURL = v }
+        if let v = env["MEDIC_DATA_DIR"] { dataDirectory = v }
+        if let v = env["MEDIC_STATIC_DIR"] { staticDirectory = v }
+        if let v = env["MEDIC_LLM"] { llm = try Self.parseLLM(v) }
+        if let v = env["MEDIC_LLM_URL"] { llmBaseURL = v }
+        if let v = env["MEDIC_LLM_MODEL"] { llmModel = v }
+        if let v = env["MEDIC_QUORUM"], let n = Int(v) { quorum = n }
+        if let v = env["MEDIC_MAX_ATTEMPTS"], let n = Int(v) { maxAttempts = n }
+        if let v = env["MEDIC_LOG_LEVEL"] { logLevel = v }
+        if let key = env["ANTHROPIC_API_KEY"], !key.isEmpty { anthropicAPIKey = key }
+        try validate()
+    }
+
+    public static func parseLLM(_ text: String) throws -> LLMChoice {
+        if text == "anthropic" { return .anthropic }
+        if text.hasPrefix("scripted:") { return .scripted(path: String(text.dropFirst("scripted:".count))) }
+        throw ConfigurationError("llm must be 'anthropic' or 'scripted:FILE', got '\(text)'")
+    }
+
+    public static func parseAutoFix(_ text: String) throws -> Bool {
+        switch text {
+        case "auto": return true
+        case "manual": return false
+        default: throw ConfigurationError("auto_fix must be 'auto' or 'manual', got '\(text)'")
+        }
+    }
+
+    /// Rejects values no server could run with, naming the setting.
+    public func validate() throws {
+        guard (1...20).contains(maxAttempts) else { throw ConfigurationError("max_attempts must be 1…20, got \(maxAttempts)") }
+        guard (1...20).contains(quorum) else { throw ConfigurationError("quorum must be 1…20, got \(quorum)") }
+        guard testTimeoutSeconds > 0 else { throw ConfigurationError("test_timeout_seconds must be positive") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ConfigurationError("tls_cert and tls_key go together") }
+        if !tlsListen.isEmpty && tlsCertificate == nil { throw ConfigurationError("tls_listen needs tls_cert and tls_key") }
+        var names = Set<String>()
+        for repo in repositories {
+            guard names.insert(repo.name).inserted else { throw ConfigurationError("repository name '\(repo.name)' is used twice") }
+        }
+    }
+
+    /// The JSON file's form (snake_case keys, all optional).
+    private struct FileForm: Decodable {
+        var listen: [String]?
+        var tls_listen: [String]?
+        var tls_cert: String?
+        var tls_key: String?
+        var static_dir: String?
+        var data_dir: String?
+        var store: String?
+        var repositories: [RepositoryConfig]?
+        var llm: String?
+        var llm_url: String?
+        var llm_model: String?
+        var max_attempts: Int?
+        var quorum: Int?
+        var auto_fix: String?
+        var test_timeout_seconds: Int?
+        var allowed_origins: [String]?
+        var log_level: String?
+    }
+}
+
+/// A configuration mistake, with the setting named.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

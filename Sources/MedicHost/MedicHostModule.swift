@@ -1,2 +1,0 @@
-// MedicHost: placeholder until the module lands.
-enum MedicHostModule {}
