@@ -293,6 +293,8 @@ private struct Scan {
         }
         let message = String(line[r.upperBound...])
         let head = String(line[..<r.lowerBound])
+        // node --test's TAP YAML has `error: |-` / `error: '…'` blocks; their `name:` line classifies them instead.
+        if head.isEmpty, message.hasPrefix("|") || message.hasPrefix("'") || message.hasPrefix("\"") { return nil }
         let language = Scan.pathLineCandidates(head + ":").first.flatMap { Language.from(path: $0.path) } ?? .swift
         if message.contains("XCTAssert") || message.contains("XCTFail") || message.contains("Expectation failed") {
             return finding(.assertion, line, language: language)
@@ -381,6 +383,12 @@ private struct Scan {
         if line.contains("recorded an issue") || line.contains("Expectation failed") { return finding(.assertion, line, language: .swift) }
         if line.hasPrefix("expect(") && line.contains(")."), line.contains("(") { return finding(.assertion, line, language: .javascript) }
         if line.hasPrefix("ImportError while importing test module") { return finding(.import, line, language: .python) }
+        // node --test (TAP YAML): `name: 'AssertionError'` names the thrown error class.
+        if line.hasPrefix("name: '"), line.hasSuffix("'"), line.count > 8, var named = exceptionLine(String(line.dropFirst(7).dropLast())) {
+            named.language = .javascript
+            return named
+        }
+        if line.contains("ERR_ASSERTION") { return finding(.assertion, line, language: .javascript) }
         return nil
     }
 
@@ -412,7 +420,9 @@ private struct Scan {
         } else if signal != nil, let c = findings.last(where: { $0.category == .crash }) {
             primary = findings.first(where: { $0.category == .crash && $0.message != nil && $0.language != .unknown }) ?? c
         } else if let best = findings.min(by: { $0.category.priority < $1.category.priority }) {
-            primary = best
+            // Among equally ranked findings prefer one that names its subject (pytest prints a generic
+            // "ImportError while importing test module" before the specific ModuleNotFoundError).
+            primary = findings.first { $0.category == best.category && $0.subject != nil } ?? best
         } else {
             primary = Finding(category: .other, message: nil, subject: nil, language: language)
         }

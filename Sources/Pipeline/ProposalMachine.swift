@@ -106,9 +106,11 @@ public enum ProposalAction: Sendable, Hashable {
 ///   reviewer asked for it). It opens a fresh budget: attempts keep counting (n+1, n+2 …) and the limit moves to
 ///   n + maxAttempts, reported as `max_attempts`. If that round gives up while the reviewed revision still passes,
 ///   the proposal returns to `awaiting_review` instead of `unfixable`.
+/// - Persistence: the machine is `Codable`; the host may store a snapshot after each handled event and decode
+///   it after a restart, then feed `.interrupted` so in-flight work is marked.
 /// - Interruptions (server restart) end in-flight work in `interrupted`; an admin's `auto_fix` re-deploys the
 ///   current revision, unless the interruption hit `applying` (the commit may or may not exist; a human decides).
-public struct ProposalMachine: Sendable {
+public struct ProposalMachine: Sendable, Codable {
     /// Whether fixes start by themselves.
     public enum FixMode: String, Sendable, Hashable, Codable {
         case auto
@@ -132,7 +134,7 @@ public struct ProposalMachine: Sendable {
     }
 
     /// Same category at the same place: the signal that attempts stopped making progress.
-    private struct FailureSignature: Hashable {
+    private struct FailureSignature: Hashable, Codable {
         var category: FailureCategory
         var location: SourceLocation?
     }

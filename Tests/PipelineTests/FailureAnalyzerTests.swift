@@ -305,3 +305,79 @@ struct RealRun {
         #expect(a.messages == ["KeyError: 'k'"])
     }
 }
+
+@Suite struct TestRunnerOutputTests {
+    @Test func pytestAssertion() {
+        let output = """
+            ============================= test session starts ==============================
+            collected 2 items
+
+            tests/test_math.py .F                                                    [100%]
+
+            =================================== FAILURES ===================================
+            ___________________________________ test_add ___________________________________
+
+                def test_add():
+            >       assert add(1, 2) == 4
+            E       assert 3 == 4
+            E        +  where 3 = add(1, 2)
+
+            tests/test_math.py:5: AssertionError
+            =========================== short test summary info ============================
+            FAILED tests/test_math.py::test_add - assert 3 == 4
+            ========================= 1 failed, 1 passed in 0.02s ==========================
+            """
+        let a = FailureAnalyzer.analyze(output: output, exitCode: 1, timedOut: false, signal: nil, repositoryFiles: nil)
+        #expect(a.category == .assertion)
+        #expect(a.messages == ["assert 3 == 4"])
+        #expect(a.locations == [SourceLocation(file: "tests/test_math.py", line: 5)])
+        #expect(a.rootCause == "A test assertion failed at tests/test_math.py:5 (assert 3 == 4)")
+        let counts = TestSummaryParser.parse(output)
+        #expect(counts.passed == 1 && counts.failed == 1)
+    }
+
+    @Test func pytestCollectionError() {
+        let output = """
+            ==================================== ERRORS ====================================
+            _____________________ ERROR collecting tests/test_app.py ______________________
+            ImportError while importing test module '/w/tests/test_app.py'.
+            Hint: make sure your test modules/packages have valid Python names.
+            Traceback:
+            /usr/lib/python3.11/importlib/__init__.py:126: in import_module
+                return _bootstrap._gcd_import(name[level:], package)
+            tests/test_app.py:1: in <module>
+                import redis
+            E   ModuleNotFoundError: No module named 'redis'
+            =========================== short test summary info ============================
+            ERROR tests/test_app.py
+            !!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!
+            =============================== 1 error in 0.05s ===============================
+            """
+        let a = FailureAnalyzer.analyze(output: output, exitCode: 2, timedOut: false, signal: nil, repositoryFiles: nil)
+        #expect(a.category == .import)
+        #expect(a.rootCause.hasPrefix("Python cannot import module 'redis'"))
+        #expect(a.locations == [SourceLocation(file: "tests/test_app.py", line: 1)])
+        #expect(TestSummaryParser.parse(output).failed == 1)
+    }
+
+    @Test func nodeTestRunnerRealFailure() throws {
+        let source = """
+            const test = require('node:test'); const assert = require('assert');
+            test('a', () => assert.strictEqual(1, 1));
+            test('b', () => assert.strictEqual(1, 2));
+
+            """
+        let run = try RealRun(files: ["a.test.js": source], command: ["node", "--test", "$DIR/a.test.js"])
+        let a = run.analyze()
+        #expect(a.category == .assertion)
+        #expect(a.categories == [.assertion])
+        #expect(a.locations.first == SourceLocation(file: "a.test.js", line: 3))
+    }
+
+    @Test func swiftTestingIssue() {
+        let output = "✘ Test add() recorded an issue at MathTests.swift:5:5: Expectation failed: 1 + 1 == 3\n✘ Test run with 1 test in 0 suites failed after 0.001 seconds with 1 issue."
+        let a = FailureAnalyzer.analyze(output: output, exitCode: 1, timedOut: false, signal: nil, repositoryFiles: nil)
+        #expect(a.category == .assertion)
+        #expect(a.locations == [SourceLocation(file: "MathTests.swift", line: 5)])
+    }
+}

@@ -1,0 +1,390 @@
+// ProposalMachineTests: event scripts through the proposal state machine, one expectation per transition.
+
+import Foundation
+import Testing
+
+@testable import Pipeline
+
+let author = "alice"
+let initialChanges = [FileChange(path: "app.py", action: .modify, content: "import redis\n")]
+
+func makeMachine(maxAttempts: Int = 3, quorum: Int = 1, fixMode: ProposalMachine.FixMode = .auto) -> ProposalMachine {
+    ProposalMachine(
+        info: ProposalInfo(id: "p1", title: "Cache with redis", description: "Adds a cache", repo: "demo", author: author, createdAt: "2026-01-01T00:00:00Z"),
+        configuration: ProposalMachine.Configuration(maxAttempts: maxAttempts, quorum: quorum, fixMode: fixMode))
+}
+
+func failure(_ category: FailureCategory = .import, file: String = "app.py", line: Int = 1) -> FailureAnalysis {
+    FailureAnalysis(
+        category: category, categories: [category], rootCause: "cause \(category.rawValue)",
+        locations: [SourceLocation(file: file, line: line)], messages: ["msg"])
+}
+
+func fix(_ content: String, path: String = "app.py") -> FixReply {
+    FixReply(unfixable: false, explanation: "fixed \(content)", changes: [FileChange(path: path, action: .modify, content: content)])
+}
+
+let passed = TestResult(exitCode: 0, passed: 3, failed: 0, durationMs: 10)
+let failed = TestResult(exitCode: 1, passed: 2, failed: 1, durationMs: 10)
+
+extension [ProposalAction] {
+    /// The statuses set, in order.
+    var statuses: [ProposalStatus] {
+        compactMap { if case .setStatus(let s, _) = $0 { s } else { nil } }
+    }
+    var events: [PipelineEvent] { compactMap { if case .publish(let e) = $0 { e } else { nil } } }
+    var kinds: [String] { events.map(\.kind) }
+    var rejection: RejectCode? { compactMap { if case .reject(let c, _) = $0 { c } else { nil } }.first }
+    var fixRequest: (attempt: Int, context: FixContext)? {
+        compactMap { (action: ProposalAction) -> (attempt: Int, context: FixContext)? in if case .requestFix(let a, let c) = action { (attempt: a, context: c) } else { nil } }.first
+    }
+}
+
+extension ProposalMachine {
+    /// Drives one revision from deploy to the end of its test run.
+    mutating func deployAndTest(_ result: TestResult) -> [ProposalAction] {
+        _ = handle(.sandboxReady(isolation: "bwrap", durationMs: 5))
+        return handle(.testsFinished(result, outputSummary: result.succeeded ? "ok" : "Traceback ..."))
+    }
+
+    /// Created, deployed and passing: awaiting review of revision 1.
+    mutating func toReview() {
+        _ = handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = deployAndTest(passed)
+    }
+}
+
+@Suite struct ProposalMachineHappyPathTests {
+    @Test func createdToApplied() {
+        var m = makeMachine()
+        let created = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        #expect(created == [
+            .publish(.proposalCreated(m.info, status: .proposed, revision: Revision(number: 1, changes: initialChanges), maxAttempts: 3)),
+            .setStatus(.deploying, reason: nil),
+            .publish(.statusChanged(.deploying, revision: 1, attempt: 0, maxAttempts: 3, reason: nil)),
+            .deploy(revision: 1),
+        ])
+        let ready = m.handle(.sandboxReady(isolation: "bwrap", durationMs: 12, warning: nil))
+        #expect(ready == [
+            .publish(.sandboxReady(revision: 1, isolation: "bwrap", durationMs: 12, warning: nil)),
+            .setStatus(.testing, reason: nil),
+            .publish(.statusChanged(.testing, revision: 1, attempt: 0, maxAttempts: 3, reason: nil)),
+            .runTests(revision: 1),
+        ])
+        let tested = m.handle(.testsFinished(passed, outputSummary: "3 passed"))
+        #expect(tested.statuses == [.testsPassed, .awaitingReview])
+        #expect(tested.events.first == .testFinished(revision: 1, passed))
+        let approved = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: "lgtm"))
+        #expect(approved.statuses == [.approved, .applying])
+        #expect(approved.events.first == .review(revision: 1, principal: "bob", verdict: .approve, comment: "lgtm", approvals: ["bob"], quorum: 1))
+        #expect(approved.last == .applyToRepository(revision: 1, approvers: ["bob"]))
+        let applied = m.handle(.applied(commit: "abc123"))
+        #expect(applied.first == .publish(.applied(revision: 1, commit: "abc123", approvers: ["bob"])))
+        #expect(m.status == .applied)
+    }
+
+    @Test func rollback() {
+        var m = makeMachine()
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        _ = m.handle(.applied(commit: "abc"))
+        #expect(m.handle(.rollbackRequested(principal: "carol", role: .viewer)).rejection == .forbidden)
+        #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)) == [.rollback(commit: "abc")])
+        #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+        let done = m.handle(.rolledBack(revertCommit: "def"))
+        #expect(done.first == .publish(.rolledBack(commit: "abc", revertCommit: "def")))
+        #expect(m.status == .rolledBack)
+        #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+    }
+
+    @Test func rollbackBeforeApplyIsInvalid() {
+        var m = makeMachine()
+        m.toReview()
+        #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+    }
+
+    @Test func applyFailure() {
+        var m = makeMachine()
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        let failedApply = m.handle(.applyFailed(reason: "merge conflict"))
+        #expect(failedApply.kinds == ["apply_failed", "status_changed"])
+        #expect(m.status == .applyFailed)
+    }
+}
+
+@Suite struct ProposalMachineFixLoopTests {
+    @Test func failFixPass() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        let failedRun = m.deployAndTest(failed)
+        #expect(failedRun.statuses == [.testsFailed, .analyzing])
+        #expect(failedRun.last == .analyze(revision: 1))
+        let analyzed = m.handle(.analyzed(failure()))
+        #expect(analyzed.statuses == [.fixing])
+        #expect(analyzed.kinds == ["analysis", "status_changed", "fix_started"])
+        let request = analyzed.fixRequest
+        #expect(request?.attempt == 1)
+        #expect(request?.context.analysis == failure())
+        #expect(request?.context.testOutput == "Traceback ...")
+        #expect(request?.context.revision == 1)
+        let fixed = m.handle(.fixReceived(fix("import os\n")))
+        #expect(fixed.first == .createRevision(number: 2, changes: [FileChange(path: "app.py", action: .modify, content: "import os\n")], explanation: "fixed import os\n"))
+        #expect(fixed.kinds == ["fix_generated", "status_changed"])
+        #expect(fixed.last == .deploy(revision: 2))
+        #expect(m.deployAndTest(passed).statuses == [.testsPassed, .awaitingReview])
+        #expect(m.currentRevision == 2)
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .staleRevision)
+    }
+
+    @Test func maxAttemptsThenUnfixable() {
+        var m = makeMachine(maxAttempts: 2)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        #expect(m.handle(.analyzed(failure(line: 1))).fixRequest?.attempt == 1)
+        _ = m.handle(.fixReceived(fix("a")))
+        _ = m.deployAndTest(failed)
+        let second = m.handle(.analyzed(failure(line: 2)))
+        #expect(second.fixRequest?.attempt == 2)
+        #expect(second.fixRequest?.context.attempts.map(\.number) == [1])
+        #expect(second.fixRequest?.context.attempts.first?.analysis == failure(line: 2))
+        _ = m.handle(.fixReceived(fix("b")))
+        _ = m.deployAndTest(failed)
+        let last = m.handle(.analyzed(failure(line: 3)))
+        #expect(last.kinds == ["analysis", "unfixable", "status_changed"])
+        #expect(last.events[1] == .unfixable(reason: "tests still fail after 2 fix attempts", explanation: "cause import"))
+        #expect(m.status == .unfixable)
+    }
+
+    @Test func llmSaysUnfixable() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure()))
+        let reply = m.handle(.fixReceived(FixReply(unfixable: true, explanation: "needs libfoo", changes: [])))
+        #expect(reply.events.first == .unfixable(reason: "the model judged the failure unfixable", explanation: "needs libfoo"))
+        #expect(m.status == .unfixable)
+    }
+
+    @Test func sameFailureTwiceInARow() {
+        var m = makeMachine(maxAttempts: 5)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure(.type, line: 4)))
+        _ = m.handle(.fixReceived(fix("a")))
+        _ = m.deployAndTest(failed)
+        // Attempt 1 fails like the original: one more try is still allowed.
+        #expect(m.handle(.analyzed(failure(.type, line: 4))).fixRequest?.attempt == 2)
+        _ = m.handle(.fixReceived(fix("b")))
+        _ = m.deployAndTest(failed)
+        let repeated = m.handle(.analyzed(failure(.type, line: 4)))
+        #expect(repeated.statuses == [.unfixable])
+        #expect(repeated.events[1] == .unfixable(reason: "fix attempts 1 and 2 failed the same way (type at app.py:4)", explanation: "cause type"))
+    }
+
+    @Test func differentLocationKeepsGoing() {
+        var m = makeMachine(maxAttempts: 5)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure(.type, line: 4)))
+        _ = m.handle(.fixReceived(fix("a")))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure(.type, line: 4)))
+        _ = m.handle(.fixReceived(fix("b")))
+        _ = m.deployAndTest(failed)
+        #expect(m.handle(.analyzed(failure(.type, line: 9))).fixRequest?.attempt == 3)
+    }
+
+    @Test func fixFailureRetriesThenGivesUp() {
+        var m = makeMachine(maxAttempts: 2)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure()))
+        let first = m.handle(.fixFailed(reason: "the reply contains no JSON object"))
+        #expect(first.events.first == .fixFailed(attempt: 1, reason: "the reply contains no JSON object"))
+        #expect(first.fixRequest?.attempt == 2)
+        let second = m.handle(.fixFailed(reason: "overloaded_error: Overloaded"))
+        #expect(second.statuses == [.unfixable])
+        #expect(second.kinds == ["fix_failed", "unfixable", "status_changed"])
+    }
+
+    @Test func sandboxFailureEntersFixLoop() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        let actions = m.handle(.sandboxFailed(reason: "modify of missing file lib.py"))
+        #expect(actions.statuses == [.testsFailed, .analyzing, .fixing])
+        #expect(actions.fixRequest?.context.analysis?.rootCause == "The sandbox could not deploy revision 1: modify of missing file lib.py")
+    }
+
+    @Test func lateResultsAreIgnored() {
+        var m = makeMachine()
+        m.toReview()
+        #expect(m.handle(.testsFinished(failed, outputSummary: "")) == [.ignored("tests_finished while awaiting_review")])
+        #expect(m.handle(.fixReceived(fix("x"))) == [.ignored("fix_received while awaiting_review")])
+        #expect(m.status == .awaitingReview)
+    }
+}
+
+@Suite struct ProposalMachineManualModeTests {
+    @Test func waitsForAutoFix() {
+        var m = makeMachine(fixMode: .manual)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        let analyzed = m.handle(.analyzed(failure()))
+        #expect(analyzed.statuses == [.testsFailed])
+        #expect(analyzed.fixRequest == nil)
+        #expect(m.handle(.autoFixRequested(principal: "vic", role: .viewer)).rejection == .forbidden)
+        #expect(m.handle(.autoFixRequested(principal: "bot", role: .bot)).rejection == .forbidden)
+        let started = m.handle(.autoFixRequested(principal: "bob", role: .admin))
+        #expect(started.statuses == [.fixing])
+        #expect(started.fixRequest?.attempt == 1)
+        #expect(m.handle(.autoFixRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+        _ = m.handle(.fixReceived(fix("a")))
+        _ = m.deployAndTest(failed)
+        #expect(m.handle(.analyzed(failure(line: 2))).statuses == [.testsFailed])
+    }
+
+    @Test func autoFixOutsideTestsFailedIsInvalid() {
+        var m = makeMachine()
+        m.toReview()
+        #expect(m.handle(.autoFixRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+    }
+}
+
+@Suite struct ProposalMachineReviewTests {
+    @Test func quorumTwoWithEveryRefusal() {
+        var m = makeMachine(quorum: 2)
+        m.toReview()
+        #expect(m.handle(.review(principal: "vic", role: .viewer, verdict: .approve, revision: 1, comment: nil)).rejection == .forbidden)
+        #expect(m.handle(.review(principal: "robot", role: .bot, verdict: .approve, revision: 1, comment: nil)).rejection == .forbidden)
+        #expect(m.handle(.review(principal: author, role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .forbidden)
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 2, comment: nil)).rejection == .staleRevision)
+        let first = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        #expect(first.statuses == [])
+        #expect(first.events == [.review(revision: 1, principal: "bob", verdict: .approve, comment: nil, approvals: ["bob"], quorum: 2)])
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .alreadyReviewed)
+        let second = m.handle(.review(principal: "carol", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        #expect(second.statuses == [.approved, .applying])
+        #expect(second.last == .applyToRepository(revision: 1, approvers: ["bob", "carol"]))
+        #expect(m.handle(.review(principal: "dave", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .invalidState)
+    }
+
+    @Test func rejectEndsIt() {
+        var m = makeMachine(quorum: 2)
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        let rejected = m.handle(.review(principal: "carol", role: .admin, verdict: .reject, revision: 1, comment: "not needed"))
+        #expect(rejected.statuses == [.rejected])
+        #expect(m.handle(.review(principal: "dave", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .invalidState)
+    }
+
+    @Test func authorMayRejectButNotApprove() {
+        var m = makeMachine()
+        m.toReview()
+        #expect(m.handle(.review(principal: author, role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .forbidden)
+        #expect(m.handle(.review(principal: author, role: .admin, verdict: .reject, revision: 1, comment: "withdrawn")).statuses == [.rejected])
+    }
+
+    @Test func reviewWhileTestingIsInvalidState() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .invalidState)
+    }
+
+    @Test func requestChangesFeedsCommentAndCancelsApprovals() {
+        var m = makeMachine(maxAttempts: 3, quorum: 2)
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        let requested = m.handle(.review(principal: "carol", role: .admin, verdict: .requestChanges, revision: 1, comment: "use a TTL"))
+        #expect(requested.statuses == [.changesRequested, .fixing])
+        #expect(requested.fixRequest?.attempt == 1)
+        #expect(requested.fixRequest?.context.reviewerComments == ["use a TTL"])
+        #expect(requested.fixRequest?.context.analysis == nil)
+        #expect(requested.fixRequest?.context.testOutput == nil)
+        #expect(m.approvals == [])
+        _ = m.handle(.fixReceived(fix("ttl")))
+        #expect(m.deployAndTest(passed).statuses == [.testsPassed, .awaitingReview])
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .staleRevision)
+        let again = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 2, comment: nil))
+        #expect(again.events.first == .review(revision: 2, principal: "bob", verdict: .approve, comment: nil, approvals: ["bob"], quorum: 2))
+    }
+
+    @Test func requestChangesOpensAFreshBudget() {
+        var m = makeMachine(maxAttempts: 1)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure()))
+        _ = m.handle(.fixReceived(fix("a")))
+        _ = m.deployAndTest(passed)
+        let requested = m.handle(.review(principal: "bob", role: .admin, verdict: .requestChanges, revision: 2, comment: "rename it"))
+        #expect(requested.fixRequest?.attempt == 2)
+        #expect(requested.fixRequest?.context.maxAttempts == 2)
+        #expect(requested.fixRequest?.context.attempts.map(\.number) == [1])
+        // The model declines the reviewer's request: revision 2 still passes, so it goes back to review.
+        let declined = m.handle(.fixReceived(FixReply(unfixable: true, explanation: "cannot rename", changes: [])))
+        #expect(declined.statuses == [.awaitingReview])
+        #expect(declined.kinds.first == "fix_failed")
+        #expect(m.currentRevision == 2)
+    }
+}
+
+@Suite struct ProposalMachineInterruptionTests {
+    @Test func interruptedWhileTestingThenResumed() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.handle(.sandboxReady())
+        #expect(m.handle(.interrupted(reason: "server restarted")).statuses == [.interrupted])
+        #expect(m.handle(.testsFinished(passed, outputSummary: "")) == [.ignored("tests_finished while interrupted")])
+        let resumed = m.handle(.autoFixRequested(principal: "bob", role: .admin))
+        #expect(resumed.statuses == [.deploying])
+        #expect(resumed.last == .deploy(revision: 1))
+    }
+
+    @Test func interruptedWhileApplyingNeedsAHuman() {
+        var m = makeMachine()
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        _ = m.handle(.interrupted(reason: "server restarted"))
+        #expect(m.handle(.autoFixRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+    }
+
+    @Test func waitingStatesSurviveInterruption() {
+        var m = makeMachine()
+        m.toReview()
+        #expect(m.handle(.interrupted(reason: "restart")) == [.ignored("interrupted while awaiting_review")])
+        #expect(m.status == .awaitingReview)
+    }
+}
+
+@Suite struct PipelineEventWireTests {
+    @Test func dataMatchesContract() {
+        #expect(PipelineEvent.testFinished(revision: 2, TestResult(exitCode: 1, durationMs: 7, signal: 9)).data.encodedString()
+            == #"{"duration_ms":7,"exit_code":1,"failed":null,"passed":null,"revision":2,"signal":9,"timed_out":false,"truncated":false}"#)
+        #expect(PipelineEvent.analysis(revision: 1, failure()).data.encodedString()
+            == #"{"categories":["import"],"category":"import","locations":[{"file":"app.py","line":1}],"messages":["msg"],"revision":1,"root_cause":"cause import"}"#)
+        #expect(PipelineEvent.statusChanged(.testsFailed, revision: 1, attempt: 0, maxAttempts: 3, reason: nil).data.encodedString()
+            == #"{"attempt":0,"max_attempts":3,"revision":1,"status":"tests_failed"}"#)
+        #expect(PipelineEvent.rolledBack(commit: "a", revertCommit: "b").kind == "rolled_back")
+        #expect(ProposalStatus.allCases.map(\.rawValue) == [
+            "proposed", "deploying", "testing", "tests_passed", "tests_failed", "analyzing", "fixing", "awaiting_review",
+            "approved", "applying", "applied", "apply_failed", "rejected", "changes_requested", "unfixable", "rolled_back",
+            "interrupted",
+        ])
+        #expect(FailureCategory.allCases.map(\.rawValue) == [
+            "import", "syntax", "indentation", "undefined_name", "type", "file_not_found", "assertion", "timeout", "crash", "other",
+        ])
+    }
+}
+
+@Suite struct ProposalMachinePersistenceTests {
+    @Test func snapshotRoundTripContinues() throws {
+        var m = makeMachine(quorum: 2)
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        let data = try JSONEncoder().encode(m)
+        var restored = try JSONDecoder().decode(ProposalMachine.self, from: data)
+        #expect(restored.status == .awaitingReview)
+        #expect(restored.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .alreadyReviewed)
+        #expect(restored.handle(.review(principal: "carol", role: .admin, verdict: .approve, revision: 1, comment: nil)).statuses == [.approved, .applying])
+    }
+}
