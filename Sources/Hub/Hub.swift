@@ -113,7 +113,7 @@ public final class Hub<Frame> {
             return [
                 .refused(
                     sub, topic: topic, code: .sinceBeyondHead,
-                    message: "since \(since) is beyond the topic's head \(knownHead)"),
+                    message: "since \(since) is beyond the topic's head \(knownHead)")
             ]
         }
         let state: TopicState<Frame>
@@ -160,8 +160,10 @@ public final class Hub<Frame> {
         for event in events {
             if event.seq <= last { continue }
             guard event.seq == last + 1 else {
-                actions.append(contentsOf: dropForFailure(sub, topic: topic, state: state,
-                    message: "store returned seq \(event.seq) after \(last) for \(topic)"))
+                actions.append(
+                    contentsOf: dropForFailure(
+                        sub, topic: topic, state: state,
+                        message: "store returned seq \(event.seq) after \(last) for \(topic)"))
                 return actions
             }
             actions.append(.deliver(sub, event.frame))
@@ -176,8 +178,10 @@ public final class Hub<Frame> {
         } else if last < replay.headAtRequest {
             // The store had acknowledged events up to headAtRequest before this read, yet
             // returned fewer: it lost events. Retrying would loop forever.
-            actions.append(contentsOf: dropForFailure(sub, topic: topic, state: state,
-                message: "store returned events only up to \(last) of \(replay.headAtRequest) for \(topic)"))
+            actions.append(
+                contentsOf: dropForFailure(
+                    sub, topic: topic, state: state,
+                    message: "store returned events only up to \(last) of \(replay.headAtRequest) for \(topic)"))
         } else {
             // Events were stored and published after the read began: read again.
             actions.append(startRead(state, sub, after: last, topic: topic))
@@ -349,7 +353,6 @@ final class TopicState<Frame> {
         return to.isEmpty ? [] : [.presenceChanged(topic: topic, members: members(), to: to)]
     }
 }
-
 
 /// The hub the server runs: frames are `SharedBytes`, encoded once and shared by every queue.
 public typealias SharedHub = Hub<SharedBytes>

@@ -395,7 +395,6 @@ struct FieldReader {
     }
 }
 
-
 extension ClientMessage {
     /// Decodes the body of `POST /api/v1/proposals/{id}/review`:
     /// `{"revision", "verdict", "comment"?}` with the proposal id taken from the path.
@@ -412,7 +411,8 @@ extension ClientMessage {
         fields["proposal"] = .string(proposal)
         switch decode(type: verdict.rawValue, fields: fields, id: nil, limits: limits) {
         case .success(.review(let review)): return .success(review)
-        case .success: return .failure(ProtocolError(code: .internal, message: "review body decoded to another command"))
+        case .success:
+            return .failure(ProtocolError(code: .internal, message: "review body decoded to another command"))
         case .failure(let error): return .failure(error)
         }
     }

@@ -84,7 +84,9 @@ extension JSONValue {
         -> JSONValue
     {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { raw in
-            do throws(JSONParseError) { return .success(try parse(raw, limits: limits)) } catch { return .failure(error) }
+            do throws(JSONParseError) { return .success(try parse(raw, limits: limits)) } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }

@@ -185,7 +185,8 @@ public enum ServerMessage: Sendable, Equatable {
     /// This message's bytes.
     public func encode() -> [UInt8] {
         switch self {
-        case .welcome(let principal, let role, let name): ServerMessage.welcome(principal: principal, role: role, protocol: name)
+        case .welcome(let principal, let role, let name):
+            ServerMessage.welcome(principal: principal, role: role, protocol: name)
         case .event(let event): EventFrame.encode(event)
         case .ack(let id, let fields): ServerMessage.ack(id: id, fields: fields)
         case .error(let error): ServerMessage.error(error)
@@ -225,7 +226,9 @@ public enum ServerMessage: Sendable, Equatable {
                 let topic = try reader.string("topic", maxBytes: 128)
                 var seq: Int64? = nil
                 if let rawSeq = object["seq"] {
-                    guard case .int(let n) = rawSeq, n >= 1 else { throw .field("seq", must: "an integer >= 1", id: nil) }
+                    guard case .int(let n) = rawSeq, n >= 1 else {
+                        throw .field("seq", must: "an integer >= 1", id: nil)
+                    }
                     seq = n
                 }
                 guard case .int(let ts) = object["ts"] else { throw .field("ts", must: "an integer", id: nil) }
@@ -257,7 +260,9 @@ public enum ServerMessage: Sendable, Equatable {
                     guard case .object(let m) = rawMember, case .string(let principal) = m["principal"],
                         case .string(let role) = m["role"], case .int(let since) = m["since"]
                     else {
-                        throw .field("members[\(i)]", must: "an object {principal: string, role: string, since: integer}", id: nil)
+                        throw .field(
+                            "members[\(i)]", must: "an object {principal: string, role: string, since: integer}",
+                            id: nil)
                     }
                     members.append(PresenceMember(principal: principal, role: role, since: since))
                 }

@@ -50,7 +50,9 @@ final class HubHarness {
         while published[topic, default: 0] < stored[topic, default: 0] {
             let seq = published[topic, default: 0] + 1
             published[topic] = seq
-            apply(hub.publish(topic: topic, seq: seq, frame: seq) { sub, frame in received[sub, default: []].append(frame) })
+            apply(
+                hub.publish(topic: topic, seq: seq, frame: seq) { sub, frame in received[sub, default: []].append(frame)
+                })
         }
     }
 
@@ -84,7 +86,9 @@ final class HubHarness {
     /// Hands the oldest store answer to the hub.
     func deliverAnswer() {
         let answer = answeredReads.removeFirst()
-        apply(hub.replayPage(answer.sub, topic: answer.topic, after: answer.after, events: answer.events, head: head(answer.topic)))
+        apply(
+            hub.replayPage(
+                answer.sub, topic: answer.topic, after: answer.after, events: answer.events, head: head(answer.topic)))
     }
 
     /// Queries the store and hands the answer over at once.

@@ -175,7 +175,9 @@ let topic = "proposal:p1"
                 let next = h.published[topic, default: 0] + 1
                 guard next <= h.stored[topic, default: 0] else { return (h, false) }
                 h.published[topic] = next
-                h.apply(h.hub.publish(topic: topic, seq: next, frame: next) { s, f in h.received[s, default: []].append(f) })
+                h.apply(
+                    h.hub.publish(topic: topic, seq: next, frame: next) { s, f in h.received[s, default: []].append(f) }
+                )
             case .query:
                 guard !h.pendingReads.isEmpty else { return (h, false) }
                 h.queryStore()
@@ -221,7 +223,8 @@ let topic = "proposal:p1"
     }
 
     func check(initial: Int, since: Int64, pageSize: Int, script: [Step]) {
-        let (h, _) = HubReplayRaceTests.run(initial: initial, since: since, pageSize: pageSize, script: script, settle: true)
+        let (h, _) = HubReplayRaceTests.run(
+            initial: initial, since: since, pageSize: pageSize, script: script, settle: true)
         let head = Int64(initial + 2)
         #expect(h.received[1] ?? [] == Array((since + 1)...head), "script \(script)")
         #expect(h.failures.isEmpty, "script \(script)")
@@ -309,7 +312,8 @@ let topic = "proposal:p1"
         #expect(h.presencePushes.last! == (topic, ["alice"], [2]))
         h.subscribe(3, topic, since: nil, member: member("bob", role: "viewer", since: 150))
         #expect(h.presencePushes.last! == (topic, ["alice", "bob"], [1, 2, 3]))
-        #expect(h.hub.presence(topic: topic) == [member("alice", since: 100), member("bob", role: "viewer", since: 150)])
+        #expect(
+            h.hub.presence(topic: topic) == [member("alice", since: 100), member("bob", role: "viewer", since: 150)])
 
         h.apply(h.hub.disconnect(1))
         #expect(h.presencePushes.count == 3, "alice still has connection 2")

@@ -73,13 +73,16 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
             (#"{"type":"propose","description":"","changes":[]}"#, "title"),
             (#"{"type":"propose","title":"t","description":""}"#, "changes"),
             (#"{"type":"propose","title":"t","description":"","changes":[{"action":"delete"}]}"#, "changes[0].path"),
-            (#"{"type":"propose","title":"t","description":"","changes":[{"path":"a","action":"create"}]}"#,
-             "changes[0].content"),
+            (
+                #"{"type":"propose","title":"t","description":"","changes":[{"path":"a","action":"create"}]}"#,
+                "changes[0].content"
+            ),
         ]
         for (text, field) in cases {
             let error = failure(text)
             #expect(error?.code == .invalidMessage, "\(text)")
-            #expect(error?.message.hasPrefix("missing field '\(field)'") == true, "\(text): \(String(describing: error))")
+            #expect(
+                error?.message.hasPrefix("missing field '\(field)'") == true, "\(text): \(String(describing: error))")
         }
         #expect(failure(#"{"type":"hello","id":"a"}"#)?.id == "a")
     }
@@ -95,7 +98,10 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
             (#"{"type":"subscribe","topic":"proposals","since":-1}"#, "field 'since' must be an integer >= 0"),
             (#"{"type":"hello","token":""}"#, "field 'token' must be a non-empty string"),
             (#"{"type":"propose","title":"t","description":"","changes":{}}"#, "field 'changes' must be an array"),
-            (#"{"type":"propose","title":"t","description":"","changes":[]}"#, "field 'changes' must be a non-empty array"),
+            (
+                #"{"type":"propose","title":"t","description":"","changes":[]}"#,
+                "field 'changes' must be a non-empty array"
+            ),
             (#"{"type":"propose","title":"t","description":"","changes":[3]}"#, "field 'changes[0]' must be an object"),
         ]
         for (text, message) in cases {
@@ -106,17 +112,22 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
     }
 
     @Test func rejectsBadTopicsAndProposalIDs() {
-        for topic in ["proposal:", "proposal:a b", "proposal:../x", "proposal:" + String(repeating: "a", count: 65), "other", "Proposals"] {
+        for topic in [
+            "proposal:", "proposal:a b", "proposal:../x", "proposal:" + String(repeating: "a", count: 65), "other",
+            "Proposals",
+        ] {
             let error = failure(#"{"type":"subscribe","topic":"\#(topic)"}"#)
             #expect(error?.message.hasPrefix("field 'topic' must be a topic") == true, "\(topic)")
         }
         #expect(Topic("proposal:" + String(repeating: "a", count: 64)) == .proposal(String(repeating: "a", count: 64)))
-        #expect(failure(#"{"type":"auto_fix","proposal":"a/b"}"#)?.message.hasPrefix("field 'proposal' must be") == true)
+        #expect(
+            failure(#"{"type":"auto_fix","proposal":"a/b"}"#)?.message.hasPrefix("field 'proposal' must be") == true)
     }
 
     @Test func rejectsUnsafePaths() {
         for path in ["/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\\\\b", "", "a/"] {
-            let text = #"{"type":"propose","title":"t","description":"","changes":[{"path":"\#(path)","action":"delete"}]}"#
+            let text =
+                #"{"type":"propose","title":"t","description":"","changes":[{"path":"\#(path)","action":"delete"}]}"#
             let error = failure(text)
             #expect(error?.code == .invalidMessage, "\(path)")
             #expect(error?.message.contains("changes[0].path") == true, "\(path): \(String(describing: error))")
@@ -130,8 +141,10 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
             failure(#"{"type":"propose","title":"t","description":"","changes":[{"path":"a","action":"rename"}]}"#)?
                 .message == #"field 'changes[0].action' must be one of "create", "modify", "delete""#)
         #expect(
-            failure(#"{"type":"propose","title":"t","description":"","changes":[{"path":"a","action":"delete","content":"x"}]}"#)?
-                .message == "field 'changes[0].content' must be absent for delete")
+            failure(
+                #"{"type":"propose","title":"t","description":"","changes":[{"path":"a","action":"delete","content":"x"}]}"#
+            )?
+            .message == "field 'changes[0].content' must be absent for delete")
         #expect(
             failure(
                 #"{"type":"propose","title":"t","description":"","changes":[{"path":"a","action":"delete"},{"path":"a","action":"delete"}]}"#
@@ -143,11 +156,13 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
         let change = #"{"path":"a","action":"delete"}"#
         let ok = #"{"type":"propose","title":"12345","description":"","changes":[\#(change)]}"#
         #expect((try? decode(ok, limits: limits).get()) != nil)
-        #expect(failure(#"{"type":"propose","title":"123456","description":"","changes":[\#(change)]}"#, limits: limits)?
-            .message == "field 'title' must be at most 5 bytes")
+        #expect(
+            failure(#"{"type":"propose","title":"123456","description":"","changes":[\#(change)]}"#, limits: limits)?
+                .message == "field 'title' must be at most 5 bytes")
         let three = #"[{"path":"a","action":"delete"},{"path":"b","action":"delete"},{"path":"c","action":"delete"}]"#
-        #expect(failure(#"{"type":"propose","title":"t","description":"","changes":\#(three)}"#, limits: limits)?
-            .message == "field 'changes' must be an array of at most 2 changes")
+        #expect(
+            failure(#"{"type":"propose","title":"t","description":"","changes":\#(three)}"#, limits: limits)?
+                .message == "field 'changes' must be an array of at most 2 changes")
     }
 
     @Test func rolesGateCommands() {
@@ -155,7 +170,9 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
         let propose = ClientMessage.propose(ProposeCommand(title: "t", description: "", changes: []))
         #expect(Role.admin.may(review) && Role.admin.may(.autoFix(proposal: "p")) && Role.admin.may(propose))
         #expect(!Role.bot.may(review) && !Role.bot.may(.rollback(proposal: "p")) && Role.bot.may(propose))
-        #expect(!Role.viewer.may(propose) && !Role.viewer.may(review) && Role.viewer.may(.comment(proposal: "p", text: "x")))
+        #expect(
+            !Role.viewer.may(propose) && !Role.viewer.may(review) && Role.viewer.may(.comment(proposal: "p", text: "x"))
+        )
         #expect(Role.viewer.may(.stats) && Role.viewer.may(.subscribe(topic: .proposals, since: nil)))
     }
 }
@@ -164,24 +181,37 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
     @Test func eventFrameEmbedsDataBytesVerbatim() throws {
         let data: [UInt8] = Array(#"{"b":1,"a":"x"}"#.utf8)
         let frame = EventFrame.encode(topic: "proposal:p", seq: 7, ts: 1000, kind: "comment", dataJSON: data)
-        #expect(String(decoding: frame, as: UTF8.self)
-            == #"{"type":"event","topic":"proposal:p","seq":7,"ts":1000,"kind":"comment","data":{"b":1,"a":"x"}}"#)
-        let ephemeral = EventFrame.encode(topic: "proposal:p", seq: nil, ts: 1, kind: "fix_delta", data: ["text": "a\"b"])
-        #expect(try JSONValue.parse(ephemeral) == ["type": "event", "topic": "proposal:p", "ts": 1, "kind": "fix_delta", "data": ["text": "a\"b"]])
+        #expect(
+            String(decoding: frame, as: UTF8.self)
+                == #"{"type":"event","topic":"proposal:p","seq":7,"ts":1000,"kind":"comment","data":{"b":1,"a":"x"}}"#)
+        let ephemeral = EventFrame.encode(
+            topic: "proposal:p", seq: nil, ts: 1, kind: "fix_delta", data: ["text": "a\"b"])
+        #expect(
+            try JSONValue.parse(ephemeral) == [
+                "type": "event", "topic": "proposal:p", "ts": 1, "kind": "fix_delta", "data": ["text": "a\"b"],
+            ])
     }
 
     @Test func encodersProduceTheDocumentedShapes() throws {
-        #expect(try JSONValue.parse(ServerMessage.welcome(principal: "alice", role: .admin))
-            == ["type": "welcome", "principal": "alice", "role": "admin", "protocol": "medic.v1"])
-        #expect(try JSONValue.parse(ServerMessage.ack(id: "c1", fields: ["proposal": "p1", "id": "ignored"]))
-            == ["type": "ack", "id": "c1", "proposal": "p1"])
-        #expect(try JSONValue.parse(ServerMessage.error(id: nil, code: .sinceBeyondHead, message: "m"))
-            == ["type": "error", "code": "since_beyond_head", "message": "m"])
+        #expect(
+            try JSONValue.parse(ServerMessage.welcome(principal: "alice", role: .admin))
+                == ["type": "welcome", "principal": "alice", "role": "admin", "protocol": "medic.v1"])
+        #expect(
+            try JSONValue.parse(ServerMessage.ack(id: "c1", fields: ["proposal": "p1", "id": "ignored"]))
+                == ["type": "ack", "id": "c1", "proposal": "p1"])
+        #expect(
+            try JSONValue.parse(ServerMessage.error(id: nil, code: .sinceBeyondHead, message: "m"))
+                == ["type": "error", "code": "since_beyond_head", "message": "m"])
         let members = [PresenceMember(principal: "a", role: "viewer", since: 5)]
-        #expect(try JSONValue.parse(ServerMessage.presence(topic: "proposal:p", members: members))
-            == ["type": "presence", "topic": "proposal:p", "members": [["principal": "a", "role": "viewer", "since": 5]]])
-        #expect(ServerMessage.decode(ServerMessage.presence(topic: "proposal:p", members: members))
-            == .success(.presence(topic: "proposal:p", members: members)))
+        #expect(
+            try JSONValue.parse(ServerMessage.presence(topic: "proposal:p", members: members))
+                == [
+                    "type": "presence", "topic": "proposal:p",
+                    "members": [["principal": "a", "role": "viewer", "since": 5]],
+                ])
+        #expect(
+            ServerMessage.decode(ServerMessage.presence(topic: "proposal:p", members: members))
+                == .success(.presence(topic: "proposal:p", members: members)))
     }
 
     @Test func decoderRejectsMalformedServerMessages() {
@@ -203,13 +233,18 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
         let body: JSONObject = ["revision": 2, "verdict": "request_changes", "comment": "more tests"]
         #expect(
             ClientMessage.decodeReviewBody(proposal: "p1", body: body)
-                == .success(ReviewCommand(proposal: "p1", revision: 2, verdict: .requestChanges, comment: "more tests")))
-        if case .failure(let e) = ClientMessage.decodeReviewBody(proposal: "p1", body: ["revision": 2, "verdict": "maybe"]) {
+                == .success(ReviewCommand(proposal: "p1", revision: 2, verdict: .requestChanges, comment: "more tests"))
+        )
+        if case .failure(let e) = ClientMessage.decodeReviewBody(
+            proposal: "p1", body: ["revision": 2, "verdict": "maybe"])
+        {
             #expect(e.message.hasPrefix("field 'verdict' must be one of"))
         } else {
             Issue.record("accepted verdict 'maybe'")
         }
-        if case .failure(let e) = ClientMessage.decodeReviewBody(proposal: "p1", body: ["revision": 2, "verdict": "reject"]) {
+        if case .failure(let e) = ClientMessage.decodeReviewBody(
+            proposal: "p1", body: ["revision": 2, "verdict": "reject"])
+        {
             #expect(e.message == "missing field 'comment' (a string)")
         } else {
             Issue.record("accepted reject without comment")

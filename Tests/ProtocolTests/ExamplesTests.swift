@@ -85,7 +85,9 @@ func loadSchema(named name: String) throws -> JSONValue? {
             }
         }
         #expect(seenTypes == Set(ClientMessage.types), "an example per client type")
-        for type in ClientMessage.types { #expect(try loadSchema(named: "client.\(type)") != nil, "schema for \(type)") }
+        for type in ClientMessage.types {
+            #expect(try loadSchema(named: "client.\(type)") != nil, "schema for \(type)")
+        }
     }
 
     @Test func serverExamplesDecodeAndReencodeToAnEqualValue() throws {
@@ -106,8 +108,12 @@ func loadSchema(named name: String) throws -> JSONValue? {
         }
         #expect(seenTypes == Set(ServerMessage.types), "an example per server type")
         #expect(seenKinds == Set(EventKind.allCases.map(\.rawValue)), "an example per event kind")
-        for type in ServerMessage.types { #expect(try loadSchema(named: "server.\(type)") != nil, "schema for \(type)") }
-        for kind in EventKind.allCases { #expect(try loadSchema(named: "event.\(kind.rawValue)") != nil, "schema for \(kind)") }
+        for type in ServerMessage.types {
+            #expect(try loadSchema(named: "server.\(type)") != nil, "schema for \(type)")
+        }
+        for kind in EventKind.allCases {
+            #expect(try loadSchema(named: "event.\(kind.rawValue)") != nil, "schema for \(kind)")
+        }
     }
 
     @Test func errorCodesInTheSchemaMatchTheEnum() throws {
@@ -143,6 +149,9 @@ func loadSchema(named name: String) throws -> JSONValue? {
         for code in ErrorCode.allCases { #expect(readme.contains("`\(code.rawValue)`"), "\(code)") }
         for status in ProposalStatus.allCases { #expect(readme.contains("`\(status.rawValue)`"), "\(status)") }
         for category in FailureCategory.allCases { #expect(readme.contains("`\(category.rawValue)`"), "\(category)") }
-        for close in CloseCode.allCases { #expect(readme.contains("| \(close.rawValue) |") || readme.contains("| **\(close.rawValue)** |"), "\(close)") }
+        for close in CloseCode.allCases {
+            #expect(
+                readme.contains("| \(close.rawValue) |") || readme.contains("| **\(close.rawValue)** |"), "\(close)")
+        }
     }
 }

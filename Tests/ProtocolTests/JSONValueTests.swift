@@ -115,7 +115,8 @@ func rejects(_ text: String, limits: JSONParseLimits = JSONParseLimits()) -> Boo
         let limits = JSONParseLimits(maxDepth: 8)
         #expect(!rejects(String(repeating: "[", count: 8) + String(repeating: "]", count: 8), limits: limits))
         #expect(rejects(String(repeating: "[", count: 9) + String(repeating: "]", count: 9), limits: limits))
-        #expect(rejects(String(repeating: "{\"a\":", count: 9) + "1" + String(repeating: "}", count: 9), limits: limits))
+        #expect(
+            rejects(String(repeating: "{\"a\":", count: 9) + "1" + String(repeating: "}", count: 9), limits: limits))
         // Hostile nesting far beyond the stack: refused quickly, no crash.
         #expect(rejects(String(repeating: "[", count: 1_000_000)))
     }

@@ -24,7 +24,9 @@ struct SchemaValidator {
             }
         }
         if let c = s["const"], c != value { errors.append("\(path): expected const \(c.jsonString)") }
-        if let e = s["enum"]?.arrayValue, !e.contains(value) { errors.append("\(path): \(value.jsonString) not in enum") }
+        if let e = s["enum"]?.arrayValue, !e.contains(value) {
+            errors.append("\(path): \(value.jsonString) not in enum")
+        }
         if case .object(let o) = value {
             for required in s["required"]?.arrayValue ?? [] {
                 if let name = required.stringValue, o[name] == nil { errors.append("\(path): missing \(name)") }
