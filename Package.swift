@@ -64,12 +64,14 @@ let package = Package(
             swiftSettings: strict),
 
         // Executables: thin mains.
-        .executableTarget(name: "medic", dependencies: ["MedicHost", argumentParser, log], swiftSettings: strict),
+        .executableTarget(
+            name: "medic", dependencies: ["MedicHost", "EventLoop", "Store", "Protocol", "WebSocket", "HTTP1", "TLS", argumentParser, log],
+            swiftSettings: strict),
         .executableTarget(name: "medic-echo", dependencies: ["Server", "EventLoop", argumentParser, log], swiftSettings: strict),
         /// A child process for tests: prints, floods, sleeps or exits as told.
         .executableTarget(name: "medic-test-child", swiftSettings: strict),
 
-        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS", "COpenSSL"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS", "COpenSSL", "WebSocket", "HTTP1", "CSystem"], swiftSettings: strict),
 
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], swiftSettings: strict),
@@ -81,7 +83,10 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MedicHost", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub", "IOBytes"],
+            dependencies: [
+                "MedicHost", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub",
+                "IOBytes", "WebSocket", "HTTP1", "TLS",
+            ],
             swiftSettings: strict),
     ]
 )

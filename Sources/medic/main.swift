@@ -1,1 +1,89 @@
-print("medic")
+// medic: the command line — serve, token, watch.
+import ArgumentParser
+import EventLoop
+import Foundation
+import Glibc
+import Logging
+import MedicHost
+import Store
+
+/// Options shared by commands that open the store directly.
+struct StoreOptions: ParsableArguments {
+    @Option(help: "Store URL: sqlite:PATH or postgres://… (default: sqlite:<data-dir>/medic.sqlite).")
+    var store: String?
+
+    @Option(help: "Data directory (default .medic).")
+    var dataDir: String = ".medic"
+
+    func open(logger: Logger) throws -> Store {
+        var configuration = MedicConfiguration()
+        configuration.dataDirectory = dataDir
+        configuration.storeURL = store ?? ProcessInfo.processInfo.environment["MEDIC_STORE"]
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        return try Store.open(url: configuration.effectiveStoreURL, logger: logger)
+    }
+}
+
+@main
+struct Medic: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "medic",
+        abstract: "Medic: a self-healing code pipeline server.",
+        subcommands: [Serve.self, TokenCommand.self, Watch.self],
+        defaultSubcommand: Serve.self)
+}
+
+func quietLogger(_ label: String) -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = .warning
+    return logger
+}
+
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Create, list and revoke access tokens.",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a principal; the token is the last line of output.")
+        @Option(help: "Principal name.") var name: String
+        @Option(help: "admin, viewer or bot.") var role: String
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            guard ["admin", "viewer", "bot"].contains(role) else { throw ValidationError("--role must be admin, viewer or bot") }
+            let store = try storeOptions.open(logger: quietLogger("medic.token"))
+            defer { store.close() }
+            let token = Tokens.generate()
+            _ = try store.sync { store.createPrincipal(name: name, role: role, token: token, completion: $0) }
+            print("created \(role) '\(name)'; only a hash is stored, so keep this token:")
+            print(token)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List principals.")
+        @OptionGroup var storeOptions: StoreOptions
+        func run() throws {
+            let store = try storeOptions.open(logger: quietLogger("medic.token"))
+            defer { store.close() }
+            for row in try store.sync({ store.principals(completion: $0) }) {
+                print("\(row.name)\t\(row.role)\t\(row.revoked ? "revoked" : "active")")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a principal's token.")
+        @Argument(help: "Principal name.") var name: String
+        @OptionGroup var storeOptions: StoreOptions
+        func run() throws {
+            let store = try storeOptions.open(logger: quietLogger("medic.token"))
+            defer { store.close() }
+            guard try store.sync({ store.revokePrincipal(name: name, completion: $0) }) else {
+                throw ValidationError("no active principal named '\(name)'")
+            }
+            print("revoked '\(name)'")
+        }
+    }
+}

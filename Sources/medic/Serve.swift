@@ -1,0 +1,87 @@
+// Serve: `medic serve` — flags over the config file over the environment over the embedded demo defaults.
+import ArgumentParser
+import EventLoop
+import Foundation
+import Glibc
+import Logging
+import MedicHost
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the server (with no arguments: the bundled demo on SQLite with the scripted LLM).")
+
+    @Option(help: "JSON configuration file (see config/medic.example.json).") var config: String?
+    @Option(help: "Address to listen on, HOST:PORT (repeatable).") var listen: [String] = []
+    @Option(help: "TLS address to listen on, HOST:PORT (repeatable; needs --tls-cert/--tls-key).") var tlsListen: [String] = []
+    @Option(help: "PEM certificate chain for TLS listeners.") var tlsCert: String?
+    @Option(help: "PEM private key for TLS listeners.") var tlsKey: String?
+    @Option(help: "Directory of the web page.") var `static`: String?
+    @Option(help: "Store URL: sqlite:PATH or postgres://…") var store: String?
+    @Option(help: "Data directory (SQLite file, sandboxes, demo repository copy).") var dataDir: String?
+    @Option(help: "Target repository path (repeatable; named after its folder).") var repo: [String] = []
+    @Option(help: "Test command for --repo.") var testCommand: String?
+    @Option(help: "Setup command for --repo.") var setupCommand: String?
+    @Option(help: "LLM: 'anthropic' or 'scripted:FILE'.") var llm: String?
+    @Option(help: "Base URL of the Anthropic API.") var llmUrl: String?
+    @Option(help: "Model name for the Anthropic API.") var llmModel: String?
+    @Option(help: "Fix attempts per proposal (default 3).") var maxAttempts: Int?
+    @Option(help: "Distinct admin approvals needed (default 1).") var quorum: Int?
+    @Option(help: "'auto' (default) or 'manual' (failed proposals wait for auto_fix).") var autoFix: String?
+    @Option(help: "Seconds before a test run is killed (default 300).") var testTimeout: Int?
+    @Option(help: "Allowed browser Origin (repeatable; default: same origin).") var allowOrigin: [String] = []
+    @Option(help: "Log level.") var logLevel: String?
+    @Flag(help: "Do not submit the demo proposal on an empty store.") var noDemo = false
+
+    func run() throws {
+        Signals.block([SIGTERM, SIGINT])
+        var configuration = MedicConfiguration()
+        let environment = ProcessInfo.processInfo.environment
+        let usesDemo = config == nil && repo.isEmpty
+        if usesDemo { try DemoSetup.applyDefaults(to: &configuration) }
+        if let config { try configuration.load(file: config) }
+        try configuration.applyEnvironment(environment)
+        if !listen.isEmpty { configuration.listen = listen }
+        if !tlsListen.isEmpty { configuration.tlsListen = tlsListen }
+        if let tlsCert { configuration.tlsCertificate = tlsCert }
+        if let tlsKey { configuration.tlsKey = tlsKey }
+        if let value = `static` { configuration.staticDirectory = value }
+        if let store { configuration.storeURL = store }
+        if let dataDir { configuration.dataDirectory = dataDir }
+        if !repo.isEmpty {
+            guard let testCommand else { throw ValidationError("--repo needs --test-command") }
+            configuration.repositories = repo.map { RepositoryConfig(path: $0, testCommand: testCommand, setupCommand: setupCommand) }
+        }
+        if let llm { configuration.llm = try MedicConfiguration.parseLLM(llm) }
+        if let llmUrl { configuration.llmBaseURL = llmUrl }
+        if let llmModel { configuration.llmModel = llmModel }
+        if let maxAttempts { configuration.maxAttempts = maxAttempts }
+        if let quorum { configuration.quorum = quorum }
+        if let autoFix { configuration.autoFix = try MedicConfiguration.parseAutoFix(autoFix) }
+        if let testTimeout { configuration.testTimeoutSeconds = testTimeout }
+        if !allowOrigin.isEmpty { configuration.allowedOrigins = allowOrigin }
+        if let logLevel { configuration.logLevel = logLevel }
+        if usesDemo { try DemoSetup.prepareRepository(in: &configuration) }
+        try configuration.validate()
+
+        var logger = Logger(label: "medic")
+        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        let loop = try EventLoop(logger: logger)
+        let medic = try MedicServer(configuration: configuration, loop: loop, logger: logger, makeExecutor: Pipelines.make)
+        for listener in medic.listeners {
+            logger.info("listening on \(listener.scheme)://\(listener.address) (WebSocket at /ws)")
+        }
+        logger.info("store: \(configuration.effectiveStoreURL); llm: \(configuration.llm); repositories: \(configuration.repositories.map(\.name))")
+        if let token = try medic.bootstrapAdminIfNeeded(), let first = medic.listeners.first {
+            let host = first.address.host == "0.0.0.0" ? "127.0.0.1" : first.address.host
+            print("Open \(first.scheme)://\(host):\(first.address.port)/#token=\(token)  (admin token; shown once)")
+        }
+        if usesDemo && !noDemo { DemoSetup.submitDemoProposalIfEmpty(medic) }
+        let signals = try SignalSource(loop: loop, signals: [SIGTERM, SIGINT]) { signal in
+            logger.info("signal \(signal): shutting down")
+            medic.shutdown { loop.stop() }
+        }
+        loop.run()
+        signals.close()
+        logger.info("medic stopped")
+    }
+}
