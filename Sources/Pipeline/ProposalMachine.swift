@@ -20,6 +20,15 @@ public struct FixContext: Sendable, Hashable, Codable {
     public var attempt: Int
     /// The highest attempt number allowed (see `ProposalMachine` on request_changes).
     public var maxAttempts: Int
+
+    /// Files worth showing the LLM, most relevant first: the analysis locations' files, then the patch's
+    /// created/modified files; deduplicated and bounded (default 10). The executor reads them from the sandbox.
+    public func relevantPaths(limit: Int = 10) -> [String] {
+        var out: [String] = []
+        let candidates = (analysis?.locations.map(\.file) ?? []) + changes.filter { $0.action != .delete }.map(\.path)
+        for path in candidates where !out.contains(path) && out.count < limit { out.append(path) }
+        return out
+    }
 }
 
 /// Why a command was refused; raw values are the contract's error codes.
@@ -171,6 +180,15 @@ public struct ProposalMachine: Sendable, Codable {
 
     /// The revision under work (0 before `.created`).
     public var currentRevision: Int { revisions.last?.number ?? 0 }
+
+    /// The `data` of the `proposal` event on topic `proposals` (contract), with the host's timestamp.
+    public func summary(updatedAt: String) -> PipelineJSON {
+        .object([
+            "id": .string(info.id), "title": .string(info.title), "status": .string(status.rawValue),
+            "revision": .int(currentRevision), "attempt": .int(attempt), "max_attempts": .int(attemptLimit),
+            "author": .string(info.author), "repo": .string(info.repo), "updated_at": .string(updatedAt),
+        ])
+    }
 
     /// Feeds one event and returns the actions to perform, in order.
     public mutating func handle(_ event: ProposalEvent) -> [ProposalAction] {

@@ -388,3 +388,16 @@ extension ProposalMachine {
         #expect(restored.handle(.review(principal: "carol", role: .admin, verdict: .approve, revision: 1, comment: nil)).statuses == [.approved, .applying])
     }
 }
+
+@Suite struct ProposalMachineHelperTests {
+    @Test func relevantPathsAndSummary() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges + [FileChange(path: "old.py", action: .delete)])))
+        _ = m.deployAndTest(failed)
+        let context = m.handle(.analyzed(failure(file: "lib/db.py", line: 3))).fixRequest?.context
+        #expect(context?.relevantPaths() == ["lib/db.py", "app.py"])
+        #expect(context?.relevantPaths(limit: 1) == ["lib/db.py"])
+        #expect(m.summary(updatedAt: "t").encodedString()
+            == #"{"attempt":1,"author":"alice","id":"p1","max_attempts":3,"repo":"demo","revision":1,"status":"fixing","title":"Cache with redis","updated_at":"t"}"#)
+    }
+}
