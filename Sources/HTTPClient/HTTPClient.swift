@@ -159,6 +159,15 @@ public final class HTTPClient {
         var list: UnsafeMutablePointer<curl_slist>?
         var sawExpect = false
         for (name, value) in request.headers {
+            // curl sends header lines verbatim: a CR or LF would split the field and let a value inject
+            // fields or a whole request (RFC 9110 §5.5: CR, LF and NUL are invalid in field values).
+            let forbidden: Set<Unicode.Scalar> = ["\r", "\n", "\0"]
+            guard !name.isEmpty, !name.unicodeScalars.contains(where: { forbidden.contains($0) || $0 == ":" || $0 == " " }),
+                  !value.unicodeScalars.contains(where: { forbidden.contains($0) })
+            else {
+                if let list { curl_slist_free_all(list) }
+                return HTTPClientError(code: .other, message: "invalid request header field \(String(reflecting: name))")
+            }
             if name.lowercased() == "expect" { sawExpect = true }
             // "Name;" is curl's spelling for a field with an empty value ("Name:" would remove the field).
             let line = value.isEmpty ? "\(name);" : "\(name): \(value)"

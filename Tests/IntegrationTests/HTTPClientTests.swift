@@ -317,6 +317,24 @@ struct HTTPClientTests {
         retrying.cancel()  // harmless: onComplete must not run twice (Recorder checks)
     }
 
+    @Test func headerInjectionIsRefused() throws {
+        let loop = try EventLoop()
+        let client = try HTTPClient(loop: loop)
+        defer { client.close() }
+        let bad: [(String, String)] = [("x-a", "b\r\nx-injected: 1"), ("x-a\nb", "c"), ("x a", "b"), ("", "b"), ("x-a", "b\0")]
+        let recorders = bad.map { header in
+            let recorder = Recorder()
+            recorder.execute(client, HTTPClientRequest(url: "http://127.0.0.1:1/", headers: [header]))
+            return recorder
+        }
+        #expect(client.activeTransfers == 0)
+        #expect(run(loop) { recorders.allSatisfy { $0.result != nil } })
+        for recorder in recorders {
+            #expect(recorder.error?.code == .other)
+            #expect(recorder.error?.message.contains("invalid request header") == true)
+        }
+    }
+
     @Test func hangingServerTimesOut() throws {
         let server = try FakeAnthropic()
         defer { server.stop() }
