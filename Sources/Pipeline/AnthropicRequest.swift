@@ -9,11 +9,19 @@ public enum AnthropicRequest {
 
     /// The JSON body: `{model, max_tokens, system, messages: [{role: "user", content}], stream}`.
     public static func body(model: String, system: String, user: String, maxTokens: Int, stream: Bool) -> [UInt8] {
+        body(model: model, system: system, messages: [(role: "user", content: user)], maxTokens: maxTokens, stream: stream)
+    }
+
+    /// The JSON body for a multi-turn conversation, e.g. the one re-ask after a malformed reply:
+    /// `[("user", prompt), ("assistant", badReply), ("user", FixPrompt.retryMessage(error:))]`.
+    public static func body(
+        model: String, system: String, messages: [(role: String, content: String)], maxTokens: Int, stream: Bool
+    ) -> [UInt8] {
         PipelineJSON.object([
             "model": .string(model),
             "max_tokens": .int(maxTokens),
             "system": .string(system),
-            "messages": .array([.object(["role": .string("user"), "content": .string(user)])]),
+            "messages": .array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
             "stream": .bool(stream),
         ]).encoded()
     }

@@ -109,6 +109,10 @@ let anthropicStreamBody = """
             == #"{"max_tokens":4096,"messages":[{"content":"hi\n","role":"user"}],"model":"claude-x","stream":true,"system":"sys \"q\""}"#)
         let parsed = try PipelineJSON.parse(body)
         #expect(parsed["messages"]?.arrayValue?.first?["content"]?.stringValue == "hi\n")
+        let reask = AnthropicRequest.body(
+            model: "m", system: "s", messages: [("user", "fix it"), ("assistant", "oops"), ("user", "again")], maxTokens: 10, stream: false)
+        let roles = try PipelineJSON.parse(reask)["messages"]?.arrayValue?.compactMap { $0["role"]?.stringValue }
+        #expect(roles == ["user", "assistant", "user"])
     }
 
     @Test func nonStreamingResponse() throws {
