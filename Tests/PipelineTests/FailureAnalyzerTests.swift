@@ -381,3 +381,31 @@ struct RealRun {
         #expect(a.locations == [SourceLocation(file: "MathTests.swift", line: 5)])
     }
 }
+
+@Suite struct JavaScriptSampleTests {
+    @Test func jestExpectation() {
+        let output = """
+            FAIL src/math.test.js
+              ● math › adds
+
+                expect(received).toBe(expected) // Object.is equality
+
+                Expected: 4
+                Received: 3
+
+                  at Object.<anonymous> (src/math.test.js:5:20)
+
+            Tests:       1 failed, 2 passed, 3 total
+            """
+        let a = FailureAnalyzer.analyze(output: output, exitCode: 1, timedOut: false, signal: nil, repositoryFiles: ["src/math.test.js"])
+        #expect(a.category == .assertion)
+        #expect(a.locations == [SourceLocation(file: "src/math.test.js", line: 5)])
+    }
+
+    @Test func esmPackageNotFound() throws {
+        let run = try RealRun.node(["main.mjs": "import x from 'no-such-package-xyz';\nconsole.log(x);\n"], run: "main.mjs")
+        let a = run.analyze()
+        #expect(a.category == .import)
+        #expect(a.rootCause.contains("'no-such-package-xyz'"))
+    }
+}
