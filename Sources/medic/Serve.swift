@@ -73,7 +73,8 @@ struct Serve: ParsableCommand {
         logger.info("store: \(configuration.effectiveStoreURL); llm: \(configuration.llm); repositories: \(configuration.repositories.map(\.name))")
         if let token = try medic.bootstrapAdminIfNeeded(), let first = medic.listeners.first {
             let host = first.address.host == "0.0.0.0" ? "127.0.0.1" : first.address.host
-            print("Open \(first.scheme)://\(host):\(first.address.port)/#token=\(token)  (admin token; shown once)")
+            // Written unbuffered: a supervisor piping our stdout must see the URL at once.
+            FileHandle.standardOutput.write(Data("Open \(first.scheme)://\(host):\(first.address.port)/#token=\(token)  (admin token; shown once)\n".utf8))
         }
         if usesDemo && !noDemo { DemoSetup.submitDemoProposalIfEmpty(medic) }
         let signals = try SignalSource(loop: loop, signals: [SIGTERM, SIGINT]) { signal in

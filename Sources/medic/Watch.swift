@@ -44,8 +44,8 @@ struct Watch: ParsableCommand {
                             guard seq > last else { continue }  // never print twice
                             last = seq
                         }
-                        print("\(event.seq.map(String.init) ?? "-")\t\(event.ts)\t\(event.kind)\t\(event.topic)\t\(event.data.jsonString)")
-                        fflush(stdout)
+                        let line = "\(event.seq.map(String.init) ?? "-")\t\(event.ts)\t\(event.kind)\t\(event.topic)\t\(event.data.jsonString)\n"
+                        FileHandle.standardOutput.write(Data(line.utf8))
                         printed += 1
                         if count > 0 && printed >= count { return }
                     case .success(.error(let error)):

@@ -1,0 +1,143 @@
+// FixProviders: where fixes come from — a scripted conversation (offline) or the Anthropic Messages API.
+import EventLoop
+import Foundation
+import HTTPClient
+import Logging
+import Pipeline
+
+/// Asks an LLM for a fix. `onDelta` streams the text as it is written; `completion` gets the whole reply
+/// text or a failure reason. Loop-bound.
+protocol FixProvider: AnyObject {
+    func requestFix(
+        title: String, attempt: Int, system: String, messages: [(role: String, content: String)],
+        onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void)
+    var name: String { get }
+}
+
+struct FixProviderError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Replies from a scripted conversation file (the offline demo and tests). The reply is streamed in small
+/// chunks over its `delay_ms`, so watchers see `fix_delta` events as with a real model.
+final class ScriptedFixProvider: FixProvider {
+    let name = "scripted"
+    private let loop: EventLoop
+    private let conversation: ScriptedConversation
+
+    init(loop: EventLoop, path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("scripted conversation file not found: \(path)")
+        }
+        do { conversation = try ScriptedConversation(json: Array(data)) } catch {
+            throw ConfigurationError("scripted conversation \(path): \(error)")
+        }
+        self.loop = loop
+    }
+
+    func requestFix(
+        title: String, attempt: Int, system: String, messages: [(role: String, content: String)],
+        onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void
+    ) {
+        guard let entry = conversation.entry(for: title, attempt: attempt) else {
+            loop.schedule(afterNanoseconds: 0) {
+                completion(.failure(FixProviderError(description: "the scripted conversation has no reply for '\(title)' attempt \(attempt)")))
+            }
+            return
+        }
+        // Stream the reply in ~8 chunks spread over the scripted delay.
+        let text = entry.reply
+        let chunkCount = 8
+        let chunkSize = max(1, (text.count + chunkCount - 1) / chunkCount)
+        var chunks: [String] = []
+        var index = text.startIndex
+        while index < text.endIndex {
+            let end = text.index(index, offsetBy: chunkSize, limitedBy: text.endIndex) ?? text.endIndex
+            chunks.append(String(text[index..<end]))
+            index = end
+        }
+        let step = UInt64(max(entry.delayMs, 0)) * 1_000_000 / UInt64(max(chunks.count, 1))
+        for (i, chunk) in chunks.enumerated() {
+            loop.schedule(afterNanoseconds: step * UInt64(i + 1)) { onDelta(chunk) }
+        }
+        loop.schedule(afterNanoseconds: step * UInt64(chunks.count) + 1_000_000) { completion(.success(text)) }
+    }
+}
+
+/// The Anthropic Messages API over libcurl's multi interface in our loop, streamed (SSE), with retries on
+/// 429/5xx/529 honouring retry-after (see `RetryPolicy`).
+final class AnthropicFixProvider: FixProvider {
+    let name = "anthropic"
+    private let loop: EventLoop
+    private let client: HTTPClient
+    private let baseURL: String
+    private let model: String
+    private let apiKey: String
+    private let logger: Logger
+    var maxTokens = 8192
+    var timeoutMilliseconds = 180_000
+    var retryPolicy = RetryPolicy()
+
+    init(loop: EventLoop, baseURL: String, model: String, apiKey: String, logger: Logger) throws {
+        self.loop = loop
+        self.client = try HTTPClient(loop: loop)
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.model = model
+        self.apiKey = apiKey
+        self.logger = logger
+    }
+
+    func requestFix(
+        title: String, attempt: Int, system: String, messages: [(role: String, content: String)],
+        onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void
+    ) {
+        // A multi-turn body (the re-ask after a malformed reply carries the earlier exchange).
+        let body = PipelineJSON.object([
+            "model": .string(model), "max_tokens": .int(maxTokens), "system": .string(system), "stream": .bool(true),
+            "messages": .array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
+        ]).encoded()
+        var headers = AnthropicRequest.headers(apiKey: apiKey).map { ($0.name, $0.value) }
+        headers.append(("accept", "text/event-stream"))
+        let request = HTTPClientRequest(
+            method: "POST", url: baseURL + "/v1/messages", headers: headers, body: body, timeoutMilliseconds: timeoutMilliseconds)
+        var stream = AnthropicStream()
+        var text = ""
+        var streamError: String?
+        var status = 0
+        var errorBody: [UInt8] = []
+        executeWithRetry(
+            client: client, loop: loop, request: request, policy: retryPolicy,
+            onAttempt: { [logger] n in if n > 1 { logger.info("retrying the Anthropic API", metadata: ["attempt": "\(n)"]) } },
+            onHead: { head in status = head.status },
+            onBody: { chunk in
+                guard status == 200 else {
+                    if errorBody.count < 65536 { errorBody.append(contentsOf: chunk) }
+                    return
+                }
+                for event in stream.feed(chunk) {
+                    switch event {
+                    case .textDelta(let delta):
+                        text += delta
+                        onDelta(delta)
+                    case .messageStop: break
+                    case .error(let type, let message): streamError = "\(type): \(message)"
+                    }
+                }
+            },
+            onComplete: { result in
+                switch result {
+                case .failure(let error):
+                    completion(.failure(FixProviderError(description: "Anthropic API request failed: \(error)")))
+                case .success where status != 200:
+                    let detail = String(decoding: errorBody.prefix(500), as: UTF8.self)
+                    completion(.failure(FixProviderError(description: "Anthropic API answered HTTP \(status): \(detail)")))
+                case .success:
+                    if let streamError {
+                        completion(.failure(FixProviderError(description: "Anthropic API stream error: \(streamError)")))
+                    } else {
+                        completion(.success(text))
+                    }
+                }
+            })
+    }
+}

@@ -1,0 +1,82 @@
+// MedicServer: composition — store, app, pipeline, listeners — on one loop; used by `medic serve` and tests.
+public import EventLoop
+import Foundation
+public import Logging
+import Protocol
+public import Server
+public import Store
+import TLS
+
+/// A running Medic: everything `medic serve` starts, on the calling thread's loop.
+public final class MedicServer {
+    public let app: App
+    public let server: Server
+    public let store: Store
+    public let configuration: MedicConfiguration
+    /// (scheme, address) of every listener, in order: plain ones first.
+    public private(set) var listeners: [(scheme: String, address: SocketAddressSpec)] = []
+
+    /// Opens the store (migrations run), builds the app and the pipeline, and binds every listener.
+    /// `makeExecutor` builds the command executor over the app (the pipeline); nil leaves commands unconfigured.
+    public init(
+        configuration: MedicConfiguration, loop: EventLoop, logger: Logger,
+        makeExecutor: ((App) throws -> any CommandExecutor)? = nil
+    ) throws {
+        self.configuration = configuration
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        store = try Store.open(url: configuration.effectiveStoreURL, logger: logger)
+        app = App(loop: loop, store: store, configuration: configuration, logger: logger)
+        var serverConfiguration = ServerConfiguration()
+        serverConfiguration.maxQueuedBytes = 8 << 20
+        server = Server(loop: loop, configuration: serverConfiguration, http: app, websocket: app)
+        app.server = server
+        if let makeExecutor { app.commands = try makeExecutor(app) }
+        for text in configuration.listen {
+            guard let spec = SocketAddressSpec(parsing: text) else { throw ConfigurationError("listen address must be HOST:PORT, got '\(text)'") }
+            let port = try server.listen(spec)
+            listeners.append(("http", SocketAddressSpec(host: spec.host, port: port)))
+        }
+        if !configuration.tlsListen.isEmpty, let cert = configuration.tlsCertificate, let key = configuration.tlsKey {
+            let context = try TLSContext.server(certificatePath: cert, keyPath: key)
+            for text in configuration.tlsListen {
+                guard let spec = SocketAddressSpec(parsing: text) else { throw ConfigurationError("tls listen address must be HOST:PORT, got '\(text)'") }
+                let port = try server.listen(spec, tls: context)
+                listeners.append(("https", SocketAddressSpec(host: spec.host, port: port)))
+            }
+        }
+    }
+
+    /// Creates an admin named "admin" with a fresh token when no live admin exists; returns the token.
+    public func bootstrapAdminIfNeeded() throws -> String? {
+        let principals = try store.sync { store.principals(completion: $0) }
+        guard !principals.contains(where: { $0.role == "admin" && !$0.revoked }) else { return nil }
+        let token = Tokens.generate()
+        var name = "admin"
+        var suffix = 1
+        while principals.contains(where: { $0.name == name && !$0.revoked }) {
+            suffix += 1
+            name = "admin\(suffix)"
+        }
+        _ = try store.sync { store.createPrincipal(name: name, role: "admin", token: token, completion: $0) }
+        return token
+    }
+
+    /// Stops accepting, closes sessions with 1001, then closes the store and calls `completion`.
+    public func shutdown(completion: @escaping () -> Void) {
+        server.shutdown { [store] in
+            store.close()
+            completion()
+        }
+    }
+}
+
+/// Token generation: 32 random bytes, URL-safe base64 (no padding), prefixed for recognisability.
+public enum Tokens {
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let base64 = Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return "mdc_" + base64
+    }
+}

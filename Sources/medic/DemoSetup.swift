@@ -1,0 +1,73 @@
+// DemoSetup: what `medic serve` with no arguments runs — the bundled example repository and conversation.
+import EventLoop
+import Foundation
+import MedicHost
+import Logging
+import Protocol
+import Store
+
+enum DemoSetup {
+    /// Points the configuration at the bundled demo (run from the Medic checkout).
+    static func applyDefaults(to configuration: inout MedicConfiguration) throws {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: "examples/demo-repo") else {
+            throw ConfigurationError("the demo needs the Medic checkout as the working directory (examples/demo-repo); or pass --repo/--config")
+        }
+        configuration.staticDirectory = "web-static"
+        configuration.llm = ProcessInfo.processInfo.environment["ANTHROPIC_API_KEY"].map { $0.isEmpty } == false
+            ? .anthropic : .scripted(path: "examples/demo-conversation.json")
+    }
+
+    /// Copies the example repository into the data directory as a git repository of its own, so approving
+    /// the demo commits there and never in the Medic checkout.
+    static func prepareRepository(in configuration: inout MedicConfiguration) throws {
+        let fm = FileManager.default
+        let target = (configuration.dataDirectory as NSString).appendingPathComponent("demo-repo")
+        if !fm.fileExists(atPath: target) {
+            try fm.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: "examples/demo-repo", toPath: target)
+            for arguments in [["init", "-q", "-b", "main"], ["add", "-A"],
+                              ["-c", "user.name=Medic Demo", "-c", "user.email=demo@medic.invalid", "commit", "-q", "-m", "demo repository"]] {
+                let git = Process()
+                git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                git.arguments = ["git", "-C", target] + arguments
+                try git.run()
+                git.waitUntilExit()
+                guard git.terminationStatus == 0 else { throw ConfigurationError("git \(arguments.joined(separator: " ")) failed in \(target)") }
+            }
+        }
+        let absolute = URL(fileURLWithPath: target).standardizedFileURL.path
+        configuration.repositories = [
+            RepositoryConfig(name: "demo-repo", path: absolute, testCommand: "python3 -m unittest discover -s tests -v"),
+        ]
+    }
+
+    /// On an empty store, proposes examples/demo-proposal.json as the bot "demo-bot" a few seconds after
+    /// start, so a browser opened from the printed URL sees it stream.
+    static func submitDemoProposalIfEmpty(_ medic: MedicServer) {
+        guard let rows = try? medic.store.sync({ medic.store.proposals(status: nil, limit: 1, completion: $0) }), rows.isEmpty else { return }
+        guard let data = FileManager.default.contents(atPath: "examples/demo-proposal.json"),
+              case .object(let fields)? = try? JSONValue.parse(Array(data)),
+              case .success(let message) = ClientMessage.decode(type: "propose", fields: fields, id: nil, limits: ProtocolLimits())
+        else {
+            medic.app.loop.logger.warning("examples/demo-proposal.json is missing or invalid; no demo proposal")
+            return
+        }
+        let app = medic.app
+        app.loop.schedule(afterNanoseconds: 5_000_000_000) {
+            app.commands?.execute(message, commandID: "demo-proposal", principal: Principal(name: "demo-bot", role: .bot)) { result in
+                switch result {
+                case .success(let ack): app.loop.logger.info("demo proposal submitted: \(JSONValue.object(ack).jsonString)")
+                case .failure(let error): app.loop.logger.warning("demo proposal refused: \(error)")
+                }
+            }
+        }
+    }
+}
+
+/// The pipeline behind `medic serve`.
+enum Pipelines {
+    static func make(_ app: App) throws -> any CommandExecutor {
+        try PipelineService.make(app: app)
+    }
+}
