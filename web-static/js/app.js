@@ -1,0 +1,393 @@
+// app.js: the review page's wiring — sign-in, routing, connection callbacks into the store and views, commands.
+
+import { Connection } from './connection.js';
+import { ProposalList, ProposalModel, reviewPermissions, humanStatus } from './store.js';
+import { ConsoleView, TimelineView, renderPresence, renderProposalList, statusBadge, el } from './views.js';
+
+const TOKEN_KEY = 'medic.token';
+const $ = (id) => document.getElementById(id);
+
+/** Human messages for the error codes a reviewer can meet (README §5). */
+const ERROR_TEXT = {
+  stale_revision: 'The proposal moved on to a newer revision while you were looking. The page now shows the current revision — please review it again.',
+  invalid_state: 'That does not apply in the proposal\u2019s current state.',
+  already_reviewed: 'You already reviewed this revision.',
+  forbidden: 'Your role is not allowed to do that (and an author\u2019s own approval never counts).',
+  not_found: 'This proposal does not exist (or no longer exists).',
+  rate_limited: 'Too many commands at once; wait a moment and try again.',
+  store_unavailable: 'The server cannot store anything right now; try again shortly.',
+  invalid_message: 'The server refused the request as malformed.',
+  offline: 'Not connected; try again when the connection is live.',
+  disconnected: 'The connection dropped before the server answered.',
+  unauthenticated: 'Your sign-in is no longer valid.',
+};
+
+function errorText(err) {
+  const known = ERROR_TEXT[err?.code];
+  return known ? `${known}${err.message && err.code !== 'offline' ? ` (${err.message})` : ''}` : `Error: ${err?.message ?? err}`;
+}
+
+const state = {
+  me: null,
+  conn: null,
+  connState: { state: 'idle' },
+  list: new ProposalList(),
+  openId: null,
+  model: null,
+  busy: false,   // a review command is in flight
+};
+
+let timeline, consoleView, countdownTimer = null, renderQueued = false;
+
+// ---- sign-in ----
+
+/** Reads `#token=…` (what `medic serve` prints), stores it for this tab, and removes it from the URL. */
+function takeTokenFromURL() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get('token');
+  if (!token) return null;
+  params.delete('token');
+  const rest = params.toString();
+  // replaceState: the token must not linger in the address bar, history or a copied link.
+  history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
+  return token;
+}
+
+function showSignIn(message = '') {
+  $('app').hidden = true;
+  $('identity').hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = message;
+  $('token-input').focus();
+}
+
+function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('signin').hidden = true;
+  $('app').hidden = false;   // the shell shows the connection state while we connect
+  connect(token);
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.conn?.stop();
+  state.conn = null;
+  state.me = null;
+  closeProposal();
+  state.list.clear();
+  showSignIn('');
+  setConnState({ state: 'idle' });
+}
+
+// ---- connection ----
+
+function connect(token) {
+  state.conn?.stop();
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const conn = new Connection({
+    url: `${scheme}://${location.host}/ws`,
+    token,
+    callbacks: {
+      onState: setConnState,
+      onWelcome,
+      onEvent,
+      onPresence: (p) => {
+        if (state.model && p.topic === `proposal:${state.model.id}`) { state.model.setPresence(p.members); queueRender(); }
+      },
+      onTopicReset: (topic) => {
+        if (topic === 'proposals') { seen.delete(topic); state.list.clear(); queueRender(); }
+        else if (state.model && topic === `proposal:${state.model.id}`) resetModel(state.model.id);
+      },
+      onTopicError: (topic, err) => {
+        if (state.model && topic === `proposal:${state.model.id}`) $('p-error').textContent = errorText(err);
+      },
+    },
+  });
+  state.conn = conn;
+  conn.subscribe('proposals');
+  const routed = routeId();
+  if (routed) openProposal(routed);
+  conn.start();
+}
+
+function onWelcome(w) {
+  state.me = { principal: w.principal, role: w.role };
+  $('identity-name').textContent = w.principal;
+  $('identity-role').textContent = w.role;
+  $('identity-role').dataset.role = w.role;
+  $('identity').hidden = false;
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  queueRender();
+}
+
+function onEvent(ev) {
+  if (typeof ev.seq === 'number') recordSeen(ev.topic, ev.seq);
+  if (ev.topic === 'proposals') {
+    if (state.list.apply(ev)) queueRender();
+    return;
+  }
+  const model = state.model;
+  if (!model || ev.topic !== `proposal:${model.id}`) return;
+  for (const change of model.apply(ev)) {
+    if (change.type === 'append') timeline.append(change.entry);
+    else if (change.type === 'update') timeline.update(change.entry);
+    else if (change.type === 'console') consoleView.append(change.lines);
+  }
+  queueRender();
+}
+
+/**
+ * Every seq processed per topic, for the browser tests and for debugging in the console
+ * (`medicPage.seenSeqs('proposal:p_…')`): after a reconnect it must still read 1, 2, 3, … with
+ * no hole and no repeat. Bounded so a long-open tab does not grow without limit.
+ */
+const seen = new Map();
+function recordSeen(topic, seq) {
+  const list = seen.get(topic) ?? [];
+  if (list.length < 100000) list.push(seq);
+  seen.set(topic, list);
+}
+window.medicPage = Object.freeze({
+  seenSeqs: (topic) => [...(seen.get(topic) ?? [])],
+  connectionState: () => state.connState.state,
+});
+
+const STATE_TEXT = { idle: 'Not connected', connecting: 'Connecting…', live: 'Live', unauthorized: 'Signed out' };
+
+function setConnState(s) {
+  state.connState = s;
+  const box = $('conn-state');
+  box.dataset.state = s.state;
+  clearInterval(countdownTimer);
+  countdownTimer = null;
+  const paint = () => {
+    let text = STATE_TEXT[s.state] ?? s.state;
+    if (s.state === 'reconnecting' || s.state === 'offline') {
+      const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
+      text = s.state === 'offline' ? `Offline — retrying in ${secs}s` : `Reconnecting in ${secs}s`;
+    }
+    $('conn-text').textContent = text;
+  };
+  paint();
+  if (s.state === 'reconnecting' || s.state === 'offline') countdownTimer = setInterval(paint, 1000);
+  $('conn-retry').hidden = !(s.state === 'reconnecting' || s.state === 'offline');
+  if (s.state === 'unauthorized') {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn('The server did not accept this token. Check it and sign in again.');
+  }
+  queueRender();
+}
+
+// ---- routing ----
+
+/** The open proposal lives in the fragment (`#p=<id>`) so it survives reloads and can be linked. */
+function routeId() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('p');
+  return id && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : null;
+}
+
+function openProposal(id) {
+  if (state.model?.id === id) return;
+  closeProposal();
+  if (location.hash !== `#p=${id}`) history.pushState(null, '', `#p=${id}`);
+  resetModel(id);
+  state.conn?.subscribe(`proposal:${id}`);
+}
+
+function closeProposal() {
+  if (state.model) state.conn?.unsubscribe(`proposal:${state.model.id}`);
+  state.model = null;
+  state.openId = null;
+  queueRender();
+}
+
+/** A fresh model and empty views for `id` (also after the server reset the topic). */
+function resetModel(id) {
+  seen.delete(`proposal:${id}`);
+  state.model = new ProposalModel(id);
+  state.openId = id;
+  timeline.reset([]);
+  consoleView.reset([]);
+  $('p-error').textContent = '';
+  $('review-message').textContent = '';
+  $('comment-message').textContent = '';
+  $('review-comment').value = '';
+  queueRender();
+}
+
+// ---- rendering (batched per frame: a replay of thousands of events repaints once) ----
+
+function queueRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; render(); });
+}
+
+function render() {
+  const proposals = state.list.sorted();
+  renderProposalList($('proposal-list'), proposals, state.openId, openProposal);
+  $('proposal-count').textContent = proposals.length ? `(${proposals.length})` : '';
+  $('proposal-list-empty').hidden = proposals.length > 0;
+
+  const m = state.model;
+  $('placeholder').hidden = !!m;
+  $('proposal').hidden = !m;
+  if (!m) { document.title = 'Medic — review'; return; }
+
+  const summary = state.list.byId.get(m.id);
+  $('p-title').textContent = m.info?.title ?? summary?.title ?? m.id;
+  const badge = statusBadge(m.status ?? summary?.status, 'proposal-status');
+  badge.id = 'p-status';
+  $('p-status').replaceWith(badge);
+  const fixing = m.status === 'fixing';
+  const attemptEl = $('p-attempt');
+  attemptEl.textContent = `Attempt ${m.attempt}/${m.maxAttemptsShown}`;
+  attemptEl.classList.toggle('active', fixing);
+  attemptEl.hidden = m.attempt === 0 && !fixing;
+  const meta = [m.id, m.info?.author && `by ${m.info.author}`, (m.info?.repo ?? summary?.repo) && `repo ${m.info?.repo ?? summary?.repo}`, m.revision && `revision ${m.revision}`].filter(Boolean);
+  $('p-meta').textContent = meta.join(' · ');
+  $('p-description').textContent = m.info?.description ?? '';
+  renderPresence($('presence'), m.presence, state.me);
+  document.title = `${humanStatus(m.status)} · ${m.info?.title ?? m.id} — Medic`;
+  renderReviewPanel(m);
+}
+
+function renderReviewPanel(m) {
+  const live = state.connState.state === 'live';
+  const perms = reviewPermissions({ me: state.me, model: m, live });
+  const revisionLine = $('review-revision');
+  revisionLine.textContent = m.revision ? `Revision ${m.revision}` : '';
+  revisionLine.dataset.revision = String(m.revision || '');
+  if (m.revision) revisionLine.append(' · ', el('span', { class: 'muted small', text: 'your review applies to this revision' }));
+
+  const reviews = m.currentReviews();
+  const quorum = reviews.quorum ?? m.quorum;
+  const count = reviews.approvals.length;
+  $('quorum-text').textContent = quorum
+    ? `${count} of ${quorum} approval${quorum === 1 ? '' : 's'}`
+    : (count ? `${count} approval${count === 1 ? '' : 's'}` : 'No approvals yet');
+  $('quorum-text').dataset.approvals = String(count);
+  $('quorum-text').dataset.quorum = String(quorum ?? '');
+  $('quorum-fill').style.width = quorum ? `${Math.min(100, (100 * count) / quorum)}%` : '0%';
+  $('approvers').replaceChildren(...reviews.approvals.map((p) => el('li', { class: 'approver', dataset: { testid: 'approver', principal: p } }, '✓ ', p)));
+
+  const disabled = !perms.canReview || state.busy;
+  $('btn-approve').disabled = disabled || !perms.canApprove;
+  $('btn-reject').disabled = disabled;
+  $('btn-request').disabled = disabled;
+  $('review-comment').disabled = !perms.canReview;
+  $('review-why').textContent = perms.why || perms.approveWhy;
+  $('review-panel').dataset.canReview = String(perms.canReview);
+  $('btn-autofix').hidden = !perms.canAutoFix;
+  $('btn-autofix').disabled = state.busy;
+  $('btn-rollback').hidden = !perms.canRollback;
+  $('btn-rollback').disabled = state.busy;
+  $('comment-send').disabled = !live;
+}
+
+// ---- commands ----
+
+function setMessage(id, text, kind) {
+  const p = $(id);
+  p.textContent = text;
+  p.dataset.kind = kind;
+}
+
+/** Sends a review/auto-fix/rollback command and reports its outcome in the panel. */
+async function runCommand(msg, success) {
+  if (state.busy || !state.conn) return;
+  state.busy = true;
+  renderReviewPanel(state.model);
+  setMessage('review-message', 'Sending…', 'pending');
+  try {
+    const ack = await state.conn.command(msg);
+    setMessage('review-message', success(ack), 'ok');
+    if (msg.type !== 'auto_fix' && msg.type !== 'rollback') $('review-comment').value = '';
+  } catch (err) {
+    setMessage('review-message', errorText(err), 'error');
+    if (err.code === 'stale_revision') $('review-revision').focus?.();
+  } finally {
+    state.busy = false;
+    if (state.model) renderReviewPanel(state.model);
+  }
+}
+
+function review(verdict) {
+  const m = state.model;
+  if (!m) return;
+  // Bind the review to the revision on screen, not whatever the model may hold a moment later.
+  const revision = Number($('review-revision').dataset.revision);
+  const comment = $('review-comment').value.trim();
+  if (verdict !== 'approve' && !comment) {
+    setMessage('review-message', verdict === 'reject' ? 'Write a comment saying why you reject it.' : 'Write a comment saying what should change.', 'error');
+    $('review-comment').focus();
+    return;
+  }
+  const msg = { type: verdict, proposal: m.id, revision };
+  if (comment) msg.comment = comment;
+  runCommand(msg, (ack) => {
+    if (verdict === 'approve') {
+      const q = ack.quorum ?? '?';
+      return ack.status === 'approved' || ack.status === 'applying' || ack.status === 'applied'
+        ? `Approved revision ${revision}: quorum reached (${(ack.approvals ?? []).length}/${q}), applying.`
+        : `Approved revision ${revision} (${(ack.approvals ?? []).length}/${q} approvals).`;
+    }
+    return verdict === 'reject' ? `Rejected revision ${revision}.` : `Requested changes on revision ${revision}; a new fix attempt follows.`;
+  });
+}
+
+function bindUI() {
+  timeline = new TimelineView($('timeline'));
+  consoleView = new ConsoleView($('console'), $('console-follow'), $('console-jump'));
+
+  $('signin-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const token = $('token-input').value.trim();
+    if (!token) { $('signin-error').textContent = 'Enter a token.'; return; }
+    $('token-input').value = '';
+    signIn(token);
+  });
+  $('sign-out').addEventListener('click', signOut);
+  $('conn-retry').addEventListener('click', () => state.conn?.retryNow());
+  $('btn-approve').addEventListener('click', () => review('approve'));
+  $('btn-reject').addEventListener('click', () => review('reject'));
+  $('btn-request').addEventListener('click', () => review('request_changes'));
+  $('btn-autofix').addEventListener('click', () => state.model && runCommand({ type: 'auto_fix', proposal: state.model.id },
+    () => 'Auto-fix started: a new attempt is being written.'));
+  $('btn-rollback').addEventListener('click', () => state.model && runCommand({ type: 'rollback', proposal: state.model.id },
+    () => 'Rollback requested.'));
+  $('comment-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = $('comment-text').value.trim();
+    if (!text || !state.model || !state.conn) { setMessage('comment-message', 'Write something first.', 'error'); return; }
+    setMessage('comment-message', 'Posting…', 'pending');
+    try {
+      await state.conn.command({ type: 'comment', proposal: state.model.id, text });
+      $('comment-text').value = '';
+      setMessage('comment-message', 'Comment posted.', 'ok');
+    } catch (err) {
+      setMessage('comment-message', errorText(err), 'error');
+    }
+  });
+  window.addEventListener('hashchange', () => {
+    const id = routeId();
+    if (id && state.conn) openProposal(id);
+    else if (!id) closeProposal();
+  });
+  window.addEventListener('popstate', () => {
+    const id = routeId();
+    if (id && state.conn) openProposal(id);
+  });
+  window.addEventListener('online', () => state.conn?.retryNow());
+}
+
+function main() {
+  bindUI();
+  const fromURL = takeTokenFromURL();
+  const token = fromURL ?? sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token);
+  else showSignIn();
+}
+
+main();

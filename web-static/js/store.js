@@ -1,0 +1,267 @@
+// store.js: the page's state — the proposals list and one proposal folded from its event stream.
+
+import { diffChange } from './diff.js';
+
+/** Statuses in which the pipeline is working on its own (the page shows a spinner-ish badge). */
+export const BUSY_STATUSES = new Set(['proposed', 'deploying', 'testing', 'analyzing', 'fixing', 'approved', 'applying']);
+
+/** Most console lines kept per proposal; older lines are dropped (the timeline keeps the summaries). */
+export const CONSOLE_LIMIT = 5000;
+
+/** The `proposals` topic folded into a map of summaries (kind `proposal` events). */
+export class ProposalList {
+  constructor() { /** @type {Map<string, object>} */ this.byId = new Map(); }
+
+  apply(ev) {
+    if (ev.kind !== 'proposal' || !ev.data || typeof ev.data.id !== 'string') return false;
+    this.byId.set(ev.data.id, { ...ev.data, seq: ev.seq });
+    return true;
+  }
+
+  clear() { this.byId.clear(); }
+
+  /** Newest activity first, like the REST listing. */
+  sorted() {
+    return [...this.byId.values()].sort((a, b) => (b.updated_at ?? 0) - (a.updated_at ?? 0) || (b.seq ?? 0) - (a.seq ?? 0));
+  }
+}
+
+/**
+ * One proposal, folded from the events of its `proposal:<id>` topic.
+ *
+ * `apply(event)` returns a list of changes for the view: `{type: 'append'|'update', entry}`
+ * for timeline entries, `{type: 'console', lines}` for new console lines, and
+ * `{type: 'header'}` when status, revision, reviews or presence changed. Entries are keyed
+ * so that later events (test_finished, fix_generated) update the entry an earlier one made.
+ */
+export class ProposalModel {
+  constructor(id) {
+    this.id = id;
+    this.info = null;             // proposal_created.data.proposal
+    this.status = null;
+    this.revision = 0;
+    this.attempt = 0;
+    this.maxAttempts = null;
+    this.reason = null;
+    /** @type {object[]} timeline entries in order */
+    this.entries = [];
+    this.entryByKey = new Map();
+    /** Content of every file after the latest revision (null = deleted); the base for the next diff. */
+    this.files = new Map();
+    /** @type {Map<number, {number, changes, diffs}>} */
+    this.revisions = new Map();
+    /** Reviews per revision: {approvals: string[], quorum, verdicts: [{principal, verdict, comment}]} */
+    this.reviews = new Map();
+    this.quorum = null;
+    this.console = [];
+    this.consoleDropped = 0;
+    this.presence = [];
+    this.lastSeq = 0;
+    this.applied = null;          // {revision, commit, approvers}
+  }
+
+  get maxAttemptsShown() { return this.maxAttempts ?? this.info?.max_attempts ?? 3; }
+
+  /** Reviews of the revision on screen. */
+  currentReviews() {
+    return this.reviews.get(this.revision) ?? { approvals: [], quorum: this.quorum, verdicts: [] };
+  }
+
+  setPresence(members) {
+    this.presence = Array.isArray(members) ? members : [];
+    return [{ type: 'header' }];
+  }
+
+  /** Folds one event; unknown kinds are ignored (the protocol may add kinds). */
+  apply(ev) {
+    const out = [];
+    const d = ev.data ?? {};
+    if (typeof ev.seq === 'number') this.lastSeq = ev.seq;
+    const add = (key, entry) => {
+      const e = { key, kind: ev.kind, seq: ev.seq, ts: ev.ts, ...entry };
+      this.entries.push(e);
+      this.entryByKey.set(key, e);
+      out.push({ type: 'append', entry: e });
+      return e;
+    };
+    const update = (key, fields, fallback) => {
+      const e = this.entryByKey.get(key);
+      if (!e) return fallback ? add(key, { ...fallback, ...fields }) : null;
+      // The entry now shows the latest step (test_started → test_finished, fix_started → fix_generated).
+      Object.assign(e, fields, { kind: ev.kind, ts: ev.ts });
+      out.push({ type: 'update', entry: e });
+      return e;
+    };
+    const consoleLines = (lines) => {
+      this.console.push(...lines);
+      const extra = this.console.length - CONSOLE_LIMIT;
+      if (extra > 0) { this.console.splice(0, extra); this.consoleDropped += extra; }
+      out.push({ type: 'console', lines });
+    };
+
+    switch (ev.kind) {
+      case 'proposal_created': {
+        this.info = d.proposal ?? {};
+        this.status = this.info.status ?? 'proposed';
+        this.revision = d.revision?.number ?? this.info.revision ?? 1;
+        this.maxAttempts = this.info.max_attempts ?? this.maxAttempts;
+        const rev = this.addRevision(this.revision, d.revision?.changes ?? []);
+        add('created', { title: this.info.title, author: this.info.author, description: this.info.description, revision: rev });
+        out.push({ type: 'header' });
+        break;
+      }
+      case 'status_changed':
+        this.status = d.status;
+        if (typeof d.revision === 'number') this.revision = d.revision;
+        if (typeof d.attempt === 'number') this.attempt = d.attempt;
+        if (typeof d.max_attempts === 'number') this.maxAttempts = d.max_attempts;
+        this.reason = d.reason ?? null;
+        add(`status-${ev.seq}`, { status: d.status, reason: d.reason, attempt: d.attempt, revisionNo: d.revision });
+        out.push({ type: 'header' });
+        break;
+      case 'sandbox_ready':
+        add(`sandbox-${ev.seq}`, { revisionNo: d.revision, isolation: d.isolation, durationMs: d.duration_ms });
+        break;
+      case 'test_started':
+        add(`test-${d.revision}-${ev.seq}`, { revisionNo: d.revision, command: d.command, running: true });
+        this.currentTestKey = `test-${d.revision}-${ev.seq}`;
+        consoleLines([{ kind: 'header', text: `$ ${d.command ?? 'tests'}   (revision ${d.revision})` }]);
+        break;
+      case 'test_output': {
+        const stream = d.stream === 'stderr' ? 'stderr' : 'stdout';
+        const lines = Array.isArray(d.lines) ? d.lines : [];
+        consoleLines(lines.map((text) => ({ kind: stream, text: String(text) })));
+        break;
+      }
+      case 'test_finished': {
+        const fields = {
+          revisionNo: d.revision, running: false, exitCode: d.exit_code, passed: d.passed, failed: d.failed,
+          durationMs: d.duration_ms, timedOut: d.timed_out, truncated: d.truncated,
+        };
+        const key = this.currentTestKey && this.entryByKey.get(this.currentTestKey)?.revisionNo === d.revision
+          ? this.currentTestKey : `test-${d.revision}-${ev.seq}`;
+        update(key, fields, {});
+        this.currentTestKey = null;
+        const ok = d.exit_code === 0 && !d.timed_out;
+        consoleLines([{ kind: ok ? 'pass' : 'fail', text: `${ok ? 'passed' : 'failed'}: ${d.passed ?? 0} passed, ${d.failed ?? 0} failed` + (d.timed_out ? ', timed out' : '') + (d.duration_ms !== undefined ? ` in ${d.duration_ms} ms` : '') }]);
+        break;
+      }
+      case 'analysis':
+        add(`analysis-${ev.seq}`, {
+          revisionNo: d.revision, category: d.category, categories: d.categories ?? (d.category ? [d.category] : []),
+          rootCause: d.root_cause, locations: d.locations ?? [], messages: d.messages ?? [],
+        });
+        break;
+      case 'fix_started':
+        if (typeof d.max_attempts === 'number') this.maxAttempts = d.max_attempts;
+        if (typeof d.attempt === 'number') this.attempt = d.attempt;
+        update(`fix-${d.attempt}`, { state: 'writing', fromRevision: d.revision, attempt: d.attempt, maxAttempts: this.maxAttemptsShown, stream: '' },
+          { stream: '' });
+        out.push({ type: 'header' });
+        break;
+      case 'fix_delta': {
+        // Ephemeral: appended to the attempt's entry while it is being written.
+        const e = this.entryByKey.get(`fix-${d.attempt}`);
+        if (e && e.state !== 'writing') break; // already finished; late deltas are noise
+        update(`fix-${d.attempt}`, { stream: (e?.stream ?? '') + String(d.text ?? '') },
+          { state: 'writing', attempt: d.attempt, maxAttempts: this.maxAttemptsShown, stream: '' });
+        break;
+      }
+      case 'fix_generated': {
+        const rev = this.addRevision(d.revision, d.changes ?? []);
+        update(`fix-${d.attempt}`, { state: 'generated', attempt: d.attempt, maxAttempts: this.maxAttemptsShown, explanation: d.explanation, revision: rev, revisionNo: d.revision },
+          { stream: '' });
+        break;
+      }
+      case 'fix_failed':
+        update(`fix-${d.attempt}`, { state: 'failed', attempt: d.attempt, maxAttempts: this.maxAttemptsShown, reason: d.reason }, { stream: '' });
+        break;
+      case 'unfixable':
+        add(`unfixable-${ev.seq}`, { reason: d.reason, explanation: d.explanation });
+        break;
+      case 'review': {
+        const r = this.reviews.get(d.revision) ?? { approvals: [], quorum: null, verdicts: [] };
+        r.verdicts.push({ principal: d.principal, verdict: d.verdict, comment: d.comment });
+        if (Array.isArray(d.approvals)) r.approvals = d.approvals;
+        if (typeof d.quorum === 'number') { r.quorum = d.quorum; this.quorum = d.quorum; }
+        this.reviews.set(d.revision, r);
+        add(`review-${ev.seq}`, { revisionNo: d.revision, principal: d.principal, verdict: d.verdict, comment: d.comment, approvals: d.approvals, quorum: d.quorum });
+        out.push({ type: 'header' });
+        break;
+      }
+      case 'comment':
+        add(`comment-${ev.seq}`, { principal: d.principal, text: d.text });
+        break;
+      case 'applied':
+        this.applied = { revision: d.revision, commit: d.commit, approvers: d.approvers ?? [] };
+        add(`applied-${ev.seq}`, { revisionNo: d.revision, commit: d.commit, approvers: d.approvers ?? [] });
+        out.push({ type: 'header' });
+        break;
+      case 'apply_failed':
+        add(`apply_failed-${ev.seq}`, { reason: d.reason });
+        break;
+      case 'rolled_back':
+        add(`rolled_back-${ev.seq}`, { commit: d.commit, revertCommit: d.revert_commit });
+        out.push({ type: 'header' });
+        break;
+      default:
+        break;
+    }
+    return out;
+  }
+
+  /**
+   * Records a revision and the diff of each change against the file as it stood before it.
+   * Files the proposal never touched before have no known base: a `modify` of such a file
+   * is shown whole (see diffChange), `create` as all additions, `delete` as all removals of
+   * whatever we knew.
+   */
+  addRevision(number, changes) {
+    const diffs = changes.map((c) => {
+      const before = this.files.has(c.path) ? this.files.get(c.path) : undefined;
+      return { path: c.path, action: c.action, ...diffChange(c, before) };
+    });
+    for (const c of changes) this.files.set(c.path, c.action === 'delete' ? null : (c.content ?? ''));
+    const rev = { number, changes, diffs };
+    this.revisions.set(number, rev);
+    return rev;
+  }
+}
+
+/** Initials for a presence chip: "alice" → "AL", "Bob Smith" → "BS", "ci-bot" → "CB". */
+export function initials(name) {
+  const parts = String(name).split(/[\s._-]+/).filter(Boolean);
+  if (parts.length >= 2) return (parts[0][0] + parts[1][0]).toUpperCase();
+  return String(name).slice(0, 2).toUpperCase();
+}
+
+/** What the review panel allows, and why not — one place so the view and the tests agree. */
+export function reviewPermissions({ me, model, live }) {
+  const status = model?.status;
+  const result = { canReview: false, canApprove: false, canAutoFix: false, canRollback: false, why: '', approveWhy: '' };
+  if (!me || !model) { result.why = 'Open a proposal to review it.'; return result; }
+  if (me.role === 'viewer') { result.why = 'You are signed in as a viewer: viewers can watch and comment, but only admins can review.'; return result; }
+  if (me.role === 'bot') { result.why = 'Bots never review, auto-fix or roll back; only admins can.'; return result; }
+  if (me.role !== 'admin') { result.why = `Your role (${me.role}) cannot review.`; return result; }
+  if (!live) { result.why = 'Not connected: reviews are sent once the connection is live again.'; return result; }
+  result.canAutoFix = status === 'tests_failed' && model.attempt < model.maxAttemptsShown;
+  result.canRollback = status === 'applied';
+  if (status !== 'awaiting_review') {
+    result.why = `Reviews open when the proposal is awaiting review; it is ${humanStatus(status)}.`;
+    return result;
+  }
+  const mine = model.currentReviews().verdicts.find((v) => v.principal === me.principal);
+  if (mine) { result.why = `You already reviewed revision ${model.revision} (${mine.verdict.replace('_', ' ')}).`; return result; }
+  result.canReview = true;
+  result.canApprove = true;
+  if (model.info?.author === me.principal) {
+    result.canApprove = false;
+    result.approveWhy = 'You wrote this proposal: the author\u2019s approval never counts (you may reject or request changes).';
+  }
+  return result;
+}
+
+/** "tests_failed" → "tests failed". */
+export function humanStatus(status) {
+  return status ? String(status).replace(/_/g, ' ') : 'unknown';
+}
