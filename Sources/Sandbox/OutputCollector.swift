@@ -15,13 +15,17 @@ public struct OutputLimits: Sendable, Equatable {
     /// How much of the end of the output is kept for failure analysis (the emitted and the suppressed
     /// lines alike: a failure summary is usually at the very end). Default 64 KiB.
     public var tailBytes: Int
+    /// Raw output after which the run is killed (counting lines costs the loop CPU time; a test printing
+    /// this much is broken). Default 256 MiB. Enforced by `TestRun`.
+    public var killAfterBytes: Int
 
     public init(maxEmittedBytes: Int = 1 << 20, maxLineBytes: Int = 64 << 10, partialLineFlushNanoseconds: UInt64 = 200_000_000,
-                tailBytes: Int = 64 << 10) {
+                tailBytes: Int = 64 << 10, killAfterBytes: Int = 256 << 20) {
         self.maxEmittedBytes = maxEmittedBytes
         self.maxLineBytes = maxLineBytes
         self.partialLineFlushNanoseconds = partialLineFlushNanoseconds
         self.tailBytes = tailBytes
+        self.killAfterBytes = killAfterBytes
     }
 }
 
@@ -43,6 +47,8 @@ public struct OutputCollector {
     private var pending: [(stream: OutputStream, lines: [String])] = []
     private var tail: [UInt8] = []
     public private(set) var emittedBytes = 0
+    /// Every byte ingested, emitted or not.
+    public private(set) var totalBytes = 0
     public private(set) var suppressedLines = 0
     public private(set) var suppressedBytes = 0
     public var truncated: Bool { suppressedLines > 0 }
@@ -55,6 +61,7 @@ public struct OutputCollector {
     /// executor arms a timer and calls `flushPartial(stream, generation:)` when it fires.
     public mutating func ingest(_ stream: OutputStream, _ bytes: UnsafeRawBufferPointer) -> UInt64? {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
+        totalBytes += bytes.count
         var start = 0
         while start < bytes.count {
             let remaining = bytes.count - start

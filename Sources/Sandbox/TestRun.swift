@@ -26,9 +26,29 @@ public struct TestRunResult: Sendable, Equatable {
     public var isolation: SandboxIsolation.Mode
     /// Why a command could not be started at all.
     public var spawnError: String?
+    /// Killed because it printed more than `OutputLimits.killAfterBytes`.
+    public var outputLimitExceeded: Bool
+
+    public init(
+        exitCode: Int32?, signal: Int32? = nil, timedOut: Bool = false, cancelled: Bool = false, durationMs: Int,
+        truncated: Bool = false, outputTail: String = "", phase: TestRunPhase = .test,
+        isolation: SandboxIsolation.Mode = .none, spawnError: String? = nil, outputLimitExceeded: Bool = false
+    ) {
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.cancelled = cancelled
+        self.durationMs = durationMs
+        self.truncated = truncated
+        self.outputTail = outputTail
+        self.phase = phase
+        self.isolation = isolation
+        self.spawnError = spawnError
+        self.outputLimitExceeded = outputLimitExceeded
+    }
 
     /// Exit code 0 within the time limit.
-    public var passed: Bool { exitCode == 0 && !timedOut && !cancelled && phase == .test }
+    public var passed: Bool { exitCode == 0 && !timedOut && !cancelled && !outputLimitExceeded && phase == .test }
 }
 
 /// What to run and under which bounds.
@@ -95,6 +115,7 @@ public final class TestRun {
     private var batchScheduled = false
     private var timedOut = false
     private var cancelled = false
+    private var outputLimitExceeded = false
     private var finished = false
     private var started = false
     /// Holds the run alive while it runs (the loop's callbacks hold it too, but a timer may be all there is).
@@ -126,7 +147,7 @@ public final class TestRun {
         if let setup = configuration.setupCommand {
             run(.setup, setup, onCommandStarted) { [weak self] status in
                 guard let self else { return }
-                if status == .exited(0) && !self.timedOut && !self.cancelled {
+                if status == .exited(0) && !self.timedOut && !self.cancelled && !self.outputLimitExceeded {
                     self.run(.test, self.configuration.testCommand, onCommandStarted) { [weak self] status in
                         self?.finish(.test, status)
                     }
@@ -192,6 +213,14 @@ public final class TestRun {
     }
 
     private func ingest(_ stream: OutputStream, _ bytes: UnsafeRawBufferPointer) {
+        guard !outputLimitExceeded else { return }
+        if collector.totalBytes + bytes.count > configuration.output.killAfterBytes {
+            outputLimitExceeded = true
+            child?.kill(signal: SIGKILL)
+            collector.note(.stderr, "[medic] output exceeded \(configuration.output.killAfterBytes) bytes: process tree killed")
+            scheduleBatch()
+            return
+        }
         if let generation = collector.ingest(stream, bytes) {
             loop.schedule(afterNanoseconds: configuration.output.partialLineFlushNanoseconds) { [weak self] in
                 guard let self, !self.finished else { return }
@@ -238,7 +267,8 @@ public final class TestRun {
         let result = TestRunResult(
             exitCode: exitCode, signal: signal, timedOut: timedOut, cancelled: cancelled,
             durationMs: Int((monotonicNanoseconds() - startedAt) / 1_000_000), truncated: collector.truncated,
-            outputTail: collector.outputTail, phase: phase, isolation: isolation.mode, spawnError: spawnError)
+            outputTail: collector.outputTail, phase: phase, isolation: isolation.mode, spawnError: spawnError,
+            outputLimitExceeded: outputLimitExceeded)
         keepAlive = nil
         onFinished(result)
     }

@@ -13,9 +13,11 @@ public final class Workspace {
     /// (ext4 here) it is a real copy. Hard links were rejected: a test writing a file in place would
     /// write the original. `git worktree add` was rejected: it registers the worktree in the original
     /// `.git` and shares its object store and refs with the sandboxed test (which could then write to
-    /// them). Measured for a 2,000-file, ~110 MB tree + 50 MB .git on ext4 (2 cores, warm cache):
-    /// `cp -a` 0.3–0.65 s, `git clone --shared` + checkout 0.4–0.55 s, `git worktree add` 0.5–0.6 s —
-    /// no clear winner on speed, so the simplest and most isolating one wins.
+    /// them). Measured for a 2,000-file, ~100 MB tree + 35–57 MB .git on ext4 (no reflink), 2 shared cores:
+    /// by hand on a quiet machine `cp -a` 0.3–0.65 s, `git clone --shared` + checkout 0.4–0.55 s,
+    /// `git worktree add` 0.5–0.6 s; in `SandboxTests.measureWorkspaceCreationFor100MBRepository` under a
+    /// load average of ~15, `copy` 0.66–6 s and `gitClone` 1.4–6 s. No clear winner on speed, so the
+    /// simplest and most isolating one is the default.
     ///
     /// `gitClone` runs `git clone --shared --no-checkout` then `git checkout --detach REVISION`: only
     /// committed content, exactly at a revision (uncommitted files in the source are not seen). The

@@ -69,8 +69,27 @@ private func shell(_ loop: EventLoop, _ command: String, in directory: String? =
     return (result, String(decoding: out, as: UTF8.self))
 }
 
-/// A fresh scratch directory for one test.
+/// Removes scratch directories left by earlier runs (named `NAME-PID-RANDOM`, PID no longer alive), once.
+private let staleScratchRemoved: Bool = {
+    guard let dir = opendir("/tmp/medic-sandbox-tests") else { return true }
+    var stale: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let parts = name.split(separator: "-")
+        guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid != getpid(), kill(pid, 0) != 0 else { continue }
+        stale.append("/tmp/medic-sandbox-tests/" + name)
+    }
+    closedir(dir)
+    if !stale.isEmpty {
+        // Test setup only: a blocking system(3) is fine here.
+        _ = system("rm -rf " + stale.map { "'\($0)'" }.joined(separator: " "))
+    }
+    return true
+}()
+
+/// A fresh scratch directory for one test (removed by the next run, see `staleScratchRemoved`).
 private func scratchDirectory(_ name: String) -> String {
+    _ = staleScratchRemoved
     let path = "/tmp/medic-sandbox-tests/\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     var current = ""
     for part in path.split(separator: "/") {
@@ -396,6 +415,19 @@ private func childInside(_ loop: EventLoop, _ workspace: String) throws -> Strin
         #expect(result.outputTail.hasSuffix("bytes)\n"))
     }
 
+    @Test func endlessOutputIsKilled() throws {
+        let loop = try EventLoop()
+        let child = try #require(testChildPath)
+        let (_, record) = startRun(loop, TestRunConfiguration(
+            workspacePath: scratchDirectory("endless"), testCommand: "\(child) flood 100000000",
+            output: OutputLimits(maxEmittedBytes: 1000, killAfterBytes: 512 * 1024)))
+        #expect(spin(loop) { record.result != nil })
+        let result = try #require(record.result)
+        #expect(result.outputLimitExceeded && result.truncated && !result.passed)
+        #expect(result.signal == SIGKILL)
+        #expect(record.lines(.stderr).contains("[medic] output exceeded 524288 bytes: process tree killed"))
+    }
+
     @Test func partialLineIsFlushedWhileTheCommandRuns() throws {
         let loop = try EventLoop()
         let child = try #require(testChildPath)
@@ -489,6 +521,19 @@ private func childInside(_ loop: EventLoop, _ workspace: String) throws -> Strin
         let (_, control) = startRun(loop, TestRunConfiguration(workspacePath: workspace, testCommand: "\(child) connect \(listener.port)"))
         #expect(spin(loop) { control.result != nil })
         #expect(control.result?.exitCode == 0)
+    }
+
+    @Test func isolationFallsBackWithAWarning() throws {
+        let loop = try EventLoop()
+        var missing: SandboxIsolation?
+        var broken: SandboxIsolation?
+        SandboxIsolation.probe(loop: loop, bwrapExecutable: "/nonexistent/bwrap") { missing = $0 }
+        SandboxIsolation.probe(loop: loop, bwrapExecutable: "/bin/false") { broken = $0 }
+        #expect(spin(loop) { missing != nil && broken != nil })
+        #expect(missing?.mode == SandboxIsolation.Mode.none)
+        #expect(missing?.warning?.contains("could not be started") == true)
+        #expect(broken?.mode == SandboxIsolation.Mode.none)
+        #expect(broken?.warning?.contains("does not work here") == true)
     }
 
     @Test func bubblewrapTimeoutKillsTheWholeNamespace() throws {
