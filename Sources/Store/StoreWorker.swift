@@ -256,7 +256,8 @@ final class StoreWorker: @unchecked Sendable {
                         "write outcome unknown (connection lost during COMMIT: \(error.message)); "
                             + "retry with the same command id, which cannot apply twice", scope: .request)
                 } else {
-                    // SQLite runs in-process: a COMMIT that returned an error did not commit.
+                    // The database answered (SQLite runs in-process; Postgres sent an error on a live
+                    // connection): a COMMIT that reports an error did not commit.
                     try? connection.execute("ROLLBACK")
                     if error.scope == .transaction && attempt < options.transactionRetries {
                         attempt += 1
