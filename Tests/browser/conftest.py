@@ -168,7 +168,8 @@ class Medic:
         while True:
             page = self.request("GET", f"/api/v1/proposals/{proposal}/events?since={since}&limit=1000", token)
             events += page["events"]
-            if not page["events"] or events[-1]["seq"] >= page["head"]:
+            # README §8 promises `head`; page until it is reached (or until an empty page).
+            if not page["events"] or ("head" in page and events[-1]["seq"] >= page["head"]):
                 return events
             since = events[-1]["seq"]
 

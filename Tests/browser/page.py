@@ -91,6 +91,10 @@ class ReviewPage:
     def seen_seqs(self, topic):
         return self.d.execute_script("return window.medicPage.seenSeqs(arguments[0])", topic)
 
+    def scroll_to(self, selector):
+        """Brings the last element matching `selector` into view (for screenshots of the part that matters)."""
+        self.js("[...document.querySelectorAll(arguments[0])].at(-1)?.scrollIntoView({block: 'start'})", selector)
+
     def button(self, testid):
         return self.d.find_element(By.CSS_SELECTOR, tid(testid))
 

@@ -62,6 +62,7 @@ def test_a_proposal_streams_into_the_page_live(medic_factory, browsers):
     wait(page.d, lambda d: len(page.console_lines()) > 1, 60, "no test output streamed")
     wait(page.d, lambda d: any(k == "fix_started" or k.startswith("fix_") for (k, _, _) in page.timeline_entries()), 120,
          "no fix attempt appeared")
+    page.scroll_to('[data-testid="timeline-entry"][data-key^="fix-"]')
     screenshot(page.d, "01-streaming-fix-attempt.png")
 
     page.wait_status(RESTING, 180)
@@ -81,6 +82,7 @@ def test_a_proposal_streams_into_the_page_live(medic_factory, browsers):
     assert created
     assert not created[0].find_elements(By.CSS_SELECTOR, 'tr[data-op="-"], tr[data-op=" "]')
     assert created[0].find_elements(By.CSS_SELECTOR, 'tr[data-op="+"]')
+    page.scroll_to('[data-testid="timeline-entry"][data-key^="fix-"]')
     screenshot(page.d, "02-proposal-timeline.png")
 
     assert_no_gap_no_duplicate(page, server, alice, proposal)
@@ -129,6 +131,7 @@ def test_two_admins_with_quorum_two_approve_and_it_applies(medic_factory, browse
         wait(p.d, lambda d, p=p: "applied" in [k for (k, _, _) in p.timeline_entries()], 15)
     assert sorted(b.approvers()) == ["alice", "bob"]
     assert b.button("btn-rollback").is_displayed()
+    b.scroll_to('[data-testid="timeline-entry"][data-kind="applied"]')
     screenshot(b.d, "04-applied.png")
     assert severe_console_errors(a.d) == [] and severe_console_errors(b.d) == []
 
@@ -177,6 +180,7 @@ def test_the_page_resumes_after_a_server_restart_without_gap_or_duplicate(medic_
     page.wait_live(60)
     page.wait_status(RESTING, 180)
     assert_no_gap_no_duplicate(page, server, alice, proposal)
+    page.scroll_to('#timeline > li:last-child')
     screenshot(page.d, "07-resumed-after-restart.png")
     assert severe_console_errors(page.d) == []
 

@@ -249,7 +249,10 @@ function render() {
   $('p-meta').textContent = meta.join(' · ');
   $('p-description').textContent = m.info?.description ?? '';
   renderPresence($('presence'), m.presence, state.me);
+  timeline.collapseOlderThan(m.revision);
   document.title = `${humanStatus(m.status)} · ${m.info?.title ?? m.id} — Medic`;
+  const announcement = `${m.info?.title ?? m.id}: ${humanStatus(m.status)}${fixing ? `, attempt ${m.attempt} of ${m.maxAttemptsShown}` : ''}`;
+  if ($('announce').textContent !== announcement) $('announce').textContent = announcement;
   renderReviewPanel(m);
 }
 

@@ -243,7 +243,7 @@ export function reviewPermissions({ me, model, live }) {
   if (me.role === 'viewer') { result.why = 'You are signed in as a viewer: viewers can watch and comment, but only admins can review.'; return result; }
   if (me.role === 'bot') { result.why = 'Bots never review, auto-fix or roll back; only admins can.'; return result; }
   if (me.role !== 'admin') { result.why = `Your role (${me.role}) cannot review.`; return result; }
-  if (!live) { result.why = 'Not connected: reviews are sent once the connection is live again.'; return result; }
+  if (!live) { result.why = 'Not connected: you can review again as soon as the connection is live.'; return result; }
   result.canAutoFix = status === 'tests_failed' && model.attempt < model.maxAttemptsShown;
   result.canRollback = status === 'applied';
   if (status !== 'awaiting_review') {

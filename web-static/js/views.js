@@ -211,9 +211,22 @@ function entryContent(e) {
 
 /** The timeline list; entries are appended or updated in place as events arrive. */
 export class TimelineView {
-  constructor(ol) { this.ol = ol; this.nodes = new Map(); }
+  constructor(ol) { this.ol = ol; this.nodes = new Map(); this.collapsedFor = 0; }
+
+  /**
+   * Folds the diffs of superseded revisions once a newer revision exists, so the changes under
+   * review are the ones in view. Done once per new revision: a diff the user reopens stays open.
+   */
+  collapseOlderThan(revision) {
+    if (!revision || revision <= this.collapsedFor) return;
+    this.collapsedFor = revision;
+    for (const box of this.ol.querySelectorAll('[data-testid="revision-diffs"]')) {
+      if (Number(box.dataset.revision) < revision) for (const d of box.querySelectorAll('details.diff')) d.open = false;
+    }
+  }
 
   reset(entries) {
+    this.collapsedFor = 0;
     this.ol.replaceChildren();
     this.nodes.clear();
     for (const e of entries) this.append(e);
