@@ -35,7 +35,8 @@ public enum OutputStream: String, Sendable {
 
 /// A child process driven by the loop. `onOutput` gets raw chunks as they arrive; `onExit` runs once,
 /// after the process exited and both pipes reached EOF (or a grace period passed: a grandchild may keep
-/// a pipe open), so every byte of output is delivered before the exit.
+/// a pipe open), so every byte of output is delivered before the exit. The process keeps itself alive
+/// until `onExit` ran: a caller need not hold a reference (only to `kill` it).
 public final class ChildProcess {
     public let pid: Int32
     private unowned let loop: EventLoop
