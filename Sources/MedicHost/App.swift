@@ -43,7 +43,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
     var heads: [String: Int64] = [:]
     var metrics = AppMetrics()
-    let protocolLimits = ProtocolLimits()
+    /// Wire limits: 8 MiB messages (a proposal's files), the rest at Protocol's defaults.
+    let protocolLimits = ProtocolLimits(maxMessageBytes: 8 << 20)
     /// Positive token lookups cached briefly so REST polling does not hit the store each time.
     var tokenCache: [String: (principal: Principal, until: UInt64)] = [:]
 

@@ -6,6 +6,7 @@ import Protocol
 public import Server
 public import Store
 import TLS
+import WebSocket
 
 /// A running Medic: everything `medic serve` starts, on the calling thread's loop.
 public final class MedicServer {
@@ -28,6 +29,9 @@ public final class MedicServer {
         app = App(loop: loop, store: store, configuration: configuration, logger: logger)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.maxQueuedBytes = 8 << 20
+        // Frames up to 16 MiB reach the protocol decoder, which refuses messages over its own limit (8 MiB)
+        // with a `too_large` error frame and keeps the session; only larger ones close with 1009.
+        serverConfiguration.websocket = WebSocketLimits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20, maxFragments: 4096)
         server = Server(loop: loop, configuration: serverConfiguration, http: app, websocket: app)
         app.server = server
         if let makeExecutor { app.commands = try makeExecutor(app) }
