@@ -138,7 +138,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         }
         switch request.message {
         case .hello:
-            send(session, ServerMessage.error(id: request.id, code: .invalidMessage, message: "already authenticated"))
+            send(session, ServerMessage.error(id: request.id, code: .invalidState, message: "already authenticated"))
         case .subscribe(let topic, let since):
             subscribe(session, topic: topic.description, since: since, id: request.id)
         case .unsubscribe(let topic):
