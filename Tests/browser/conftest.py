@@ -173,9 +173,6 @@ class Medic:
                 return events
             since = events[-1]["seq"]
 
-    def proposal(self, token, proposal):
-        return self.request("GET", f"/api/v1/proposals/{proposal}", token)["proposal"]
-
 
 @pytest.fixture
 def medic_factory(tmp_path):

@@ -191,6 +191,36 @@ def test_manual_mode_offers_auto_fix(fake_factory, browsers):
     page.wait_status("rolled_back", 30)
 
 
+def test_keyboard_only_review_with_visible_focus(fake_factory, browsers):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    fake = fake_factory("--demo", "--speed", "0.2")
+    pid = first_proposal(fake)
+    page = ReviewPage(browsers(), fake.url)
+    page.open_with_token("tok-alice")
+    wait(page.d, lambda d: len(page.list_items()) == 2, 10)
+    focused = lambda: page.js("const e = document.activeElement; return e ? (e.dataset.testid || e.id) : null")
+
+    # Tab from the top of the page reaches the proposal list; Enter opens the focused proposal.
+    page.d.find_element(By.TAG_NAME, "body").click()
+    for _ in range(12):
+        ActionChains(page.d).send_keys(Keys.TAB).perform()
+        if focused() == "proposal-item" and page.js("return document.activeElement.dataset.proposalId") == pid:
+            break
+    assert page.js("return document.activeElement.dataset.proposalId") == pid
+    outline = page.js("return getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), "no visible focus indicator"
+    ActionChains(page.d).send_keys(Keys.ENTER).perform()
+    page.wait_status("awaiting_review", 60)
+
+    page.d.find_element(By.CSS_SELECTOR, tid("review-comment")).click()
+    ActionChains(page.d).send_keys("ok").send_keys(Keys.TAB).perform()
+    assert focused() == "btn-approve"
+    ActionChains(page.d).send_keys(Keys.ENTER).perform()
+    page.wait_status("applied", 30)
+
+
 def test_javascript_units_under_node():
     node = shutil.which("node")
     if not node:

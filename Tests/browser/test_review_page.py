@@ -89,6 +89,17 @@ def test_a_proposal_streams_into_the_page_live(medic_factory, browsers):
     assert severe_console_errors(page.d) == []
 
 
+def test_a_bad_token_is_refused_and_sign_in_explains(medic_factory, browsers):
+    server = medic_factory()
+    server.token("alice", "admin")
+    server.start()
+    page = ReviewPage(browsers(), server.url)
+    page.d.get(server.url + "/#token=mdc_not_a_real_token")
+    wait(page.d, lambda d: page.conn_state() == "unauthorized", 20, "a bad token was not refused")
+    assert "did not accept" in page.text("signin-error")
+    assert page.d.execute_script("return sessionStorage.getItem('medic.token')") is None
+
+
 def test_two_admins_with_quorum_two_approve_and_it_applies(medic_factory, browsers):
     server = medic_factory(quorum=2)
     alice = server.token("alice", "admin")
