@@ -197,6 +197,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 session.principal = principal
                 if let timer = session.helloTimer { self.loop.cancel(timer) }
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
+                // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.
+                if let commandID { self.send(session, ServerMessage.ack(id: commandID, fields: [:])) }
                 let pending = session.pending
                 session.pending = []
                 for message in pending { self.handle(session, message) }
