@@ -127,6 +127,7 @@ def test_two_admins_with_quorum_two_approve_and_it_applies(medic_factory, browse
     a.button("btn-approve").click()
     wait(a.d, lambda d: "Approved revision" in a.text("review-message"), 15, a.text("review-message"))
     assert a.approvers() == ["alice"]
+    assert "(1 of 2)" in a.text("review-message")
     assert not a.button("btn-approve").is_enabled(), "alice already approved this revision"
 
     # Bob's page shows alice's approval at once (no reload) and 1 of 2.
@@ -137,6 +138,7 @@ def test_two_admins_with_quorum_two_approve_and_it_applies(medic_factory, browse
     screenshot(b.d, "03-quorum-one-of-two.png")
 
     b.button("btn-approve").click()
+    wait(b.d, lambda d: "quorum reached (2 of 2)" in (b.text("review-message") or ""), 15, b.text("review-message"))
     for p in (a, b):
         p.wait_status("applied", 60)
         wait(p.d, lambda d, p=p: "applied" in [k for (k, _, _) in p.timeline_entries()], 15)

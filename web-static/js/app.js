@@ -265,7 +265,9 @@ function renderReviewPanel(m) {
   if (m.revision) revisionLine.append(' · ', el('span', { class: 'muted small', text: 'your review applies to this revision' }));
 
   const reviews = m.currentReviews();
-  const quorum = reviews.quorum ?? m.quorum;
+  // The quorum is known from review events; before the first one, Medic's list summary may carry it.
+  const summaryQuorum = state.list.byId.get(m.id)?.quorum;
+  const quorum = reviews.quorum ?? m.quorum ?? (typeof summaryQuorum === 'number' ? summaryQuorum : null);
   const count = reviews.approvals.length;
   $('quorum-text').textContent = quorum
     ? `${count} of ${quorum} approval${quorum === 1 ? '' : 's'}`
@@ -331,10 +333,14 @@ function review(verdict) {
   if (comment) msg.comment = comment;
   runCommand(msg, (ack) => {
     if (verdict === 'approve') {
-      const q = ack.quorum ?? '?';
+      // The review event precedes the ack, so the model already knows the approvals if the ack omits them.
+      const known = state.model?.id === m.id ? m.reviews.get(revision) : undefined;
+      const count = (ack.approvals ?? known?.approvals ?? []).length;
+      const q = ack.quorum ?? known?.quorum;
+      const progress = q ? ` (${count} of ${q})` : '';
       return ack.status === 'approved' || ack.status === 'applying' || ack.status === 'applied'
-        ? `Approved revision ${revision}: quorum reached (${(ack.approvals ?? []).length}/${q}), applying.`
-        : `Approved revision ${revision} (${(ack.approvals ?? []).length}/${q} approvals).`;
+        ? `Approved revision ${revision}: quorum reached${progress}, applying.`
+        : `Approved revision ${revision}${progress}.`;
     }
     return verdict === 'reject' ? `Rejected revision ${revision}.` : `Requested changes on revision ${revision}; a new fix attempt follows.`;
   });
