@@ -361,9 +361,21 @@ public final class PipelineService: CommandExecutor {
         let run = TestRun(
             loop: loop, configuration: config, isolation: isolation,
             onLines: { [weak self] stream, lines in
-                self?.publish(runtime, kind: "test_output", data: .object([
-                    "revision": .int(Int64(revision)), "stream": .string(stream.rawValue), "lines": .array(lines.map { .string($0) }),
-                ]))
+                // One event per ≤ 64 KiB of lines: a tick's batch can be large, and every watcher parses each event.
+                var start = 0
+                while start < lines.count {
+                    var end = start
+                    var bytes = 0
+                    while end < lines.count && (end == start || bytes + lines[end].utf8.count <= 64 << 10) {
+                        bytes += lines[end].utf8.count
+                        end += 1
+                    }
+                    self?.publish(runtime, kind: "test_output", data: .object([
+                        "revision": .int(Int64(revision)), "stream": .string(stream.rawValue),
+                        "lines": .array(lines[start..<end].map { .string($0) }),
+                    ]))
+                    start = end
+                }
             },
             onFinished: { [weak self] result in
                 guard let self else { return }
@@ -428,8 +440,8 @@ public final class PipelineService: CommandExecutor {
                         let reply = try FixReply.parse(text)
                         self.feed(runtime, .fixReceived(reply))
                     } catch {
-                        if reasked {
-                            self.feed(runtime, .fixFailed(reason: "the LLM's reply was refused twice: \(error.description)"))
+                        if reasked || !error.isMalformed {
+                            self.feed(runtime, .fixFailed(reason: "the LLM's reply was refused: \(error.description)"))
                         } else {
                             self.logger.info("proposal \(runtime.id): malformed fix reply (\(error)); asking once more")
                             self.ask(runtime, attempt: attempt, system: system,

@@ -120,7 +120,7 @@ final class MedicClient {
         guard frame.opcode == 1 else {
             throw TestClientError(frame.opcode == 8 ? "closed with \(frame.closeCode.map(String.init) ?? "no code")" : "unexpected opcode \(frame.opcode)")
         }
-        return try JSONValue.parse(frame.payload)
+        return try JSONValue.parse(frame.payload, limits: JSONParseLimits(maxBytes: 16 << 20))
     }
 
     /// Sends a command object (an id is added when absent) and returns the id.
