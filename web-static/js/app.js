@@ -83,6 +83,11 @@ function signOut() {
 
 function connect(token) {
   state.conn?.stop();
+  // A new connection replays every topic from 0: start from empty state, not on top of the old one.
+  seen.clear();
+  state.list.clear();
+  state.model = null;
+  state.openId = null;
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const conn = new Connection({
     url: `${scheme}://${location.host}/ws`,
