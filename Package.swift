@@ -87,6 +87,7 @@ let package = Package(
                 "MedicHost", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub",
                 "IOBytes", "WebSocket", "HTTP1", "TLS",
             ],
+            exclude: ["fixtures"],
             swiftSettings: strict),
     ]
 )
