@@ -34,7 +34,24 @@ def test_token_from_fragment_is_removed_and_remembered_for_the_tab(fake_factory,
     page.button("sign-out").click()
     assert page.d.find_element(By.CSS_SELECTOR, tid("signin")).is_displayed()
     assert page.d.execute_script("return sessionStorage.getItem('medic.token')") is None
+    # Signing in as someone else starts from a clean slate: same proposals, each listed once.
+    page.d.find_element(By.CSS_SELECTOR, tid("token-input")).send_keys("tok-bob")
+    page.button("signin-submit").click()
+    page.wait_live()
+    wait(page.d, lambda d: page.identity() == ("bob", "admin"), 10)
+    wait(page.d, lambda d: len(page.list_items()) == 2, 10)
+    seqs = page.seen_seqs("proposals")
+    assert seqs == list(range(1, len(seqs) + 1))
     assert severe_console_errors(page.d) == [], "CSP violation or script error"
+
+
+def test_an_unknown_proposal_in_the_url_is_explained(fake_factory, browsers):
+    fake = fake_factory()
+    page = ReviewPage(browsers(), fake.url)
+    page.d.get(fake.url + "/#p=p_missing&token=tok-alice")
+    page.wait_live()
+    assert "tok-alice" not in page.d.current_url and "p=p_missing" in page.d.current_url
+    wait(page.d, lambda d: "does not exist" in (page.text("proposal-error") or ""), 10)
 
 
 def test_a_bad_token_returns_to_sign_in_with_a_message(fake_factory, browsers):
