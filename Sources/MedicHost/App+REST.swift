@@ -6,6 +6,12 @@ import Protocol
 public import Server
 import Store
 
+/// A page of a topic's events with the topic's head at the time of the read.
+struct EventPage: Sendable {
+    var head: Int64
+    var events: [StoredEvent]
+}
+
 extension App {
     public func handle(_ request: HTTPRequest, on connection: Connection) {
         metrics.restRequests += 1
@@ -84,8 +90,19 @@ extension App {
                 return
             }
             let limit = min(max(Int(query["limit"] ?? "") ?? 500, 1), 5000)
-            readStore(on: connection, { self.store.events(topic: "proposal:\(id)", after: since, limit: limit, completion: $0) }) { events in
-                .object(["topic": .string("proposal:\(id)"), "events": .array(events.map(Self.json(event:)))])
+            let topic = "proposal:\(id)"
+            // The head first, then the page: a client pages until its last seq reaches `head`.
+            let store = self.store
+            readStore(on: connection, { (completion: @escaping @Sendable (Result<EventPage, StoreError>) -> Void) in
+                store.head(topic: topic) { head in
+                    switch head {
+                    case .failure(let error): completion(.failure(error))
+                    case .success(let head):
+                        store.events(topic: topic, after: since, limit: limit) { completion($0.map { EventPage(head: head, events: $0) }) }
+                    }
+                }
+            }) { (page: EventPage) in
+                .object(["topic": .string(topic), "head": .int(page.head), "events": .array(page.events.map(Self.json(event:)))])
             }
         } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "review"]) {
             guard let body = jsonBody(request, on: connection) else { return }

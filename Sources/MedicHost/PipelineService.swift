@@ -67,8 +67,10 @@ public final class PipelineService: CommandExecutor {
             guard let key = configuration.anthropicAPIKey else {
                 throw ConfigurationError("--llm anthropic needs ANTHROPIC_API_KEY in the environment")
             }
-            provider = try AnthropicFixProvider(
+            let anthropic = try AnthropicFixProvider(
                 loop: app.loop, baseURL: configuration.llmBaseURL, model: configuration.llmModel, apiKey: key, logger: app.logger)
+            anthropic.timeoutMilliseconds = configuration.llmTimeoutSeconds * 1000
+            provider = anthropic
         }
         let service = PipelineService(loop: app.loop, sink: app, configuration: configuration, provider: provider, logger: app.logger)
         SandboxIsolation.probe(loop: app.loop) { [weak service] isolation in
@@ -257,6 +259,10 @@ public final class PipelineService: CommandExecutor {
         }
         var ackFields = command?.ackFields ?? [:]
         ackFields["status"] = .string(runtime.machine.status.rawValue)
+        if review != nil {
+            ackFields["approvals"] = .array(runtime.machine.approvals.map { .string($0) })
+            ackFields["quorum"] = .int(Int64(runtime.machine.configuration.quorum))
+        }
         if let command, let id = command.id {
             write.command = CommandRecord(principal: command.principal, commandId: id, response: Self.ackText(id, ackFields))
         }
