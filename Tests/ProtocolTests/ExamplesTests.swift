@@ -66,6 +66,27 @@ func loadSchema(named name: String) throws -> JSONValue? {
         }
     }
 
+    @Test func everyAckExampleMatchesItsCommandsAckSchemaAndEveryCommandHasOne() throws {
+        // server.ack.<command>[.<variant>].json is validated against ack.<command>.json too.
+        var seen = Set<String>()
+        for file in try jsonFiles("examples") where file.lastPathComponent.hasPrefix("server.ack.") {
+            let command = String(file.deletingPathExtension().lastPathComponent.split(separator: ".")[2])
+            guard let schema = try loadSchema(named: "ack.\(command)") else {
+                Issue.record("\(file.lastPathComponent): no schema ack.\(command).json")
+                continue
+            }
+            seen.insert(command)
+            #expect(SchemaValidator.validate(try load(file), against: schema) == [], "\(file.lastPathComponent)")
+        }
+        #expect(seen == Set(ClientMessage.types), "an ack example per client type")
+        for type in ClientMessage.types {
+            let schema = try #require(try loadSchema(named: "ack.\(type)"), "ack schema for \(type)")
+            // Ack schemas are closed: a field they do not list is refused.
+            let extra = try JSONValue.parse(#"{"type":"ack","unexpected":1}"#)
+            #expect(SchemaValidator.validate(extra, against: schema).contains { $0.contains("unexpected field") }, "\(type)")
+        }
+    }
+
     @Test func clientExamplesDecodeAndReencodeToAnEqualValue() throws {
         let files = try jsonFiles("examples").filter { $0.lastPathComponent.hasPrefix("client.") }
         var seenTypes = Set<String>()
@@ -137,6 +158,9 @@ func loadSchema(named name: String) throws -> JSONValue? {
         #expect(problems.contains { $0.contains("$.revision") })
         let missing = SchemaValidator.validate(try JSONValue.parse(#"{"type":"approve"}"#), against: schema)
         #expect(missing.contains { $0.contains("missing proposal") })
+        let closed = try #require(try loadSchema(named: "event.comment"))
+        let extra = SchemaValidator.validate(try JSONValue.parse(#"{"principal":"a","text":"t","seq":3}"#), against: closed)
+        #expect(extra == ["$: unexpected field seq"])
     }
 }
 

@@ -3,13 +3,14 @@
 import Foundation
 import Protocol
 
-/// Validates a value against a schema using: type, const, enum, properties, required, items,
-/// minItems, maxItems, minimum, minLength, maxLength, pattern. Unknown keywords make it fail
+/// Validates a value against a schema using: type, const, enum, properties, required,
+/// additionalProperties (false or a schema), items, minItems, maxItems, minimum, minLength, maxLength,
+/// pattern. Unknown keywords make it fail
 /// loudly, so the schemas cannot silently outgrow the validator.
 struct SchemaValidator {
     static let known: Set<String> = [
         "$schema", "$id", "title", "description", "type", "const", "enum", "properties", "required", "items",
-        "minItems", "maxItems", "minimum", "minLength", "maxLength", "pattern",
+        "minItems", "maxItems", "minimum", "minLength", "maxLength", "pattern", "additionalProperties",
     ]
 
     /// Returns the list of violations (empty when valid), each prefixed with a JSON pointer-ish path.
@@ -31,12 +32,23 @@ struct SchemaValidator {
             for required in s["required"]?.arrayValue ?? [] {
                 if let name = required.stringValue, o[name] == nil { errors.append("\(path): missing \(name)") }
             }
-            if case .object(let props) = s["properties"] {
-                for member in props.members {
-                    if let v = o[member.key] {
-                        errors += validate(v, against: member.value, at: "\(path).\(member.key)")
-                    }
+            let props = s["properties"]?.objectValue ?? JSONObject()
+            for member in props.members {
+                if let v = o[member.key] {
+                    errors += validate(v, against: member.value, at: "\(path).\(member.key)")
                 }
+            }
+            // additionalProperties: false closes the object; a schema constrains the other members.
+            switch s["additionalProperties"] {
+            case .bool(false)?:
+                for member in o.members where props[member.key] == nil {
+                    errors.append("\(path): unexpected field \(member.key)")
+                }
+            case .object?:
+                for member in o.members where props[member.key] == nil {
+                    errors += validate(member.value, against: s["additionalProperties"]!, at: "\(path).\(member.key)")
+                }
+            default: break
             }
         }
         if case .array(let a) = value {
