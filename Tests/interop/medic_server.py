@@ -7,7 +7,7 @@ import subprocess
 import time
 import urllib.request
 
-from conftest import binary, free_port, wait_for_port
+from interop_support import binary, free_port, wait_for_port
 
 
 def make_repo(path):

@@ -28,7 +28,7 @@ def propose(medic, token):
 
 def test_third_party_client_over_ws_and_wss(tmp_path, tls_files):
     cert, key = tls_files
-    from conftest import free_port
+    from interop_support import free_port
     tls_port = free_port()
     medic = Medic(str(tmp_path), extra=["--tls-listen", f"127.0.0.1:{tls_port}", "--tls-cert", cert, "--tls-key", key]).start()
     try:
