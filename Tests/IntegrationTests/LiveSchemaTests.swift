@@ -238,6 +238,14 @@ private func startSchemaMedic(autoFix: Bool, replies: String) throws -> MedicHar
     }
 }
 
+/// One REST GET over a fresh connection: the status and the parsed JSON body (nil when not JSON).
+private func restGET(_ medic: MedicHarness, _ path: String, token: String) throws -> (Int, JSONValue?) {
+    let client = try TestClient(port: medic.port)
+    try client.write(Array("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n\r\n".utf8))
+    let (head, bytes) = try client.readHTTPResponse()
+    return (Int(head.split(separator: " ")[1]) ?? 0, try? JSONValue.parse(bytes))
+}
+
 private func change(_ path: String, _ content: String) -> JSONValue {
     .object(["path": .string(path), "action": "create", "content": .string(content)])
 }
@@ -370,7 +378,8 @@ struct LiveSchemaTests {
                 {"match":"manual","attempt":2,"reply":{"unfixable":true,"explanation":"the tests need a file this patch cannot know"}}
                 """#)
         defer { medic.stop() }
-        let alice = LoggedClient("alice", try medic.session(try medic.token("alice", role: "admin")), log: log)
+        let aliceToken = try medic.token("alice", role: "admin")
+        let alice = LoggedClient("alice", try medic.session(aliceToken), log: log)
         let id = try #require(
             try alice.call(["type": "propose", "title": "manual fix", "description": "d", "changes": .array([change("wrong.txt", "x\n")])])["proposal"]?
                 .stringValue)
@@ -384,11 +393,30 @@ struct LiveSchemaTests {
             }
         }
         try alice.until(waiting(1))
+        // The auto-fix status endpoint, as protocol/README.md §8 describes it.
+        let (statusCode, status) = try restGET(medic, "/api/v1/admin/proposals/auto-fix/status/\(id)", token: aliceToken)
+        #expect(statusCode == 200)
+        #expect(Set(status?.objectValue?.members.map(\.key) ?? [])
+            == ["proposal", "status", "needs_auto_fix", "auto_fix_applied", "auto_fix_attempts", "mode"])
+        #expect(status?["needs_auto_fix"]?.boolValue == true)
+        #expect(status?["mode"]?.stringValue == "manual")
         #expect(try alice.call(["type": "auto_fix", "proposal": .string(id)])["type"]?.stringValue == "ack")
         try alice.until(waiting(2))
         #expect(try alice.call(["type": "auto_fix", "proposal": .string(id)])["type"]?.stringValue == "ack")
         try alice.untilStatus("unfixable")
         #expect(try alice.call(["type": "rollback", "proposal": .string(id)])["code"]?.stringValue == "invalid_state")
+
+        // The REST events page holds the same events (without the `type` envelope field) and the head.
+        let (eventsCode, page) = try restGET(medic, "/api/v1/proposals/\(id)/events?since=0", token: aliceToken)
+        #expect(eventsCode == 200)
+        let stored = page?["events"]?.arrayValue ?? []
+        #expect(!stored.isEmpty && page?["head"]?.intValue == stored.last?["seq"]?.intValue)
+        for event in stored {
+            guard case .object(var object) = event else { continue }
+            #expect(object["type"] == nil)
+            object["type"] = "event"
+            log.received("rest", .object(object))
+        }
 
         let problems = log.violations(WireSchemas())
         #expect(problems.isEmpty, "\(problems.count) violations: \(problems.prefix(30).joined(separator: "\n"))")
