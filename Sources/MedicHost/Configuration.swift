@@ -69,6 +69,8 @@ public struct MedicConfiguration: Sendable {
     public var quorum: Int = 1
     public var autoFix: Bool = true
     public var testTimeoutSeconds: Int = 300
+    /// Seconds one LLM request may take in total (the whole streamed reply); each retry gets as long again.
+    public var llmTimeoutSeconds: Int = 180
     /// Browser Origins allowed to open the WebSocket; empty = same origin as the Host header.
     public var allowedOrigins: [String] = []
     /// Seconds a client has to authenticate on the socket.
@@ -101,6 +103,7 @@ public struct MedicConfiguration: Sendable {
         if let v = file.quorum { quorum = v }
         if let v = file.auto_fix { autoFix = try Self.parseAutoFix(v) }
         if let v = file.test_timeout_seconds { testTimeoutSeconds = v }
+        if let v = file.llm_timeout_seconds { llmTimeoutSeconds = v }
         if let v = file.allowed_origins { allowedOrigins = v }
         if let v = file.log_level { logLevel = v }
         try validate()
@@ -141,6 +144,9 @@ public struct MedicConfiguration: Sendable {
         guard (1...20).contains(maxAttempts) else { throw ConfigurationError("max_attempts must be 1…20, got \(maxAttempts)") }
         guard (1...20).contains(quorum) else { throw ConfigurationError("quorum must be 1…20, got \(quorum)") }
         guard testTimeoutSeconds > 0 else { throw ConfigurationError("test_timeout_seconds must be positive") }
+        guard (1...3600).contains(llmTimeoutSeconds) else {
+            throw ConfigurationError("llm_timeout_seconds must be 1…3600, got \(llmTimeoutSeconds)")
+        }
         guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ConfigurationError("tls_cert and tls_key go together") }
         if !tlsListen.isEmpty && tlsCertificate == nil { throw ConfigurationError("tls_listen needs tls_cert and tls_key") }
         var names = Set<String>()
@@ -166,6 +172,7 @@ public struct MedicConfiguration: Sendable {
         var quorum: Int?
         var auto_fix: String?
         var test_timeout_seconds: Int?
+        var llm_timeout_seconds: Int?
         var allowed_origins: [String]?
         var log_level: String?
     }

@@ -105,9 +105,19 @@ final class AnthropicFixProvider: FixProvider {
         var streamError: String?
         var status = 0
         var errorBody: [UInt8] = []
+        var attempts = 0
+        let timeout = timeoutMilliseconds
+        // Error bodies come from the network (a proxy may echo request fields); the key must never reach an event.
+        let fail = { [apiKey] (reason: String) in
+            completion(.failure(FixProviderError(
+                description: apiKey.isEmpty ? reason : reason.replacingOccurrences(of: apiKey, with: "[redacted]"))))
+        }
         executeWithRetry(
             client: client, loop: loop, request: request, policy: retryPolicy,
-            onAttempt: { [logger] n in if n > 1 { logger.info("retrying the Anthropic API", metadata: ["attempt": "\(n)"]) } },
+            onAttempt: { [logger] n in
+                attempts = n
+                if n > 1 { logger.info("retrying the Anthropic API", metadata: ["attempt": "\(n)"]) }
+            },
             onHead: { head in status = head.status },
             onBody: { chunk in
                 guard status == 200 else {
@@ -126,14 +136,17 @@ final class AnthropicFixProvider: FixProvider {
             },
             onComplete: { result in
                 switch result {
+                case .failure(let error) where error.code == .timeout:
+                    fail("Anthropic API request timed out: no complete reply within \(timeout) ms "
+                        + "(\(attempts) attempt(s)): \(error.message)")
                 case .failure(let error):
-                    completion(.failure(FixProviderError(description: "Anthropic API request failed: \(error)")))
+                    fail("Anthropic API request failed: \(error)")
                 case .success where status != 200:
                     let detail = String(decoding: errorBody.prefix(500), as: UTF8.self)
-                    completion(.failure(FixProviderError(description: "Anthropic API answered HTTP \(status): \(detail)")))
+                    fail("Anthropic API answered HTTP \(status): \(detail)")
                 case .success:
                     if let streamError {
-                        completion(.failure(FixProviderError(description: "Anthropic API stream error: \(streamError)")))
+                        fail("Anthropic API stream error: \(streamError)")
                     } else {
                         completion(.success(text))
                     }
