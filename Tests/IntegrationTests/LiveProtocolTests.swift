@@ -273,3 +273,50 @@ struct LiveProtocolTests {
 struct UncheckedClient: @unchecked Sendable {
     let client: MedicClient
 }
+
+/// The same front on PostgreSQL: state survives a restart and replay stays dense (skipped without a test
+/// database unless CI is set, where its absence fails).
+@Suite("medic.v1 on PostgreSQL", .serialized)
+struct PostgresLiveTests {
+    @Test func proposalsCommentsAndReplaySurviveARestartOnPostgres() throws {
+        guard let base = ProcessInfo.processInfo.environment["MEDIC_TEST_POSTGRES_URL"] else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("MEDIC_TEST_POSTGRES_URL is not set: run through scripts/test.sh (scripts/postgres.sh start)")
+            }
+            return
+        }
+        // A database of its own (the store creates it on open).
+        let url = String(base[..<base.lastIndex(of: "/")!]) + "/medic_e2e_\(UInt32.random(in: 0...UInt32.max))"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-pg-e2e-\(UInt32.random(in: 0...UInt32.max))").path
+        let configure: (inout MedicConfiguration, String) throws -> Void = { configuration, directory in
+            let repo = directory + "/repo"
+            if !FileManager.default.fileExists(atPath: repo) { _ = try makeRepository(["README": "x\n"], in: directory) }
+            configuration.repositories = [RepositoryConfig(name: "repo", path: repo, testCommand: "test -f ok.txt")]
+            let script = directory + "/script.json"
+            try #"{"replies":[]}"#.write(toFile: script, atomically: true, encoding: .utf8)
+            configuration.llm = .scripted(path: script)
+            configuration.storeURL = url
+        }
+        let first = try MedicHarness(directory: directory, configure: configure)
+        let token = try first.token("alice", role: "admin")
+        let session = try first.session(token)
+        let id = try #require(try session.call(["type": "propose", "title": "pg", "description": "d", "changes": okChange])["proposal"]?.stringValue)
+        for n in 0..<50 { _ = try session.call(["type": "comment", "proposal": .string(id), "text": .string("c\(n)")]) }
+        first.stop()
+        let second = try MedicHarness(directory: directory, configure: configure)
+        defer { second.stop() }
+        let again = try second.session(token)
+        let ack = try again.call(["type": "subscribe", "topic": .string("proposal:\(id)"), "since": 0])
+        let head = try #require(ack["head"]?.intValue)
+        var seqs: [Int64] = []
+        var comments: [String] = []
+        while seqs.last ?? 0 < head {
+            let message = try again.next()
+            guard let seq = message["seq"]?.intValue else { continue }
+            seqs.append(seq)
+            if message["kind"]?.stringValue == "comment" { comments.append(message["data"]?["text"]?.stringValue ?? "") }
+        }
+        #expect(seqs == Array(1...head))
+        #expect(comments == (0..<50).map { "c\($0)" })
+    }
+}

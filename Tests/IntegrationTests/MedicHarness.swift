@@ -109,6 +109,8 @@ struct UncheckedStore: @unchecked Sendable {
 final class MedicClient {
     let raw: TestClient
     private var nextID = 0
+    /// Command ids are unique across sessions: a repeated id from the same principal is (rightly) applied once.
+    private let idPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     init(_ raw: TestClient) {
         self.raw = raw
@@ -132,7 +134,7 @@ final class MedicClient {
             id = existing
         } else {
             nextID += 1
-            id = "c\(nextID)"
+            id = "\(idPrefix)-\(nextID)"
             object["id"] = .string(id)
         }
         try raw.sendFrame(opcode: 1, payload: JSONValue.object(object).bytes)
