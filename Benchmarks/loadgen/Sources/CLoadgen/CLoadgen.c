@@ -116,7 +116,8 @@ int64_t lg_self_cpu_us(void) {
     return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
-int64_t lg_proc_cpu_us(int pid) {
+/// Reads utime and stime (fields 14 and 15 of /proc/PID/stat) in microseconds.
+static int proc_times(int pid, int64_t *user_us, int64_t *sys_us) {
     char path[64], buf[2048];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
@@ -136,7 +137,21 @@ int64_t lg_proc_cpu_us(int pid) {
         if (field == 15) { stime = strtoul(tok, NULL, 10); break; }
     }
     long hz = sysconf(_SC_CLK_TCK);
-    return (int64_t)(utime + stime) * 1000000 / hz;
+    *user_us = (int64_t)utime * 1000000 / hz;
+    *sys_us = (int64_t)stime * 1000000 / hz;
+    return 0;
+}
+
+int64_t lg_proc_cpu_us(int pid) {
+    int64_t u, s;
+    if (proc_times(pid, &u, &s) < 0) return -1;
+    return u + s;
+}
+
+int64_t lg_proc_sys_us(int pid) {
+    int64_t u, s;
+    if (proc_times(pid, &u, &s) < 0) return -1;
+    return s;
 }
 
 int64_t lg_proc_rss_kb(int pid) {

@@ -33,6 +33,7 @@ final class Client {
     var state = 0
     var received = 0
     var sent = 0
+    var bytes = 0
     var startedAt: UInt64 = 0
 
     init(slot: Int, token: UInt64, fd: Int32) {
@@ -325,7 +326,8 @@ final class Driver {
         let used = pendingBytes.withUnsafeBytes { parseFrames(client, $0, now: now) }
         guard client.phase != .closed else { return }
         if used == pendingBytes.count {
-            client.inbound.removeAll(keepingCapacity: true)
+            // Keep small buffers for reuse; give back the memory of a large message (pipeline output).
+            client.inbound.removeAll(keepingCapacity: client.inbound.capacity <= 65536)
         } else if used > 0 {
             client.inbound.removeFirst(used)
         }
