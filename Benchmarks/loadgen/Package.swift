@@ -14,7 +14,8 @@ let package = Package(
                 .enableUpcomingFeature("ExistentialAny"),
                 .enableUpcomingFeature("MemberImportVisibility"),
                 .enableUpcomingFeature("InternalImportsByDefault"),
-                .unsafeFlags(["-Ounchecked", "-wmo"]),
+                .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
             ]),
+        .testTarget(name: "loadgenTests", dependencies: ["loadgen"]),
     ]
 )

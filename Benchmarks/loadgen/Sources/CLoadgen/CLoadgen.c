@@ -168,3 +168,16 @@ int64_t lg_proc_rss_kb(int pid) {
 }
 
 const char *lg_last_error(void) { return strerror(errno); }
+
+int64_t lg_proc_write_calls(int pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/io", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int64_t n = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "syscw:", 6) == 0) { n = strtoll(line + 6, NULL, 10); break; }
+    }
+    fclose(f);
+    return n;
+}

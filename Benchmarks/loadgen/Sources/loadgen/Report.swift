@@ -5,13 +5,14 @@ import CLoadgen
 struct Probe {
     var serverCPU: Int64
     var serverSys: Int64
+    var serverWrites: Int64
     var selfCPU: Int64
     var time: UInt64
 
     static func take(pid: Int32) -> Probe {
         Probe(
             serverCPU: pid > 0 ? lg_proc_cpu_us(pid) : 0, serverSys: pid > 0 ? lg_proc_sys_us(pid) : 0,
-            selfCPU: lg_self_cpu_us(), time: lg_now_ns())
+            serverWrites: pid > 0 ? lg_proc_write_calls(pid) : 0, selfCPU: lg_self_cpu_us(), time: lg_now_ns())
     }
 }
 
@@ -38,6 +39,9 @@ struct Report {
         add("server_cpu_util", server / 1e6 / max(seconds, 1e-9), digits: 2)
         // The kernel's share of the server's CPU (stime / (utime + stime)): syscalls and TCP on loopback.
         add("server_sys_share", server > 0 ? Double(end.serverSys - start.serverSys) / server : 0, digits: 2)
+        // Write-type syscalls per unit: how well the server batches frames into one write per connection.
+        let writes = Double(end.serverWrites - start.serverWrites)
+        add("server_writes_per_\(unit)", units > 0 ? writes / Double(units) : 0, digits: 3)
         add("loadgen_cpu_util", me / 1e6 / max(seconds, 1e-9), digits: 2)
     }
 

@@ -36,6 +36,8 @@ int64_t lg_self_cpu_us(void);
 int64_t lg_proc_cpu_us(int pid);
 /// Another process's stime alone (kernel time) in microseconds (-1 if unreadable).
 int64_t lg_proc_sys_us(int pid);
+/// Another process's write-type syscalls so far (`syscw` in /proc/PID/io: write, writev, send…; -1 if unreadable).
+int64_t lg_proc_write_calls(int pid);
 /// Another process's VmRSS in KiB from /proc/PID/status (-1 if unreadable).
 int64_t lg_proc_rss_kb(int pid);
 /// strerror(errno) of the last failure.
