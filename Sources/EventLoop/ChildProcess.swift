@@ -17,7 +17,7 @@ public struct ResourceLimits: Sendable {
 }
 
 /// How a child ended.
-public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+public enum ProcessExit: Sendable, Equatable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32)
     public var description: String {
@@ -43,11 +43,11 @@ public final class ChildProcess {
     private let pidfd: Int32
     private var pipes: [OutputStream: (fd: Int32, registration: Registration)] = [:]
     private var pidRegistration: Registration?
-    private var status: ExitStatus?
+    private var status: ProcessExit?
     private var finished = false
     private var graceTimer: TimerID?
     private let onOutput: (OutputStream, UnsafeRawBufferPointer) -> Void
-    private let onExit: (ExitStatus) -> Void
+    private let onExit: (ProcessExit) -> Void
     private var handlers: [any IOHandler] = []
     /// Whether the whole process group is killed when the leader exits (test runs: no orphans).
     private let killGroupOnExit: Bool
@@ -57,7 +57,7 @@ public final class ChildProcess {
     public init(
         loop: EventLoop, executable: String, arguments: [String], environment: [String: String]? = nil,
         workingDirectory: String? = nil, limits: ResourceLimits = .init(), killGroupOnExit: Bool = true,
-        onOutput: @escaping (OutputStream, UnsafeRawBufferPointer) -> Void, onExit: @escaping (ExitStatus) -> Void
+        onOutput: @escaping (OutputStream, UnsafeRawBufferPointer) -> Void, onExit: @escaping (ProcessExit) -> Void
     ) throws(SystemError) {
         self.loop = loop
         self.onOutput = onOutput

@@ -4,7 +4,7 @@ import Glibc
 
 /// What a finished helper command printed and how it ended.
 struct CommandOutput {
-    var status: ExitStatus
+    var status: ProcessExit
     var stdout: String
     var stderr: String
     var timedOut: Bool

@@ -182,7 +182,7 @@ public final class TestRun {
     private var spawnError: String?
 
     private func run(_ phase: TestRunPhase, _ command: String, _ onStarted: ((TestRunPhase, String) -> Void)?,
-                     then: @escaping (ExitStatus?) -> Void) {
+                     then: @escaping (ProcessExit?) -> Void) {
         onStarted?(phase, command)
         let executable: String
         var arguments: [String]
@@ -248,7 +248,7 @@ public final class TestRun {
         for batch in collector.takePending() { onLines(batch.stream, batch.lines) }
     }
 
-    private func finish(_ phase: TestRunPhase, _ status: ExitStatus?) {
+    private func finish(_ phase: TestRunPhase, _ status: ProcessExit?) {
         guard !finished else { return }
         finished = true
         if let deadlineTimer { loop.cancel(deadlineTimer) }

@@ -1,6 +1,5 @@
 // ChildProcessTests: real loop, real processes (the medic-test-child helper): output, exits, signals, process trees.
 import EventLoop
-import enum EventLoop.ExitStatus  // Testing has an ExitStatus too; the scoped import wins.
 import Glibc
 import Testing
 
@@ -59,7 +58,7 @@ enum TestChild {
 final class ChildRecord {
     var stdout: [UInt8] = []
     var stderr: [UInt8] = []
-    var status: ExitStatus?
+    var status: ProcessExit?
     /// stdout length at the moment `onExit` ran (proves output was delivered before the exit).
     var stdoutAtExit = -1
     var stdoutText: String { String(decoding: stdout, as: UTF8.self) }

@@ -1,6 +1,5 @@
 // SandboxTests: workspaces, hostile change sets, isolated test runs (timeouts, floods, partial lines, bwrap) and git.
 import EventLoop
-import enum EventLoop.ExitStatus  // Testing has an ExitStatus too; the scoped import wins.
 import Glibc
 import Sandbox
 import Testing
@@ -53,10 +52,10 @@ private func spin(_ loop: EventLoop, seconds: Double = 120, until condition: () 
 
 /// Runs a shell command to completion on `loop` (test setup only); returns exit status and stdout.
 @discardableResult
-private func shell(_ loop: EventLoop, _ command: String, in directory: String? = nil) throws -> (status: ExitStatus, stdout: String) {
+private func shell(_ loop: EventLoop, _ command: String, in directory: String? = nil) throws -> (status: ProcessExit, stdout: String) {
     var out: [UInt8] = []
     var err: [UInt8] = []
-    var status: ExitStatus?
+    var status: ProcessExit?
     _ = try ChildProcess(
         loop: loop, executable: "/bin/sh", arguments: ["-c", command], workingDirectory: directory,
         onOutput: { stream, bytes in
