@@ -73,7 +73,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS", "COpenSSL", "WebSocket", "HTTP1", "CSystem"], swiftSettings: strict),
 
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "TestSupport", "CSystem"], swiftSettings: strict),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], swiftSettings: strict),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"], swiftSettings: strict),

@@ -34,6 +34,11 @@ public final class EventLoop {
     private struct TimerEntry {
         var deadline: UInt64
         var id: UInt64
+
+        /// Heap order: earlier deadline first; equal deadlines in the order they were scheduled (ids only grow).
+        func precedes(_ other: TimerEntry) -> Bool {
+            deadline != other.deadline ? deadline < other.deadline : id < other.id
+        }
     }
 
     public let logger: Logger
@@ -52,14 +57,21 @@ public final class EventLoop {
     /// One read buffer per loop, shared by every connection: data is consumed before the next read.
     public let readBuffer: UnsafeMutableRawBufferPointer
     private var wakeupRegistration: Registration?
+    /// Monotonic nanoseconds; injected so tests can drive timers without sleeping.
+    private let clock: () -> UInt64
 
-    /// Creates a loop owned by the calling thread.
-    public init(poller: (any Poller)? = nil, logger: Logger = Logger(label: "medic.loop"), readBufferSize: Int = 256 * 1024) throws(SystemError) {
+    /// Creates a loop owned by the calling thread. `poller` defaults to epoll; `clock` (monotonic
+    /// nanoseconds) defaults to CLOCK_MONOTONIC — tests pass a fake poller and its clock.
+    public init(
+        poller: (any Poller)? = nil, logger: Logger = Logger(label: "medic.loop"), readBufferSize: Int = 256 * 1024,
+        clock: @escaping () -> UInt64 = monotonicNanoseconds
+    ) throws(SystemError) {
         if let poller { self.poller = poller } else { self.poller = try EpollPoller() }
         self.logger = logger
+        self.clock = clock
         self.handle = try EventLoopHandle()
         self.ownerThread = pthread_self()
-        self.now = monotonicNanoseconds()
+        self.now = clock()
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 16)
         wakeupRegistration = try register(fd: handle.eventFD, interest: .read, handler: WakeupHandler(loop: self))
     }
@@ -75,19 +87,17 @@ public final class EventLoop {
     // MARK: fds
 
     /// Watches `fd` for `interest`; `handler` is called with what is ready. The caller keeps ownership of the fd.
+    /// Throws when the kernel refuses (EEXIST: the fd is still registered); an existing registration then
+    /// keeps working. A slot whose fd was closed without `unregister` (the kernel forgot it) is taken over.
     public func register(fd: Int32, interest: Interest, handler: any IOHandler) throws(SystemError) -> Registration {
+        precondition(fd >= 0, "register: negative fd \(fd)")
         let index = Int(fd)
         if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - slots.count + 64)) }
-        slots[index].generation &+= 1
-        slots[index].handler = handler
-        slots[index].interest = interest
-        let registration = Registration(fd: fd, generation: slots[index].generation)
-        do {
-            try poller.add(fd: fd, interest: interest, token: registration.token)
-        } catch {
-            slots[index].handler = nil
-            throw error
-        }
+        let registration = Registration(fd: fd, generation: slots[index].generation &+ 1)
+        // Ask the kernel first and touch the slot only on success: a refused add must not orphan the
+        // registration that still owns the fd (its events would be dropped as stale forever).
+        try poller.add(fd: fd, interest: interest, token: registration.token)
+        slots[index] = Slot(generation: registration.generation, handler: handler, interest: interest)
         return registration
     }
 
@@ -121,7 +131,7 @@ public final class EventLoop {
     /// Runs `body` once, `nanoseconds` from now (on the loop thread).
     @discardableResult
     public func schedule(afterNanoseconds nanoseconds: UInt64, _ body: @escaping () -> Void) -> TimerID {
-        schedule(at: monotonicNanoseconds() &+ nanoseconds, body)
+        schedule(at: clock() &+ nanoseconds, body)
     }
 
     /// Runs `body` once at the monotonic `deadline`.
@@ -134,7 +144,7 @@ public final class EventLoop {
         return TimerID(raw: id)
     }
 
-    /// Cancels a timer; harmless if it already ran.
+    /// Cancels a timer; harmless if it already ran. Its heap entry is dropped lazily (`pruneCancelledTimers`).
     public func cancel(_ timer: TimerID) {
         timerCallbacks[timer.raw] = nil
     }
@@ -160,12 +170,17 @@ public final class EventLoop {
 
     /// One tick. `maxWaitMilliseconds` caps the poll (-1: until the next timer or event).
     public func runOnce(maxWaitMilliseconds: Int32) {
-        now = monotonicNanoseconds()
+        now = clock()
         runDueTimers()
         for hook in beforeSleepHooks { hook() }
+        // The earliest *live* timer bounds the sleep (a cancelled one would only cause a spurious wakeup),
+        // measured from a fresh clock read: the timers and hooks above took time. Rounded up, so the
+        // loop never wakes a little early and spins through an extra tick with nothing due.
+        pruneCancelledTimers()
         var timeout = maxWaitMilliseconds
         if let first = timerHeap.first {
-            let wait = first.deadline > now ? Int32(clamping: (first.deadline - now + 999_999) / 1_000_000) : 0
+            let current = clock()
+            let wait = first.deadline > current ? Int32(clamping: (first.deadline - current + 999_999) / 1_000_000) : 0
             timeout = timeout < 0 ? wait : min(timeout, wait)
         }
         if stopped { timeout = 0 }
@@ -183,11 +198,29 @@ public final class EventLoop {
         }
     }
 
+    /// Runs the timers due at `now`, in deadline order. The due set is taken before any runs, so a timer
+    /// scheduled by a callback waits for a later tick even if already due: a timer that re-arms itself
+    /// at `now` cannot keep the loop from polling. A callback may cancel a later timer of the same batch.
     private func runDueTimers() {
+        var due: [UInt64] = []
         while let first = timerHeap.first, first.deadline <= now {
             heapPop()
-            if let callback = timerCallbacks.removeValue(forKey: first.id) { callback() }
+            due.append(first.id)
         }
+        for id in due {
+            if let callback = timerCallbacks.removeValue(forKey: id) { callback() }
+        }
+    }
+
+    /// Drops cancelled heap entries: those on top (so the poll timeout comes from a live timer), and all of
+    /// them once they are most of the heap (so code that re-arms and cancels many long timeouts cannot
+    /// grow the heap without bound). Outside `runDueTimers`, every callback has exactly one heap entry.
+    private func pruneCancelledTimers() {
+        if timerHeap.count > 64, timerHeap.count > 2 * timerCallbacks.count {
+            timerHeap.removeAll { timerCallbacks[$0.id] == nil }
+            timerHeap.sort { $0.precedes($1) }  // a sorted array is a valid min-heap
+        }
+        while let first = timerHeap.first, timerCallbacks[first.id] == nil { heapPop() }
     }
 
     /// Runs the deferred work posted through `handle` (called when the eventfd is readable).
@@ -195,14 +228,14 @@ public final class EventLoop {
         handle.drain { work in work(self) }
     }
 
-    // MARK: timer heap (binary min-heap on deadline)
+    // MARK: timer heap (binary min-heap on deadline, then id)
 
     private func heapPush(_ entry: TimerEntry) {
         timerHeap.append(entry)
         var child = timerHeap.count - 1
         while child > 0 {
             let parent = (child - 1) / 2
-            if timerHeap[parent].deadline <= timerHeap[child].deadline { break }
+            if !timerHeap[child].precedes(timerHeap[parent]) { break }
             timerHeap.swapAt(parent, child)
             child = parent
         }
@@ -217,8 +250,8 @@ public final class EventLoop {
             let left = 2 * parent + 1
             let right = left + 1
             var smallest = parent
-            if left < timerHeap.count, timerHeap[left].deadline < timerHeap[smallest].deadline { smallest = left }
-            if right < timerHeap.count, timerHeap[right].deadline < timerHeap[smallest].deadline { smallest = right }
+            if left < timerHeap.count, timerHeap[left].precedes(timerHeap[smallest]) { smallest = left }
+            if right < timerHeap.count, timerHeap[right].precedes(timerHeap[smallest]) { smallest = right }
             if smallest == parent { break }
             timerHeap.swapAt(parent, smallest)
             parent = smallest

@@ -12,20 +12,27 @@ public struct SocketAddressSpec: Sendable, Equatable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Parses `HOST:PORT`; nil when malformed.
+    /// Parses `HOST:PORT`; nil when malformed (no port, a port that is not 0…65535 in plain decimal digits,
+    /// an unbracketed IPv6 address, empty brackets).
     public init?(parsing text: String) {
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
             host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()) else { return nil }
+            guard !host.isEmpty, rest.hasPrefix(":"), let port = Self.parsePort(rest.dropFirst()) else { return nil }
             self.port = port
         } else {
-            guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+            guard let colon = text.lastIndex(of: ":"), let port = Self.parsePort(text[text.index(after: colon)...]) else { return nil }
             let h = String(text[..<colon])
             guard !h.contains(":") else { return nil }
             host = h.isEmpty ? "0.0.0.0" : h
             self.port = port
         }
+    }
+
+    /// Decimal digits only: `UInt16(_:)` alone would also take a sign (`+80`).
+    private static func parsePort(_ text: Substring) -> UInt16? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return UInt16(text)
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

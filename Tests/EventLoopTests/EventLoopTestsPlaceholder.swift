@@ -1,3 +1,0 @@
-import Testing
-
-@Test func EventLoopTestsPlaceholder() { #expect(Bool(true)) }
