@@ -42,6 +42,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     var sessions: [UInt64: Session] = [:]
     /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
     var heads: [String: Int64] = [:]
+    /// Store writes submitted by `commit` and not yet completed.
+    var writesInFlight = 0
     var metrics = AppMetrics()
     /// Wire limits: 8 MiB messages (a proposal's files), the rest at Protocol's defaults.
     let protocolLimits = ProtocolLimits(maxMessageBytes: 8 << 20)
@@ -81,16 +83,19 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         connection.userData = session
         sessions[connection.id] = session
         metrics.sessionsOpened += 1
+        // Closures find the session by id rather than holding it weakly: a weak reference gives the
+        // object a side table, and every retain on the fan-out path then takes the slow path (perf).
+        let id = connection.id
+        session.helloTimer = loop.schedule(afterNanoseconds: UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000) { [weak self] in
+            guard let session = self?.sessions[id], session.principal == nil, !session.connection.isClosed else { return }
+            session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
+        }
         if let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer ") {
             authenticate(session, token: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), commandID: nil)
         }
-        session.helloTimer = loop.schedule(afterNanoseconds: UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000) { [weak session] in
-            guard let session, session.principal == nil, !session.connection.isClosed else { return }
-            session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
-        }
     }
 
-    public func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: [UInt8]) {
+    public func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
         guard let session = connection.userData as? Session else { return }
         metrics.messagesReceived += 1
         guard opcode == .text else {
@@ -98,7 +103,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             return
         }
         if session.authenticating {
-            if session.pending.count < 64 { session.pending.append(payload) } else {
+            if session.pending.count < 64 { session.pending.append(Array(payload)) } else {
                 send(session, ServerMessage.error(id: nil, code: .rateLimited, message: "too many messages before authentication finished"))
             }
             return
@@ -114,9 +119,9 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     // MARK: commands
 
-    private func handle(_ session: Session, _ payload: [UInt8]) {
+    private func handle(_ session: Session, _ payload: UnsafeRawBufferPointer) {
         let request: ClientRequest
-        switch payload.withUnsafeBytes({ ClientMessage.decode($0, limits: protocolLimits) }) {
+        switch ClientMessage.decode(payload, limits: protocolLimits) {
         case .success(let decoded): request = decoded
         case .failure(let error):
             metrics.protocolErrors += 1
@@ -144,8 +149,9 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         case .unsubscribe(let topic):
             perform(hub.unsubscribe(session.connection.id, topic: topic.description), ids: [topic.description: request.id])
         case .propose, .review, .autoFix, .rollback, .comment, .stats:
-            runCommand(request, principal: principal) { [weak self, weak session] bytes in
-                guard let self, let session else { return }
+            let id = session.connection.id
+            runCommand(request, principal: principal) { [weak self] bytes in
+                guard let self, let session = self.sessions[id] else { return }
                 self.send(session, bytes)
             }
         }
@@ -189,19 +195,23 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     func authenticate(_ session: Session, token: String, commandID: String?) {
         session.authenticating = true
-        lookUp(token: token) { [weak self, weak session] result in
-            guard let self, let session, !session.connection.isClosed else { return }
+        let id = session.connection.id
+        lookUp(token: token) { [weak self] result in
+            guard let self, let session = self.sessions[id], !session.connection.isClosed else { return }
             session.authenticating = false
             switch result {
             case .success(let principal?):
                 session.principal = principal
-                if let timer = session.helloTimer { self.loop.cancel(timer) }
+                if let timer = session.helloTimer {
+                    self.loop.cancel(timer)
+                    session.helloTimer = nil
+                }
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
                 // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.
                 if let commandID { self.send(session, ServerMessage.ack(id: commandID, fields: [:])) }
                 let pending = session.pending
                 session.pending = []
-                for message in pending { self.handle(session, message) }
+                for message in pending { message.withUnsafeBytes { self.handle(session, $0) } }
             case .success(nil):
                 self.metrics.authFailures += 1
                 self.send(session, ServerMessage.error(id: commandID, code: .unauthenticated, message: "unknown or revoked token"))
@@ -307,18 +317,29 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     public func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void) {
         let bound = LoopBound((self, completion), loop: loop)
+        writesInFlight += 1
         store.write(write) { result in
             bound.hop { pair in
                 let (app, completion) = pair
+                app.writesInFlight -= 1
                 if case .success(.committed(let events)) = result { app.publish(events) }
                 completion(result)
+                app.releaseFanOutIfQuiet()
             }
         }
     }
 
     public func publishEphemeral(topic: String, kind: String, data: JSONValue) {
         let frame = Self.frame(EventFrame.encode(topic: topic, seq: nil, ts: wallClockMilliseconds(), kind: kind, data: data))
-        hub.publishEphemeral(topic: topic, frame: frame) { sub, frame in deliver(frame, to: sub) }
+        hub.publishEphemeral(topic: topic, frame: frame) { sub, frame in deliver(frame, to: sub, deferred: true) }
+        releaseFanOutIfQuiet()
+    }
+
+    /// Fan-out writes are deferred (`Connection.send(frame:deferred:)`) while more store writes are in
+    /// flight, so that the events of the next group commits leave with them in one writev per subscriber;
+    /// when none is in flight they go at the end of this tick. The server's deadline bounds the wait.
+    private func releaseFanOutIfQuiet() {
+        if writesInFlight == 0 { server?.releaseDeferredFlushes() }
     }
 
     /// Publishes stored events: each is serialized and framed once, then the same bytes go to every
@@ -329,7 +350,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             let frame = Self.frame(stored: event)
             metrics.eventsPublished += 1
             let actions = hub.publish(topic: event.topic, seq: event.seq, frame: frame) { sub, frame in
-                deliver(frame, to: sub)
+                deliver(frame, to: sub, deferred: true)
             }
             if !actions.isEmpty { perform(actions) }
         }
@@ -346,9 +367,9 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     @inline(__always)
-    func deliver(_ frame: SharedBytes, to sub: SubscriberID) {
+    func deliver(_ frame: SharedBytes, to sub: SubscriberID, deferred: Bool = false) {
         guard let session = sessions[sub] else { return }
-        if session.connection.send(frame: frame) { metrics.deliveries += 1 }
+        if session.connection.send(frame: frame, deferred: deferred) { metrics.deliveries += 1 }
     }
 
     func send(_ session: Session, _ json: [UInt8]) {

@@ -16,15 +16,19 @@ public final class Connection: IOHandler {
     /// Application state attached to this session (the app's subscriber record, principal …).
     public var userData: AnyObject?
 
-    unowned let server: Server
+    // unowned(unsafe): the server owns every connection and outlives it (it aborts them all before it
+    // goes), and a checked `unowned` load costs ~10 % of the fan-out and echo paths (perf, Benchmarks/README).
+    unowned(unsafe) let server: Server
     let fd: Int32
     var registration: Registration?
     private var tls: TLSEngine?
     private var http: HTTPRequestParser?
     private var ws: WebSocketConnection?
-    private var queue = WriteQueue()
+    /// Pending output, lent by the server while non-empty (nil when idle).
+    private var out: Outbound?
     private var writeArmed = false
-    var pendingFlush = false
+    /// `FlushState` bits: where this connection is listed for the next flush.
+    var flushState: UInt8 = 0
     /// True once the socket is closed (the app may still hold the object until `didClose`).
     public private(set) var isClosed = false
     private var closeWhenDrained = false
@@ -51,9 +55,9 @@ public final class Connection: IOHandler {
     /// True once upgraded to WebSocket.
     public var isWebSocket: Bool { ws != nil }
     /// Bytes waiting to be written.
-    public var queuedBytes: Int { queue.byteCount }
+    public var queuedBytes: Int { out?.byteCount ?? 0 }
     /// False above the high-water mark: a fan-out may prefer to drop this subscriber early.
-    public var isWritable: Bool { queue.byteCount < server.configuration.highWaterMark }
+    public var isWritable: Bool { queuedBytes < server.configuration.highWaterMark }
     public var isTLS: Bool { tls != nil }
 
     // MARK: reading
@@ -83,9 +87,9 @@ public final class Connection: IOHandler {
             }
             lastActivity = server.loop.now
             server.metrics.bytesIn += n
-            let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
             if tls != nil {
-                receiveCiphertext(bytes)
+                receiveCiphertext(UnsafeRawBufferPointer(bytes))
             } else {
                 receivePlaintext(bytes)
             }
@@ -100,7 +104,7 @@ public final class Connection: IOHandler {
         defer { server.returnPlaintextScratch(plaintext) }
         let result = tls.readPlaintext(into: &plaintext)
         if !plaintext.isEmpty {
-            plaintext.withUnsafeBytes { receivePlaintext($0) }
+            plaintext.withUnsafeMutableBytes { receivePlaintext($0) }
         }
         if tls.hasPendingCiphertext { scheduleFlush() }
         switch result {
@@ -113,19 +117,20 @@ public final class Connection: IOHandler {
         }
     }
 
-    private func receivePlaintext(_ bytes: UnsafeRawBufferPointer) {
+    /// `bytes` may be modified (WebSocket payloads are unmasked in place).
+    private func receivePlaintext(_ bytes: UnsafeMutableRawBufferPointer) {
         if ws != nil {
             receiveWebSocket(bytes)
         } else if http != nil {
             if requestStartedAt == 0 && !awaitingResponse { requestStartedAt = server.loop.now }
-            http!.feed(bytes)
+            http!.feed(UnsafeRawBufferPointer(bytes))
             processHTTP()
         }
     }
 
     private func peerClosed() {
         // A WebSocket peer that vanishes without a close frame: RFC 6455 §7.1.5 abnormal closure (1006, never on the wire).
-        if closeWhenDrained && queue.isEmpty { finishClose() } else { abort() }
+        if closeWhenDrained && queuedBytes == 0 { finishClose() } else { abort() }
     }
 
     // MARK: HTTP
@@ -168,7 +173,7 @@ public final class Connection: IOHandler {
         guard !isClosed, awaitingResponse else { return }
         awaitingResponse = false
         let bytes = response.encode(headOnly: respondingToHead, keepAlive: respondingKeepAlive, date: server.httpDate())
-        enqueue(SharedBytes(bytes))
+        bytes.withUnsafeBytes { enqueueCopy($0) }
         if !respondingKeepAlive {
             closeAfterFlush()
             return
@@ -207,30 +212,34 @@ public final class Connection: IOHandler {
             if let subprotocol = accepted.subprotocol { headers.add("Sec-WebSocket-Protocol", subprotocol) }
             awaitingResponse = false
             enqueue(SharedBytes(HTTPResponse(status: 101, headers: headers).encode(keepAlive: true, date: nil)))
-            let leftover = http?.takeBufferedBytes() ?? []
+            var leftover = http?.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
             ws = WebSocketConnection(role: .server, limits: server.configuration.websocket)
             server.metrics.websocketsOpened += 1
             handler.didOpen(self, request: request, subprotocol: accepted.subprotocol)
             if !leftover.isEmpty && !isClosed {
-                leftover.withUnsafeBytes { receiveWebSocket($0) }
+                leftover.withUnsafeMutableBytes { receiveWebSocket($0) }
             }
         }
     }
 
     // MARK: WebSocket
 
-    private func receiveWebSocket(_ bytes: UnsafeRawBufferPointer) {
+    private func receiveWebSocket(_ bytes: UnsafeMutableRawBufferPointer) {
         var actions = server.takeActionScratch()
         defer { server.returnActionScratch(&actions) }
-        ws!.receive(bytes, into: &actions)
+        ws!.receive(inPlace: bytes, into: &actions)
         for action in actions {
             if isClosed { return }
             switch action {
+            case .messageInInput(let opcode, let range):
+                // A whole message still in the read buffer, unmasked there: handed over without a copy.
+                server.metrics.messagesIn += 1
+                server.websocketHandler?.didReceive(self, opcode: opcode, payload: UnsafeRawBufferPointer(rebasing: bytes[range]))
             case .message(let opcode, let payload):
                 server.metrics.messagesIn += 1
-                server.websocketHandler?.didReceive(self, opcode: opcode, payload: payload)
+                payload.withUnsafeBytes { server.websocketHandler?.didReceive(self, opcode: opcode, payload: $0) }
             case .send(let frame):
                 enqueue(SharedBytes(frame), bypassLimit: true)
             case .pong:
@@ -243,23 +252,45 @@ public final class Connection: IOHandler {
 
     /// Sends one text message (framed here, unmasked: server role).
     public func sendText(_ payload: [UInt8]) {
-        guard ws != nil else { return }
-        payload.withUnsafeBytes { send(frame: WebSocketFrame.encodeShared(.text, payload: $0)) }
+        payload.withUnsafeBytes { sendMessage(.text, payload: $0) }
     }
 
     /// Sends one binary message.
     public func sendBinary(_ payload: UnsafeRawBufferPointer) {
-        guard ws != nil else { return }
-        send(frame: WebSocketFrame.encodeShared(.binary, payload: payload))
+        sendMessage(.binary, payload: payload)
     }
 
+    /// Sends one data message of this connection alone (an echo, a reply): framed straight into the
+    /// outbound staging buffer, so small messages cost no allocation. Shared frames go through `send(frame:)`.
+    public func sendMessage(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        guard ws != nil, ws!.state == .open, !isClosed, !closeWhenDrained else { return }
+        let count = payload.count
+        guard count <= Self.copyLimit, tls == nil else {
+            send(frame: WebSocketFrame.encodeShared(opcode, payload: payload))
+            return
+        }
+        let total = WebSocketFrame.headerSize(payloadCount: count, masked: false) + count
+        guard admit(total) else { return }
+        server.metrics.messagesOut += 1
+        outbound().appendCopy(count: total) { base in
+            let header = WebSocketFrame.writeHeader(base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil)
+            if count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: count) }
+        }
+        scheduleFlush()
+    }
+
+    /// Messages up to this size are copied into the staging buffer; larger ones get their own shared frame.
+    static let copyLimit = 4096
+
     /// Queues an already framed message (the fan-out path: one frame shared by every subscriber).
-    /// Returns false when the connection was closed for exceeding its queue limit.
+    /// `deferred` lets the server hold the write back briefly so frames of the next publications join
+    /// it in one writev (see `Server.releaseDeferredFlushes`). Returns false when the connection was
+    /// closed for exceeding its queue limit.
     @discardableResult
-    public func send(frame: SharedBytes) -> Bool {
+    public func send(frame: SharedBytes, deferred: Bool = false) -> Bool {
         guard ws != nil, ws!.state == .open, !isClosed, !closeWhenDrained else { return false }
         server.metrics.messagesOut += 1
-        return enqueue(frame)
+        return enqueue(frame, deferred: deferred)
     }
 
     /// Starts the closing handshake (RFC 6455 §7.1.2) with `code`; the TCP connection closes when the
@@ -278,18 +309,28 @@ public final class Connection: IOHandler {
 
     // MARK: writing
 
+    private func outbound() -> Outbound {
+        if let out { return out }
+        let lent = server.lendOutbound()
+        out = lent
+        return lent
+    }
+
+    /// Invariant 4: a slow consumer hurts only itself. Over the queue limit, drop what is queued beyond the
+    /// frame in flight (it would be replayed anyway) and close with 1008; the client resumes from its last seq.
+    private func admit(_ count: Int) -> Bool {
+        guard queuedBytes + count > server.configuration.maxQueuedBytes else { return true }
+        server.metrics.slowConsumerCloses += 1
+        out?.dropUnsent()
+        server.loop.logger.info("closing slow consumer", metadata: ["connection": "\(id)", "queued": "\(queuedBytes)"])
+        close(code: 1008, reason: "outbound queue over limit; resume with since")
+        return false
+    }
+
     @discardableResult
-    private func enqueue(_ chunk: SharedBytes, bypassLimit: Bool = false) -> Bool {
+    private func enqueue(_ chunk: SharedBytes, bypassLimit: Bool = false, deferred: Bool = false) -> Bool {
         guard !isClosed else { return false }
-        if !bypassLimit && queue.byteCount + chunk.count > server.configuration.maxQueuedBytes {
-            // Invariant 4: a slow consumer hurts only itself. Drop what is queued beyond the frame in flight
-            // (it would be replayed anyway) and close with 1008; the client resumes from its last seq.
-            server.metrics.slowConsumerCloses += 1
-            queue.dropUnsent()
-            server.loop.logger.info("closing slow consumer", metadata: ["connection": "\(id)", "queued": "\(queue.byteCount)"])
-            close(code: 1008, reason: "outbound queue over limit; resume with since")
-            return false
-        }
+        if !bypassLimit && !admit(chunk.count) { return false }
         if let tls {
             if let error = chunk.withUnsafeBytes({ tls.writePlaintext($0) }) {
                 server.loop.logger.debug("TLS write failed", metadata: ["connection": "\(id)", "error": "\(error)"])
@@ -297,39 +338,67 @@ public final class Connection: IOHandler {
                 return false
             }
         } else {
-            queue.append(chunk)
+            outbound().append(chunk)
         }
-        scheduleFlush()
+        if deferred { scheduleDeferredFlush() } else { scheduleFlush() }
         return true
     }
 
+    /// Queues a copy of bytes for this connection alone (through TLS when on).
+    private func enqueueCopy(_ bytes: UnsafeRawBufferPointer) {
+        guard !isClosed else { return }
+        if let tls {
+            if let error = tls.writePlaintext(bytes) {
+                server.loop.logger.debug("TLS write failed", metadata: ["connection": "\(id)", "error": "\(error)"])
+                abort()
+                return
+            }
+        } else {
+            outbound().appendCopy(bytes)
+        }
+        scheduleFlush()
+    }
+
     private func scheduleFlush() {
-        if !pendingFlush {
-            pendingFlush = true
+        if flushState & FlushState.listed == 0 {
+            flushState |= FlushState.listed
             server.needsFlush(self)
         }
     }
 
-    /// Writes queued bytes (called once per tick from the server's before-sleep hook, and on EPOLLOUT).
+    private func scheduleDeferredFlush() {
+        if flushState & (FlushState.listed | FlushState.deferred) == 0 {
+            flushState |= FlushState.deferred
+            server.needsDeferredFlush(self)
+        }
+    }
+
+    /// Writes queued bytes (from the server's before-sleep hook, and on EPOLLOUT).
     func flush() {
-        pendingFlush = false
+        flushState = 0
         guard !isClosed else { return }
         if let tls, tls.hasPendingCiphertext {
             var scratch = server.takePlaintextScratch()
             tls.drainCiphertext(into: &scratch)
-            queue.append(SharedBytes(scratch))
+            scratch.withUnsafeBytes { outbound().appendCopy($0) }
             server.returnPlaintextScratch(scratch)
         }
-        let before = queue.byteCount
+        guard let out else {
+            if closeWhenDrained { finishClose() }
+            return
+        }
+        let before = out.byteCount
         let drained: Bool
         do {
-            drained = try queue.flush(fd: fd, vectors: server.vectors)
+            drained = try out.flush(fd: fd, vectors: server.vectors)
         } catch {
             abort()
             return
         }
-        server.metrics.bytesOut += before - queue.byteCount
+        server.metrics.bytesOut += before - out.byteCount
         if drained {
+            self.out = nil
+            server.recycle(out)
             if writeArmed {
                 writeArmed = false
                 if let registration { server.loop.setInterest(registration, .read) }
@@ -364,7 +433,11 @@ public final class Connection: IOHandler {
     public func abort() {
         guard !isClosed else { return }
         isClosed = true
-        queue.removeAll()
+        if let out {
+            self.out = nil
+            out.reset()
+            server.recycle(out)
+        }
         if let registration { server.loop.unregister(registration) }
         registration = nil
         closeFD(fd)

@@ -25,12 +25,8 @@ public final class EchoHandler: HTTPHandler, WebSocketHandler {
 
     public func didOpen(_ connection: Connection, request: HTTPRequest, subprotocol: String?) {}
 
-    public func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: [UInt8]) {
-        if opcode == .binary {
-            payload.withUnsafeBytes { connection.sendBinary($0) }
-        } else {
-            connection.sendText(payload)
-        }
+    public func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
+        connection.sendMessage(opcode, payload: payload)
     }
 
     public func didClose(_ connection: Connection) {}

@@ -28,8 +28,9 @@ public protocol WebSocketHandler: AnyObject {
     /// The policy for an upgrade request, or nil to refuse it (404).
     func upgradePolicy(for request: HTTPRequest) -> WebSocketUpgradePolicy?
     func didOpen(_ connection: Connection, request: HTTPRequest, subprotocol: String?)
-    /// A complete message (text is valid UTF-8).
-    func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: [UInt8])
+    /// A complete message (text is valid UTF-8). `payload` is valid only during the call (it may point
+    /// into the loop's read buffer): copy what must outlive it.
+    func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer)
     /// The session ended (close handshake, error, timeout or shutdown). Called once, after the fd is closed.
     func didClose(_ connection: Connection)
 }

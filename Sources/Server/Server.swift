@@ -33,6 +33,12 @@ public final class Server {
     private var listeners: [Listener] = []
     private var connections: [UInt64: Connection] = [:]
     private var flushList: [Connection] = []
+    /// Connections holding deferred fan-out writes, flushed by `releaseDeferredFlushes` or the deadline.
+    private var deferredList: [Connection] = []
+    private var deferredDeadline: TimerID?
+    private var deferredReleased = false
+    /// Outbound queues not lent to any connection (LIFO, so the warm ones are reused).
+    private var outboundPool: [Outbound] = []
     private var closedList: [Connection] = []
     private var nextConnectionID: UInt64 = 1
     let vectors = IOVectors()
@@ -104,6 +110,44 @@ public final class Server {
         flushList.append(connection)
     }
 
+    /// A fan-out write that may wait: it is flushed when the app calls `releaseDeferredFlushes()` (it knows
+    /// when no more publications are coming soon) or after `deferredFlushMicroseconds`, whichever is first.
+    /// Frames of several publications then leave in one writev per subscriber instead of one each.
+    func needsDeferredFlush(_ connection: Connection) {
+        if configuration.deferredFlushMicroseconds == 0 {
+            connection.flushState = FlushState.listed
+            flushList.append(connection)
+            return
+        }
+        deferredList.append(connection)
+        if deferredDeadline == nil {
+            deferredDeadline = loop.schedule(afterNanoseconds: UInt64(configuration.deferredFlushMicroseconds) * 1_000) {
+                [unowned self] in
+                self.deferredDeadline = nil
+                self.deferredReleased = true
+            }
+        }
+    }
+
+    /// Lets the deferred fan-out writes go at the end of this tick.
+    public func releaseDeferredFlushes() {
+        if !deferredList.isEmpty { deferredReleased = true }
+    }
+
+    func lendOutbound() -> Outbound {
+        outboundPool.popLast() ?? Outbound()
+    }
+
+    func recycle(_ outbound: Outbound) {
+        if outboundPool.count < Self.outboundPoolLimit {
+            outbound.reset()
+            outboundPool.append(outbound)
+        }
+    }
+
+    /// Enough for every subscriber of a busy topic to flush in one tick without allocating.
+    static let outboundPoolLimit = 4096
+
     func connectionClosed(_ connection: Connection) {
         closedList.append(connection)
     }
@@ -111,10 +155,19 @@ public final class Server {
     /// Before the loop sleeps: write every connection touched this tick (one writev each), then release
     /// closed connections and tell the app — never in the middle of a dispatch.
     private func beforeSleep() {
+        if deferredReleased {
+            deferredReleased = false
+            if let deadline = deferredDeadline {
+                loop.cancel(deadline)
+                deferredDeadline = nil
+            }
+            for connection in deferredList where connection.flushState & FlushState.deferred != 0 { connection.flush() }
+            deferredList.removeAll(keepingCapacity: deferredList.count < 4096)
+        }
         var index = 0
         while index < flushList.count {
             let connection = flushList[index]
-            if connection.pendingFlush { connection.flush() }
+            if connection.flushState & FlushState.listed != 0 { connection.flush() }
             index += 1
         }
         flushList.removeAll(keepingCapacity: flushList.count < 4096)
@@ -185,6 +238,14 @@ public final class Server {
         scratch.removeAll(keepingCapacity: true)
         swap(&scratch, &actionScratch)
     }
+}
+
+/// Bits of `Connection.flushState`.
+enum FlushState {
+    /// In the server's flush list: written before the loop sleeps.
+    static let listed: UInt8 = 1
+    /// In the deferred list: written when released or at the deadline.
+    static let deferred: UInt8 = 2
 }
 
 /// Accepts connections on one listening socket.

@@ -27,6 +27,9 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int = 100_000
     /// How long a graceful shutdown waits for connections to close before cutting them.
     public var shutdownGraceMilliseconds: Int = 3_000
+    /// Longest a deferred fan-out write waits for frames of further publications to join it (0 = never
+    /// defer). The app releases them earlier when nothing more is in flight, so a lone event is not delayed.
+    public var deferredFlushMicroseconds: Int = 2_000
 
     public init() {}
 }

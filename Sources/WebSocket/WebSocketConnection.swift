@@ -67,7 +67,20 @@ public struct WebSocketConnection: Sendable {
     public mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [WebSocketAction]) {
         guard state != .closed, let base = bytes.baseAddress, bytes.count > 0 else { return }
         do {
-            try parse(base, count: bytes.count, into: &actions)
+            try parse(base, count: bytes.count, inPlace: nil, into: &actions)
+        } catch {
+            fail(error, into: &actions)
+        }
+    }
+
+    /// Like `receive(_:into:)`, but a whole unfragmented data message lying entirely inside `bytes` is
+    /// unmasked and validated in place and reported as `.messageInInput(opcode, range)` — a range of
+    /// `bytes`, valid until the caller reuses that buffer — instead of being copied into a new array.
+    /// Messages split across reads or fragmented (§5.4) are assembled and reported as `.message`.
+    public mutating func receive(inPlace bytes: UnsafeMutableRawBufferPointer, into actions: inout [WebSocketAction]) {
+        guard state != .closed, let base = bytes.baseAddress, bytes.count > 0 else { return }
+        do {
+            try parse(UnsafeRawPointer(base), count: bytes.count, inPlace: base, into: &actions)
         } catch {
             fail(error, into: &actions)
         }
@@ -104,7 +117,7 @@ public struct WebSocketConnection: Sendable {
 
     /// Runs the header/payload state machine over `count` bytes; stops early once closed.
     private mutating func parse(
-        _ base: UnsafeRawPointer, count: Int, into actions: inout [WebSocketAction]
+        _ base: UnsafeRawPointer, count: Int, inPlace: UnsafeMutableRawPointer?, into actions: inout [WebSocketAction]
     ) throws(WebSocketProtocolError) {
         var index = 0
         while index < count && state != .closed {
@@ -134,6 +147,13 @@ public struct WebSocketConnection: Sendable {
                     try beginPayload(into: &actions)
                 }
             case .payload:
+                if let inPlace, frameConsumed == 0, fin, opcode != .continuation, !opcode.isControl, state == .open,
+                    count - index >= frameLength
+                {
+                    try finishInPlace(inPlace + index, at: index, into: &actions)
+                    index += frameLength
+                    continue
+                }
                 let chunk = min(count - index, frameLength - frameConsumed)
                 try consumePayload(UnsafeRawPointer(base + index), count: chunk)
                 index += chunk
@@ -219,12 +239,7 @@ public struct WebSocketConnection: Sendable {
                 throw .init(.tooManyFragments(fragmentCount))
             }
             messageLength += frameLength
-            if opcode != .continuation {
-                messageOpcode = opcode
-                // A lone final frame is the whole message: size its buffer exactly once. Later
-                // fragments grow it geometrically.
-                if state == .open { message.reserveCapacity(frameLength) }
-            }
+            if opcode != .continuation { messageOpcode = opcode }
         }
         if masked {
             maskingKey = 0
@@ -242,6 +257,25 @@ public struct WebSocketConnection: Sendable {
         if frameLength == 0 { try finishFrame(into: &actions) }
     }
 
+    /// A lone final data frame whose payload is all in the caller's buffer: unmask and validate it there.
+    private mutating func finishInPlace(
+        _ payload: UnsafeMutableRawPointer, at offset: Int, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
+        if masked { WebSocketMask.apply(maskingKey, phase: 0, to: payload, count: frameLength) }
+        if opcode == .text {
+            // §8.1 with §5.6: the whole text message must be valid UTF-8, ending on a character boundary.
+            guard utf8.consume(UnsafeRawPointer(payload), count: frameLength) else { throw .init(.invalidUTF8) }
+            guard utf8.isComplete else { throw .init(.incompleteUTF8AtEndOfMessage) }
+            utf8 = UTF8Validator()
+        }
+        actions.append(.messageInInput(opcode, offset..<offset + frameLength))
+        frameConsumed = frameLength
+        parseState = .firstByte
+        messageOpcode = nil
+        messageLength = 0
+        fragmentCount = 0
+    }
+
     /// Copies (and unmasks, and for text validates) the next `count` payload bytes of the frame.
     private mutating func consumePayload(_ pointer: UnsafeRawPointer, count: Int) throws(WebSocketProtocolError) {
         let chunk = UnsafeRawBufferPointer(start: pointer, count: count)
@@ -252,6 +286,9 @@ public struct WebSocketConnection: Sendable {
         // §7.1.2: after we sent Close, data is not delivered, so it is skipped rather than buffered.
         guard state == .open else { return }
         let start = message.count
+        // A lone final frame is the whole message: size its buffer exactly once. Later fragments grow it
+        // geometrically.
+        if start == 0 && fin && frameConsumed == 0 { message.reserveCapacity(frameLength) }
         message.append(contentsOf: chunk)
         let ok = message.withUnsafeMutableBytes { buffer -> Bool in
             let tail = buffer.baseAddress! + start

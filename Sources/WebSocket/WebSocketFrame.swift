@@ -23,8 +23,7 @@ public enum WebSocketFrame {
     /// Writes the frame header at `out` (which must have `headerSize` bytes) and returns its size.
     /// The masking key goes on the wire in big-endian order, so byte `i` of the payload is XORed
     /// with byte `i % 4` of `key.bigEndian`.
-    @usableFromInline
-    static func writeHeader(
+    public static func writeHeader(
         _ out: UnsafeMutableRawPointer, opcode: WebSocketOpcode, fin: Bool, payloadCount: Int, maskingKey: UInt32?
     ) -> Int {
         out.storeBytes(of: (fin ? 0x80 : 0) | opcode.rawValue, as: UInt8.self)

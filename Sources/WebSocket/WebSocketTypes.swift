@@ -44,6 +44,9 @@ public struct WebSocketLimits: Sendable {
 public enum WebSocketAction: Sendable {
     /// A complete message: `.text` (already validated as UTF-8) or `.binary`.
     case message(WebSocketOpcode, [UInt8])
+    /// A complete message whose payload is `range` of the buffer given to `receive(inPlace:into:)`,
+    /// unmasked (and for text validated) there: no copy. Valid until that buffer is reused.
+    case messageInInput(WebSocketOpcode, Range<Int>)
     /// Bytes to write, already framed (and masked when our role is `.client`): pong replies, close frames.
     case send([UInt8])
     /// A pong arrived with this payload (keepalive bookkeeping).

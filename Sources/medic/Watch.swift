@@ -159,7 +159,7 @@ final class WatchSocket {
         for action in actions {
             switch action {
             case .message(.text, let payload): inbox.append(String(decoding: payload, as: UTF8.self))
-            case .message: continue
+            case .message, .messageInInput: continue  // receive(_:into:) never reports in-place messages
             case .send(let frame): try writeApplication(frame)
             case .pong: continue
             case .close: throw WatchError(description: "server closed the connection (\(codec.peerCloseCode.map(String.init) ?? "no code"))")

@@ -10,9 +10,13 @@ enum Act: Equatable, CustomStringConvertible {
     case pong([UInt8])
     case close
 
-    init(_ action: WebSocketAction) {
+    init(_ action: WebSocketAction) { self.init(action, input: nil) }
+
+    /// `input`: the buffer given to `receive(inPlace:)`, which `.messageInInput` ranges point into.
+    init(_ action: WebSocketAction, input: UnsafeRawBufferPointer?) {
         switch action {
         case .message(let op, let bytes): self = .message(op, bytes)
+        case .messageInInput(let op, let range): self = .message(op, Array(input![range]))
         case .send(let bytes): self = .send(bytes)
         case .pong(let bytes): self = .pong(bytes)
         case .close: self = .close
@@ -61,16 +65,26 @@ func serverClose(_ code: UInt16) -> [UInt8] {
 /// Expected actions when the server fails the connection with `code`.
 func failure(_ code: UInt16) -> [Act] { [.send(serverClose(code)), .close] }
 
-/// Feeds `chunks` in order to a fresh connection and returns the actions.
+/// Feeds `chunks` in order to a fresh connection and returns the actions. `inPlace` uses
+/// `receive(inPlace:into:)`, whose in-place messages are read back from each chunk's buffer.
 func feed(
-    _ chunks: [ArraySlice<UInt8>], role: WebSocketRole = .server, limits: WebSocketLimits = .init()
+    _ chunks: [ArraySlice<UInt8>], role: WebSocketRole = .server, limits: WebSocketLimits = .init(), inPlace: Bool = false
 ) -> ([Act], WebSocketConnection) {
     var connection = WebSocketConnection(role: role, limits: limits)
-    var actions: [WebSocketAction] = []
+    var acts: [Act] = []
     for chunk in chunks {
-        chunk.withUnsafeBytes { connection.receive($0, into: &actions) }
+        var buffer = Array(chunk)
+        var actions: [WebSocketAction] = []
+        buffer.withUnsafeMutableBytes { raw in
+            if inPlace {
+                connection.receive(inPlace: raw, into: &actions)
+            } else {
+                connection.receive(UnsafeRawBufferPointer(raw), into: &actions)
+            }
+            acts += actions.map { Act($0, input: UnsafeRawBufferPointer(raw)) }
+        }
     }
-    return (actions.map(Act.init), connection)
+    return (acts, connection)
 }
 
 /// Feeds `input` whole, one byte at a time, and (when small enough) split in two at every point,
@@ -83,11 +97,14 @@ func drive(
     let (whole, connection) = feed([input[...]], role: role, limits: limits)
     let (bytewise, _) = feed(input.indices.map { input[$0...$0] }, role: role, limits: limits)
     #expect(bytewise == whole, "byte-at-a-time differs", sourceLocation: sourceLocation)
+    let (inPlaceWhole, _) = feed([input[...]], role: role, limits: limits, inPlace: true)
+    #expect(inPlaceWhole == whole, "in-place parsing differs", sourceLocation: sourceLocation)
     if input.count <= 4096 {
         for split in 0...input.count {
             let (parts, _) = feed([input[..<split], input[split...]], role: role, limits: limits)
-            if parts != whole {
-                Issue.record("split at \(split) differs: \(parts) vs \(whole)", sourceLocation: sourceLocation)
+            let (inPlaceParts, _) = feed([input[..<split], input[split...]], role: role, limits: limits, inPlace: true)
+            if parts != whole || inPlaceParts != whole {
+                Issue.record("split at \(split) differs: \(parts) / in place \(inPlaceParts) vs \(whole)", sourceLocation: sourceLocation)
                 break
             }
         }

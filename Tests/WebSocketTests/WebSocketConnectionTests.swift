@@ -448,3 +448,52 @@ import Testing
         #expect(defaults.maxFragments == 1024)
     }
 }
+
+@Suite struct WebSocketInPlaceTests {
+    /// Whole unfragmented messages inside the buffer are unmasked there and reported by range (no copy);
+    /// a message cut by the end of the buffer, or fragmented, is assembled and reported as `.message`.
+    @Test func wholeMessagesAreReportedInPlace() {
+        let first = clientFrame(.text, Array("hello".utf8))
+        let second = clientFrame(.binary, [1, 2, 3])
+        let third = clientFrame(.text, Array("split".utf8))
+        var buffer = first + second + Array(third.prefix(8))
+        var connection = WebSocketConnection(role: .server)
+        var actions: [WebSocketAction] = []
+        buffer.withUnsafeMutableBytes { connection.receive(inPlace: $0, into: &actions) }
+        guard actions.count == 2, case .messageInInput(.text, let a) = actions[0], case .messageInInput(.binary, let b) = actions[1]
+        else {
+            Issue.record("expected two in-place messages, got \(actions)")
+            return
+        }
+        #expect(Array(buffer[a]) == Array("hello".utf8))  // unmasked in the caller's buffer
+        #expect(a == 6..<11)
+        #expect(Array(buffer[b]) == [1, 2, 3])
+        var rest = Array(third.dropFirst(8))
+        actions.removeAll()
+        rest.withUnsafeMutableBytes { connection.receive(inPlace: $0, into: &actions) }
+        #expect(actions.count == 1)
+        guard case .message(.text, let payload) = actions.first else {
+            Issue.record("a split message is assembled, got \(actions)")
+            return
+        }
+        #expect(payload == Array("split".utf8))
+
+        var fragmented = clientFrame(.text, Array("ab".utf8), fin: false) + clientFrame(.continuation, Array("c".utf8))
+        actions.removeAll()
+        fragmented.withUnsafeMutableBytes { connection.receive(inPlace: $0, into: &actions) }
+        guard actions.count == 1, case .message(.text, let joined) = actions[0] else {
+            Issue.record("a fragmented message is assembled, got \(actions)")
+            return
+        }
+        #expect(joined == Array("abc".utf8))
+    }
+
+    /// In place, invalid UTF-8 in a text message still fails the connection with 1007 (RFC 6455 §8.1).
+    @Test func invalidTextFailsInPlace() {
+        var buffer = clientFrame(.text, [0x61, 0xC0, 0x80])
+        var connection = WebSocketConnection(role: .server)
+        var actions: [WebSocketAction] = []
+        buffer.withUnsafeMutableBytes { connection.receive(inPlace: $0, into: &actions) }
+        #expect(actions.map { Act($0) } == failure(1007))
+    }
+}
