@@ -146,6 +146,13 @@ public final class TestClient {
         return out
     }
 
+    /// Whether bytes arrive within `milliseconds` (true at once if some are already buffered).
+    public func hasBytes(withinMilliseconds milliseconds: Int32) -> Bool {
+        if inbox.count > inboxStart { return true }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, milliseconds) > 0
+    }
+
     /// Reads until the peer closes; returns everything (for HTTP responses with Connection: close).
     public func readToEOF() throws -> [UInt8] {
         while try fill() {}
