@@ -14,6 +14,9 @@ public struct Registration: Hashable, Sendable {
     public let fd: Int32
     public let generation: UInt32
     var token: UInt64 { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)) }
+    /// `generation << 32 | fd`: unique for the life of the process (unless one fd number is registered
+    /// 2^32 times), and its low 32 bits are the fd — a small dense integer, usable as an array index.
+    public var uniqueID: UInt64 { token }
 }
 
 /// Identifies a scheduled timer so it can be cancelled.

@@ -17,12 +17,13 @@ public final class Session {
     /// Messages that arrived while a token lookup was in flight, replayed in order after it.
     var pending: [[UInt8]] = []
     var authenticating = false
-    var helloTimer: TimerID?
-    /// Subscribe commands waiting for the topic head from the store, by topic.
-    var subscribeIDs: [String: String?] = [:]
+    /// Monotonic ns when the session opened: without a principal `helloTimeoutSeconds` later, it is closed
+    /// (checked by the server's once-a-second sweep: no timer per session).
+    let openedAt: UInt64
 
-    init(connection: Connection) {
+    init(connection: Connection, openedAt: UInt64) {
         self.connection = connection
+        self.openedAt = openedAt
     }
 }
 
@@ -39,7 +40,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     public var commands: (any CommandExecutor)?
     /// Weak: the server owns the connections; the app looks them up by id.
     public weak var server: Server?
-    var sessions: [UInt64: Session] = [:]
+    /// Sessions by the low 32 bits of their connection id (the fd): a dense table, no hashing per delivery.
+    private var sessionTable: [Session?] = []
     /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
     var heads: [String: Int64] = [:]
     /// Store writes submitted by `commit` and not yet completed.
@@ -79,17 +81,14 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     public func didOpen(_ connection: Connection, request: HTTPRequest, subprotocol: String?) {
-        let session = Session(connection: connection)
+        let session = Session(connection: connection, openedAt: loop.now)
         connection.userData = session
-        sessions[connection.id] = session
-        metrics.sessionsOpened += 1
-        // Closures find the session by id rather than holding it weakly: a weak reference gives the
-        // object a side table, and every retain on the fan-out path then takes the slow path (perf).
-        let id = connection.id
-        session.helloTimer = loop.schedule(afterNanoseconds: UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000) { [weak self] in
-            guard let session = self?.sessions[id], session.principal == nil, !session.connection.isClosed else { return }
-            session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
+        let slot = Self.slot(connection.id)
+        if slot >= sessionTable.count {
+            sessionTable.append(contentsOf: repeatElement(nil, count: max(slot + 1, sessionTable.count * 2, 64) - sessionTable.count))
         }
+        sessionTable[slot] = session
+        metrics.sessionsOpened += 1
         if let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer ") {
             authenticate(session, token: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), commandID: nil)
         }
@@ -112,10 +111,32 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     public func didClose(_ connection: Connection) {
-        guard let session = sessions.removeValue(forKey: connection.id) else { return }
-        if let timer = session.helloTimer { loop.cancel(timer) }
+        let slot = Self.slot(connection.id)
+        guard slot < sessionTable.count, let session = sessionTable[slot], session.connection === connection else { return }
+        sessionTable[slot] = nil
         perform(hub.disconnect(connection.id))
     }
+
+    /// Once a second per session (the server's sweep): the hello timeout.
+    public func sweep(_ connection: Connection, now: UInt64) {
+        guard let session = connection.userData as? Session, session.principal == nil,
+            now &- session.openedAt > UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000
+        else { return }
+        session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
+    }
+
+    /// The session of connection `id`, if it is open. Closures look sessions up by id rather than holding
+    /// them weakly: a weak reference gives the object a side table, and every retain on the fan-out path
+    /// then takes the slow path (seen in perf).
+    @inline(__always)
+    func session(_ id: UInt64) -> Session? {
+        let slot = Self.slot(id)
+        guard slot < sessionTable.count, let session = sessionTable[slot], session.connection.id == id else { return nil }
+        return session
+    }
+
+    @inline(__always)
+    static func slot(_ id: UInt64) -> Int { Int(UInt32(truncatingIfNeeded: id)) }
 
     // MARK: commands
 
@@ -151,7 +172,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         case .propose, .review, .autoFix, .rollback, .comment, .stats:
             let id = session.connection.id
             runCommand(request, principal: principal) { [weak self] bytes in
-                guard let self, let session = self.sessions[id] else { return }
+                guard let self, let session = self.session(id) else { return }
                 self.send(session, bytes)
             }
         }
@@ -197,15 +218,11 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         session.authenticating = true
         let id = session.connection.id
         lookUp(token: token) { [weak self] result in
-            guard let self, let session = self.sessions[id], !session.connection.isClosed else { return }
+            guard let self, let session = self.session(id), !session.connection.isClosed else { return }
             session.authenticating = false
             switch result {
             case .success(let principal?):
                 session.principal = principal
-                if let timer = session.helloTimer {
-                    self.loop.cancel(timer)
-                    session.helloTimer = nil
-                }
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
                 // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.
                 if let commandID { self.send(session, ServerMessage.ack(id: commandID, fields: [:])) }
@@ -368,16 +385,17 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     @inline(__always)
     func deliver(_ frame: SharedBytes, to sub: SubscriberID, deferred: Bool = false) {
-        guard let session = sessions[sub] else { return }
+        guard let session = session(sub) else { return }
         if session.connection.send(frame: frame, deferred: deferred) { metrics.deliveries += 1 }
     }
 
+    /// A reply for one session: framed straight into its outbound buffer (no shared frame to allocate).
     func send(_ session: Session, _ json: [UInt8]) {
-        session.connection.send(frame: Self.frame(json))
+        json.withUnsafeBytes { session.connection.sendMessage(.text, payload: $0) }
     }
 
     func sendTo(_ sub: SubscriberID, _ json: [UInt8]) {
-        guard let session = sessions[sub] else { return }
+        guard let session = session(sub) else { return }
         send(session, json)
     }
 }

@@ -11,8 +11,9 @@ public import WebSocket
 /// switch to WebSocket after a valid upgrade (RFC 6455 §4.2). Closing is a request: the fd is closed at
 /// once, but the object is released and `didClose` delivered in the loop's before-sleep phase.
 public final class Connection: IOHandler {
-    /// Unique for the life of the process.
-    public let id: UInt64
+    /// Unique for the life of the process; its low 32 bits are the fd, so apps can index dense tables
+    /// with it (`Int(UInt32(truncatingIfNeeded: id))`) instead of hashing. Set once registered.
+    public internal(set) var id: UInt64 = 0
     /// Application state attached to this session (the app's subscriber record, principal …).
     public var userData: AnyObject?
 
@@ -22,7 +23,8 @@ public final class Connection: IOHandler {
     let fd: Int32
     var registration: Registration?
     private var tls: TLSEngine?
-    private var http: HTTPRequestParser?
+    /// The request parser until the upgrade (boxed: an upgraded connection carries 8 bytes for it, not ~200).
+    private var http: HTTPParserBox?
     private var ws: WebSocketConnection?
     /// Pending output, lent by the server while non-empty (nil when idle).
     private var out: Outbound?
@@ -43,13 +45,12 @@ public final class Connection: IOHandler {
     private var respondingKeepAlive = true
     private var processingHTTP = false
 
-    init(server: Server, fd: Int32, id: UInt64, tls: TLSEngine?, now: UInt64) {
+    init(server: Server, fd: Int32, tls: TLSEngine?, now: UInt64) {
         self.server = server
         self.fd = fd
-        self.id = id
         self.tls = tls
         self.lastActivity = now
-        self.http = HTTPRequestParser(limits: server.configuration.http)
+        self.http = HTTPParserBox(HTTPRequestParser(limits: server.configuration.http))
     }
 
     /// True once upgraded to WebSocket.
@@ -123,7 +124,7 @@ public final class Connection: IOHandler {
             receiveWebSocket(bytes)
         } else if http != nil {
             if requestStartedAt == 0 && !awaitingResponse { requestStartedAt = server.loop.now }
-            http!.feed(UnsafeRawBufferPointer(bytes))
+            http!.parser.feed(UnsafeRawBufferPointer(bytes))
             processHTTP()
         }
     }
@@ -142,7 +143,7 @@ public final class Connection: IOHandler {
         while !isClosed, !closeWhenDrained, !awaitingResponse, http != nil {
             let request: HTTPRequest?
             do {
-                request = try http!.next()
+                request = try http!.parser.next()
             } catch {
                 server.metrics.httpErrors += 1
                 respondingKeepAlive = false
@@ -151,11 +152,11 @@ public final class Connection: IOHandler {
                 return
             }
             guard let request else {
-                if !(http?.hasPartialRequest ?? false) { requestStartedAt = 0 }
+                if !(http?.parser.hasPartialRequest ?? false) { requestStartedAt = 0 }
                 return
             }
             server.metrics.httpRequests += 1
-            requestStartedAt = (http?.hasPartialRequest ?? false) ? server.loop.now : 0
+            requestStartedAt = (http?.parser.hasPartialRequest ?? false) ? server.loop.now : 0
             awaitingResponse = true
             respondingToHead = request.method == "HEAD"
             respondingKeepAlive = request.keepAlive && !server.isShuttingDown
@@ -212,7 +213,7 @@ public final class Connection: IOHandler {
             if let subprotocol = accepted.subprotocol { headers.add("Sec-WebSocket-Protocol", subprotocol) }
             awaitingResponse = false
             enqueue(SharedBytes(HTTPResponse(status: 101, headers: headers).encode(keepAlive: true, date: nil)))
-            var leftover = http?.takeBufferedBytes() ?? []
+            var leftover = http?.parser.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
             ws = WebSocketConnection(role: .server, limits: server.configuration.websocket)
@@ -464,6 +465,7 @@ public final class Connection: IOHandler {
                 pingSentAt = now
                 enqueue(SharedBytes(WebSocketFrame.encode(.ping, payload: [], fin: true, maskingKey: nil)), bypassLimit: true)
             }
+            if !isClosed && closingSince == 0 { server.websocketHandler?.sweep(self, now: now) }
         } else if requestStartedAt != 0 {
             if now - requestStartedAt > UInt64(config.headerTimeoutMilliseconds) * 1_000_000 && !awaitingResponse {
                 server.metrics.httpErrors += 1
@@ -484,4 +486,10 @@ public final class Connection: IOHandler {
             closeAfterFlush()
         }
     }
+}
+
+/// The HTTP request parser on the heap, so that its ~200 bytes are freed at the WebSocket upgrade.
+final class HTTPParserBox {
+    var parser: HTTPRequestParser
+    init(_ parser: HTTPRequestParser) { self.parser = parser }
 }

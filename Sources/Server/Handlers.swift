@@ -33,4 +33,11 @@ public protocol WebSocketHandler: AnyObject {
     func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer)
     /// The session ended (close handshake, error, timeout or shutdown). Called once, after the fd is closed.
     func didClose(_ connection: Connection)
+    /// Called about once a second for each open WebSocket (the server's timeout sweep), for the app's
+    /// own timeouts without a timer per connection. Default: nothing.
+    func sweep(_ connection: Connection, now: UInt64)
+}
+
+extension WebSocketHandler {
+    public func sweep(_ connection: Connection, now: UInt64) {}
 }

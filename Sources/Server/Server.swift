@@ -31,7 +31,9 @@ public final class Server {
     let websocketHandler: (any WebSocketHandler)?
     public internal(set) var metrics = ServerMetrics()
     private var listeners: [Listener] = []
-    private var connections: [UInt64: Connection] = [:]
+    /// Open connections by fd (a dense table: 8 bytes per fd, no hashing; see `Connection.id`).
+    private var byFD: [Connection?] = []
+    public private(set) var connectionCount = 0
     private var flushList: [Connection] = []
     /// Connections holding deferred fan-out writes, flushed by `releaseDeferredFlushes` or the deadline.
     private var deferredList: [Connection] = []
@@ -40,7 +42,6 @@ public final class Server {
     /// Outbound queues not lent to any connection (LIFO, so the warm ones are reused).
     private var outboundPool: [Outbound] = []
     private var closedList: [Connection] = []
-    private var nextConnectionID: UInt64 = 1
     let vectors = IOVectors()
     private var plaintextScratch: [UInt8] = []
     private var actionScratch: [WebSocketAction] = []
@@ -73,13 +74,18 @@ public final class Server {
         return port
     }
 
-    public var connectionCount: Int { connections.count }
+    /// Every open connection (for broadcasts in tests and shutdown; allocates).
+    public var allConnections: [Connection] { byFD.compactMap { $0 } }
 
-    /// Every open connection (for broadcasts in tests and shutdown).
-    public var allConnections: Dictionary<UInt64, Connection>.Values { connections.values }
+    /// The open connection with this id, if any (O(1): the id's low 32 bits are its fd).
+    public func connection(id: UInt64) -> Connection? {
+        let fd = Int(UInt32(truncatingIfNeeded: id))
+        guard fd < byFD.count, let connection = byFD[fd], connection.id == id else { return nil }
+        return connection
+    }
 
     func accepted(fd: Int32, tls: TLSContext?) {
-        guard !isShuttingDown, connections.count < configuration.maxConnections else {
+        guard !isShuttingDown, connectionCount < configuration.maxConnections else {
             metrics.connectionsRefused += 1
             closeFD(fd)
             return
@@ -92,18 +98,23 @@ public final class Server {
                 return
             }
         }
-        let id = nextConnectionID
-        nextConnectionID += 1
-        let connection = Connection(server: self, fd: fd, id: id, tls: engine, now: loop.now)
+        let connection = Connection(server: self, fd: fd, tls: engine, now: loop.now)
         do {
-            connection.registration = try loop.register(fd: fd, interest: .read, handler: connection)
+            let registration = try loop.register(fd: fd, interest: .read, handler: connection)
+            connection.registration = registration
+            connection.id = registration.uniqueID
         } catch {
             closeFD(fd)
             return
         }
-        connections[id] = connection
+        let slot = Int(fd)
+        if slot >= byFD.count { byFD.append(contentsOf: repeatElement(nil, count: max(slot + 1, byFD.count * 2, 64) - byFD.count)) }
+        // A closed connection whose release is pending may still sit in this slot (its fd number was
+        // reused at once); it is released from the closed list and must not clear the new one then.
+        byFD[slot] = connection
+        connectionCount += 1
         metrics.connectionsAccepted += 1
-        metrics.connectionsOpen = connections.count
+        metrics.connectionsOpen = connectionCount
     }
 
     func needsFlush(_ connection: Connection) {
@@ -174,13 +185,16 @@ public final class Server {
         while !closedList.isEmpty {
             let closed = closedList
             closedList.removeAll()
-            for connection in closed where connections.removeValue(forKey: connection.id) != nil {
+            for connection in closed {
+                let slot = Int(connection.fd)
+                if slot < byFD.count, byFD[slot] === connection { byFD[slot] = nil }
+                connectionCount -= 1
                 if connection.isWebSocket { websocketHandler?.didClose(connection) }
                 connection.userData = nil
             }
         }
-        metrics.connectionsOpen = connections.count
-        if isShuttingDown && connections.isEmpty, let completion = shutdownCompletion {
+        metrics.connectionsOpen = connectionCount
+        if isShuttingDown && connectionCount == 0, let completion = shutdownCompletion {
             shutdownCompletion = nil
             completion()
         }
@@ -190,7 +204,7 @@ public final class Server {
         sweepTimer = loop.schedule(afterNanoseconds: 1_000_000_000) { [weak self] in
             guard let self else { return }
             let now = self.loop.now
-            for connection in self.connections.values { connection.sweep(now: now) }
+            for case let connection? in self.byFD { connection.sweep(now: now) }
             self.scheduleSweep()
         }
     }
@@ -203,10 +217,10 @@ public final class Server {
         shutdownCompletion = completion
         for listener in listeners { listener.close() }
         listeners.removeAll()
-        for connection in Array(connections.values) { connection.beginShutdown() }
+        for connection in allConnections { connection.beginShutdown() }
         loop.schedule(afterNanoseconds: UInt64(configuration.shutdownGraceMilliseconds) * 1_000_000) { [weak self] in
             guard let self else { return }
-            for connection in Array(self.connections.values) { connection.abort() }
+            for connection in self.allConnections { connection.abort() }
         }
     }
 
