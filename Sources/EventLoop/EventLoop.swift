@@ -14,6 +14,17 @@ public struct Registration: Hashable, Sendable {
     public let fd: Int32
     public let generation: UInt32
     var token: UInt64 { UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)) }
+    /// The registration whose `uniqueID` is `id` (so a holder can keep the 8-byte id alone).
+    public init(uniqueID id: UInt64) {
+        fd = Int32(bitPattern: UInt32(truncatingIfNeeded: id))
+        generation = UInt32(truncatingIfNeeded: id >> 32)
+    }
+
+    init(fd: Int32, generation: UInt32) {
+        self.fd = fd
+        self.generation = generation
+    }
+
     /// `generation << 32 | fd`: unique for the life of the process (unless one fd number is registered
     /// 2^32 times), and its low 32 bits are the fd — a small dense integer, usable as an array index.
     public var uniqueID: UInt64 { token }
@@ -28,9 +39,10 @@ public struct TimerID: Hashable, Sendable {
 /// thread only. Each tick runs named phases: update `now` → due timers → before-sleep hooks
 /// (flush writes, free closed) → poll (timeout = earliest timer) → dispatch (libuv's `uv_run` order).
 public final class EventLoop {
+    /// One per fd. Field order matters: handler first packs the slot into 24 bytes (32 otherwise).
     private struct Slot {
-        var generation: UInt32 = 0
         var handler: (any IOHandler)?
+        var generation: UInt32 = 0
         var interest: Interest = .none
     }
 
@@ -95,12 +107,16 @@ public final class EventLoop {
     public func register(fd: Int32, interest: Interest, handler: any IOHandler) throws(SystemError) -> Registration {
         precondition(fd >= 0, "register: negative fd \(fd)")
         let index = Int(fd)
-        if index >= slots.count { slots.append(contentsOf: repeatElement(Slot(), count: index + 1 - slots.count + 64)) }
+        if index >= slots.count {
+            // Grown by an eighth, not doubled: one slot per fd, resident for the life of the loop.
+            slots.reserveCapacity(FDTable<AnyObject>.capacity(for: index))
+            slots.append(contentsOf: repeatElement(Slot(), count: slots.capacity - slots.count))
+        }
         let registration = Registration(fd: fd, generation: slots[index].generation &+ 1)
         // Ask the kernel first and touch the slot only on success: a refused add must not orphan the
         // registration that still owns the fd (its events would be dropped as stale forever).
         try poller.add(fd: fd, interest: interest, token: registration.token)
-        slots[index] = Slot(generation: registration.generation, handler: handler, interest: interest)
+        slots[index] = Slot(handler: handler, generation: registration.generation, interest: interest)
         return registration
     }
 

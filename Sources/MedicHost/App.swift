@@ -10,21 +10,34 @@ public import Server
 public import Store
 public import WebSocket
 
-/// Per-connection state of a `medic.v1` session.
-public final class Session {
+/// A `medic.v1` session is its connection. The connection's `userData` holds a `PendingSession` until the
+/// hello (or bearer token) is accepted, then the principal — one shared object per token — so an
+/// authenticated idle session allocates nothing of its own (Benchmarks/README: idle RSS per connection).
+struct Session {
     let connection: Connection
-    var principal: Principal?
-    /// Messages that arrived while a token lookup was in flight, replayed in order after it.
-    var pending: [[UInt8]] = []
-    var authenticating = false
-    /// Monotonic ns when the session opened: without a principal `helloTimeoutSeconds` later, it is closed
+
+    var principal: Principal? { (connection.userData as? SharedPrincipal)?.principal }
+    /// Set until authenticated.
+    var pendingState: PendingSession? { connection.userData as? PendingSession }
+}
+
+/// A session's state before it is authenticated.
+final class PendingSession {
+    /// Monotonic ns when the session opened: still pending `helloTimeoutSeconds` later, it is closed
     /// (checked by the server's once-a-second sweep: no timer per session).
     let openedAt: UInt64
+    /// A token lookup is in flight.
+    var authenticating = false
+    /// Messages that arrived while a token lookup was in flight, replayed in order after it.
+    var pending: [[UInt8]] = []
 
-    init(connection: Connection, openedAt: UInt64) {
-        self.connection = connection
-        self.openedAt = openedAt
-    }
+    init(openedAt: UInt64) { self.openedAt = openedAt }
+}
+
+/// An authenticated principal, shared by every session of the same token (the token cache holds it).
+final class SharedPrincipal {
+    let principal: Principal
+    init(_ principal: Principal) { self.principal = principal }
 }
 
 /// The Medic application on one loop: WebSocket sessions (`/ws`, subprotocol `medic.v1`), the REST API,
@@ -40,8 +53,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     public var commands: (any CommandExecutor)?
     /// Weak: the server owns the connections; the app looks them up by id.
     public weak var server: Server?
-    /// Sessions by the low 32 bits of their connection id (the fd): a dense table, no hashing per delivery.
-    private var sessionTable: [Session?] = []
+    /// Session connections by the low 32 bits of their id (the fd): a dense table, no hashing per delivery.
+    private var sessionTable = FDTable<Connection>()
     /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
     var heads: [String: Int64] = [:]
     /// Store writes submitted by `commit` and not yet completed.
@@ -50,7 +63,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     /// Wire limits: 8 MiB messages (a proposal's files), the rest at Protocol's defaults.
     let protocolLimits = ProtocolLimits(maxMessageBytes: 8 << 20)
     /// Positive token lookups cached briefly so REST polling does not hit the store each time.
-    var tokenCache: [String: (principal: Principal, until: UInt64)] = [:]
+    var tokenCache: [String: (principal: SharedPrincipal, until: UInt64)] = [:]
 
     public init(loop: EventLoop, store: Store, configuration: MedicConfiguration, logger: Logger) {
         self.loop = loop
@@ -81,13 +94,9 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     public func didOpen(_ connection: Connection, request: HTTPRequest, subprotocol: String?) {
-        let session = Session(connection: connection, openedAt: loop.now)
-        connection.userData = session
-        let slot = Self.slot(connection.id)
-        if slot >= sessionTable.count {
-            sessionTable.append(contentsOf: repeatElement(nil, count: max(slot + 1, sessionTable.count * 2, 64) - sessionTable.count))
-        }
-        sessionTable[slot] = session
+        connection.userData = PendingSession(openedAt: loop.now)
+        sessionTable[Self.slot(connection.id)] = connection
+        let session = Session(connection: connection)
         metrics.sessionsOpened += 1
         if let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer ") {
             authenticate(session, token: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), commandID: nil)
@@ -95,14 +104,15 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     public func didReceive(_ connection: Connection, opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
-        guard let session = connection.userData as? Session else { return }
+        guard connection.userData != nil else { return }
+        let session = Session(connection: connection)
         metrics.messagesReceived += 1
         guard opcode == .text else {
             send(session, ServerMessage.error(id: nil, code: .invalidMessage, message: "medic.v1 uses JSON text frames"))
             return
         }
-        if session.authenticating {
-            if session.pending.count < 64 { session.pending.append(Array(payload)) } else {
+        if let state = session.pendingState, state.authenticating {
+            if state.pending.count < 64 { state.pending.append(Array(payload)) } else {
                 send(session, ServerMessage.error(id: nil, code: .rateLimited, message: "too many messages before authentication finished"))
             }
             return
@@ -112,27 +122,26 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     public func didClose(_ connection: Connection) {
         let slot = Self.slot(connection.id)
-        guard slot < sessionTable.count, let session = sessionTable[slot], session.connection === connection else { return }
+        guard sessionTable[slot] === connection else { return }
         sessionTable[slot] = nil
         perform(hub.disconnect(connection.id))
     }
 
     /// Once a second per session (the server's sweep): the hello timeout.
     public func sweep(_ connection: Connection, now: UInt64) {
-        guard let session = connection.userData as? Session, session.principal == nil,
-            now &- session.openedAt > UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000
+        guard let state = connection.userData as? PendingSession,
+            now &- state.openedAt > UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000
         else { return }
-        session.connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
+        connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
     }
 
     /// The session of connection `id`, if it is open. Closures look sessions up by id rather than holding
-    /// them weakly: a weak reference gives the object a side table, and every retain on the fan-out path
-    /// then takes the slow path (seen in perf).
+    /// their connection weakly: a weak reference gives the object a side table, and every retain on the
+    /// fan-out path then takes the slow path (seen in perf).
     @inline(__always)
     func session(_ id: UInt64) -> Session? {
-        let slot = Self.slot(id)
-        guard slot < sessionTable.count, let session = sessionTable[slot], session.connection.id == id else { return nil }
-        return session
+        guard let connection = sessionTable[Self.slot(id)], connection.id == id else { return nil }
+        return Session(connection: connection)
     }
 
     @inline(__always)
@@ -215,19 +224,20 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     // MARK: authentication
 
     func authenticate(_ session: Session, token: String, commandID: String?) {
-        session.authenticating = true
+        guard let state = session.pendingState else { return }
+        state.authenticating = true
         let id = session.connection.id
         lookUp(token: token) { [weak self] result in
             guard let self, let session = self.session(id), !session.connection.isClosed else { return }
-            session.authenticating = false
+            state.authenticating = false
             switch result {
             case .success(let principal?):
-                session.principal = principal
+                session.connection.userData = self.tokenCache[token]?.principal ?? SharedPrincipal(principal)
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
                 // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.
                 if let commandID { self.send(session, ServerMessage.ack(id: commandID, fields: [:])) }
-                let pending = session.pending
-                session.pending = []
+                let pending = state.pending
+                state.pending = []
                 for message in pending { message.withUnsafeBytes { self.handle(session, $0) } }
             case .success(nil):
                 self.metrics.authFailures += 1
@@ -243,7 +253,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     /// Resolves a token to a principal (cached for 30 s when found).
     func lookUp(token: String, completion: @escaping (Result<Principal?, StoreError>) -> Void) {
         if let cached = tokenCache[token], cached.until > loop.now {
-            completion(.success(cached.principal))
+            completion(.success(cached.principal.principal))
             return
         }
         let bound = LoopBound((self, completion), loop: loop)
@@ -253,7 +263,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 switch result {
                 case .success(let row?):
                     let principal = Principal(name: row.name, role: Role(rawValue: row.role) ?? .viewer)
-                    app.tokenCache[token] = (principal, app.loop.now + 30_000_000_000)
+                    app.tokenCache[token] = (SharedPrincipal(principal), app.loop.now + 30_000_000_000)
                     completion(.success(principal))
                 case .success(nil): completion(.success(nil))
                 case .failure(let error): completion(.failure(error))

@@ -11,8 +11,12 @@ public import WebSocket
 /// switch to WebSocket after a valid upgrade (RFC 6455 §4.2). Closing is a request: the fd is closed at
 /// once, but the object is released and `didClose` delivered in the loop's before-sleep phase.
 public final class Connection: IOHandler {
+    // Stored properties are ordered widest first so the object packs tightly: 20,000+ of them stay
+    // resident (Benchmarks/README: idle RSS per connection).
+
     /// Unique for the life of the process; its low 32 bits are the fd, so apps can index dense tables
-    /// with it (`Int(UInt32(truncatingIfNeeded: id))`) instead of hashing. Set once registered.
+    /// with it (`Int(UInt32(truncatingIfNeeded: id))`) instead of hashing. It is also the loop
+    /// registration's id (`Registration(uniqueID:)`). Set once registered.
     public internal(set) var id: UInt64 = 0
     /// Application state attached to this session (the app's subscriber record, principal …).
     public var userData: AnyObject?
@@ -20,30 +24,41 @@ public final class Connection: IOHandler {
     // unowned(unsafe): the server owns every connection and outlives it (it aborts them all before it
     // goes), and a checked `unowned` load costs ~10 % of the fan-out and echo paths (perf, Benchmarks/README).
     unowned(unsafe) let server: Server
-    let fd: Int32
-    var registration: Registration?
     private var tls: TLSEngine?
     /// The request parser until the upgrade (boxed: an upgraded connection carries 8 bytes for it, not ~200).
     private var http: HTTPParserBox?
-    private var ws: WebSocketConnection?
     /// Pending output, lent by the server while non-empty (nil when idle).
     private var out: Outbound?
+    /// Monotonic ns of the last inbound bytes.
+    var lastActivity: UInt64
+    private var closingSince: UInt64 = 0
+    /// Monotonic ns of the first byte of an unfinished HTTP request while HTTP, of the unanswered ping
+    /// once WebSocket (0 = none): the two never overlap, so they share the field.
+    private var phaseStartedAt: UInt64 = 0
+    private var ws: WebSocketConnection?
+    let fd: Int32
+    /// Whether `registration` is live with the loop.
+    var isRegistered = false
     private var writeArmed = false
     /// `FlushState` bits: where this connection is listed for the next flush.
     var flushState: UInt8 = 0
     /// True once the socket is closed (the app may still hold the object until `didClose`).
     public private(set) var isClosed = false
     private var closeWhenDrained = false
-    private var closingSince: UInt64 = 0
-    /// Monotonic ns of the last inbound bytes.
-    var lastActivity: UInt64
-    /// Monotonic ns of the first byte of an unfinished HTTP request (0 = none).
-    private var requestStartedAt: UInt64 = 0
-    private var pingSentAt: UInt64 = 0
     private var awaitingResponse = false
     private var respondingToHead = false
     private var respondingKeepAlive = true
     private var processingHTTP = false
+
+    var registration: Registration? { isRegistered ? Registration(uniqueID: id) : nil }
+    private var requestStartedAt: UInt64 {
+        get { phaseStartedAt }
+        set { phaseStartedAt = newValue }
+    }
+    private var pingSentAt: UInt64 {
+        get { phaseStartedAt }
+        set { phaseStartedAt = newValue }
+    }
 
     init(server: Server, fd: Int32, tls: TLSEngine?, now: UInt64) {
         self.server = server
@@ -216,7 +231,7 @@ public final class Connection: IOHandler {
             var leftover = http?.parser.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
-            ws = WebSocketConnection(role: .server, limits: server.configuration.websocket)
+            ws = WebSocketConnection(role: .server, limits: server.websocketLimits)
             server.metrics.websocketsOpened += 1
             handler.didOpen(self, request: request, subprotocol: accepted.subprotocol)
             if !leftover.isEmpty && !isClosed {
@@ -440,7 +455,7 @@ public final class Connection: IOHandler {
             server.recycle(out)
         }
         if let registration { server.loop.unregister(registration) }
-        registration = nil
+        isRegistered = false
         closeFD(fd)
         tls?.close()
         tls = nil

@@ -141,7 +141,8 @@ final class Outbound {
             stagingUsed = 0
         }
         if stagingUsed + count <= stagingCapacity { return }
-        let capacity = max(stagingCapacity * 2, stagingUsed + count, 4096)
+        // Small at first (a welcome or a 101 is all most connections ever stage); doubled as needed.
+        let capacity = max(stagingCapacity * 2, stagingUsed + count, 512)
         let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         if let staging {
             grown.copyMemory(from: staging, byteCount: stagingUsed)

@@ -32,7 +32,7 @@ public final class Server {
     public internal(set) var metrics = ServerMetrics()
     private var listeners: [Listener] = []
     /// Open connections by fd (a dense table: 8 bytes per fd, no hashing; see `Connection.id`).
-    private var byFD: [Connection?] = []
+    private var byFD = FDTable<Connection>()
     public private(set) var connectionCount = 0
     private var flushList: [Connection] = []
     /// Connections holding deferred fan-out writes, flushed by `releaseDeferredFlushes` or the deadline.
@@ -43,6 +43,8 @@ public final class Server {
     private var outboundPool: [Outbound] = []
     private var closedList: [Connection] = []
     let vectors = IOVectors()
+    /// One copy of the WebSocket limits for every connection.
+    let websocketLimits: WebSocketLimits.Shared
     private var plaintextScratch: [UInt8] = []
     private var actionScratch: [WebSocketAction] = []
     private var sweepTimer: TimerID?
@@ -55,6 +57,7 @@ public final class Server {
         self.configuration = configuration
         self.httpHandler = http
         self.websocketHandler = websocket
+        self.websocketLimits = WebSocketLimits.Shared(configuration.websocket)
         loop.addBeforeSleepHook { [unowned self] in self.beforeSleep() }
         scheduleSweep()
     }
@@ -75,12 +78,12 @@ public final class Server {
     }
 
     /// Every open connection (for broadcasts in tests and shutdown; allocates).
-    public var allConnections: [Connection] { byFD.compactMap { $0 } }
+    public var allConnections: [Connection] { byFD.elements }
 
     /// The open connection with this id, if any (O(1): the id's low 32 bits are its fd).
     public func connection(id: UInt64) -> Connection? {
         let fd = Int(UInt32(truncatingIfNeeded: id))
-        guard fd < byFD.count, let connection = byFD[fd], connection.id == id else { return nil }
+        guard let connection = byFD[fd], connection.id == id else { return nil }
         return connection
     }
 
@@ -101,14 +104,13 @@ public final class Server {
         let connection = Connection(server: self, fd: fd, tls: engine, now: loop.now)
         do {
             let registration = try loop.register(fd: fd, interest: .read, handler: connection)
-            connection.registration = registration
             connection.id = registration.uniqueID
+            connection.isRegistered = true
         } catch {
             closeFD(fd)
             return
         }
         let slot = Int(fd)
-        if slot >= byFD.count { byFD.append(contentsOf: repeatElement(nil, count: max(slot + 1, byFD.count * 2, 64) - byFD.count)) }
         // A closed connection whose release is pending may still sit in this slot (its fd number was
         // reused at once); it is released from the closed list and must not clear the new one then.
         byFD[slot] = connection
@@ -187,7 +189,7 @@ public final class Server {
             closedList.removeAll()
             for connection in closed {
                 let slot = Int(connection.fd)
-                if slot < byFD.count, byFD[slot] === connection { byFD[slot] = nil }
+                if byFD[slot] === connection { byFD[slot] = nil }
                 connectionCount -= 1
                 if connection.isWebSocket { websocketHandler?.didClose(connection) }
                 connection.userData = nil
@@ -204,7 +206,7 @@ public final class Server {
         sweepTimer = loop.schedule(afterNanoseconds: 1_000_000_000) { [weak self] in
             guard let self else { return }
             let now = self.loop.now
-            for case let connection? in self.byFD { connection.sweep(now: now) }
+            self.byFD.forEach { $0.sweep(now: now) }
             self.scheduleSweep()
         }
     }

@@ -20,46 +20,54 @@ public struct WebSocketConnection: Sendable {
     private enum ParseState {
         case firstByte
         case secondByte
-        case extendedLength(remaining: Int)
-        case maskingKey(remaining: Int)
+        case extendedLength(remaining: UInt8)
+        case maskingKey(remaining: UInt8)
         case payload
     }
 
-    public let role: WebSocketRole
-    public let limits: WebSocketLimits
-    public private(set) var state: State = .open
-    /// Why we failed the connection, if we did (for the executor's log line).
-    public private(set) var failure: WebSocketProtocolError?
-    /// The status code of the peer's Close frame, if it carried one.
-    public private(set) var peerCloseCode: UInt16?
-
-    private var parseState: ParseState = .firstByte
+    // Stored properties are ordered widest first so the struct packs tightly: a server keeps one per
+    // WebSocket connection (Benchmarks: idle RSS per connection).
 
     // The frame being parsed.
-    private var fin = false
-    private var opcode: WebSocketOpcode = .continuation
-    private var lengthCode: UInt8 = 0
+    /// The extended payload length being read (RFC 6455 §5.2), then the frame's payload length.
     private var accumulator: UInt64 = 0
     private var frameLength = 0
     private var frameConsumed = 0
-    /// The 4 masking-key bytes as on the wire, wire byte 0 in the low bits (see `WebSocketMask`).
-    private var maskingKey: UInt32 = 0
-    private var masked = false
 
     // The data message being reassembled (RFC 6455 §5.4).
-    /// `.text` or `.binary` while a fragmented message is in progress, nil between messages.
-    private var messageOpcode: WebSocketOpcode?
     private var message: [UInt8] = []
     private var messageLength = 0
-    private var fragmentCount = 0
-    private var utf8 = UTF8Validator()
-
     /// Payload of the control frame being read: at most 125 bytes (§5.5), reused across frames.
     private var control: [UInt8] = []
+    private let sharedLimits: WebSocketLimits.Shared
+    /// Why we failed the connection, if we did (for the executor's log line).
+    public private(set) var failure: WebSocketProtocolError?
+    private var fragmentCount: UInt32 = 0
+    /// The 4 masking-key bytes as on the wire, wire byte 0 in the low bits (see `WebSocketMask`).
+    private var maskingKey: UInt32 = 0
+    /// The status code of the peer's Close frame, if it carried one.
+    public private(set) var peerCloseCode: UInt16?
+    private var utf8 = UTF8Validator()
+    private var parseState: ParseState = .firstByte
+    public let role: WebSocketRole
+    public private(set) var state: State = .open
+    private var fin = false
+    private var opcode: WebSocketOpcode = .continuation
+    private var lengthCode: UInt8 = 0
+    private var masked = false
+    /// `.text` or `.binary` while a fragmented message is in progress, nil between messages.
+    private var messageOpcode: WebSocketOpcode?
+
+    public var limits: WebSocketLimits { sharedLimits.value }
 
     public init(role: WebSocketRole, limits: WebSocketLimits = .init()) {
+        self.init(role: role, limits: WebSocketLimits.Shared(limits))
+    }
+
+    /// With limits shared by every connection of a server (8 bytes per connection instead of 32).
+    public init(role: WebSocketRole, limits: WebSocketLimits.Shared) {
         self.role = role
-        self.limits = limits
+        self.sharedLimits = limits
     }
 
     /// Feeds received bytes (split anywhere) and appends the resulting actions to `actions`.
@@ -140,7 +148,7 @@ public struct WebSocketConnection: Sendable {
             case .maskingKey(let remaining):
                 let byte = UInt32(base.load(fromByteOffset: index, as: UInt8.self))
                 index += 1
-                maskingKey |= byte << UInt32(8 * (4 - remaining))
+                maskingKey |= byte << UInt32(8 * (4 - Int(remaining)))
                 if remaining > 1 {
                     parseState = .maskingKey(remaining: remaining - 1)
                 } else {
@@ -234,9 +242,9 @@ public struct WebSocketConnection: Sendable {
             guard frameLength <= limits.maxMessageSize - messageLength else {
                 throw .init(.messageTooBig(messageLength + frameLength))
             }
-            fragmentCount += 1
-            if let maxFragments = limits.maxFragments, fragmentCount > maxFragments {
-                throw .init(.tooManyFragments(fragmentCount))
+            if fragmentCount < .max { fragmentCount += 1 }  // saturates: unlimited fragments must not trap
+            if let maxFragments = limits.maxFragments, Int(fragmentCount) > maxFragments {
+                throw .init(.tooManyFragments(Int(fragmentCount)))
             }
             messageLength += frameLength
             if opcode != .continuation { messageOpcode = opcode }

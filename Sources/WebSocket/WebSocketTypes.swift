@@ -38,6 +38,12 @@ public struct WebSocketLimits: Sendable {
         self.maxMessageSize = maxMessageSize
         self.maxFragments = maxFragments
     }
+
+    /// Limits shared by reference among many connections.
+    public final class Shared: Sendable {
+        public let value: WebSocketLimits
+        public init(_ value: WebSocketLimits) { self.value = value }
+    }
 }
 
 /// What the executor must do after feeding bytes, performed in order.
