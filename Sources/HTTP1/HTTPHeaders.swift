@@ -91,16 +91,16 @@ public struct HTTPHeaders: Sendable, Sequence, Equatable, ExpressibleByDictionar
 
     /// ASCII case-insensitive equality; field names are ASCII tokens, so no Unicode folding.
     static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
-        var ia = a.utf8.makeIterator()
-        var ib = b.utf8.makeIterator()
-        while true {
-            switch (ia.next(), ib.next()) {
-            case (nil, nil): return true
-            case (let x?, let y?):
-                if x != y && ASCII.lower(x) != ASCII.lower(y) { return false }
-            default: return false
+        let x = a.utf8, y = b.utf8
+        guard x.count == y.count else { return false }  // O(1) for native strings: most names differ in length
+        // Native strings are contiguous UTF-8: compare bytes directly instead of through two iterators.
+        if let equal = x.withContiguousStorageIfAvailable({ p in
+            y.withContiguousStorageIfAvailable { q in
+                for i in 0..<p.count where p[i] != q[i] && ASCII.lower(p[i]) != ASCII.lower(q[i]) { return false }
+                return true
             }
-        }
+        }), let equal { return equal }
+        return zip(x, y).allSatisfy { $0 == $1 || ASCII.lower($0) == ASCII.lower($1) }
     }
 
     /// Strips optional whitespace (SP / HTAB, RFC 9110 §5.6.3) from both ends.

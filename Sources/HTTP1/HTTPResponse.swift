@@ -67,7 +67,9 @@ public struct HTTPResponse: Sendable, Equatable {
     }
 
     private static func appendSanitized(_ out: inout [UInt8], _ s: String) {
-        for b in s.utf8 { out.append(b == ASCII.cr || b == ASCII.lf || b == 0 ? ASCII.space : b) }
+        let start = out.count
+        out.append(contentsOf: s.utf8)  // bulk copy, then patch the rare CR/LF/NUL in place
+        for i in start..<out.count where out[i] == ASCII.cr || out[i] == ASCII.lf || out[i] == 0 { out[i] = ASCII.space }
     }
 }
 

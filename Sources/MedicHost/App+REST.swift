@@ -41,7 +41,7 @@ extension App {
 
     /// Resolves `Authorization: Bearer TOKEN`; answers 401 itself when missing or unknown.
     private func authenticateREST(_ request: HTTPRequest, on connection: Connection, then: @escaping (Principal) -> Void) {
-        guard let header = request.headers["authorization"], header.lowercased().hasPrefix("bearer ") else {
+        guard let token = Self.bearerToken(request) else {
             var headers = HTTPHeaders()
             headers.add("WWW-Authenticate", "Bearer")
             headers.add("Content-Type", "application/json")
@@ -49,7 +49,6 @@ extension App {
             connection.respond(HTTPResponse(status: 401, headers: headers, body: error.restBody))
             return
         }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         lookUp(token: token) { [weak self] result in
             guard let self, !connection.isClosed else { return }
             switch result {

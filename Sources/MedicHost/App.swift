@@ -98,8 +98,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         sessionTable[Self.slot(connection.id)] = connection
         let session = Session(connection: connection)
         metrics.sessionsOpened += 1
-        if let authorization = request.headers["authorization"], authorization.lowercased().hasPrefix("bearer ") {
-            authenticate(session, token: String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces), commandID: nil)
+        if let token = Self.bearerToken(request) {
+            authenticate(session, token: token, commandID: nil)
         }
     }
 
@@ -133,6 +133,21 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             now &- state.openedAt > UInt64(configuration.helloTimeoutSeconds) * 1_000_000_000
         else { return }
         connection.close(code: CloseCode.authenticationFailed.rawValue, reason: "authentication timed out")
+    }
+
+    /// The token of `Authorization: Bearer TOKEN` (scheme case-insensitive, RFC 9110 §11.1), trimmed of
+    /// spaces and tabs; nil when absent or another scheme.
+    static func bearerToken(_ request: HTTPRequest) -> String? {
+        guard let header = request.headers["authorization"] else { return nil }
+        let bytes = Array(header.utf8)
+        guard bytes.count > 7, bytes[6] == UInt8(ascii: " "),
+            zip(bytes[0..<6], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
+        else { return nil }
+        var start = 7
+        var end = bytes.count
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
     /// The session of connection `id`, if it is open. Closures look sessions up by id rather than holding

@@ -206,6 +206,12 @@ public struct WebSocketHandshake {
     static func asciiEqual(_ a: String, _ b: String) -> Bool {
         let x = a.utf8, y = b.utf8
         guard x.count == y.count else { return false }
+        if let equal = x.withContiguousStorageIfAvailable({ p in
+            y.withContiguousStorageIfAvailable { q in
+                for i in 0..<p.count where lower(p[i]) != lower(q[i]) { return false }
+                return true
+            }
+        }), let equal { return equal }
         return zip(x, y).allSatisfy { lower($0) == lower($1) }
     }
 
