@@ -21,8 +21,8 @@ extension App {
         } else if path == "/metrics" {
             respondMetrics(on: connection)
         } else if path.hasPrefix("/api/") {
-            authenticateREST(request, on: connection) { [weak self] principal in
-                self?.route(request, principal: principal, on: connection)
+            authenticateREST(request, on: connection) { [unretained] principal in
+                unretained.value?.route(request, principal: principal, on: connection)
             }
         } else if path == "/ws" {
             var headers = HTTPHeaders()
@@ -49,8 +49,8 @@ extension App {
             connection.respond(HTTPResponse(status: 401, headers: headers, body: error.restBody))
             return
         }
-        lookUp(token: token) { [weak self] result in
-            guard let self, !connection.isClosed else { return }
+        lookUp(token: token) { [unretained] result in
+            guard let self = unretained.value, !connection.isClosed else { return }
             switch result {
             case .success(let principal?): then(principal)
             case .success(nil):
@@ -147,8 +147,8 @@ extension App {
             respondError(ProtocolError(code: .forbidden, message: "role \(principal.role.rawValue) may not send \(message.type)"), on: connection)
             return
         }
-        runCommand(ClientRequest(id: id, message: message), principal: principal) { [weak self] bytes in
-            guard let self, !connection.isClosed else { return }
+        runCommand(ClientRequest(id: id, message: message), principal: principal) { [unretained] bytes in
+            guard let self = unretained.value, !connection.isClosed else { return }
             // The reply is the WebSocket ack/error JSON; map an error to its HTTP status.
             if case .success(.error(let error)) = ServerMessage.decode(bytes) {
                 self.respondError(error, on: connection)

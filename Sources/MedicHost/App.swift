@@ -65,6 +65,12 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     /// Positive token lookups cached briefly so REST polling does not hit the store each time.
     var tokenCache: [String: (principal: SharedPrincipal, until: UInt64)] = [:]
 
+    /// What callbacks hold instead of `[weak self]`, which would put every retain of the app on the
+    /// runtime's slow path (see `Unretained`).
+    lazy var unretained = Unretained(self)
+
+    deinit { unretained.invalidate() }
+
     public init(loop: EventLoop, store: Store, configuration: MedicConfiguration, logger: Logger) {
         self.loop = loop
         self.store = store
@@ -195,8 +201,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             perform(hub.unsubscribe(session.connection.id, topic: topic.description), ids: [topic.description: request.id])
         case .propose, .review, .autoFix, .rollback, .comment, .stats:
             let id = session.connection.id
-            runCommand(request, principal: principal) { [weak self] bytes in
-                guard let self, let session = self.session(id) else { return }
+            runCommand(request, principal: principal) { [unretained] bytes in
+                guard let self = unretained.value, let session = self.session(id) else { return }
                 self.send(session, bytes)
             }
         }
@@ -208,8 +214,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             respond(ServerMessage.error(id: request.id, code: .internal, message: "pipeline not configured"))
             return
         }
-        let execute = { [weak self] in
-            guard self != nil else { return }
+        let execute = { [unretained] in
+            guard unretained.value != nil else { return }
             commands.execute(request.message, commandID: request.id, principal: principal) { result in
                 switch result {
                 case .success(let fields): respond(ServerMessage.ack(id: request.id, fields: fields))
@@ -242,8 +248,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         guard let state = session.pendingState else { return }
         state.authenticating = true
         let id = session.connection.id
-        lookUp(token: token) { [weak self] result in
-            guard let self, let session = self.session(id), !session.connection.isClosed else { return }
+        lookUp(token: token) { [unretained] result in
+            guard let self = unretained.value, let session = self.session(id), !session.connection.isClosed else { return }
             state.authenticating = false
             switch result {
             case .success(let principal?):

@@ -62,6 +62,11 @@ public final class Server {
         scheduleSweep()
     }
 
+    deinit { unretained.invalidate() }
+
+    /// What timer callbacks hold instead of `[weak self]` (see `Unretained`).
+    private lazy var unretained = Unretained(self)
+
     /// Opens a listener; `tls` makes it https/wss. Returns the bound port (useful with port 0).
     @discardableResult
     public func listen(_ address: SocketAddressSpec, tls: TLSContext? = nil, reusePort: Bool = false) throws(SystemError) -> UInt16 {
@@ -134,8 +139,9 @@ public final class Server {
         }
         deferredList.append(connection)
         if deferredDeadline == nil {
+            let unretained = self.unretained
             deferredDeadline = loop.schedule(afterNanoseconds: UInt64(configuration.deferredFlushMicroseconds) * 1_000) {
-                [unowned self] in
+                guard let self = unretained.value else { return }
                 self.deferredDeadline = nil
                 self.deferredReleased = true
             }
@@ -203,8 +209,9 @@ public final class Server {
     }
 
     private func scheduleSweep() {
-        sweepTimer = loop.schedule(afterNanoseconds: 1_000_000_000) { [weak self] in
-            guard let self else { return }
+        let unretained = self.unretained
+        sweepTimer = loop.schedule(afterNanoseconds: 1_000_000_000) {
+            guard let self = unretained.value else { return }
             let now = self.loop.now
             self.byFD.forEach { $0.sweep(now: now) }
             self.scheduleSweep()
@@ -220,8 +227,9 @@ public final class Server {
         for listener in listeners { listener.close() }
         listeners.removeAll()
         for connection in allConnections { connection.beginShutdown() }
-        loop.schedule(afterNanoseconds: UInt64(configuration.shutdownGraceMilliseconds) * 1_000_000) { [weak self] in
-            guard let self else { return }
+        let unretained = self.unretained
+        loop.schedule(afterNanoseconds: UInt64(configuration.shutdownGraceMilliseconds) * 1_000_000) {
+            guard let self = unretained.value else { return }
             for connection in self.allConnections { connection.abort() }
         }
     }
