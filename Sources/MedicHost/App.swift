@@ -51,8 +51,12 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     let staticFiles: StaticFiles?
     /// Set after init (the executor needs the app as its EventSink).
     public var commands: (any CommandExecutor)?
-    /// Weak: the server owns the connections; the app looks them up by id.
-    public weak var server: Server?
+    /// Not owned (the server owns the app); held through `Unretained`, not `weak` (see there).
+    public var server: Server? {
+        get { serverReference?.value }
+        set { serverReference = newValue?.unretained }
+    }
+    private var serverReference: Unretained<Server>?
     /// Session connections by the low 32 bits of their id (the fd): a dense table, no hashing per delivery.
     private var sessionTable = FDTable<Connection>()
     /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.

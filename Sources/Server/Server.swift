@@ -64,8 +64,8 @@ public final class Server {
 
     deinit { unretained.invalidate() }
 
-    /// What timer callbacks hold instead of `[weak self]` (see `Unretained`).
-    private lazy var unretained = Unretained(self)
+    /// What callbacks and the app hold instead of a `weak` reference (see `Unretained`).
+    public private(set) lazy var unretained = Unretained(self)
 
     /// Opens a listener; `tls` makes it https/wss. Returns the bound port (useful with port 0).
     @discardableResult
