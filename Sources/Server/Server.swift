@@ -62,7 +62,10 @@ public final class Server {
         scheduleSweep()
     }
 
-    deinit { unretained.invalidate() }
+    deinit {
+        unretained.invalidate()
+        if reserveFD >= 0 { closeFD(reserveFD) }
+    }
 
     /// What callbacks and the app hold instead of a `weak` reference (see `Unretained`).
     public private(set) lazy var unretained = Unretained(self)
@@ -122,6 +125,28 @@ public final class Server {
         connectionCount += 1
         metrics.connectionsAccepted += 1
         metrics.connectionsOpen = connectionCount
+    }
+
+    /// An fd held in reserve for `refuseWithReserveFD` (-1 while spent).
+    private var reserveFD: Int32 = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    private var lastFDWarning: UInt64 = 0
+
+    /// At EMFILE/ENFILE: frees the reserve fd, accepts one pending connection and closes it, and takes
+    /// the reserve back. Returns false when there is no reserve (nothing accepted). Logs once a second.
+    func refuseWithReserveFD(listener: Int32) -> Bool {
+        if loop.now &- lastFDWarning > 1_000_000_000 {
+            lastFDWarning = loop.now
+            loop.logger.warning("out of file descriptors: refusing connections (raise ulimit -n; README: Limits)",
+                metadata: ["open": "\(connectionCount)"])
+        }
+        guard reserveFD >= 0 else { return false }
+        closeFD(reserveFD)
+        if case .processed(let client)? = try? Socket.accept(listener) {
+            metrics.connectionsRefused += 1
+            closeFD(client)
+        }
+        reserveFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        return reserveFD >= 0
     }
 
     func needsFlush(_ connection: Connection) {
@@ -288,12 +313,20 @@ final class Listener: IOHandler {
     func ioReady(_ events: IOEvents) {
         // Accept in bursts, bounded so a connection storm cannot starve established connections.
         for _ in 0..<256 {
-            switch try? Socket.accept(fd) {
-            case .processed(let client)?: server.accepted(fd: client, tls: tls)
-            case .wouldBlock?: return
-            case nil:
-                // EMFILE/ENFILE and friends: log and try again on the next readiness.
-                server.loop.logger.warning("accept failed", metadata: ["errno": "\(csys_errno())"])
+            do {
+                switch try Socket.accept(fd) {
+                case .processed(let client): server.accepted(fd: client, tls: tls)
+                case .wouldBlock: return
+                }
+            } catch {
+                if error.errno == EMFILE || error.errno == ENFILE {
+                    // Out of fds: the pending connection would keep the (level-triggered) listener readable
+                    // and the loop spinning. Spend the reserve fd to accept it and close it at once — the
+                    // client sees a reset rather than a hang — then take the reserve back (libev's idea).
+                    if !server.refuseWithReserveFD(listener: fd) { return }
+                    continue
+                }
+                server.loop.logger.warning("accept failed", metadata: ["error": "\(error)"])
                 return
             }
         }
