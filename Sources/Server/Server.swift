@@ -28,7 +28,7 @@ public final class Server {
     public let loop: EventLoop
     public let configuration: ServerConfiguration
     let httpHandler: any HTTPHandler
-    let websocketHandler: (any WebSocketHandler)?
+    public let websocketHandler: (any WebSocketHandler)?
     public internal(set) var metrics = ServerMetrics()
     private var listeners: [Listener] = []
     /// Open connections by fd (a dense table: 8 bytes per fd, no hashing; see `Connection.id`).

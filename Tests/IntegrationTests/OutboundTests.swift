@@ -35,17 +35,18 @@ private final class FanOutHandler: HTTPHandler, WebSocketHandler {
     }
 }
 
-/// Returns the loop thread, the port, and the server (kept alive by the caller; loop thread only).
+/// A server running `FanOutHandler` with the given deferral deadline.
 private func startFanOutServer(deferMicroseconds: Int) throws -> (LoopThread, (port: UInt16, server: LoopBound<Server>)) {
-    try LoopThread.start { loop in
-        var configuration = ServerConfiguration()
-        configuration.deferredFlushMicroseconds = deferMicroseconds
+    // The handler learns its server on the loop thread, before any connection can arrive.
+    let (thread, started) = try startServer(configure: { $0.deferredFlushMicroseconds = deferMicroseconds }) { _ in
         let handler = FanOutHandler()
-        let server = Server(loop: loop, configuration: configuration, http: handler, websocket: handler)
-        handler.server = server
-        let port = try server.listen(SocketAddressSpec(host: "127.0.0.1", port: 0))
-        return (port, LoopBound(server, loop: loop))
+        return (handler, handler)
     }
+    thread.sync { _ in
+        let server = started.server.value
+        (server.websocketHandler as? FanOutHandler)?.server = server
+    }
+    return (thread, started)
 }
 
 @Suite("Outbound writes")

@@ -17,12 +17,24 @@ func startEchoServer(tls: Bool = false, configure: @escaping @Sendable (inout Se
 
 /// Like `startEchoServer`, also returning the server (usable on the loop thread only).
 func startEchoServerWithHandle(tls: Bool = false, configure: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in }) throws -> (LoopThread, (port: UInt16, server: LoopBound<Server>)) {
+    try startServer(tls: tls, configure: configure) { _ in
+        let echo = EchoHandler(subprotocols: ["medic.v1"])
+        return (echo, echo)
+    }
+}
+
+/// Starts a server with the handlers `makeHandlers` returns (given the server's loop) on its own loop
+/// thread; returns the thread, the port and the server (usable on the loop thread only).
+func startServer(
+    tls: Bool = false, configure: @escaping @Sendable (inout ServerConfiguration) -> Void = { _ in },
+    makeHandlers: @escaping @Sendable (EventLoop) -> (any HTTPHandler, any WebSocketHandler)
+) throws -> (LoopThread, (port: UInt16, server: LoopBound<Server>)) {
     let paths = tls ? try TestCertificates.localhost() : nil
     return try LoopThread.start { loop in
         var configuration = ServerConfiguration()
         configure(&configuration)
-        let echo = EchoHandler(subprotocols: ["medic.v1"])
-        let server = Server(loop: loop, configuration: configuration, http: echo, websocket: echo)
+        let (http, websocket) = makeHandlers(loop)
+        let server = Server(loop: loop, configuration: configuration, http: http, websocket: websocket)
         let context = try paths.map { try TLSContext.server(certificatePath: $0.certificatePath, keyPath: $0.keyPath) }
         let port = try server.listen(SocketAddressSpec(host: "127.0.0.1", port: 0), tls: context)
         return (port, LoopBound(server, loop: loop))
