@@ -45,6 +45,9 @@ public final class Connection: IOHandler {
     /// True once the socket is closed (the app may still hold the object until `didClose`).
     public private(set) var isClosed = false
     private var closeWhenDrained = false
+    /// `ws.state == .open`, cached: reading a field through the optional struct copies it (three retains
+    /// and releases per message on the send path, seen in perf).
+    private var wsOpen = false
     private var awaitingResponse = false
     private var respondingToHead = false
     private var respondingKeepAlive = true
@@ -232,6 +235,7 @@ public final class Connection: IOHandler {
             http = nil
             requestStartedAt = 0
             ws = WebSocketConnection(role: .server, limits: server.websocketLimits)
+            wsOpen = true
             server.metrics.websocketsOpened += 1
             handler.didOpen(self, request: request, subprotocol: accepted.subprotocol)
             if !leftover.isEmpty && !isClosed {
@@ -246,16 +250,18 @@ public final class Connection: IOHandler {
         var actions = server.takeActionScratch()
         defer { server.returnActionScratch(&actions) }
         ws!.receive(inPlace: bytes, into: &actions)
+        wsOpen = ws!.state == .open
+        let handler = server.websocketHandler  // once per read, not per message
         for action in actions {
             if isClosed { return }
             switch action {
             case .messageInInput(let opcode, let range):
                 // A whole message still in the read buffer, unmasked there: handed over without a copy.
                 server.metrics.messagesIn += 1
-                server.websocketHandler?.didReceive(self, opcode: opcode, payload: UnsafeRawBufferPointer(rebasing: bytes[range]))
+                handler?.didReceive(self, opcode: opcode, payload: UnsafeRawBufferPointer(rebasing: bytes[range]))
             case .message(let opcode, let payload):
                 server.metrics.messagesIn += 1
-                payload.withUnsafeBytes { server.websocketHandler?.didReceive(self, opcode: opcode, payload: $0) }
+                payload.withUnsafeBytes { handler?.didReceive(self, opcode: opcode, payload: $0) }
             case .send(let frame):
                 enqueue(SharedBytes(frame), bypassLimit: true)
             case .pong:
@@ -279,7 +285,7 @@ public final class Connection: IOHandler {
     /// Sends one data message of this connection alone (an echo, a reply): framed straight into the
     /// outbound staging buffer, so small messages cost no allocation. Shared frames go through `send(frame:)`.
     public func sendMessage(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
-        guard ws != nil, ws!.state == .open, !isClosed, !closeWhenDrained else { return }
+        guard wsOpen, !isClosed, !closeWhenDrained else { return }
         let count = payload.count
         guard count <= Self.copyLimit, tls == nil else {
             send(frame: WebSocketFrame.encodeShared(opcode, payload: payload))
@@ -288,9 +294,13 @@ public final class Connection: IOHandler {
         let total = WebSocketFrame.headerSize(payloadCount: count, masked: false) + count
         guard admit(total) else { return }
         server.metrics.messagesOut += 1
-        outbound().appendCopy(count: total) { base in
-            let header = WebSocketFrame.writeHeader(base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil)
-            if count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: count) }
+        if out == nil { out = server.lendOutbound() }
+        // The connection keeps `out` alive across the call: no retain/release per message (perf).
+        Unmanaged.passUnretained(out!)._withUnsafeGuaranteedRef { out in
+            out.appendCopy(count: total) { base in
+                let header = WebSocketFrame.writeHeader(base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil)
+                if count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: count) }
+            }
         }
         scheduleFlush()
     }
@@ -304,7 +314,7 @@ public final class Connection: IOHandler {
     /// closed for exceeding its queue limit.
     @discardableResult
     public func send(frame: SharedBytes, deferred: Bool = false) -> Bool {
-        guard ws != nil, ws!.state == .open, !isClosed, !closeWhenDrained else { return false }
+        guard wsOpen, !isClosed, !closeWhenDrained else { return false }
         server.metrics.messagesOut += 1
         return enqueue(frame, deferred: deferred)
     }
@@ -313,8 +323,9 @@ public final class Connection: IOHandler {
     /// peer answers, or after the close timeout.
     public func close(code: UInt16, reason: String) {
         guard !isClosed, !closeWhenDrained else { return }
-        if ws != nil, ws!.state == .open {
+        if wsOpen {
             let frame = ws!.initiateClose(code: code, reason: reason)
+            wsOpen = false
             enqueue(SharedBytes(frame), bypassLimit: true)
             closingSince = server.loop.now
             // We keep reading until the peer's close arrives (its .close action) or the timeout in `sweep`.
