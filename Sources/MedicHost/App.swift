@@ -63,6 +63,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     var heads: [String: Int64] = [:]
     /// Store writes submitted by `commit` and not yet completed.
     var writesInFlight = 0
+    /// Writes `commit` took this tick, handed to the store before the loop sleeps.
+    private var pendingWrites: [(write: StoreWrite, completion: @Sendable (Result<WriteOutcome, StoreError>) -> Void)] = []
     var metrics = AppMetrics()
     /// Wire limits: 8 MiB messages (a proposal's files), the rest at Protocol's defaults.
     let protocolLimits = ProtocolLimits(maxMessageBytes: 8 << 20)
@@ -84,6 +86,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         if staticFiles == nil {
             logger.warning("static directory not readable; the page will not be served", metadata: ["dir": "\(configuration.staticDirectory)"])
         }
+        loop.addBeforeSleepHook { [unretained] in unretained.value?.submitPendingWrites() }
     }
 
     // MARK: WebSocketHandler
@@ -370,7 +373,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     public func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void) {
         let bound = LoopBound((self, completion), loop: loop)
         writesInFlight += 1
-        store.write(write) { result in
+        pendingWrites.append((write, { result in
             bound.hop { pair in
                 let (app, completion) = pair
                 app.writesInFlight -= 1
@@ -378,7 +381,16 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 completion(result)
                 app.releaseFanOutIfQuiet()
             }
-        }
+        }))
+    }
+
+    /// Hands this tick's writes to the store together, so that commands read in one tick (a bot's burst
+    /// of comments) become one group commit and their events leave in one `writev` per subscriber.
+    func submitPendingWrites() {
+        guard !pendingWrites.isEmpty else { return }
+        let writes = pendingWrites
+        pendingWrites.removeAll(keepingCapacity: true)
+        store.write(contentsOf: writes)
     }
 
     public func publishEphemeral(topic: String, kind: String, data: JSONValue) {

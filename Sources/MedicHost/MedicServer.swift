@@ -67,7 +67,8 @@ public final class MedicServer {
 
     /// Stops accepting, closes sessions with 1001, then closes the store and calls `completion`.
     public func shutdown(completion: @escaping () -> Void) {
-        server.shutdown { [store] in
+        server.shutdown { [store, app] in
+            app.submitPendingWrites()  // nothing taken is left behind (the loop may not tick again)
             store.close()
             completion()
         }

@@ -128,6 +128,14 @@ public final class Store: @unchecked Sendable {
         worker.submit(.write(w, completion))
     }
 
+    /// Several `write`s handed to the worker at once: they land in one group commit (unless the group
+    /// limit splits them), each still atomic on its own, completed in order.
+    public func write(
+        contentsOf writes: [(write: StoreWrite, completion: @Sendable (Result<WriteOutcome, StoreError>) -> Void)]
+    ) {
+        worker.submit(contentsOf: writes.map { .write($0.write, $0.completion) })
+    }
+
     // MARK: Reads
 
     /// Events of `topic` with seq > `after`, ascending, at most `limit`.

@@ -71,13 +71,20 @@ final class StoreWorker: @unchecked Sendable {
 
     /// Queues a job; after close it fails at once on the caller's thread.
     func submit(_ job: Job) {
+        submit(contentsOf: [job])
+    }
+
+    /// Queues jobs under one lock and one wakeup, so the worker takes them as one group (a wakeup per
+    /// job lets the worker, which may share the caller's core, start a group with the first alone).
+    func submit(contentsOf jobs: [Job]) {
+        guard !jobs.isEmpty else { return }
         condition.lock()
         if closing {
             condition.unlock()
-            job.fail(.unavailable("store is closed", scope: .request))
+            for job in jobs { job.fail(.unavailable("store is closed", scope: .request)) }
             return
         }
-        queue.append(job)
+        queue.append(contentsOf: jobs)
         condition.signal()
         condition.unlock()
     }

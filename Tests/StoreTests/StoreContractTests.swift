@@ -135,6 +135,39 @@ struct StoreContractTests {
         #expect(try store.sync { store.proposal(id: "p1", completion: $0) }?.proposal == proposalRow("p1"))
     }
 
+    @Test("writes handed over together complete in order, each atomic on its own", arguments: BackendKind.all)
+    func batchedWrites(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let order = Locked<[Int]>([])
+        let results = Locked<[Int: Result<WriteOutcome, StoreError>]>([:])
+        let done = DispatchGroup()
+        var batch: [(write: StoreWrite, completion: @Sendable (Result<WriteOutcome, StoreError>) -> Void)] = []
+        for i in 0..<20 {
+            // Write 7 refers to a proposal that does not exist: it fails alone.
+            let w = i == 7
+                ? StoreWrite(reviews: [ReviewRow(proposalId: "ghost", revision: 1, principal: "p", verdict: "approve", comment: nil, ts: 1)],
+                    events: [event("b", data: "\(i)")])
+                : StoreWrite(events: [event("b", data: "\(i)")])
+            done.enter()
+            batch.append((w, { r in
+                order.withLock { $0.append(i) }
+                results.withLock { $0[i] = r }
+                done.leave()
+            }))
+        }
+        store.write(contentsOf: batch)
+        done.wait()
+        #expect(order.get == Array(0..<20))
+        let r = results.get
+        #expect(r[7].map { if case .failure = $0 { true } else { false } } == true)
+        let seqs = (0..<20).filter { $0 != 7 }.compactMap { try? r[$0]?.get().events.first?.seq }
+        #expect(seqs == Array(1...19).map(Int64.init))
+        let stored = try store.sync { store.events(topic: "b", after: 0, limit: 100, completion: $0) }
+        #expect(stored.map(\.data) == (0..<20).filter { $0 != 7 }.map { "\($0)" })
+    }
+
     @Test("a repeated command id never applies twice", arguments: BackendKind.all)
     func idempotentCommands(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)
