@@ -76,13 +76,13 @@ let package = Package(
         /// A child process for tests: prints, floods, sleeps or exits as told.
         .executableTarget(name: "medic-test-child", swiftSettings: strict),
 
-        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS", "COpenSSL", "WebSocket", "HTTP1", "CSystem"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["EventLoop", "IOBytes", "TLS", "COpenSSL", "WebSocket", "HTTP1", "CSystem", "Protocol"], swiftSettings: strict),
 
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "TestSupport", "CSystem"], swiftSettings: strict),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1"], swiftSettings: strict),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strict),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),

@@ -4,49 +4,6 @@ import Foundation
 import HTTPClient
 import Testing
 
-/// The fake Anthropic server (fixtures/fake_anthropic.py) as a child process on a free loopback port.
-private final class FakeAnthropic {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
-    let port: Int
-
-    init() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("fixtures/fake_anthropic.py")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path]
-        process.standardInput = input  // the server exits when this closes
-        process.standardOutput = output
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let more = output.fileHandleForReading.availableData
-            if more.isEmpty { break }  // EOF: the script died before printing its port
-            line.append(more)
-        }
-        guard let text = String(data: line, encoding: .utf8),
-              let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        else {
-            process.terminate()
-            throw FixtureError(message: "fake_anthropic.py printed no port: \(String(decoding: line, as: UTF8.self))")
-        }
-        self.port = port
-    }
-
-    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
-
-    func stop() {
-        if process.isRunning { process.terminate() }
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
-}
-
-private struct FixtureError: Error {
-    var message: String
-}
-
 /// Runs loop ticks until `done()` or a generous safety bound passes (a bound, not a speed assertion).
 private func run(_ loop: EventLoop, seconds: Double = 20, until done: () -> Bool) -> Bool {
     let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)

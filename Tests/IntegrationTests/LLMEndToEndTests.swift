@@ -5,69 +5,6 @@ import Protocol
 import TestSupport
 import Testing
 
-/// fixtures/fake_anthropic.py in scripted mode, as a child process on a free loopback port. Tests queue the
-/// answers its /v1/messages gives (`script`) and read back every request it received (`requests`).
-private final class ScriptedAnthropic {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
-    let port: UInt16
-
-    init() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fixtures/fake_anthropic.py")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path]
-        process.standardInput = input  // the server exits when this closes
-        process.standardOutput = output
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let more = output.fileHandleForReading.availableData
-            if more.isEmpty { break }  // EOF: the script died before printing its port
-            line.append(more)
-        }
-        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
-            throw TestClientError("fake_anthropic.py printed no port: \(String(decoding: line, as: UTF8.self))")
-        }
-        self.port = port
-    }
-
-    var baseURL: String { "http://127.0.0.1:\(port)" }
-
-    /// Appends answers to the queue that /v1/messages serves in order (see the fixture's docstring for the forms).
-    func script(_ entries: [JSONValue]) throws {
-        _ = try call("POST", "/control/script", body: .array(entries))
-    }
-
-    /// Drops the answers not served yet.
-    func clearScript() throws {
-        _ = try call("DELETE", "/control/script", body: nil)
-    }
-
-    /// Every /v1/messages request received so far: `{"time", "headers", "body"}`, oldest first.
-    func requests() throws -> [JSONValue] {
-        try call("GET", "/control/requests", body: nil).arrayValue ?? []
-    }
-
-    func stop() {
-        if process.isRunning { process.terminate() }
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-    }
-
-    private func call(_ method: String, _ path: String, body: JSONValue?) throws -> JSONValue {
-        let client = try TestClient(port: port, timeoutSeconds: 10)
-        let payload = body.map { Array($0.jsonString.utf8) } ?? []
-        let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            + "Content-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
-        try client.write(Array(head.utf8) + payload)
-        let response = try client.readHTTPResponse()
-        guard response.head.hasPrefix("HTTP/1.1 200") else { throw TestClientError("fake answered \(response.head)") }
-        return try JSONValue.parse(response.body, limits: JSONParseLimits(maxBytes: 16 << 20))
-    }
-}
-
 /// A streamed 200 answer whose text is `text`, in `chunkSize`-character deltas.
 private func streamed(_ text: String, chunkSize: Int = 16) -> JSONValue {
     ["status": 200, "sse_text": .string(text), "chunk_size": .int(Int64(chunkSize)), "chunk_delay_ms": 15]
@@ -91,7 +28,7 @@ private func goodFix(_ explanation: String, content: String = "fixed\n") -> Stri
 
 /// A Medic whose fixes come from `fake` through `AnthropicFixProvider`, on a repository that fails until fixed.
 private func anthropicMedic(
-    _ fake: ScriptedAnthropic, key: String = "test-key", maxAttempts: Int = 3, llmTimeoutSeconds: Int? = nil
+    _ fake: FakeAnthropic, key: String = "test-key", maxAttempts: Int = 3, llmTimeoutSeconds: Int? = nil
 ) throws -> MedicHarness {
     try MedicHarness { configuration, directory in
         configuration.repositories = [
@@ -132,7 +69,7 @@ private func seconds(_ value: JSONValue?) -> Double? {
 @Suite("LLM (Anthropic API) end to end", .serialized)
 struct LLMEndToEndTests {
     @Test func aFixStreamsAsDeltasBeforeItIsGenerated() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         // Non-ASCII text, so deltas and curl's reads split inside multi-byte characters somewhere.
         let reply = goodFix("the check greps for “fixed”; wrote it — naïvely, but it passes")
@@ -167,7 +104,7 @@ struct LLMEndToEndTests {
     }
 
     @Test func overloadedTwiceThenTheFixStillArrives() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         try fake.script([apiError(529, "overloaded_error"), apiError(529, "overloaded_error"), streamed(goodFix("after the overload"))])
         let medic = try anthropicMedic(fake)
@@ -183,7 +120,7 @@ struct LLMEndToEndTests {
     }
 
     @Test func rateLimitedRetryAfterIsHonoured() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         try fake.script([apiError(429, "rate_limit_error", retryAfter: "1"), streamed(goodFix("after the rate limit"))])
         let medic = try anthropicMedic(fake)
@@ -200,7 +137,7 @@ struct LLMEndToEndTests {
     }
 
     @Test func aMalformedReplyIsReaskedOnceWithTheConversation() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         let bad = "Sure! I would change fixed.txt so that it says fixed."
         try fake.script([["malformed_text": .string(bad)], streamed(goodFix("second try, as JSON"))])
@@ -222,7 +159,7 @@ struct LLMEndToEndTests {
     }
 
     @Test func twoMalformedRepliesFailTheAttemptAndTheNextProceeds() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         try fake.script([
             ["malformed_text": "no JSON here"], ["malformed_text": "{\"unfixable\": fal"], streamed(goodFix("attempt two got it right")),
@@ -247,7 +184,7 @@ struct LLMEndToEndTests {
     }
 
     @Test func aHangingModelTimesOutAndTheServerCarriesOn() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         // Every attempt hangs (a timeout before any response head is retried by the policy).
         try fake.script(Array(repeating: ["hang": true, "seconds": 20], count: 6))
@@ -275,7 +212,7 @@ struct LLMEndToEndTests {
     }
 
     @Test func requestChangesFeedsTheCommentAndHistoryIntoTheNextPrompt() throws {
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         try fake.script([
             streamed(goodFix("attempt one: wrote fixed foo", content: "fixed foo\n")),
@@ -304,7 +241,7 @@ struct LLMEndToEndTests {
 
     @Test func theAPIKeyNeverReachesAClient() throws {
         let key = "sk-ant-e2e-\(UInt64.random(in: 0...UInt64.max))-SECRET"
-        let fake = try ScriptedAnthropic()
+        let fake = try FakeAnthropic()
         defer { fake.stop() }
         // A careless proxy echoing the key: a 401 (not retried), then 429s until the retry policy gives up.
         try fake.script([apiError(401, "authentication_error", echoKey: true)]

@@ -10,75 +10,6 @@ private let wireProtocolDirectory = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("protocol")
 
-/// The subset of JSON Schema 2020-12 that protocol/schema uses (kept in step with
-/// Tests/ProtocolTests/SchemaValidator.swift). Unknown keywords are reported, so a schema cannot silently
-/// outgrow the checker; `additionalProperties: false` is what makes a server-emitted extra field fail.
-enum WireSchemaValidator {
-    static let known: Set<String> = [
-        "$schema", "$id", "title", "description", "type", "const", "enum", "properties", "required", "items",
-        "minItems", "maxItems", "minimum", "minLength", "maxLength", "pattern", "additionalProperties",
-    ]
-
-    /// The violations of `value` (empty when valid), each prefixed with a JSON-path-like location.
-    static func validate(_ value: JSONValue, against schema: JSONValue, at path: String = "$") -> [String] {
-        guard case .object(let s) = schema else { return ["\(path): schema is not an object"] }
-        var errors: [String] = []
-        for member in s.members where !known.contains(member.key) { errors.append("\(path): unsupported keyword \(member.key)") }
-        if let type = s["type"] {
-            let allowed = type.arrayValue?.compactMap(\.stringValue) ?? [type.stringValue ?? "?"]
-            if !allowed.contains(where: { matches(value, type: $0) }) { errors.append("\(path): expected \(allowed), got \(value.jsonString)") }
-        }
-        if let c = s["const"], c != value { errors.append("\(path): expected const \(c.jsonString), got \(value.jsonString)") }
-        if let e = s["enum"]?.arrayValue, !e.contains(value) { errors.append("\(path): \(value.jsonString) not in enum") }
-        if case .object(let o) = value {
-            for required in s["required"]?.arrayValue ?? [] {
-                if let name = required.stringValue, o[name] == nil { errors.append("\(path): missing \(name)") }
-            }
-            let props = s["properties"]?.objectValue ?? JSONObject()
-            for member in props.members {
-                if let v = o[member.key] { errors += validate(v, against: member.value, at: "\(path).\(member.key)") }
-            }
-            switch s["additionalProperties"] {
-            case .bool(false)?:
-                for member in o.members where props[member.key] == nil { errors.append("\(path): unexpected field \(member.key)") }
-            case .object?:
-                for member in o.members where props[member.key] == nil {
-                    errors += validate(member.value, against: s["additionalProperties"]!, at: "\(path).\(member.key)")
-                }
-            default: break
-            }
-        }
-        if case .array(let a) = value {
-            if let items = s["items"] {
-                for (i, element) in a.enumerated() { errors += validate(element, against: items, at: "\(path)[\(i)]") }
-            }
-            if let min = s["minItems"]?.intValue, a.count < min { errors.append("\(path): fewer than \(min) items") }
-            if let max = s["maxItems"]?.intValue, a.count > max { errors.append("\(path): more than \(max) items") }
-        }
-        if let min = s["minimum"]?.intValue, let n = value.intValue, n < min { errors.append("\(path): below \(min)") }
-        if case .number(let d) = value, let min = s["minimum"]?.intValue, d < Double(min) { errors.append("\(path): below \(min)") }
-        if case .string(let str) = value {
-            let length = str.unicodeScalars.count
-            if let min = s["minLength"]?.intValue, length < min { errors.append("\(path): shorter than \(min)") }
-            if let max = s["maxLength"]?.intValue, length > max { errors.append("\(path): longer than \(max)") }
-            if let pattern = s["pattern"]?.stringValue, str.range(of: pattern, options: .regularExpression) == nil {
-                errors.append("\(path): '\(str)' does not match \(pattern)")
-            }
-        }
-        return errors
-    }
-
-    static func matches(_ value: JSONValue, type: String) -> Bool {
-        switch (type, value) {
-        case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object): true
-        case ("integer", .int): true
-        case ("integer", .number(let d)): d.rounded() == d
-        case ("number", .int), ("number", .number): true
-        default: false
-        }
-    }
-}
-
 /// protocol/schema loaded once, and the rules that pick the schemas of one server message.
 final class WireSchemas {
     private var cache: [String: JSONValue?] = [:]
@@ -98,21 +29,21 @@ final class WireSchemas {
         guard let type = message["type"]?.stringValue, ServerMessage.types.contains(type), let envelope = schema("server.\(type)") else {
             return ["not a server message type: \(message.jsonString)"]
         }
-        var problems = WireSchemaValidator.validate(message, against: envelope)
+        var problems = SchemaValidator.validate(message, against: envelope)
         switch type {
         case "ack":
             guard let command, let ack = schema("ack.\(command)") else {
                 problems.append("ack of unknown command \(command ?? "(no id)")")
                 break
             }
-            problems += WireSchemaValidator.validate(message, against: ack)
+            problems += SchemaValidator.validate(message, against: ack)
         case "event":
             let kind = message["kind"]?.stringValue ?? "?"
             guard let data = schema("event.\(kind)") else {
                 problems.append("no schema for event kind \(kind)")
                 break
             }
-            problems += WireSchemaValidator.validate(message["data"] ?? .null, against: data, at: "$.data")
+            problems += SchemaValidator.validate(message["data"] ?? .null, against: data, at: "$.data")
             if (message["seq"] == nil) != (kind == "fix_delta") { problems.append("seq must be present iff the kind is durable") }
         default: break
         }

@@ -2,6 +2,7 @@
 
 import Foundation
 import Protocol
+import TestSupport
 import Testing
 
 /// The repository's `protocol/` folder, found from this file's path.

@@ -1,49 +1,40 @@
-// SchemaValidator: the subset of JSON Schema 2020-12 that protocol/schema uses, to check the examples.
-
+// SchemaValidator: the subset of JSON Schema 2020-12 that protocol/schema uses, for the protocol tests.
 import Foundation
-import Protocol
+public import Protocol
 
-/// Validates a value against a schema using: type, const, enum, properties, required,
+/// The subset of JSON Schema 2020-12 that protocol/schema uses: type, const, enum, properties, required,
 /// additionalProperties (false or a schema), items, minItems, maxItems, minimum, minLength, maxLength,
-/// pattern. Unknown keywords make it fail
-/// loudly, so the schemas cannot silently outgrow the validator.
-struct SchemaValidator {
-    static let known: Set<String> = [
+/// pattern. Unknown keywords are reported, so a schema cannot silently outgrow the checker;
+/// `additionalProperties: false` is what makes an extra field fail. Used by the examples tests
+/// (ProtocolTests) and by the live runs (IntegrationTests/LiveSchemaTests).
+public enum SchemaValidator {
+    public static let known: Set<String> = [
         "$schema", "$id", "title", "description", "type", "const", "enum", "properties", "required", "items",
         "minItems", "maxItems", "minimum", "minLength", "maxLength", "pattern", "additionalProperties",
     ]
 
-    /// Returns the list of violations (empty when valid), each prefixed with a JSON pointer-ish path.
-    static func validate(_ value: JSONValue, against schema: JSONValue, at path: String = "$") -> [String] {
+    /// The violations of `value` (empty when valid), each prefixed with a JSON-path-like location.
+    public static func validate(_ value: JSONValue, against schema: JSONValue, at path: String = "$") -> [String] {
         guard case .object(let s) = schema else { return ["\(path): schema is not an object"] }
         var errors: [String] = []
-        for key in s.keys where !known.contains(key) { errors.append("\(path): unsupported keyword \(key)") }
+        for member in s.members where !known.contains(member.key) { errors.append("\(path): unsupported keyword \(member.key)") }
         if let type = s["type"] {
             let allowed = type.arrayValue?.compactMap(\.stringValue) ?? [type.stringValue ?? "?"]
-            if !allowed.contains(where: { matches(value, type: $0) }) {
-                errors.append("\(path): expected \(allowed), got \(value.jsonString)")
-            }
+            if !allowed.contains(where: { matches(value, type: $0) }) { errors.append("\(path): expected \(allowed), got \(value.jsonString)") }
         }
-        if let c = s["const"], c != value { errors.append("\(path): expected const \(c.jsonString)") }
-        if let e = s["enum"]?.arrayValue, !e.contains(value) {
-            errors.append("\(path): \(value.jsonString) not in enum")
-        }
+        if let c = s["const"], c != value { errors.append("\(path): expected const \(c.jsonString), got \(value.jsonString)") }
+        if let e = s["enum"]?.arrayValue, !e.contains(value) { errors.append("\(path): \(value.jsonString) not in enum") }
         if case .object(let o) = value {
             for required in s["required"]?.arrayValue ?? [] {
                 if let name = required.stringValue, o[name] == nil { errors.append("\(path): missing \(name)") }
             }
             let props = s["properties"]?.objectValue ?? JSONObject()
             for member in props.members {
-                if let v = o[member.key] {
-                    errors += validate(v, against: member.value, at: "\(path).\(member.key)")
-                }
+                if let v = o[member.key] { errors += validate(v, against: member.value, at: "\(path).\(member.key)") }
             }
-            // additionalProperties: false closes the object; a schema constrains the other members.
             switch s["additionalProperties"] {
             case .bool(false)?:
-                for member in o.members where props[member.key] == nil {
-                    errors.append("\(path): unexpected field \(member.key)")
-                }
+                for member in o.members where props[member.key] == nil { errors.append("\(path): unexpected field \(member.key)") }
             case .object?:
                 for member in o.members where props[member.key] == nil {
                     errors += validate(member.value, against: s["additionalProperties"]!, at: "\(path).\(member.key)")
@@ -59,20 +50,19 @@ struct SchemaValidator {
             if let max = s["maxItems"]?.intValue, a.count > max { errors.append("\(path): more than \(max) items") }
         }
         if let min = s["minimum"]?.intValue, let n = value.intValue, n < min { errors.append("\(path): below \(min)") }
+        if case .number(let d) = value, let min = s["minimum"]?.intValue, d < Double(min) { errors.append("\(path): below \(min)") }
         if case .string(let str) = value {
             let length = str.unicodeScalars.count
             if let min = s["minLength"]?.intValue, length < min { errors.append("\(path): shorter than \(min)") }
             if let max = s["maxLength"]?.intValue, length > max { errors.append("\(path): longer than \(max)") }
-            if let pattern = s["pattern"]?.stringValue {
-                if str.range(of: pattern, options: .regularExpression) == nil {
-                    errors.append("\(path): '\(str)' does not match \(pattern)")
-                }
+            if let pattern = s["pattern"]?.stringValue, str.range(of: pattern, options: .regularExpression) == nil {
+                errors.append("\(path): '\(str)' does not match \(pattern)")
             }
         }
         return errors
     }
 
-    static func matches(_ value: JSONValue, type: String) -> Bool {
+    public static func matches(_ value: JSONValue, type: String) -> Bool {
         switch (type, value) {
         case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object): true
         case ("integer", .int): true
