@@ -66,6 +66,7 @@ public final class EventLoop {
     private var nextTimerID: UInt64 = 1
     private var beforeSleepHooks: [() -> Void] = []
     private var stopped = false
+    private var pollWithoutSleeping = false
     private let ownerThread: pthread_t
     /// Monotonic nanoseconds at the start of the current tick (cheap to read; refreshed each tick).
     public private(set) var now: UInt64
@@ -168,6 +169,10 @@ public final class EventLoop {
         timerCallbacks[timer.raw] = nil
     }
 
+    /// Makes the next poll return at once instead of sleeping: for work left for the before-sleep hooks
+    /// by one of those hooks (it runs on the next tick instead of after the next event).
+    public func pollWithoutSleepingOnce() { pollWithoutSleeping = true }
+
     /// Called once per tick, before the loop sleeps (write flushing, deferred frees).
     public func addBeforeSleepHook(_ hook: @escaping () -> Void) {
         beforeSleepHooks.append(hook)
@@ -202,7 +207,8 @@ public final class EventLoop {
             let wait = first.deadline > current ? Int32(clamping: (first.deadline - current + 999_999) / 1_000_000) : 0
             timeout = timeout < 0 ? wait : min(timeout, wait)
         }
-        if stopped { timeout = 0 }
+        if stopped || pollWithoutSleeping { timeout = 0 }
+        pollWithoutSleeping = false
         do {
             try poller.wait(timeoutMilliseconds: timeout) { event in
                 let fd = Int(UInt32(truncatingIfNeeded: event.token))

@@ -373,6 +373,9 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     public func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void) {
         let bound = LoopBound((self, completion), loop: loop)
         writesInFlight += 1
+        // Submitted by the before-sleep hook; should this commit come from a later hook of the same tick,
+        // the loop must not sleep on it.
+        if pendingWrites.isEmpty { loop.pollWithoutSleepingOnce() }
         pendingWrites.append((write, { result in
             bound.hop { pair in
                 let (app, completion) = pair

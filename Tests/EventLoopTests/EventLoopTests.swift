@@ -309,6 +309,26 @@ let millisecond: UInt64 = 1_000_000
         #expect(log.entries == ["late"])
     }
 
+    @Test func workLeftByABeforeSleepHookKeepsTheNextPollFromSleeping() throws {
+        let (loop, poller) = try makeFakeLoop()
+        var pending = 0
+        var submitted = 0
+        loop.addBeforeSleepHook {  // like the app's: submits what earlier phases left
+            submitted += pending
+            pending = 0
+        }
+        loop.addBeforeSleepHook {  // a later hook leaves work for the first
+            if submitted == 0 && pending == 0 {
+                pending = 1
+                loop.pollWithoutSleepingOnce()
+            }
+        }
+        loop.runOnce(maxWaitMilliseconds: -1)
+        loop.runOnce(maxWaitMilliseconds: -1)
+        #expect(poller.waitTimeouts == [0, -1])  // once without sleeping, then back to sleeping
+        #expect(submitted == 1)
+    }
+
     @Test func aTimerCanCancelAnotherDueInTheSameTick() throws {
         let (loop, _) = try makeFakeLoop()
         let log = PhaseLog()
