@@ -45,12 +45,13 @@ public final class EpollPoller: Poller {
     }
 
     public func wait(timeoutMilliseconds: Int32, _ body: (PollEvent) -> Void) throws(SystemError) {
-        let ready: Int32
-        switch try syscall("epoll_wait", {
-            csys_epoll_wait(epfd, events.assumingMemoryBound(to: epoll_event.self), capacity, timeoutMilliseconds)
-        }) {
-        case .processed(let n): ready = n
-        case .wouldBlock: return
+        // Not through `syscall(_:_:)`, which retries EINTR: a retry would wait the whole timeout again
+        // (a late timer); returning lets the loop recompute it. A signal (signalfd) wakes the loop anyway.
+        let ready = csys_epoll_wait(epfd, events.assumingMemoryBound(to: epoll_event.self), capacity, timeoutMilliseconds)
+        if ready < 0 {
+            let err = csys_errno()
+            if err == EINTR { return }
+            throw SystemError("epoll_wait", errno: err)
         }
         let stride = csys_epoll_event_size()
         for i in 0..<Int(ready) {
