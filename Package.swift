@@ -48,7 +48,7 @@ let package = Package(
         // App core: pure.
         .target(name: "Protocol", swiftSettings: strict),
         .target(name: "Hub", dependencies: ["Protocol", "IOBytes"], swiftSettings: strict),
-        .target(name: "Pipeline", swiftSettings: strict),
+        .target(name: "Pipeline", dependencies: ["Protocol"], swiftSettings: strict),
 
         // Adapters: loop-bound executors.
         .target(
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",

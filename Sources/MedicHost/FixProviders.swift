@@ -92,10 +92,7 @@ final class AnthropicFixProvider: FixProvider {
         onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void
     ) {
         // A multi-turn body (the re-ask after a malformed reply carries the earlier exchange).
-        let body = PipelineJSON.object([
-            "model": .string(model), "max_tokens": .int(maxTokens), "system": .string(system), "stream": .bool(true),
-            "messages": .array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
-        ]).encoded()
+        let body = AnthropicRequest.body(model: model, system: system, messages: messages, maxTokens: maxTokens, stream: true)
         var headers = AnthropicRequest.headers(apiKey: apiKey).map { ($0.name, $0.value) }
         headers.append(("accept", "text/event-stream"))
         let request = HTTPClientRequest(

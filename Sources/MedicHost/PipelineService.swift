@@ -228,7 +228,7 @@ public final class PipelineService: CommandExecutor {
         for action in actions {
             switch action {
             case .publish(let pipelineEvent):
-                write.events.append(NewEvent(topic: runtime.topic, kind: pipelineEvent.kind, data: pipelineEvent.data.encodedString(), ts: now))
+                write.events.append(NewEvent(topic: runtime.topic, kind: pipelineEvent.kind, data: pipelineEvent.data.jsonString, ts: now))
             case .deploy, .runTests, .analyze, .requestFix, .applyToRepository, .rollback:
                 effects.append(action)
             case .setStatus, .createRevision:

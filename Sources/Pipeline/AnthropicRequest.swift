@@ -1,4 +1,5 @@
 // AnthropicRequest: builds the Messages API request (path, headers, JSON body) for a fix prompt.
+import Protocol
 
 /// Request pieces for `POST /v1/messages`. The HTTP client executor sends them; nothing here does I/O.
 public enum AnthropicRequest {
@@ -17,13 +18,13 @@ public enum AnthropicRequest {
     public static func body(
         model: String, system: String, messages: [(role: String, content: String)], maxTokens: Int, stream: Bool
     ) -> [UInt8] {
-        PipelineJSON.object([
+        JSONValue.object([
             "model": .string(model),
-            "max_tokens": .int(maxTokens),
+            "max_tokens": .integer(maxTokens),
             "system": .string(system),
             "messages": .array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
             "stream": .bool(stream),
-        ]).encoded()
+        ]).bytes
     }
 
     /// Headers to send with the body.

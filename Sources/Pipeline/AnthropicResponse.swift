@@ -1,4 +1,5 @@
 // AnthropicResponse: reads the text of a non-streaming Messages API response, or its error.
+import Protocol
 
 /// An error reported by the Messages API (`{"type":"error","error":{"type","message"}}`) or an unreadable body.
 public struct AnthropicError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -22,8 +23,8 @@ public struct AnthropicError: Error, Sendable, Hashable, CustomStringConvertible
 public enum AnthropicResponse {
     /// The concatenated `text` blocks of a Messages API response body.
     public static func text(fromNonStreamingBody body: [UInt8]) throws(AnthropicError) -> String {
-        let json: PipelineJSON
-        do { json = try PipelineJSON.parse(body) } catch {
+        let json: JSONValue
+        do { json = try JSONValue.parse(body, limits: .pipeline) } catch {
             throw AnthropicError(type: "invalid_response", message: "response body is not JSON: \(error.description)")
         }
         if json["type"]?.stringValue == "error" {

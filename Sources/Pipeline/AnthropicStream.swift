@@ -1,4 +1,5 @@
 // AnthropicStream: turns the Messages API's server-sent events into text deltas, stop and error signals.
+import Protocol
 
 /// What a streamed Messages API response means for the fix loop.
 public enum AnthropicStreamEvent: Sendable, Hashable {
@@ -36,7 +37,7 @@ public struct AnthropicStream: Sendable {
     public mutating func consume(_ event: SSEEvent) -> [AnthropicStreamEvent] {
         switch event.event {
         case "content_block_delta":
-            guard let json = try? PipelineJSON.parse(event.data) else {
+            guard let json = try? JSONValue.parse(event.data, limits: .pipeline) else {
                 return [.error(type: "invalid_stream", message: "content_block_delta data is not JSON")]
             }
             guard let delta = json["delta"], delta["type"]?.stringValue == "text_delta" else { return [] }
@@ -46,13 +47,13 @@ public struct AnthropicStream: Sendable {
             text += piece
             return [.textDelta(piece)]
         case "message_delta":
-            if let reason = (try? PipelineJSON.parse(event.data))?["delta"]?["stop_reason"]?.stringValue { stopReason = reason }
+            if let reason = (try? JSONValue.parse(event.data, limits: .pipeline))?["delta"]?["stop_reason"]?.stringValue { stopReason = reason }
             return []
         case "message_stop":
             finished = true
             return [.messageStop]
         case "error":
-            let json = try? PipelineJSON.parse(event.data)
+            let json = try? JSONValue.parse(event.data, limits: .pipeline)
             let type = json?["error"]?["type"]?.stringValue ?? "error"
             let message = json?["error"]?["message"]?.stringValue ?? event.data
             return [.error(type: type, message: message)]

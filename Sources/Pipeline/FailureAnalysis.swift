@@ -1,4 +1,5 @@
 // FailureAnalysis: the structured result of reading a failed run's output (contract event `analysis`).
+public import Protocol
 
 /// A position in a repository file.
 public struct SourceLocation: Sendable, Codable, Hashable {
@@ -13,7 +14,7 @@ public struct SourceLocation: Sendable, Codable, Hashable {
     }
 
     /// Wire form `{file, line}`.
-    public var json: PipelineJSON { .object(["file": .string(file), "line": .int(line)]) }
+    public var json: JSONValue { .object(["file": .string(file), "line": .integer(line)]) }
 }
 
 /// What went wrong in a test run: the primary category, all categories seen, one root-cause sentence,

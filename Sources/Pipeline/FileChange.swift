@@ -1,4 +1,5 @@
 // FileChange: one file operation of a patch (create, modify or delete a repository-relative path).
+public import Protocol
 
 /// One file of a patch. `content` is the file's full new text for create/modify and nil for delete.
 public struct FileChange: Sendable, Codable, Hashable {
@@ -23,8 +24,8 @@ public struct FileChange: Sendable, Codable, Hashable {
     }
 
     /// Wire form `{path, action, content?}` (contract: revision.changes, fix_generated.changes).
-    public var json: PipelineJSON {
-        var o: [String: PipelineJSON] = ["path": .string(path), "action": .string(action.rawValue)]
+    public var json: JSONValue {
+        var o: JSONObject = ["path": .string(path), "action": .string(action.rawValue)]
         if let content { o["content"] = .string(content) }
         return .object(o)
     }

@@ -1,4 +1,5 @@
 // FixReply: the strict parser for the LLM's fix answer; everything in it is untrusted (DESIGN invariant 6).
+import Protocol
 
 import Foundation
 
@@ -22,8 +23,8 @@ public struct FixReply: Sendable, Hashable {
     /// Thrown messages are meant for `fix_failed.reason`.
     public static func parse(_ text: String, limits: PatchLimits = PatchLimits()) throws(FixReplyError) -> FixReply {
         guard let objectText = extractObject(text) else { throw FixReplyError(.noObject) }
-        let value: PipelineJSON
-        do { value = try PipelineJSON.parse(objectText) } catch { throw FixReplyError(.malformed(error.description)) }
+        let value: JSONValue
+        do { value = try JSONValue.parse(objectText, limits: .pipeline) } catch { throw FixReplyError(.malformed(error.description)) }
         guard let object = value.objectValue else { throw FixReplyError(.malformed("not an object")) }
         guard let unfixableValue = object["unfixable"] else { throw FixReplyError(.missing("unfixable")) }
         guard let unfixable = unfixableValue.boolValue else { throw FixReplyError(.wrongType("unfixable", "boolean", unfixableValue.typeName)) }
@@ -31,7 +32,8 @@ public struct FixReply: Sendable, Hashable {
         guard let explanation = explanationValue.stringValue else {
             throw FixReplyError(.wrongType("explanation", "string", explanationValue.typeName))
         }
-        let changesValue = object["changes"] ?? (unfixable ? .array([]) : nil)
+        // (`Optional.none`, spelled out: a bare `nil` would be JSONValue's nil literal, `.null`.)
+        let changesValue = object["changes"] ?? (unfixable ? JSONValue.array([]) : Optional<JSONValue>.none)
         guard let changesValue else { throw FixReplyError(.missing("changes")) }
         guard let items = changesValue.arrayValue else { throw FixReplyError(.wrongType("changes", "array", changesValue.typeName)) }
         var changes: [FileChange] = []
@@ -47,7 +49,7 @@ public struct FixReply: Sendable, Hashable {
         }
     }
 
-    private static func change(_ item: PipelineJSON, index: Int) throws(FixReplyError) -> FileChange {
+    private static func change(_ item: JSONValue, index: Int) throws(FixReplyError) -> FileChange {
         let field = "changes[\(index)]"
         guard let o = item.objectValue else { throw FixReplyError(.wrongType(field, "object", item.typeName)) }
         guard let pathValue = o["path"] else { throw FixReplyError(.missing("\(field).path")) }

@@ -1,4 +1,5 @@
 // PipelineEvent: the typed events a proposal publishes on `proposal:<id>`, with their contract kind and data.
+public import Protocol
 
 /// The facts a new proposal starts with. `createdAt` is supplied by the host (time is injected).
 public struct ProposalInfo: Sendable, Hashable, Codable {
@@ -59,64 +60,64 @@ public enum PipelineEvent: Sendable, Hashable {
     }
 
     /// The contract's `data` object. Optional fields are omitted when absent, except `passed`/`failed`, which are null.
-    public var data: PipelineJSON {
+    public var data: JSONValue {
         switch self {
         case .proposalCreated(let p, let status, let revision, let maxAttempts):
             return .object([
                 "proposal": .object([
                     "id": .string(p.id), "title": .string(p.title), "description": .string(p.description),
                     "repo": .string(p.repo), "author": .string(p.author), "status": .string(status.rawValue),
-                    "revision": .int(revision.number), "max_attempts": .int(maxAttempts), "created_at": .string(p.createdAt),
+                    "revision": .integer(revision.number), "max_attempts": .integer(maxAttempts), "created_at": .string(p.createdAt),
                 ]),
-                "revision": .object(["number": .int(revision.number), "changes": .array(revision.changes.map(\.json))]),
+                "revision": .object(["number": .integer(revision.number), "changes": .array(revision.changes.map(\.json))]),
             ])
         case .statusChanged(let status, let revision, let attempt, let maxAttempts, let reason):
-            var o: [String: PipelineJSON] = [
-                "status": .string(status.rawValue), "revision": .int(revision), "attempt": .int(attempt),
-                "max_attempts": .int(maxAttempts),
+            var o: JSONObject = [
+                "status": .string(status.rawValue), "revision": .integer(revision), "attempt": .integer(attempt),
+                "max_attempts": .integer(maxAttempts),
             ]
             if let reason { o["reason"] = .string(reason) }
             return .object(o)
         case .sandboxReady(let revision, let isolation, let durationMs, let warning):
-            var o: [String: PipelineJSON] = ["revision": .int(revision), "isolation": .string(isolation), "duration_ms": .int(durationMs)]
+            var o: JSONObject = ["revision": .integer(revision), "isolation": .string(isolation), "duration_ms": .integer(durationMs)]
             if let warning { o["warning"] = .string(warning) }
             return .object(o)
         case .testFinished(let revision, let r):
-            var o: [String: PipelineJSON] = [
-                "revision": .int(revision), "exit_code": .int(Int(r.exitCode)), "passed": r.passed.map(PipelineJSON.int) ?? .null,
-                "failed": r.failed.map(PipelineJSON.int) ?? .null, "duration_ms": .int(r.durationMs), "timed_out": .bool(r.timedOut),
+            var o: JSONObject = [
+                "revision": .integer(revision), "exit_code": .integer(Int(r.exitCode)), "passed": r.passed.map(JSONValue.integer) ?? .null,
+                "failed": r.failed.map(JSONValue.integer) ?? .null, "duration_ms": .integer(r.durationMs), "timed_out": .bool(r.timedOut),
                 "truncated": .bool(r.truncated),
             ]
-            if let signal = r.signal { o["signal"] = .int(Int(signal)) }
+            if let signal = r.signal { o["signal"] = .integer(Int(signal)) }
             return .object(o)
         case .analysis(let revision, let a):
             return .object([
-                "revision": .int(revision), "category": .string(a.category.rawValue),
+                "revision": .integer(revision), "category": .string(a.category.rawValue),
                 "categories": .array(a.categories.map { .string($0.rawValue) }), "root_cause": .string(a.rootCause),
-                "locations": .array(a.locations.map(\.json)), "messages": .array(a.messages.map(PipelineJSON.string)),
+                "locations": .array(a.locations.map(\.json)), "messages": .array(a.messages.map(JSONValue.string)),
             ])
         case .fixStarted(let revision, let attempt, let maxAttempts):
-            return .object(["revision": .int(revision), "attempt": .int(attempt), "max_attempts": .int(maxAttempts)])
+            return .object(["revision": .integer(revision), "attempt": .integer(attempt), "max_attempts": .integer(maxAttempts)])
         case .fixGenerated(let attempt, let revision, let explanation, let changes):
             return .object([
-                "attempt": .int(attempt), "revision": .int(revision), "explanation": .string(explanation),
+                "attempt": .integer(attempt), "revision": .integer(revision), "explanation": .string(explanation),
                 "changes": .array(changes.map(\.json)),
             ])
         case .fixFailed(let attempt, let reason):
-            return .object(["attempt": .int(attempt), "reason": .string(reason)])
+            return .object(["attempt": .integer(attempt), "reason": .string(reason)])
         case .unfixable(let reason, let explanation):
-            var o: [String: PipelineJSON] = ["reason": .string(reason)]
+            var o: JSONObject = ["reason": .string(reason)]
             if let explanation { o["explanation"] = .string(explanation) }
             return .object(o)
         case .review(let revision, let principal, let verdict, let comment, let approvals, let quorum):
-            var o: [String: PipelineJSON] = [
-                "revision": .int(revision), "principal": .string(principal), "verdict": .string(verdict.rawValue),
-                "approvals": .array(approvals.map(PipelineJSON.string)), "quorum": .int(quorum),
+            var o: JSONObject = [
+                "revision": .integer(revision), "principal": .string(principal), "verdict": .string(verdict.rawValue),
+                "approvals": .array(approvals.map(JSONValue.string)), "quorum": .integer(quorum),
             ]
             if let comment { o["comment"] = .string(comment) }
             return .object(o)
         case .applied(let revision, let commit, let approvers):
-            return .object(["revision": .int(revision), "commit": .string(commit), "approvers": .array(approvers.map(PipelineJSON.string))])
+            return .object(["revision": .integer(revision), "commit": .string(commit), "approvers": .array(approvers.map(JSONValue.string))])
         case .applyFailed(let reason):
             return .object(["reason": .string(reason)])
         case .rolledBack(let commit, let revertCommit):

@@ -1,4 +1,5 @@
 // ProposalMachine: the pure per-proposal state machine of the self-healing pipeline; executors perform its actions.
+public import Protocol
 
 /// Everything the machine needs to ask for a fix; the executor adds file contents and calls `FixPrompt.build`.
 public struct FixContext: Sendable, Hashable, Codable {
@@ -182,10 +183,10 @@ public struct ProposalMachine: Sendable, Codable {
     public var currentRevision: Int { revisions.last?.number ?? 0 }
 
     /// The `data` of the `proposal` event on topic `proposals` (contract), with the host's timestamp.
-    public func summary(updatedAt: String) -> PipelineJSON {
+    public func summary(updatedAt: String) -> JSONValue {
         .object([
             "id": .string(info.id), "title": .string(info.title), "status": .string(status.rawValue),
-            "revision": .int(currentRevision), "attempt": .int(attempt), "max_attempts": .int(attemptLimit),
+            "revision": .integer(currentRevision), "attempt": .integer(attempt), "max_attempts": .integer(attemptLimit),
             "author": .string(info.author), "repo": .string(info.repo), "updated_at": .string(updatedAt),
         ])
     }

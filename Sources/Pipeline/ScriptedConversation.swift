@@ -1,4 +1,5 @@
 // ScriptedConversation: the offline LLM provider's script file, so demos and tests run without the network.
+import Protocol
 
 /// Canned fix replies, looked up by proposal title and attempt number.
 ///
@@ -35,8 +36,8 @@ public struct ScriptedConversation: Sendable {
 
     /// Parses a script file's bytes.
     public init(json: [UInt8]) throws(ScriptError) {
-        let root: PipelineJSON
-        do { root = try PipelineJSON.parse(json) } catch { throw ScriptError("script is not valid JSON: \(error.description)") }
+        let root: JSONValue
+        do { root = try JSONValue.parse(json, limits: .pipeline) } catch { throw ScriptError("script is not valid JSON: \(error.description)") }
         guard let replies = root["replies"]?.arrayValue else { throw ScriptError("script needs a \"replies\" array") }
         var entries: [Entry] = []
         for (i, item) in replies.enumerated() {
@@ -49,17 +50,17 @@ public struct ScriptedConversation: Sendable {
             var attempt: Int?
             if let a = o["attempt"], a != .null {
                 guard let n = a.intValue, n >= 1 else { throw ScriptError("replies[\(i)].attempt must be an integer ≥ 1") }
-                attempt = n
+                attempt = Int(n)
             }
             var delay = 0
             if let d = o["delay_ms"], d != .null {
                 guard let n = d.intValue, n >= 0 else { throw ScriptError("replies[\(i)].delay_ms must be an integer ≥ 0") }
-                delay = n
+                delay = Int(n)
             }
             let text: String
             switch o["reply"] {
             case .string(let s)?: text = s
-            case .object(let obj)?: text = PipelineJSON.object(obj).encodedString()
+            case .object(let obj)?: text = JSONValue.object(obj).jsonString
             case nil: throw ScriptError("replies[\(i)] needs a \"reply\"")
             case _?: throw ScriptError("replies[\(i)].reply must be an object or a string")
             }

@@ -1,5 +1,6 @@
 // LLMTests: SSE framing at every split, Anthropic stream/response decoding, request bodies, fix replies and prompts.
 
+import enum Protocol.JSONValue
 import Testing
 
 @testable import Pipeline
@@ -106,12 +107,12 @@ let anthropicStreamBody = """
     @Test func requestBody() throws {
         let body = AnthropicRequest.body(model: "claude-x", system: "sys \"q\"", user: "hi\n", maxTokens: 4096, stream: true)
         #expect(String(decoding: body, as: UTF8.self)
-            == #"{"max_tokens":4096,"messages":[{"content":"hi\n","role":"user"}],"model":"claude-x","stream":true,"system":"sys \"q\""}"#)
-        let parsed = try PipelineJSON.parse(body)
+            == #"{"model":"claude-x","max_tokens":4096,"system":"sys \"q\"","messages":[{"role":"user","content":"hi\n"}],"stream":true}"#)
+        let parsed = try JSONValue.parse(body)
         #expect(parsed["messages"]?.arrayValue?.first?["content"]?.stringValue == "hi\n")
         let reask = AnthropicRequest.body(
             model: "m", system: "s", messages: [("user", "fix it"), ("assistant", "oops"), ("user", "again")], maxTokens: 10, stream: false)
-        let roles = try PipelineJSON.parse(reask)["messages"]?.arrayValue?.compactMap { $0["role"]?.stringValue }
+        let roles = try JSONValue.parse(reask)["messages"]?.arrayValue?.compactMap { $0["role"]?.stringValue }
         #expect(roles == ["user", "assistant", "user"])
     }
 
@@ -175,27 +176,6 @@ let anthropicStreamBody = """
         #expect(throws: FixReplyError.self) { try FixReply.parse("nope") }
         do { _ = try FixReply.parse("nope") } catch { #expect(error.isMalformed) }
         do { _ = try FixReply.parse(#"{"unfixable": 1, "explanation": "", "changes": []}"#) } catch { #expect(!error.isMalformed) }
-    }
-}
-
-@Suite struct PipelineJSONTests {
-    @Test func roundTripAndEscapes() throws {
-        let value = PipelineJSON.object([
-            "s": .string("tab\t\"q\" \u{1} é 😀"), "n": .number(1.5), "i": .int(-7), "b": .bool(true), "z": .null,
-            "a": .array([.int(1), .string("x")]),
-        ])
-        let text = value.encodedString()
-        #expect(text == #"{"a":[1,"x"],"b":true,"i":-7,"n":1.5,"s":"tab\t\"q\" \u0001 é 😀","z":null}"#)
-        #expect(try PipelineJSON.parse(text) == value)
-        #expect(try PipelineJSON.parse(#""\ud83d\ude00""#) == .string("😀"))
-    }
-
-    @Test func strictness() {
-        for bad in ["01", "1.", "[1,]", "{'a':1}", "\"\u{1}\"", "tru", "[1] x", #""\ud800""#, "NaN", "-"] {
-            #expect(throws: PipelineJSONError.self, "\(bad)") { try PipelineJSON.parse(bad) }
-        }
-        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        #expect(throws: PipelineJSONError.self) { try PipelineJSON.parse(deep, maxDepth: 64) }
     }
 }
 

@@ -1,6 +1,7 @@
 // ProposalMachineTests: event scripts through the proposal state machine, one expectation per transition.
 
 import Foundation
+import enum Protocol.JSONValue
 import Testing
 
 @testable import Pipeline
@@ -358,12 +359,13 @@ extension ProposalMachine {
 
 @Suite struct PipelineEventWireTests {
     @Test func dataMatchesContract() {
-        #expect(PipelineEvent.testFinished(revision: 2, TestResult(exitCode: 1, durationMs: 7, signal: 9)).data.encodedString()
-            == #"{"duration_ms":7,"exit_code":1,"failed":null,"passed":null,"revision":2,"signal":9,"timed_out":false,"truncated":false}"#)
-        #expect(PipelineEvent.analysis(revision: 1, failure()).data.encodedString()
-            == #"{"categories":["import"],"category":"import","locations":[{"file":"app.py","line":1}],"messages":["msg"],"revision":1,"root_cause":"cause import"}"#)
-        #expect(PipelineEvent.statusChanged(.testsFailed, revision: 1, attempt: 0, maxAttempts: 3, reason: nil).data.encodedString()
-            == #"{"attempt":0,"max_attempts":3,"revision":1,"status":"tests_failed"}"#)
+        // Compared as JSON (key order aside): the contract is the members and their values.
+        #expect(PipelineEvent.testFinished(revision: 2, TestResult(exitCode: 1, durationMs: 7, signal: 9)).data
+            == json(#"{"duration_ms":7,"exit_code":1,"failed":null,"passed":null,"revision":2,"signal":9,"timed_out":false,"truncated":false}"#))
+        #expect(PipelineEvent.analysis(revision: 1, failure()).data
+            == json(#"{"categories":["import"],"category":"import","locations":[{"file":"app.py","line":1}],"messages":["msg"],"revision":1,"root_cause":"cause import"}"#))
+        #expect(PipelineEvent.statusChanged(.testsFailed, revision: 1, attempt: 0, maxAttempts: 3, reason: nil).data
+            == json(#"{"attempt":0,"max_attempts":3,"revision":1,"status":"tests_failed"}"#))
         #expect(PipelineEvent.rolledBack(commit: "a", revertCommit: "b").kind == "rolled_back")
         #expect(ProposalStatus.allCases.map(\.rawValue) == [
             "proposed", "deploying", "testing", "tests_passed", "tests_failed", "analyzing", "fixing", "awaiting_review",
@@ -397,7 +399,12 @@ extension ProposalMachine {
         let context = m.handle(.analyzed(failure(file: "lib/db.py", line: 3))).fixRequest?.context
         #expect(context?.relevantPaths() == ["lib/db.py", "app.py"])
         #expect(context?.relevantPaths(limit: 1) == ["lib/db.py"])
-        #expect(m.summary(updatedAt: "t").encodedString()
-            == #"{"attempt":1,"author":"alice","id":"p1","max_attempts":3,"repo":"demo","revision":1,"status":"fixing","title":"Cache with redis","updated_at":"t"}"#)
+        #expect(m.summary(updatedAt: "t")
+            == json(#"{"attempt":1,"author":"alice","id":"p1","max_attempts":3,"repo":"demo","revision":1,"status":"fixing","title":"Cache with redis","updated_at":"t"}"#))
     }
+}
+
+/// A JSON literal for comparisons (traps on a typo in the test itself).
+func json(_ text: String) -> JSONValue {
+    do { return try JSONValue.parse(text) } catch { preconditionFailure("bad JSON literal in a test: \(error)") }
 }
