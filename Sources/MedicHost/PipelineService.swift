@@ -2,7 +2,7 @@
 // reviews, git apply and rollback — storing each step before anyone sees it.
 import EventLoop
 import Foundation
-public import Logging
+import Logging
 import Pipeline
 public import Protocol
 import Sandbox
@@ -18,7 +18,7 @@ final class ProposalRuntime {
     var lastRun: TestRunResult?
     /// Revisions already stored (rows are rewritten from the current one on, as results attach to it).
     var storedRevisions = 0
-    var lastPublishedStatus: PipelineStatus?
+    var lastPublishedStatus: ProposalStatus?
 
     init(machine: ProposalMachine, repository: RepositoryConfig?, createdAt: Int64) {
         self.machine = machine
@@ -118,19 +118,18 @@ public final class PipelineService: CommandExecutor {
         case .propose(let command): propose(command, commandID: commandID, principal: principal, reply: reply)
         case .review(let review):
             guard let runtime = runtime(review.proposal, reply) else { return }
-            let verdict = PipelineVerdict(rawValue: review.verdict.rawValue) ?? .reject
-            feed(runtime, .review(principal: principal.name, role: pipelineRole(principal.role), verdict: verdict,
+            feed(runtime, .review(principal: principal.name, role: principal.role, verdict: review.verdict,
                                   revision: Int(review.revision), comment: review.comment),
                  command: PendingCommand(principal: principal.name, id: commandID,
                                          ackFields: ["proposal": .string(review.proposal), "revision": .int(review.revision)], reply: reply),
                  review: (principal.name, review))
         case .autoFix(let proposal):
             guard let runtime = runtime(proposal, reply) else { return }
-            feed(runtime, .autoFixRequested(principal: principal.name, role: pipelineRole(principal.role)),
+            feed(runtime, .autoFixRequested(principal: principal.name, role: principal.role),
                  command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
         case .rollback(let proposal):
             guard let runtime = runtime(proposal, reply) else { return }
-            feed(runtime, .rollbackRequested(principal: principal.name, role: pipelineRole(principal.role)),
+            feed(runtime, .rollbackRequested(principal: principal.name, role: principal.role),
                  command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
         case .comment(let proposal, let text):
             guard let runtime = runtime(proposal, reply) else { return }
@@ -150,10 +149,6 @@ public final class PipelineService: CommandExecutor {
         return runtime
     }
 
-    private func pipelineRole(_ role: WireRole) -> PipelineRole {
-        PipelineRole(rawValue: role.rawValue) ?? .viewer
-    }
-
     private func propose(_ command: ProposeCommand, commandID: String?, principal: Principal, reply: @escaping CommandReply) {
         let repositoryName = command.repo ?? configuration.repositories.first?.name
         guard let repositoryName, let repository = configuration.repositories.first(where: { $0.name == repositoryName }) else {
@@ -161,9 +156,7 @@ public final class PipelineService: CommandExecutor {
             reply(.failure(ProtocolError(code: .invalidMessage, message: "unknown repository '\(command.repo ?? "")'; configured: \(known)")))
             return
         }
-        let changes = command.changes.map {
-            PipelineFileChange(path: $0.path, action: PipelineFileChange.Action(rawValue: $0.action.rawValue) ?? .modify, content: $0.content)
-        }
+        let changes = command.changes
         switch PatchValidator.validate(changes) {
         case .failure(let error):
             reply(.failure(ProtocolError(code: .invalidMessage, message: "changes refused: \(error.description)")))
@@ -592,7 +585,7 @@ public final class PipelineService: CommandExecutor {
         var successful = 0
         var unfixable = 0
         var categories: [String: Int] = [:]
-        let passing: Set<PipelineStatus> = [.testsPassed, .awaitingReview, .approved, .applying, .applied, .applyFailed, .rolledBack]
+        let passing: Set<ProposalStatus> = [.testsPassed, .awaitingReview, .approved, .applying, .applied, .applyFailed, .rolledBack]
         for runtime in runtimes.values {
             let m = runtime.machine
             for revision in m.revisions {

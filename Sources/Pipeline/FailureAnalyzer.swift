@@ -1,4 +1,5 @@
 // FailureAnalyzer: turns a failed run's raw output (Python, Node, Swift, Go) into a categorised FailureAnalysis.
+import Protocol
 
 import Foundation
 

@@ -1,18 +1,7 @@
-// FailureCategory: the contract's categories of a failed test run.
+// FailureCategory: how the pipeline ranks the contract's failure categories (the category is Protocol's).
+import Protocol
 
-/// Why a test run failed, coarsely (contract "Failure categories").
-public enum FailureCategory: String, Sendable, Codable, CaseIterable, Hashable {
-    case `import`
-    case syntax
-    case indentation
-    case undefinedName = "undefined_name"
-    case type
-    case fileNotFound = "file_not_found"
-    case assertion
-    case timeout
-    case crash
-    case other
-
+extension FailureCategory {
     /// Lower sorts first when several categories are seen: code that does not load hides every later failure,
     /// so build/load errors outrank runtime ones, and assertions (the code ran) come last before `other`.
     var priority: Int {

@@ -1,27 +1,9 @@
 // FileChange: one file operation of a patch (create, modify or delete a repository-relative path).
 public import Protocol
 
-/// One file of a patch. `content` is the file's full new text for create/modify and nil for delete.
-public struct FileChange: Sendable, Codable, Hashable {
-    /// What happens to the file.
-    public enum Action: String, Sendable, Codable, CaseIterable, Hashable {
-        case create
-        case modify
-        case delete
-    }
-
-    /// Repository-relative path, `/`-separated (validated by `PatchValidator`).
-    public var path: String
-    /// The operation.
-    public var action: Action
-    /// Full new content (create/modify); nil for delete.
-    public var content: String?
-
-    public init(path: String, action: Action, content: String? = nil) {
-        self.path = path
-        self.action = action
-        self.content = content
-    }
+extension FileChange {
+    /// The pipeline's name for what happens to the file.
+    public typealias Action = ChangeAction
 
     /// Wire form `{path, action, content?}` (contract: revision.changes, fix_generated.changes).
     public var json: JSONValue {

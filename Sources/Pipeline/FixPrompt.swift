@@ -1,4 +1,5 @@
 // FixPrompt: builds the system and user prompts that ask the LLM for a JSON fix, within a byte budget.
+public import Protocol
 
 /// One earlier fix attempt, shown to the LLM so it does not repeat itself.
 public struct AttemptRecord: Sendable, Hashable, Codable {

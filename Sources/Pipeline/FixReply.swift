@@ -1,5 +1,5 @@
 // FixReply: the strict parser for the LLM's fix answer; everything in it is untrusted (DESIGN invariant 6).
-import Protocol
+public import Protocol
 
 import Foundation
 

@@ -1,4 +1,5 @@
 // PatchValidator: refuses patches whose paths could leave the repository or whose sizes are unbounded (DESIGN invariant 6).
+public import Protocol
 
 /// Bounds on one patch. Every limit has a documented default.
 public struct PatchLimits: Sendable, Hashable {

@@ -1,25 +1,8 @@
-// ProposalStatus: where a proposal stands in the pipeline; raw values are the wire contract's status names.
+// ProposalStatus: what the pipeline derives from a proposal's status (the status is Protocol's; raw
+// values are the wire contract's status names).
+public import Protocol
 
-/// The lifecycle status of a proposal (contract "Proposal statuses").
-public enum ProposalStatus: String, Sendable, Codable, CaseIterable, Hashable {
-    case proposed
-    case deploying
-    case testing
-    case testsPassed = "tests_passed"
-    case testsFailed = "tests_failed"
-    case analyzing
-    case fixing
-    case awaitingReview = "awaiting_review"
-    case approved
-    case applying
-    case applied
-    case applyFailed = "apply_failed"
-    case rejected
-    case changesRequested = "changes_requested"
-    case unfixable
-    case rolledBack = "rolled_back"
-    case interrupted
-
+extension ProposalStatus {
     /// True when no further pipeline work can happen without a new proposal.
     public var isTerminal: Bool {
         switch self {

@@ -1,4 +1,5 @@
 // Revision: one version of a proposal's patch together with what happened when it was tested.
+public import Protocol
 
 /// A numbered, full patch against the repository (revision 1 is the author's; each fix adds one).
 public struct Revision: Sendable, Codable, Hashable {

@@ -1,11 +1,7 @@
-// Role: what an authenticated principal may do (contract "Roles").
+// Role: what the pipeline asks of a principal's role (the role itself is Protocol's, contract "Roles").
+public import Protocol
 
-/// admin: everything; viewer: subscribe, comment, stats; bot: subscribe, propose, comment, stats, never review.
-public enum Role: String, Sendable, Codable, CaseIterable, Hashable {
-    case admin
-    case viewer
-    case bot
-
+extension Role {
     /// Only admins review, request fixes and roll back.
     public var mayReview: Bool {
         switch self {

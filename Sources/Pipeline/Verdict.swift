@@ -1,8 +1,5 @@
-// Verdict: a reviewer's decision on one revision.
+// Verdict: a reviewer's decision on one revision — Protocol's `ReviewVerdict` (approve / reject /
+// request_changes, contract `review.verdict`) under the pipeline's name for it.
+public import Protocol
 
-/// approve / reject / request_changes (contract `review.verdict`).
-public enum Verdict: String, Sendable, Codable, CaseIterable, Hashable {
-    case approve
-    case reject
-    case requestChanges = "request_changes"
-}
+public typealias Verdict = ReviewVerdict

@@ -35,12 +35,12 @@ public struct ProtocolLimits: Sendable, Equatable {
 }
 
 /// What a change does to a file.
-public enum ChangeAction: String, Sendable, CaseIterable, Hashable {
+public enum ChangeAction: String, Sendable, Codable, CaseIterable, Hashable {
     case create, modify, delete
 }
 
 /// One file of a patch. `content` is the whole new file for create/modify and absent for delete.
-public struct FileChange: Sendable, Equatable, Hashable {
+public struct FileChange: Sendable, Codable, Equatable, Hashable {
     /// Relative to the repository root; no absolute paths, no `.`/`..`/empty components, no `\` or NUL.
     public var path: String
     public var action: ChangeAction
@@ -87,7 +87,7 @@ public struct ProposeCommand: Sendable, Equatable {
 }
 
 /// A review's verdict; the wire `type` of the command and the `verdict` of the `review` event.
-public enum ReviewVerdict: String, Sendable, CaseIterable, Hashable {
+public enum ReviewVerdict: String, Sendable, Codable, CaseIterable, Hashable {
     case approve
     case reject
     case requestChanges = "request_changes"

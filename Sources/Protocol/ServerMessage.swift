@@ -65,7 +65,7 @@ public enum EventKind: String, Sendable, CaseIterable, Hashable {
 }
 
 /// Proposal statuses (`status_changed.status`, `proposal.status`).
-public enum ProposalStatus: String, Sendable, CaseIterable, Hashable {
+public enum ProposalStatus: String, Sendable, Codable, CaseIterable, Hashable {
     case proposed, deploying, testing
     case testsPassed = "tests_passed"
     case testsFailed = "tests_failed"
@@ -81,7 +81,7 @@ public enum ProposalStatus: String, Sendable, CaseIterable, Hashable {
 }
 
 /// Failure categories (`analysis.category`, `analysis.categories`).
-public enum FailureCategory: String, Sendable, CaseIterable, Hashable {
+public enum FailureCategory: String, Sendable, Codable, CaseIterable, Hashable {
     case `import`, syntax, indentation
     case undefinedName = "undefined_name"
     case type

@@ -51,7 +51,7 @@ public enum Topic: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// What a principal may do. Names are fixed on the wire (`welcome.role`, `presence.members[].role`).
-public enum Role: String, Sendable, CaseIterable, Hashable {
+public enum Role: String, Sendable, Codable, CaseIterable, Hashable {
     /// Everything.
     case admin
     /// subscribe, unsubscribe, comment, stats.

@@ -1,6 +1,7 @@
 // FailureAnalyzerTests: the analyzer against real output of failing Python, Node and Swift programs, plus Go samples.
 
 import Foundation
+import Protocol
 import Testing
 
 @testable import Pipeline

@@ -1,6 +1,6 @@
 // LLMTests: SSE framing at every split, Anthropic stream/response decoding, request bodies, fix replies and prompts.
 
-import enum Protocol.JSONValue
+import Protocol
 import Testing
 
 @testable import Pipeline

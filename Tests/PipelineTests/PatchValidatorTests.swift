@@ -1,5 +1,6 @@
 // PatchValidatorTests: hostile paths and size limits at N-1, N, N+1.
 
+import Protocol
 import Testing
 
 @testable import Pipeline

@@ -1,7 +1,7 @@
 // ProposalMachineTests: event scripts through the proposal state machine, one expectation per transition.
 
 import Foundation
-import enum Protocol.JSONValue
+import Protocol
 import Testing
 
 @testable import Pipeline

@@ -1,5 +1,6 @@
 // TestSummaryParserTests: pass/fail counts from each runner's closing lines, real where a runner is installed.
 
+import Protocol
 import Testing
 
 @testable import Pipeline
