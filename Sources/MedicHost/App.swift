@@ -57,8 +57,6 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         set { serverReference = newValue?.unretained }
     }
     private var serverReference: Unretained<Server>?
-    /// Session connections by the low 32 bits of their id (the fd): a dense table, no hashing per delivery.
-    private var sessionTable = FDTable<Connection>()
     /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
     var heads: [String: Int64] = [:]
     /// Store writes submitted by `commit` and not yet completed.
@@ -108,7 +106,6 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     public func didOpen(_ connection: Connection, request: HTTPRequest, subprotocol: String?) {
         connection.userData = PendingSession(openedAt: loop.now)
-        sessionTable[Self.slot(connection.id)] = connection
         let session = Session(connection: connection)
         metrics.sessionsOpened += 1
         if let token = Self.bearerToken(request) {
@@ -134,9 +131,6 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     public func didClose(_ connection: Connection) {
-        let slot = Self.slot(connection.id)
-        guard sessionTable[slot] === connection else { return }
-        sessionTable[slot] = nil
         perform(hub.disconnect(connection.id))
     }
 
@@ -163,17 +157,14 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 
-    /// The session of connection `id`, if it is open. Closures look sessions up by id rather than holding
-    /// their connection weakly: a weak reference gives the object a side table, and every retain on the
-    /// fan-out path then takes the slow path (seen in perf).
+    /// The session of connection `id`, if it is open (the server's fd-indexed table: no hashing per
+    /// delivery). Closures look sessions up by id rather than holding their connection weakly: a weak
+    /// reference gives the object a side table, and every retain on the fan-out path then takes the slow
+    /// path (seen in perf).
     @inline(__always)
     func session(_ id: UInt64) -> Session? {
-        guard let connection = sessionTable[Self.slot(id)], connection.id == id else { return nil }
-        return Session(connection: connection)
+        server?.connection(id: id).map(Session.init)
     }
-
-    @inline(__always)
-    static func slot(_ id: UInt64) -> Int { Int(UInt32(truncatingIfNeeded: id)) }
 
     // MARK: commands
 

@@ -230,7 +230,7 @@ public final class Connection: IOHandler {
             headers.add("Sec-WebSocket-Accept", accepted.acceptValue)
             if let subprotocol = accepted.subprotocol { headers.add("Sec-WebSocket-Protocol", subprotocol) }
             awaitingResponse = false
-            enqueue(SharedBytes(HTTPResponse(status: 101, headers: headers).encode(keepAlive: true, date: nil)))
+            HTTPResponse(status: 101, headers: headers).encode(keepAlive: true, date: nil).withUnsafeBytes { enqueueCopy($0) }
             var leftover = http?.parser.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
@@ -263,7 +263,7 @@ public final class Connection: IOHandler {
                 server.metrics.messagesIn += 1
                 payload.withUnsafeBytes { handler?.didReceive(self, opcode: opcode, payload: $0) }
             case .send(let frame):
-                enqueue(SharedBytes(frame), bypassLimit: true)
+                frame.withUnsafeBytes { enqueueCopy($0) }
             case .pong:
                 pingSentAt = 0
             case .close:
@@ -326,7 +326,7 @@ public final class Connection: IOHandler {
         if wsOpen {
             let frame = ws!.initiateClose(code: code, reason: reason)
             wsOpen = false
-            enqueue(SharedBytes(frame), bypassLimit: true)
+            frame.withUnsafeBytes { enqueueCopy($0) }
             closingSince = server.loop.now
             // We keep reading until the peer's close arrives (its .close action) or the timeout in `sweep`.
         } else {
@@ -354,10 +354,10 @@ public final class Connection: IOHandler {
         return false
     }
 
-    @discardableResult
-    private func enqueue(_ chunk: SharedBytes, bypassLimit: Bool = false, deferred: Bool = false) -> Bool {
+    /// Queues a shared frame, within the queue limit (through TLS when on).
+    private func enqueue(_ chunk: SharedBytes, deferred: Bool) -> Bool {
         guard !isClosed else { return false }
-        if !bypassLimit && !admit(chunk.count) { return false }
+        if !admit(chunk.count) { return false }
         if let tls {
             if let error = chunk.withUnsafeBytes({ tls.writePlaintext($0) }) {
                 server.loop.logger.debug("TLS write failed", metadata: ["connection": "\(id)", "error": "\(error)"])
@@ -371,7 +371,8 @@ public final class Connection: IOHandler {
         return true
     }
 
-    /// Queues a copy of bytes for this connection alone (through TLS when on).
+    /// Queues a copy of bytes for this connection alone — responses and control frames, outside the queue
+    /// limit (through TLS when on).
     private func enqueueCopy(_ bytes: UnsafeRawBufferPointer) {
         guard !isClosed else { return }
         if let tls {
@@ -462,8 +463,7 @@ public final class Connection: IOHandler {
         isClosed = true
         if let out {
             self.out = nil
-            out.reset()
-            server.recycle(out)
+            server.recycle(out)  // resets it
         }
         if let registration { server.loop.unregister(registration) }
         isRegistered = false
@@ -489,7 +489,7 @@ public final class Connection: IOHandler {
                 close(code: 1001, reason: "idle timeout")
             } else if idle > UInt64(config.pingIntervalMilliseconds) * 1_000_000 && pingSentAt == 0 {
                 pingSentAt = now
-                enqueue(SharedBytes(WebSocketFrame.encode(.ping, payload: [], fin: true, maskingKey: nil)), bypassLimit: true)
+                WebSocketFrame.encode(.ping, payload: [], fin: true, maskingKey: nil).withUnsafeBytes { enqueueCopy($0) }
             }
             if !isClosed && closingSince == 0 { server.websocketHandler?.sweep(self, now: now) }
         } else if requestStartedAt != 0 {

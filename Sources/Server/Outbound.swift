@@ -26,8 +26,6 @@ final class Outbound {
     /// Bytes queued and not yet written.
     private(set) var byteCount = 0
 
-    var isEmpty: Bool { byteCount == 0 }
-
     deinit { staging?.deallocate() }
 
     /// Queues a shared frame by reference.
