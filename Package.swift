@@ -42,7 +42,7 @@ let package = Package(
 
         // Codecs: pure byte transforms.
         .target(name: "HTTP1", swiftSettings: strict),
-        .target(name: "WebSocket", dependencies: ["IOBytes"], swiftSettings: strict),
+        .target(name: "WebSocket", dependencies: ["IOBytes", "HTTP1"], swiftSettings: strict),
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
 
         // App core: pure.

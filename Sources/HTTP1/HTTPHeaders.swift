@@ -89,8 +89,9 @@ public struct HTTPHeaders: Sendable, Sequence, Equatable, ExpressibleByDictionar
         fields.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
     }
 
-    /// ASCII case-insensitive equality; field names are ASCII tokens, so no Unicode folding.
-    static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
+    /// ASCII case-insensitive equality: field names, tokens and origins are ASCII, and Unicode case
+    /// folding must not make distinct strings match. (The WebSocket handshake uses it too.)
+    public static func equalsIgnoringCase(_ a: String, _ b: String) -> Bool {
         let x = a.utf8, y = b.utf8
         guard x.count == y.count else { return false }  // O(1) for native strings: most names differ in length
         // Native strings are contiguous UTF-8: compare bytes directly instead of through two iterators.

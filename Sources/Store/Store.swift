@@ -128,8 +128,8 @@ public final class Store: @unchecked Sendable {
         worker.submit(.write(w, completion))
     }
 
-    /// Several `write`s handed to the worker at once: they land in one group commit (unless the group
-    /// limit splits them), each still atomic on its own, completed in order.
+    /// Several `write`s handed to the worker at once: they land in one group commit, each still atomic
+    /// on its own, completed in order.
     public func write(
         contentsOf writes: [(write: StoreWrite, completion: @Sendable (Result<WriteOutcome, StoreError>) -> Void)]
     ) {

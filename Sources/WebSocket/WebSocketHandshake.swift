@@ -1,4 +1,5 @@
 // WebSocketHandshake: server-side validation of the opening handshake, plus client helpers.
+import HTTP1
 
 /// Which browser origins may open a WebSocket (RFC 6455 §4.2.2 step 4, §10.2).
 public enum OriginPolicy: Sendable {
@@ -81,10 +82,10 @@ public struct WebSocketHandshake {
         guard hosts.count == 1 else { return .failure(bad(hosts.isEmpty ? "missing Host" : "multiple Host fields")) }
         // §4.2.1 items 3-4: Upgrade contains "websocket", Connection contains "Upgrade",
         // both as ASCII case-insensitive tokens in comma-separated lists.
-        guard tokens(of: "upgrade", in: headers).contains(where: { asciiEqual($0, "websocket") }) else {
+        guard tokens(of: "upgrade", in: headers).contains(where: { HTTPHeaders.equalsIgnoringCase($0, "websocket") }) else {
             return .failure(bad("Upgrade does not include websocket"))
         }
-        guard tokens(of: "connection", in: headers).contains(where: { asciiEqual($0, "upgrade") }) else {
+        guard tokens(of: "connection", in: headers).contains(where: { HTTPHeaders.equalsIgnoringCase($0, "upgrade") }) else {
             return .failure(bad("Connection does not include Upgrade"))
         }
         // §4.2.1 item 6 and §4.4: version 13, else 426 naming the versions we speak.
@@ -107,7 +108,7 @@ public struct WebSocketHandshake {
         if case .allowList(let allowed) = allowedOrigins {
             let origins = values(of: "origin", in: headers)
             if origins.count > 1 { return .failure(bad("multiple Origin headers")) }
-            if let origin = origins.first.map(trim), !allowed.contains(where: { asciiEqual($0, origin) }) {
+            if let origin = origins.first.map(trim), !allowed.contains(where: { HTTPHeaders.equalsIgnoringCase($0, origin) }) {
                 return .failure(Rejected(status: 403, headers: [], reason: "origin \(origin) not allowed"))
             }
         }
@@ -152,8 +153,8 @@ public struct WebSocketHandshake {
         status: Int, headers: [(name: String, value: String)], key: String, offeredSubprotocols: [String]
     ) -> Result<String?, Rejected> {
         guard status == 101 else { return .failure(Rejected(status: status, headers: [], reason: "status \(status)")) }
-        guard tokens(of: "upgrade", in: headers).contains(where: { asciiEqual($0, "websocket") }),
-            tokens(of: "connection", in: headers).contains(where: { asciiEqual($0, "upgrade") })
+        guard tokens(of: "upgrade", in: headers).contains(where: { HTTPHeaders.equalsIgnoringCase($0, "websocket") }),
+            tokens(of: "connection", in: headers).contains(where: { HTTPHeaders.equalsIgnoringCase($0, "upgrade") })
         else { return .failure(bad("missing Upgrade/Connection")) }
         let accepts = values(of: "sec-websocket-accept", in: headers)
         guard accepts.count == 1, trim(accepts[0]) == acceptValue(forKey: key) else {
@@ -182,7 +183,7 @@ public struct WebSocketHandshake {
 
     /// Every value of the named field, in order.
     private static func values(of lowercasedName: String, in headers: [(name: String, value: String)]) -> [String] {
-        headers.compactMap { asciiEqual($0.name, lowercasedName) ? $0.value : nil }
+        headers.compactMap { HTTPHeaders.equalsIgnoringCase($0.name, lowercasedName) ? $0.value : nil }
     }
 
     /// The comma-separated tokens of every field with this name (RFC 9110 §5.3: repeated
@@ -201,21 +202,4 @@ public struct WebSocketHandshake {
         return String(scalars)
     }
 
-    /// ASCII case-insensitive equality: header names, tokens and origins are ASCII, and Unicode
-    /// case folding must not make distinct strings match.
-    static func asciiEqual(_ a: String, _ b: String) -> Bool {
-        let x = a.utf8, y = b.utf8
-        guard x.count == y.count else { return false }
-        if let equal = x.withContiguousStorageIfAvailable({ p in
-            y.withContiguousStorageIfAvailable { q in
-                for i in 0..<p.count where lower(p[i]) != lower(q[i]) { return false }
-                return true
-            }
-        }), let equal { return equal }
-        return zip(x, y).allSatisfy { lower($0) == lower($1) }
-    }
-
-    private static func lower(_ c: UInt8) -> UInt8 {
-        c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c | 0x20 : c
-    }
 }
