@@ -112,6 +112,11 @@ extension App {
         } else if method == "POST", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) {
             restCommand(.autoFix(proposal: id), id: commandID, principal: principal, status: 200, on: connection)
         } else if method == "GET", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "status", "*"]) {
+            // Everything under /api/v1/admin/ is for admins, reads included (protocol/README.md §8).
+            guard principal.role == .admin else {
+                respondError(ProtocolError(code: .forbidden, message: "role \(principal.role.rawValue) may not read admin endpoints"), on: connection)
+                return
+            }
             let manual = !configuration.autoFix
             readStore(on: connection, { self.store.proposal(id: id, completion: $0) }) { detail in
                 detail.map { Self.autoFixStatus($0, manual: manual) }
@@ -186,9 +191,12 @@ extension App {
         }
     }
 
+    /// A request body, parsed under the same limits as a WebSocket message (`protocolLimits`: size and
+    /// nesting), so that REST and WebSocket accept exactly the same commands.
     private func jsonBody(_ request: HTTPRequest, on connection: Connection) -> JSONObject? {
         do {
-            guard case .object(let object) = try JSONValue.parse(request.body) else {
+            let limits = JSONParseLimits(maxBytes: protocolLimits.maxMessageBytes, maxDepth: protocolLimits.maxDepth)
+            guard case .object(let object) = try JSONValue.parse(request.body, limits: limits) else {
                 respondError(ProtocolError(code: .invalidMessage, message: "the body must be a JSON object"), on: connection)
                 return nil
             }
@@ -207,8 +215,18 @@ extension App {
 
     // MARK: JSON renderings of stored rows
 
+    /// Stored JSON (written by Medic itself from input that passed the input limits) is read back whole:
+    /// no size limit here, since a proposal's stored state holds every revision and may exceed one message.
+    /// The depth bound only guards the recursive parser; stored documents nest a handful of levels.
+    static let storedJSONLimits = JSONParseLimits(maxBytes: .max, maxDepth: 512)
+
     static func parsed(_ text: String) -> JSONValue {
-        (try? JSONValue.parse(text)) ?? .string(text)
+        do {
+            return try JSONValue.parse(text, limits: storedJSONLimits)
+        } catch {
+            // Not reachable for rows Medic wrote; said rather than silently returned as a string.
+            return .object(["unreadable": .string(error.description)])
+        }
     }
 
     static func json(proposal row: ProposalRow) -> JSONValue {

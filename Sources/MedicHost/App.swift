@@ -34,10 +34,16 @@ final class PendingSession {
     init(openedAt: UInt64) { self.openedAt = openedAt }
 }
 
-/// An authenticated principal, shared by every session of the same token (the token cache holds it).
+/// An authenticated principal, shared by every session of the same token (`App.liveTokens` holds it while
+/// any session does), so that revoking the token or changing its role reaches all of them at once.
 final class SharedPrincipal {
     let principal: Principal
-    init(_ principal: Principal) { self.principal = principal }
+    /// SHA-256 hex of the token (the store's key; the token itself is not kept).
+    let tokenHash: String
+    init(_ principal: Principal, tokenHash: String) {
+        self.principal = principal
+        self.tokenHash = tokenHash
+    }
 }
 
 /// The Medic application on one loop: WebSocket sessions (`/ws`, subprotocol `medic.v1`), the REST API,
@@ -66,8 +72,14 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     var metrics = AppMetrics()
     /// Wire limits: 8 MiB messages (a proposal's files), the rest at Protocol's defaults.
     let protocolLimits = ProtocolLimits(maxMessageBytes: 8 << 20)
-    /// Positive token lookups cached briefly so REST polling does not hit the store each time.
-    var tokenCache: [String: (principal: SharedPrincipal, until: UInt64)] = [:]
+    /// The principals of open sessions by token hash. Tokens are never cached: every `hello`, REST request
+    /// and state-changing command asks the store, and `recheckCredentials` (once a second while this is not
+    /// empty) closes the sessions of a token that was revoked or whose role changed (close 4003).
+    var liveTokens: [String: SharedPrincipal] = [:]
+    /// How often open sessions are re-checked against the store.
+    static let credentialRecheckNanoseconds: UInt64 = 1_000_000_000
+    private var recheckTimer: TimerID?
+    private var recheckInFlight = false
 
     /// What callbacks hold instead of `[weak self]`, which would put every retain of the app on the
     /// runtime's slow path (see `Unretained`).
@@ -197,11 +209,49 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             subscribe(session, topic: topic.description, since: since, id: request.id)
         case .unsubscribe(let topic):
             perform(hub.unsubscribe(session.connection.id, topic: topic.description), ids: [topic.description: request.id])
-        case .propose, .review, .autoFix, .rollback, .comment, .stats:
+        case .stats:
             let id = session.connection.id
             runCommand(request, principal: principal) { [unretained] bytes in
                 guard let self = unretained.value, let session = self.session(id) else { return }
                 self.send(session, bytes)
+            }
+        case .propose, .review, .autoFix, .rollback, .comment:
+            // State-changing: the token is checked against the store again first, so a revoked token or a
+            // lowered role stops working for the very next command (not only at the next recheck).
+            guard let shared = session.connection.userData as? SharedPrincipal else { return }
+            let id = session.connection.id
+            reverify(shared) { [unretained] current in
+                guard let self = unretained.value, let session = self.session(id) else { return }
+                switch current {
+                case .failure(let error):
+                    self.send(session, ServerMessage.error(id: request.id, code: .storeUnavailable, message: error.message))
+                case .success(nil):
+                    self.send(session, ServerMessage.error(id: request.id, code: .unauthenticated, message: "token revoked"))
+                case .success(let principal?) where principal != shared.principal:
+                    self.send(session, ServerMessage.error(id: request.id, code: .forbidden,
+                        message: "role changed to \(principal.role.rawValue); reconnect"))
+                case .success(let principal?):
+                    self.runCommand(request, principal: principal) { [unretained] bytes in
+                        guard let self = unretained.value, let session = self.session(id) else { return }
+                        self.send(session, bytes)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks `shared`'s token up in the store; when it is no longer live as it was, every session holding it
+    /// is closed (4003) right after `completion` ran (so that its error reaches the client first).
+    private func reverify(_ shared: SharedPrincipal, completion: @escaping (Result<Principal?, StoreError>) -> Void) {
+        let bound = LoopBound((self, shared, completion), loop: loop)
+        store.principal(tokenHash: shared.tokenHash) { result in
+            bound.hop { triple in
+                let (app, shared, completion) = triple
+                let current = result.map { $0.map(Self.principal(of:)) }
+                completion(current)  // the refusal is queued before the close frame
+                if case .success(let principal) = current, principal != shared.principal {
+                    app.invalidate(shared, reason: principal == nil ? "token revoked" : "role changed")
+                }
             }
         }
     }
@@ -251,7 +301,16 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             state.authenticating = false
             switch result {
             case .success(let principal?):
-                session.connection.userData = self.tokenCache[token]?.principal ?? SharedPrincipal(principal)
+                let hash = sha256Hex(token)
+                let shared: SharedPrincipal
+                if let existing = self.liveTokens[hash], existing.principal == principal {
+                    shared = existing
+                } else {
+                    shared = SharedPrincipal(principal, tokenHash: hash)
+                    self.liveTokens[hash] = shared
+                    self.scheduleCredentialRecheck()
+                }
+                session.connection.userData = shared
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
                 // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.
                 if let commandID { self.send(session, ServerMessage.ack(id: commandID, fields: [:])) }
@@ -269,26 +328,66 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         }
     }
 
-    /// Resolves a token to a principal (cached for 30 s when found).
+    /// Resolves a token to a live principal. Never cached: a revoked token fails at once.
     func lookUp(token: String, completion: @escaping (Result<Principal?, StoreError>) -> Void) {
-        if let cached = tokenCache[token], cached.until > loop.now {
-            completion(.success(cached.principal.principal))
-            return
-        }
-        let bound = LoopBound((self, completion), loop: loop)
+        let bound = LoopBound(completion, loop: loop)
         store.principal(forToken: token) { result in
-            bound.hop { pair in
-                let (app, completion) = pair
-                switch result {
-                case .success(let row?):
-                    let principal = Principal(name: row.name, role: Role(rawValue: row.role) ?? .viewer)
-                    app.tokenCache[token] = (SharedPrincipal(principal), app.loop.now + 30_000_000_000)
-                    completion(.success(principal))
-                case .success(nil): completion(.success(nil))
-                case .failure(let error): completion(.failure(error))
+            bound.hop { completion in completion(result.map { $0.map(Self.principal(of:)) }) }
+        }
+    }
+
+    static func principal(of row: PrincipalRow) -> Principal {
+        Principal(name: row.name, role: Role(rawValue: row.role) ?? .viewer)
+    }
+
+    /// Arms the once-a-second recheck of open sessions' tokens (while any session is authenticated).
+    private func scheduleCredentialRecheck() {
+        guard recheckTimer == nil else { return }
+        recheckTimer = loop.schedule(afterNanoseconds: Self.credentialRecheckNanoseconds) { [unretained] in
+            guard let self = unretained.value else { return }
+            self.recheckTimer = nil
+            self.recheckCredentials()
+        }
+    }
+
+    /// Reads every live token (one query) and closes the sessions whose token was revoked or whose
+    /// principal changed (close 4003, protocol/README.md §6). Tokens no session holds any more are dropped.
+    func recheckCredentials() {
+        for hash in Array(liveTokens.keys) where isKnownUniquelyReferenced(&liveTokens[hash]!) {
+            liveTokens[hash] = nil
+        }
+        guard !liveTokens.isEmpty, !recheckInFlight else { return }
+        recheckInFlight = true
+        let bound = LoopBound(self, loop: loop)
+        store.liveCredentials { result in
+            bound.hop { app in
+                app.recheckInFlight = false
+                if case .success(let credentials) = result {
+                    var live: [String: Principal] = [:]
+                    for credential in credentials {
+                        live[credential.tokenHash] = Principal(name: credential.name, role: Role(rawValue: credential.role) ?? .viewer)
+                    }
+                    for shared in Array(app.liveTokens.values) {
+                        let current = live[shared.tokenHash]
+                        if current != shared.principal { app.invalidate(shared, reason: current == nil ? "token revoked" : "role changed") }
+                    }
+                } else if case .failure(let error) = result {
+                    // Sessions stay open while the store is unreachable; every command re-checks anyway.
+                    app.logger.warning("credential recheck failed", metadata: ["error": "\(error.message)"])
                 }
+                if !app.liveTokens.isEmpty { app.scheduleCredentialRecheck() }
             }
         }
+    }
+
+    /// Closes every session holding `shared` with 4003 and forgets the token.
+    func invalidate(_ shared: SharedPrincipal, reason: String) {
+        if liveTokens[shared.tokenHash] === shared { liveTokens[shared.tokenHash] = nil }
+        let closing = (server?.allConnections ?? []).filter { $0.userData === shared }
+        if !closing.isEmpty {
+            logger.info("closing sessions of a changed token", metadata: ["principal": "\(shared.principal.name)", "reason": "\(reason)", "sessions": "\(closing.count)"])
+        }
+        for connection in closing { connection.close(code: CloseCode.credentialsChanged.rawValue, reason: reason) }
     }
 
     // MARK: subscriptions

@@ -1,6 +1,7 @@
 // MedicServer: composition — store, app, pipeline, listeners — on one loop; used by `medic serve` and tests.
 public import EventLoop
 import Foundation
+import HTTP1
 public import Logging
 import Protocol
 public import Server
@@ -32,6 +33,8 @@ public final class MedicServer {
         // Frames up to 16 MiB reach the protocol decoder, which refuses messages over its own limit (8 MiB)
         // with a `too_large` error frame and keeps the session; only larger ones close with 1009.
         serverConfiguration.websocket = WebSocketLimits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20, maxFragments: 4096)
+        // A REST body may be as large as a WebSocket message the protocol accepts: one limit for both.
+        serverConfiguration.http.maxBodyBytes = app.protocolLimits.maxMessageBytes
         server = Server(loop: loop, configuration: serverConfiguration, http: app, websocket: app)
         app.server = server
         if let makeExecutor { app.commands = try makeExecutor(app) }

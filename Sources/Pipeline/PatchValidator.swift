@@ -3,7 +3,7 @@ public import Protocol
 
 /// Bounds on one patch. Every limit has a documented default.
 public struct PatchLimits: Sendable, Hashable {
-    /// Most files in one patch (default 100).
+    /// Most files in one patch (default `ProtocolLimits.defaultMaxChanges`, 100: the wire limit).
     public var maxFiles: Int
     /// Largest content of one file in UTF-8 bytes (default 1 MiB).
     public var maxFileBytes: Int
@@ -12,7 +12,7 @@ public struct PatchLimits: Sendable, Hashable {
     /// Longest path in UTF-8 bytes (default 1024; Linux PATH_MAX is 4096, repositories rarely need a quarter).
     public var maxPathBytes: Int
 
-    public init(maxFiles: Int = 100, maxFileBytes: Int = 1 << 20, maxTotalBytes: Int = 8 << 20, maxPathBytes: Int = 1024) {
+    public init(maxFiles: Int = ProtocolLimits.defaultMaxChanges, maxFileBytes: Int = 1 << 20, maxTotalBytes: Int = 8 << 20, maxPathBytes: Int = 1024) {
         self.maxFiles = maxFiles
         self.maxFileBytes = maxFileBytes
         self.maxTotalBytes = maxTotalBytes

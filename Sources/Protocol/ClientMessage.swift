@@ -14,14 +14,18 @@ public struct ProtocolLimits: Sendable, Equatable {
     public var maxTitleBytes: Int
     /// Maximum length of a description, comment or repo name, in bytes. Default 64 KiB.
     public var maxTextBytes: Int
-    /// Maximum number of file changes in one proposal. Default 256.
+    /// Maximum number of file changes in one proposal. Default `defaultMaxChanges` (100), the same bound
+    /// the pipeline's patch validator applies to every revision, so what the decoder accepts is never
+    /// refused later.
     public var maxChanges: Int
+    public static let defaultMaxChanges = 100
     /// Maximum length of one file path, in bytes. Default 1024.
     public var maxPathBytes: Int
 
     public init(
         maxMessageBytes: Int = 1 << 20, maxDepth: Int = 32, maxIDBytes: Int = 128, maxTokenBytes: Int = 4096,
-        maxTitleBytes: Int = 200, maxTextBytes: Int = 64 << 10, maxChanges: Int = 256, maxPathBytes: Int = 1024
+        maxTitleBytes: Int = 200, maxTextBytes: Int = 64 << 10, maxChanges: Int = ProtocolLimits.defaultMaxChanges,
+        maxPathBytes: Int = 1024
     ) {
         self.maxMessageBytes = maxMessageBytes
         self.maxDepth = maxDepth

@@ -46,6 +46,9 @@ public enum CloseCode: UInt16, Sendable, CaseIterable {
     case internalError = 1011
     /// No or bad credentials, or no `hello` within the authentication timeout.
     case authenticationFailed = 4001
+    /// The session's token was revoked or its principal's role changed: reconnect with a valid token
+    /// (a changed role applies from the new session on).
+    case credentialsChanged = 4003
 }
 
 /// A refusal sent to a client as `{"type":"error","id":…,"code":…,"message":…}`.

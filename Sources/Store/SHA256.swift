@@ -1,8 +1,8 @@
 // SHA256: token hashing through OpenSSL (only a token's hash is ever stored).
 import COpenSSL
 
-/// Lowercase hex SHA-256 of the UTF-8 bytes of `text` (FIPS 180-4).
-func sha256Hex(_ text: String) -> String {
+/// Lowercase hex SHA-256 of the UTF-8 bytes of `text` (FIPS 180-4): how a token is keyed in the store.
+public func sha256Hex(_ text: String) -> String {
     var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
     var length: UInt32 = 0
     let bytes = Array(text.utf8)

@@ -197,6 +197,22 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.principal(tokenHash: hash, on: c) }
     }
 
+    /// The live principal whose token hashes to `tokenHash` (see `sha256Hex`); nil when unknown or revoked.
+    public func principal(tokenHash: String, completion: @escaping @Sendable (Result<PrincipalRow?, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.principal(tokenHash: tokenHash, on: c) }
+    }
+
+    /// Every live token with its principal's name and role: one small query, so a server can re-check all
+    /// of its open sessions at once (revocation and role changes take effect on live sessions too).
+    public func liveCredentials(completion: @escaping @Sendable (Result<[LiveCredential], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.liveCredentials(on: c) }
+    }
+
+    /// Changes a live principal's role; false when there is no live principal of that name.
+    public func setPrincipalRole(name: String, role: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.setPrincipalRole(name: name, role: role, on: c) }
+    }
+
     /// Every principal, revoked ones included, by name.
     public func principals(completion: @escaping @Sendable (Result<[PrincipalRow], StoreError>) -> Void) {
         run(completion) { c throws(StoreError) in try StoreOperations.principals(on: c) }

@@ -325,6 +325,16 @@ enum StoreOperations {
         try c.query("SELECT \(principalColumns) FROM principals ORDER BY name", []).map(principalRow)
     }
 
+    static func liveCredentials(on c: any SQLConnection) throws(StoreError) -> [LiveCredential] {
+        try c.query("SELECT token_hash, name, role FROM principals WHERE revoked = 0", [])
+            .map { LiveCredential(tokenHash: $0[0].text, name: $0[1].text, role: $0[2].text) }
+    }
+
+    static func setPrincipalRole(name: String, role: String, on c: any SQLConnection) throws(StoreError) -> Bool {
+        !(try c.query("UPDATE principals SET role = $2 WHERE name = $1 AND revoked = 0 RETURNING name", [.text(name), .text(role)])
+            .isEmpty)
+    }
+
     static func revokePrincipal(name: String, on c: any SQLConnection) throws(StoreError) -> Bool {
         !(try c.query("UPDATE principals SET revoked = 1 WHERE name = $1 AND revoked = 0 RETURNING name", [.text(name)])
             .isEmpty)

@@ -172,6 +172,20 @@ public struct CommentRow: Sendable, Equatable {
 }
 
 /// A user or bot allowed to connect. The token itself is never stored, only its SHA-256.
+/// A live (not revoked) token: what a server re-checks its open sessions against.
+public struct LiveCredential: Sendable, Equatable {
+    /// SHA-256 hex of the token (`sha256Hex`).
+    public var tokenHash: String
+    public var name: String
+    public var role: String
+
+    public init(tokenHash: String, name: String, role: String) {
+        self.tokenHash = tokenHash
+        self.name = name
+        self.role = role
+    }
+}
+
 public struct PrincipalRow: Sendable, Equatable {
     public var name: String
     /// "admin", "viewer" or "bot".

@@ -41,8 +41,8 @@ func quietLogger(_ label: String) -> Logger {
 
 struct TokenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Create, list and revoke access tokens.",
-        subcommands: [Create.self, List.self, Revoke.self])
+        commandName: "token", abstract: "Create, list and revoke access tokens; change a principal's role.",
+        subcommands: [Create.self, List.self, Revoke.self, SetRole.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a principal; the token is the last line of output.")
@@ -70,6 +70,24 @@ struct TokenCommand: ParsableCommand {
             for row in try store.sync({ store.principals(completion: $0) }) {
                 print("\(row.name)\t\(row.role)\t\(row.revoked ? "revoked" : "active")")
             }
+        }
+    }
+
+    /// A running server closes the principal's open sessions (close 4003) within a second; they reconnect
+    /// with the new role.
+    struct SetRole: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "role", abstract: "Change a live principal's role.")
+        @Argument(help: "Principal name.") var name: String
+        @Argument(help: "admin, viewer or bot.") var role: String
+        @OptionGroup var storeOptions: StoreOptions
+        func run() throws {
+            guard ["admin", "viewer", "bot"].contains(role) else { throw ValidationError("role must be admin, viewer or bot") }
+            let store = try storeOptions.open(logger: quietLogger("medic.token"))
+            defer { store.close() }
+            guard try store.sync({ store.setPrincipalRole(name: name, role: role, completion: $0) }) else {
+                throw ValidationError("no active principal named '\(name)'")
+            }
+            print("'\(name)' is now \(role)")
         }
     }
 

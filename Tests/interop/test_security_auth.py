@@ -1,0 +1,211 @@
+"""Attacks on authentication, authorization and the REST layer of a real `medic serve` (SECURITY.md):
+revoked tokens and changed roles, admin-only endpoints, data accepted over WebSocket read back over REST."""
+import asyncio
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+from medic_server import Medic
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout=timeout))
+
+
+def http(medic, method, path, token, body=None, raw=None):
+    """(status, parsed JSON body) — errors included, unlike Medic.rest."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(f"http://127.0.0.1:{medic.port}{path}", method=method, data=data,
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def cli(medic, *args):
+    return subprocess.run([medic.bin, "token", *args, "--data-dir", medic.data_dir], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def connect(medic, token):
+    return websockets.connect(f"ws://127.0.0.1:{medic.port}/ws", subprotocols=["medic.v1"], max_size=64 << 20,
+                              additional_headers={"Authorization": f"Bearer {token}"})
+
+
+async def reply_to(ws, command_id):
+    """The ack or error answering `command_id` (events in between are skipped)."""
+    while True:
+        message = json.loads(await ws.recv())
+        if message.get("id") == command_id and message["type"] in ("ack", "error"):
+            return message
+
+
+async def wait_for_status(ws, proposal, status):
+    await ws.send(json.dumps({"type": "subscribe", "id": "sub", "topic": f"proposal:{proposal}", "since": 0}))
+    while True:
+        message = json.loads(await ws.recv())
+        if message.get("kind") == "status_changed" and message["data"]["status"] == status:
+            return
+
+
+async def close_code(ws, within):
+    """Reads until the server closes the connection; returns the close code (None: still open)."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    except TimeoutError:
+        return None
+
+
+def commits(repo):
+    return int(subprocess.run(["git", "-C", repo, "rev-list", "--count", "HEAD"], check=True, capture_output=True,
+                              text=True).stdout)
+
+
+def awaiting_review_proposal(medic, bot):
+    status, ack = http(medic, "POST", "/api/v1/proposals", bot,
+                       {"title": "t", "description": "d", "changes": [{"path": "a.txt", "action": "create", "content": "x\n"}]})
+    assert status == 201, ack
+    proposal = ack["proposal"]
+
+    async def wait():
+        async with connect(medic, bot) as ws:
+            await ws.recv()
+            await wait_for_status(ws, proposal, "awaiting_review")
+    run(wait())
+    return proposal
+
+
+def test_a_revoked_token_stops_at_once_and_its_live_sessions_close(tmp_path):
+    medic = Medic(str(tmp_path)).start()
+    try:
+        alice = medic.token("alice", "admin")
+        bot = medic.token("bot", "bot")
+        proposal = awaiting_review_proposal(medic, bot)
+        before = commits(medic.repo)
+
+        async def attack():
+            async with connect(medic, alice) as watching, connect(medic, alice) as approving:
+                for ws in (watching, approving):
+                    assert json.loads(await ws.recv())["type"] == "welcome"
+                await watching.send(json.dumps({"type": "subscribe", "id": "s", "topic": "proposals"}))
+                assert (await reply_to(watching, "s"))["type"] == "ack"
+                cli(medic, "revoke", "alice")
+                # The very next command of a session opened before the revocation is refused...
+                await approving.send(json.dumps({"type": "approve", "id": "late-approve", "proposal": proposal, "revision": 1}))
+                refused = await reply_to(approving, "late-approve")
+                assert refused["type"] == "error" and refused["code"] == "unauthenticated", refused
+                # ...and every live session of the token is closed with 4003, the idle one included.
+                assert await close_code(approving, within=10) == 4003
+                assert await close_code(watching, within=10) == 4003
+        run(attack())
+
+        # New requests fail at once: REST and a new WebSocket.
+        status, body = http(medic, "GET", "/api/v1/proposals", alice)
+        assert status == 401 and body["error"]["code"] == "unauthenticated"
+
+        async def new_session():
+            async with connect(medic, alice) as ws:
+                return await close_code(ws, within=10)
+        assert run(new_session()) == 4001
+        assert commits(medic.repo) == before, "a revoked admin's approve reached the repository"
+    finally:
+        medic.stop()
+
+
+def test_a_lowered_role_applies_to_open_sessions(tmp_path):
+    medic = Medic(str(tmp_path)).start()
+    try:
+        carol = medic.token("carol", "admin")
+        bot = medic.token("bot", "bot")
+        proposal = awaiting_review_proposal(medic, bot)
+        before = commits(medic.repo)
+
+        async def attack():
+            async with connect(medic, carol) as ws:
+                assert json.loads(await ws.recv())["role"] == "admin"
+                cli(medic, "role", "carol", "viewer")
+                await ws.send(json.dumps({"type": "approve", "id": "a1", "proposal": proposal, "revision": 1}))
+                refused = await reply_to(ws, "a1")
+                assert refused["type"] == "error" and refused["code"] == "forbidden", refused
+                assert await close_code(ws, within=10) == 4003
+            async with connect(medic, carol) as ws:
+                welcome = json.loads(await ws.recv())
+                assert welcome["role"] == "viewer"
+                await ws.send(json.dumps({"type": "approve", "id": "a2", "proposal": proposal, "revision": 1}))
+                assert (await reply_to(ws, "a2"))["code"] == "forbidden"
+        run(attack())
+        assert commits(medic.repo) == before
+        assert "carol\tviewer\tactive" in cli(medic, "list")
+    finally:
+        medic.stop()
+
+
+def test_admin_endpoints_refuse_viewers_and_bots(tmp_path):
+    medic = Medic(str(tmp_path)).start()
+    try:
+        admin = medic.token("admin1", "admin")
+        bot = medic.token("bot", "bot")
+        viewer = medic.token("viewer", "viewer")
+        proposal = awaiting_review_proposal(medic, bot)
+        path = f"/api/v1/admin/proposals/auto-fix/status/{proposal}"
+        for token in (viewer, bot):
+            status, body = http(medic, "GET", path, token)
+            assert status == 403 and body["error"]["code"] == "forbidden", (status, body)
+            assert "needs_auto_fix" not in json.dumps(body)
+        status, body = http(medic, "GET", path, admin)
+        assert status == 200 and body["proposal"] == proposal
+    finally:
+        medic.stop()
+
+
+def test_what_was_accepted_is_returned_intact_over_rest(tmp_path):
+    """A 1.4 MB proposal accepted over WebSocket comes back whole: state and revisions as JSON, events' data
+    as objects; REST accepts the same body and refuses the same nesting as the WebSocket."""
+    medic = Medic(str(tmp_path)).start()
+    try:
+        admin = medic.token("admin1", "admin")
+        bot = medic.token("bot", "bot")
+        contents = {f"big{i}.txt": (chr(ord("a") + i) * 99 + "\n") * 7_000 for i in range(2)}  # 2 × 700 KB
+        changes = [{"path": path, "action": "create", "content": content} for path, content in contents.items()]
+
+        async def propose():
+            async with connect(medic, bot) as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"type": "propose", "id": "big", "title": "big", "description": "d", "changes": changes}))
+                ack = await reply_to(ws, "big")
+                assert ack["type"] == "ack", ack
+                await wait_for_status(ws, ack["proposal"], "awaiting_review")
+                return ack["proposal"]
+        proposal = run(propose())
+
+        status, detail = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)
+        assert status == 200
+        assert isinstance(detail["state"], dict), "stored state came back as a string"
+        revision = detail["revisions"][0]
+        stored = {change["path"]: change["content"] for change in revision["changes"]}
+        assert stored == contents
+        status, page = http(medic, "GET", f"/api/v1/proposals/{proposal}/events?since=0", admin)
+        assert status == 200 and page["events"]
+        for event in page["events"]:
+            assert isinstance(event["data"], dict), event["kind"]
+
+        # The same 1.4 MB body is accepted over REST (one input limit for both transports).
+        status, ack = http(medic, "POST", "/api/v1/proposals", bot,
+                           {"title": "big over REST", "description": "d", "changes": changes})
+        assert status == 201, ack
+        # Nesting beyond the documented 32 is refused over REST as over the WebSocket.
+        deep = {"title": "t", "description": "d", "changes": [], "x": json.loads("[" * 40 + "]" * 40)}
+        status, body = http(medic, "POST", "/api/v1/proposals", bot, deep)
+        assert status == 400 and body["error"]["code"] == "bad_json", (status, body)
+    finally:
+        medic.stop()
