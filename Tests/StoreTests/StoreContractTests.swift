@@ -293,6 +293,19 @@ struct StoreContractTests {
         _ = try store.sync { store.createPrincipal(name: "alice", role: "viewer", token: "tok-alice-2", completion: $0) }
         #expect(try store.sync { store.principal(forToken: "tok-alice", completion: $0) } == nil)
         #expect(try store.sync { store.principal(forToken: "tok-alice-2", completion: $0) }?.role == "viewer")
+
+        // What a server re-checks its open sessions against: live tokens only, by hash, with the current role.
+        #expect(try store.sync { store.setPrincipalRole(name: "bot", role: "viewer", completion: $0) })
+        #expect(try store.sync { store.setPrincipalRole(name: "nobody", role: "viewer", completion: $0) } == false)
+        #expect(try store.sync { store.principal(tokenHash: sha256Hex("tok-bot"), completion: $0) }?.role == "viewer")
+        let live = try store.sync { store.liveCredentials(completion: $0) }.sorted { $0.name < $1.name }
+        #expect(live == [
+            LiveCredential(tokenHash: sha256Hex("tok-alice-2"), name: "alice", role: "viewer"),
+            LiveCredential(tokenHash: sha256Hex("tok-bot"), name: "bot", role: "viewer"),
+        ])
+        _ = try store.sync { store.revokePrincipal(name: "bot", completion: $0) }
+        #expect(try store.sync { store.setPrincipalRole(name: "bot", role: "admin", completion: $0) } == false, "a revoked principal got a role")
+        #expect(try store.sync { store.liveCredentials(completion: $0) }.map(\.name) == ["alice"])
     }
 
     @Test("migrations are recorded once and reopening is idempotent", arguments: BackendKind.all)
