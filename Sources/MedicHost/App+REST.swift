@@ -124,12 +124,20 @@ extension App {
         } else if parts.starts(with: ["api", "v1", "proposals"]) || parts.starts(with: ["api", "v1", "admin"]) {
             var headers = HTTPHeaders()
             headers.add("Content-Type", "application/json")
-            headers.add("Allow", "GET, POST")
+            headers.add("Allow", Self.allowedMethods(parts))
             connection.respond(HTTPResponse(status: 405, headers: headers,
                 body: ProtocolError(code: .invalidMessage, message: "method \(method) not allowed on \(request.path)").restBody))
         } else {
             respondError(ProtocolError(code: .notFound, message: "no such endpoint: \(method) \(request.path)"), on: connection)
         }
+    }
+
+    /// The methods a known API path answers (the `Allow` header of its 405, RFC 9110 §15.5.6).
+    static func allowedMethods(_ parts: [String]) -> String {
+        if parts == ["api", "v1", "proposals"] { return "GET, POST" }
+        if match(parts, ["api", "v1", "proposals", "*", "review"]) != nil
+            || match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) != nil { return "POST" }
+        return "GET"
     }
 
     /// Matches path segments against a pattern with one "*" capture; returns the captured segment.

@@ -75,8 +75,7 @@ enum StoreOperations {
             out.append((
                 """
                 INSERT INTO applied_changes (proposal_id, revision, commit_id, ts, reverted_by) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (proposal_id, commit_id) DO UPDATE SET revision = excluded.revision, ts = excluded.ts,
-                    reverted_by = excluded.reverted_by
+                ON CONFLICT (proposal_id, commit_id) DO UPDATE SET reverted_by = excluded.reverted_by
                 """, [.text(a.proposalId), .int(Int64(a.revision)), .text(a.commit), .int(a.ts), sqlText(a.revertedBy)]))
         }
         return out

@@ -19,6 +19,7 @@ struct Watch: ParsableCommand {
     @Option(help: "Exit after this many events (0 = run until interrupted).") var count: Int = 0
     @Option(help: "CA certificate file to trust for wss/https (default: the system's).") var caFile: String?
     @Flag(help: "Skip TLS certificate verification (testing only).") var insecure = false
+    @Flag(help: "Print each event as one JSON object per line (for machines) instead of columns with local time.") var json = false
 
     func run() throws {
         guard let token = token ?? ProcessInfo.processInfo.environment["MEDIC_TOKEN"] else {
@@ -44,7 +45,12 @@ struct Watch: ParsableCommand {
                             guard seq > last else { continue }  // never print twice
                             last = seq
                         }
-                        let line = "\(event.seq.map(String.init) ?? "-")\t\(event.ts)\t\(event.kind)\t\(event.topic)\t\(event.data.jsonString)\n"
+                        let line = json
+                            ? JSONValue.object([
+                                "topic": .string(event.topic), "seq": event.seq.map { .int($0) } ?? .null, "ts": .int(event.ts),
+                                "kind": .string(event.kind), "data": event.data,
+                            ]).jsonString + "\n"
+                            : "\(event.seq.map(String.init) ?? "-")\t\(Self.localTime(event.ts))\t\(event.kind)\t\(event.topic)\t\(event.data.jsonString)\n"
                         FileHandle.standardOutput.write(Data(line.utf8))
                         printed += 1
                         if count > 0 && printed >= count { return }
@@ -59,6 +65,11 @@ struct Watch: ParsableCommand {
                 }
             } catch let error as ValidationError {
                 throw error
+            } catch let error as WatchError where error.closeCode == 4001 || error.closeCode == 4003 {
+                // Retrying cannot help: the token is unknown, revoked, or its role changed (protocol/README.md §6).
+                let meaning = error.closeCode == 4001 ? "authentication failed: unknown or revoked token" : "the token was revoked or its role changed"
+                FileHandle.standardError.write(Data("medic watch: \(meaning) (close \(error.closeCode!); \(error.description))\n".utf8))
+                throw ExitCode(3)
             } catch {
                 FileHandle.standardError.write(Data("medic watch: \(error); reconnecting in \(delay)s from seq \(last)\n".utf8))
                 usleep(useconds_t(delay * 1_000_000))
@@ -92,6 +103,21 @@ struct Endpoint {
 
 struct WatchError: Error, CustomStringConvertible {
     var description: String
+    /// The server's close code, when the server closed the session.
+    var closeCode: UInt16? = nil
+}
+
+extension Watch {
+    /// `2026-12-04 15:53:58.123` in the local time zone.
+    static func localTime(_ milliseconds: Int64) -> String {
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
+        let text = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text + "." + String(String(milliseconds % 1000 + 1000).dropFirst())
+    }
 }
 
 /// A blocking WebSocket client socket (the CLI needs no event loop: one connection, one reader).
@@ -162,7 +188,13 @@ final class WatchSocket {
             case .message, .messageInInput: continue  // receive(_:into:) never reports in-place messages
             case .send(let frame): try writeApplication(frame)
             case .pong: continue
-            case .close: throw WatchError(description: "server closed the connection (\(codec.peerCloseCode.map(String.init) ?? "no code"))")
+            case .close:
+                let reason = inbox.compactMap { text -> String? in
+                    guard case .success(.error(let error)) = ServerMessage.decode(Array(text.utf8)) else { return nil }
+                    return "\(error.code.rawValue): \(error.message)"
+                }.last
+                throw WatchError(description: reason ?? "server closed the connection (\(codec.peerCloseCode.map(String.init) ?? "no code"))",
+                                 closeCode: codec.peerCloseCode)
             }
         }
     }

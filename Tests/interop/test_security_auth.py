@@ -209,3 +209,66 @@ def test_what_was_accepted_is_returned_intact_over_rest(tmp_path):
         assert status == 400 and body["error"]["code"] == "bad_json", (status, body)
     finally:
         medic.stop()
+
+
+def test_rest_allow_header_and_applied_time_survive_a_rollback(tmp_path):
+    medic = Medic(str(tmp_path)).start()
+    try:
+        admin = medic.token("admin1", "admin")
+        bot = medic.token("bot", "bot")
+        proposal = awaiting_review_proposal(medic, bot)
+        req = urllib.request.Request(f"http://127.0.0.1:{medic.port}/api/v1/admin/proposals/auto-fix/{proposal}",
+                                     method="GET", headers={"Authorization": f"Bearer {admin}"})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+            raise AssertionError("GET on a POST-only endpoint succeeded")
+        except urllib.error.HTTPError as error:
+            assert error.code == 405 and error.headers["Allow"] == "POST"
+
+        async def approve_then_roll_back():
+            async with connect(medic, admin) as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"type": "approve", "id": "ap", "proposal": proposal, "revision": 1}))
+                assert (await reply_to(ws, "ap"))["type"] == "ack"
+                await wait_for_status(ws, proposal, "applied")
+                applied = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]["applied"]
+                await asyncio.sleep(0.05)
+                await ws.send(json.dumps({"type": "rollback", "id": "rb", "proposal": proposal}))
+                assert (await reply_to(ws, "rb"))["type"] == "ack"
+                await ws.send(json.dumps({"type": "unsubscribe", "id": "u", "topic": f"proposal:{proposal}"}))
+                await wait_for_status(ws, proposal, "rolled_back")
+                return applied
+        applied = run(approve_then_roll_back())
+        after = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]["applied"]
+        assert len(after) == 1 and after[0]["reverted_by"]
+        assert after[0]["ts"] == applied[0]["ts"], "the apply time was overwritten by the rollback"
+        assert after[0]["revision"] == applied[0]["revision"]
+    finally:
+        medic.stop()
+
+
+def test_medic_watch_ends_on_a_bad_or_revoked_token_and_prints_local_time(tmp_path):
+    medic = Medic(str(tmp_path)).start()
+    try:
+        admin = medic.token("admin1", "admin")
+        proposal = awaiting_review_proposal(medic, medic.token("bot", "bot"))
+        url = f"http://127.0.0.1:{medic.port}"
+        bad = subprocess.run([medic.bin, "watch", proposal, "--url", url, "--token", "mdc_not-a-token"],
+                             capture_output=True, text=True, timeout=30)
+        assert bad.returncode != 0 and "4001" in bad.stderr and "reconnecting" not in bad.stderr, bad.stderr
+
+        watch = subprocess.Popen([medic.bin, "watch", proposal, "--url", url, "--token", admin],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        cli(medic, "revoke", "admin1")
+        out, err = watch.communicate(timeout=30)
+        assert watch.returncode != 0 and "4003" in err and "revoked" in err, err
+        first = out.splitlines()[0].split("\t")
+        assert first[0] == "1" and time.strftime("%Y-%m-%d ") in first[1] + " " and ":" in first[1], first
+
+        machine = subprocess.run([medic.bin, "watch", proposal, "--url", url, "--token", medic.token("viewer", "viewer"),
+                                  "--json", "--count", "1"], capture_output=True, text=True, timeout=30)
+        event = json.loads(machine.stdout.splitlines()[0])
+        assert event["seq"] == 1 and isinstance(event["ts"], int) and event["kind"] == "proposal_created"
+    finally:
+        medic.stop()
