@@ -35,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // OS + loop.
         .target(name: "IOBytes", swiftSettings: strict),
@@ -42,7 +43,7 @@ let package = Package(
 
         // Codecs: pure byte transforms.
         .target(name: "HTTP1", swiftSettings: strict),
-        .target(name: "WebSocket", dependencies: ["IOBytes", "HTTP1"], swiftSettings: strict),
+        .target(name: "WebSocket", dependencies: ["IOBytes", "HTTP1", "CZlib"], swiftSettings: strict),
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
 
         // App core: pure.
