@@ -20,6 +20,8 @@ extension App {
             connection.respond(.text(200, "ok\n"))
         } else if path == "/metrics" {
             respondMetrics(on: connection)
+        } else if path == "/api/v1/session" {
+            signInWithCode(request, on: connection)
         } else if path.hasPrefix("/api/") {
             authenticateREST(request, on: connection) { [unretained] principal in
                 unretained.value?.route(request, principal: principal, on: connection)
@@ -36,6 +38,36 @@ extension App {
             connection.respond(HTTPResponse(status: 405, headers: headers, body: Array("method not allowed\n".utf8)))
         } else {
             connection.respond(.text(404, "not found\n"))
+        }
+    }
+
+    /// How long a session made from a sign-in link lasts (or until its principal is revoked).
+    static let signInSessionMilliseconds: Int64 = 7 * 24 * 3_600_000
+
+    /// `POST /api/v1/session {"code"}`: exchanges a single-use sign-in code (`medic login`) for a session
+    /// token. Needs no Authorization; a wrong, used or expired code is 401 and uses nothing up.
+    private func signInWithCode(_ request: HTTPRequest, on connection: Connection) {
+        guard request.method == "POST" else {
+            var headers = HTTPHeaders()
+            headers.add("Content-Type", "application/json")
+            headers.add("Allow", "POST")
+            connection.respond(HTTPResponse(status: 405, headers: headers,
+                body: ProtocolError(code: .invalidMessage, message: "use POST").restBody))
+            return
+        }
+        guard let body = jsonBody(request, on: connection) else { return }
+        guard let code = body["code"]?.stringValue, !code.isEmpty, code.utf8.count <= protocolLimits.maxTokenBytes else {
+            respondError(ProtocolError(code: .invalidMessage, message: "code must be a non-empty string"), on: connection)
+            return
+        }
+        let token = Tokens.generate()
+        let expiresAt = wallClockMilliseconds() + Self.signInSessionMilliseconds
+        readStore(on: connection, { self.store.redeemLoginCode(code, sessionToken: token, sessionExpiresAt: expiresAt, completion: $0) }) { row in
+            row.map {
+                .object(["token": .string(token), "principal": .string($0.name), "role": .string($0.role), "expires_at": .int(expiresAt)])
+            }
+        } notFound: {
+            ProtocolError(code: .unauthenticated, message: "this sign-in link is unknown, expired or already used; run `medic login` for a new one")
         }
     }
 
@@ -173,20 +205,22 @@ extension App {
         }
     }
 
-    /// Runs a store read and answers with `render`'s JSON, 404 when it renders nil, 503 on store failure.
+    /// Runs a store read and answers with `render`'s JSON, `notFound` (404 by default) when it renders nil,
+    /// 503 on store failure.
     private func readStore<T: Sendable>(
         on connection: Connection, _ call: (@escaping @Sendable (Result<T, StoreError>) -> Void) -> Void,
-        render: @escaping (T) -> JSONValue?
+        render: @escaping (T) -> JSONValue?,
+        notFound: @escaping () -> ProtocolError = { ProtocolError(code: .notFound, message: "not found") }
     ) {
-        let bound = LoopBound((self, connection, render), loop: loop)
+        let bound = LoopBound((self, connection, render, notFound), loop: loop)
         call { result in
-            bound.hop { triple in
-                let (app, connection, render) = triple
+            bound.hop { captured in
+                let (app, connection, render, notFound) = captured
                 guard !connection.isClosed else { return }
                 switch result {
                 case .success(let value):
                     guard let json = render(value) else {
-                        app.respondError(ProtocolError(code: .notFound, message: "not found"), on: connection)
+                        app.respondError(notFound(), on: connection)
                         return
                     }
                     var headers = HTTPHeaders()

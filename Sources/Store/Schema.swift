@@ -45,7 +45,19 @@ let migrations: [Migration] = [
                 name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE,
                 created_at BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
             """
-    }
+    },
+    // Sign-in links (`medic login`): a single-use code, hashed, that the page exchanges for a session token;
+    // sessions belong to one incarnation of a principal (name + created_at) and die with it.
+    Migration(version: 2, name: "sign-in links and sessions") { _ in
+        """
+        CREATE TABLE login_codes (
+            code_hash TEXT PRIMARY KEY, principal TEXT NOT NULL, expires_at BIGINT NOT NULL, used INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY, principal TEXT NOT NULL, principal_created_at BIGINT NOT NULL,
+            created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+        CREATE INDEX sessions_by_principal ON sessions (principal);
+        """
+    },
 ]
 
 /// Brings the schema up to date. Safe to run on every open and from several processes at once: on Postgres

@@ -193,19 +193,48 @@ public final class Store: @unchecked Sendable {
 
     /// The live principal holding `token`; nil when the token is unknown or revoked.
     public func principal(forToken token: String, completion: @escaping @Sendable (Result<PrincipalRow?, StoreError>) -> Void) {
-        let hash = sha256Hex(token)
-        run(completion) { c throws(StoreError) in try StoreOperations.principal(tokenHash: hash, on: c) }
+        principal(tokenHash: sha256Hex(token), completion: completion)
     }
 
-    /// The live principal whose token hashes to `tokenHash` (see `sha256Hex`); nil when unknown or revoked.
+    /// Stores a single-use sign-in code for the live principal `name`, valid until `expiresAt` (ms since
+    /// the epoch); only its SHA-256 is kept. false when there is no live principal of that name.
+    public func createLoginCode(
+        principal name: String, code: String, expiresAt: Int64, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void
+    ) {
+        let hash = sha256Hex(code)
+        let now = nowMilliseconds()
+        run(completion) { c throws(StoreError) in
+            try StoreOperations.createLoginCode(principal: name, codeHash: hash, expiresAt: expiresAt, now: now, on: c)
+        }
+    }
+
+    /// Exchanges a sign-in code (once) for a session token of the code's principal, valid until
+    /// `sessionExpiresAt` or until the principal is revoked. nil when the code is unknown, used or expired.
+    public func redeemLoginCode(
+        _ code: String, sessionToken: String, sessionExpiresAt: Int64,
+        completion: @escaping @Sendable (Result<PrincipalRow?, StoreError>) -> Void
+    ) {
+        let codeHash = sha256Hex(code)
+        let sessionHash = sha256Hex(sessionToken)
+        let now = nowMilliseconds()
+        run(completion) { c throws(StoreError) in
+            try StoreOperations.redeemLoginCode(
+                codeHash: codeHash, sessionHash: sessionHash, sessionExpiresAt: sessionExpiresAt, now: now, on: c)
+        }
+    }
+
+    /// The live principal whose token — its own, or a sign-in session's — hashes to `tokenHash` (see
+    /// `sha256Hex`); nil when unknown, revoked or expired.
     public func principal(tokenHash: String, completion: @escaping @Sendable (Result<PrincipalRow?, StoreError>) -> Void) {
-        run(completion) { c throws(StoreError) in try StoreOperations.principal(tokenHash: tokenHash, on: c) }
+        let now = nowMilliseconds()
+        run(completion) { c throws(StoreError) in try StoreOperations.principal(tokenHash: tokenHash, now: now, on: c) }
     }
 
     /// Every live token with its principal's name and role: one small query, so a server can re-check all
     /// of its open sessions at once (revocation and role changes take effect on live sessions too).
     public func liveCredentials(completion: @escaping @Sendable (Result<[LiveCredential], StoreError>) -> Void) {
-        run(completion) { c throws(StoreError) in try StoreOperations.liveCredentials(on: c) }
+        let now = nowMilliseconds()
+        run(completion) { c throws(StoreError) in try StoreOperations.liveCredentials(now: now, on: c) }
     }
 
     /// Changes a live principal's role; false when there is no live principal of that name.
@@ -218,7 +247,7 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.principals(on: c) }
     }
 
-    /// Revokes a principal; false when there is no live principal of that name.
+    /// Revokes a principal, its sign-in sessions and codes; false when there is no live principal of that name.
     public func revokePrincipal(name: String, completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
         run(completion) { c throws(StoreError) in try StoreOperations.revokePrincipal(name: name, on: c) }
     }

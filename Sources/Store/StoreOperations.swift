@@ -314,19 +314,73 @@ enum StoreOperations {
         }
     }
 
-    static func principal(tokenHash: String, on c: any SQLConnection) throws(StoreError) -> PrincipalRow? {
-        try c.query(
+    /// A principal's own token, or an unexpired sign-in session of its current incarnation.
+    static func principal(tokenHash: String, now: Int64, on c: any SQLConnection) throws(StoreError) -> PrincipalRow? {
+        if let own = try c.query(
             "SELECT \(principalColumns) FROM principals WHERE token_hash = $1 AND revoked = 0", [.text(tokenHash)]
+        ).first {
+            return principalRow(own)
+        }
+        return try c.query(
+            """
+            SELECT p.name, p.role, p.created_at, p.revoked FROM sessions s
+            JOIN principals p ON p.name = s.principal AND p.created_at = s.principal_created_at
+            WHERE s.token_hash = $1 AND s.expires_at > $2 AND p.revoked = 0
+            """, [.text(tokenHash), .int(now)]
         ).first.map(principalRow)
+    }
+
+    /// Stores a sign-in code for a live principal; false when there is none of that name.
+    static func createLoginCode(principal: String, codeHash: String, expiresAt: Int64, now: Int64, on c: any SQLConnection)
+        throws(StoreError) -> Bool
+    {
+        try transaction(c) { () throws(StoreError) in
+            guard !(try c.query("SELECT 1 FROM principals WHERE name = $1 AND revoked = 0", [.text(principal)])).isEmpty else {
+                return false
+            }
+            try c.query("DELETE FROM login_codes WHERE expires_at <= $1 OR used = 1", [.int(now)])
+            try c.query(
+                "INSERT INTO login_codes (code_hash, principal, expires_at, used) VALUES ($1, $2, $3, 0)",
+                [.text(codeHash), .text(principal), .int(expiresAt)])
+            return true
+        }
+    }
+
+    /// Uses a sign-in code once: when it is unused, unexpired and its principal is live, it is marked used
+    /// and a session with `sessionHash` is stored; the principal is returned. Otherwise nil (a code that was
+    /// presented is used up either way).
+    static func redeemLoginCode(codeHash: String, sessionHash: String, sessionExpiresAt: Int64, now: Int64, on c: any SQLConnection)
+        throws(StoreError) -> PrincipalRow?
+    {
+        try transaction(c) { () throws(StoreError) in
+            guard let name = try c.query(
+                "UPDATE login_codes SET used = 1 WHERE code_hash = $1 AND used = 0 AND expires_at > $2 RETURNING principal",
+                [.text(codeHash), .int(now)]
+            ).first?[0].text,
+                let row = try c.query("SELECT \(principalColumns) FROM principals WHERE name = $1 AND revoked = 0", [.text(name)])
+                    .first.map(principalRow)
+            else { return nil }
+            try c.query(
+                "INSERT INTO sessions (token_hash, principal, principal_created_at, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                [.text(sessionHash), .text(row.name), .int(row.createdAt), .int(now), .int(sessionExpiresAt)])
+            return row
+        }
     }
 
     static func principals(on c: any SQLConnection) throws(StoreError) -> [PrincipalRow] {
         try c.query("SELECT \(principalColumns) FROM principals ORDER BY name", []).map(principalRow)
     }
 
-    static func liveCredentials(on c: any SQLConnection) throws(StoreError) -> [LiveCredential] {
-        try c.query("SELECT token_hash, name, role FROM principals WHERE revoked = 0", [])
-            .map { LiveCredential(tokenHash: $0[0].text, name: $0[1].text, role: $0[2].text) }
+    static func liveCredentials(now: Int64, on c: any SQLConnection) throws(StoreError) -> [LiveCredential] {
+        try c.query(
+            """
+            SELECT token_hash, name, role FROM principals WHERE revoked = 0
+            UNION ALL
+            SELECT s.token_hash, p.name, p.role FROM sessions s
+            JOIN principals p ON p.name = s.principal AND p.created_at = s.principal_created_at
+            WHERE s.expires_at > $1 AND p.revoked = 0
+            """, [.int(now)]
+        ).map { LiveCredential(tokenHash: $0[0].text, name: $0[1].text, role: $0[2].text) }
     }
 
     static func setPrincipalRole(name: String, role: String, on c: any SQLConnection) throws(StoreError) -> Bool {
@@ -334,9 +388,14 @@ enum StoreOperations {
             .isEmpty)
     }
 
+    /// Revokes a principal with its sign-in sessions and unused sign-in codes.
     static func revokePrincipal(name: String, on c: any SQLConnection) throws(StoreError) -> Bool {
-        !(try c.query("UPDATE principals SET revoked = 1 WHERE name = $1 AND revoked = 0 RETURNING name", [.text(name)])
-            .isEmpty)
+        try transaction(c) { () throws(StoreError) in
+            try c.query("DELETE FROM sessions WHERE principal = $1", [.text(name)])
+            try c.query("DELETE FROM login_codes WHERE principal = $1", [.text(name)])
+            return !(try c.query("UPDATE principals SET revoked = 1 WHERE name = $1 AND revoked = 0 RETURNING name", [.text(name)])
+                .isEmpty)
+        }
     }
 
     /// Runs `body` in a transaction of its own, rolling back on error.

@@ -29,8 +29,36 @@ struct Medic: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic",
         abstract: "Medic: a self-healing code pipeline server.",
-        subcommands: [Serve.self, TokenCommand.self, Watch.self],
+        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self],
         defaultSubcommand: Serve.self)
+}
+
+/// `medic login`: a fresh sign-in link for the page, for when the admin token printed at first start is gone.
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a single-use sign-in link (valid a few minutes) that the page exchanges for a session.")
+    @Option(help: "Principal to sign in as (default: the first live admin).") var name: String?
+    @Option(help: "The server's address as the browser reaches it.") var url: String = "http://127.0.0.1:8080"
+    @Option(help: "Minutes the link stays valid (1–60).") var validMinutes: Int = 10
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        guard (1...60).contains(validMinutes) else { throw ValidationError("--valid-minutes must be 1…60") }
+        let store = try storeOptions.open(logger: quietLogger("medic.login"))
+        defer { store.close() }
+        let principals = try store.sync { store.principals(completion: $0) }.filter { !$0.revoked }
+        guard let principal = name ?? principals.first(where: { $0.role == "admin" })?.name else {
+            throw ValidationError("no live admin in this store; create one with `medic token create --name NAME --role admin`")
+        }
+        let code = Tokens.generate()
+        let expiresAt = Int64(Date().timeIntervalSince1970 * 1000) + Int64(validMinutes) * 60_000
+        guard try store.sync({ store.createLoginCode(principal: principal, code: code, expiresAt: expiresAt, completion: $0) }) else {
+            throw ValidationError("no active principal named '\(principal)'")
+        }
+        let base = url.hasSuffix("/") ? String(url.dropLast()) : url
+        print("Sign in as '\(principal)' (single use, valid \(validMinutes) minutes):")
+        print("\(base)/#login=\(code)")
+    }
 }
 
 func quietLogger(_ label: String) -> Logger {

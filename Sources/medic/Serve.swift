@@ -75,6 +75,10 @@ struct Serve: ParsableCommand {
             let host = first.address.host == "0.0.0.0" ? "127.0.0.1" : first.address.host
             // Written unbuffered: a supervisor piping our stdout must see the URL at once.
             FileHandle.standardOutput.write(Data("Open \(first.scheme)://\(host):\(first.address.port)/#token=\(token)  (admin token; shown once)\n".utf8))
+        } else if let first = medic.listeners.first {
+            let host = first.address.host == "0.0.0.0" ? "127.0.0.1" : first.address.host
+            let store = configuration.storeURL.map { " --store '\($0)'" } ?? " --data-dir '\(configuration.dataDirectory)'"
+            logger.info("to sign in to the page: medic login\(store) --url \(first.scheme)://\(host):\(first.address.port)")
         }
         if usesDemo && !noDemo { DemoSetup.submitDemoProposalIfEmpty(medic) }
         let signals = try SignalSource(loop: loop, signals: [SIGTERM, SIGINT]) { signal in

@@ -308,6 +308,42 @@ struct StoreContractTests {
         #expect(try store.sync { store.liveCredentials(completion: $0) }.map(\.name) == ["alice"])
     }
 
+    @Test("sign-in codes are single use and their sessions die with the principal", arguments: BackendKind.all)
+    func signInCodes(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let later = nowMilliseconds() + 600_000
+        _ = try store.sync { store.createPrincipal(name: "alice", role: "admin", token: "tok-alice", completion: $0) }
+        #expect(try store.sync { store.createLoginCode(principal: "nobody", code: "c0", expiresAt: later, completion: $0) } == false)
+        #expect(try store.sync { store.createLoginCode(principal: "alice", code: "c1", expiresAt: later, completion: $0) })
+        let raw = try store.sync { store.rawQuery("SELECT code_hash FROM login_codes", completion: $0) }
+        #expect(raw.map { $0[0].text } == [sha256Hex("c1")], "a sign-in code is stored in the clear")
+
+        #expect(try store.sync { store.redeemLoginCode("c1", sessionToken: "s1", sessionExpiresAt: later, completion: $0) }?.name == "alice")
+        #expect(try store.sync { store.redeemLoginCode("c1", sessionToken: "s2", sessionExpiresAt: later, completion: $0) } == nil, "used twice")
+        #expect(try store.sync { store.redeemLoginCode("nope", sessionToken: "s3", sessionExpiresAt: later, completion: $0) } == nil)
+        #expect(try store.sync { store.principal(forToken: "s1", completion: $0) }?.role == "admin")
+        #expect(try store.sync { store.principal(forToken: "s2", completion: $0) } == nil)
+        #expect(try store.sync { store.liveCredentials(completion: $0) }.map(\.tokenHash).sorted() == [sha256Hex("s1"), sha256Hex("tok-alice")].sorted())
+
+        // Expired codes and sessions do nothing.
+        #expect(try store.sync { store.createLoginCode(principal: "alice", code: "old", expiresAt: nowMilliseconds() - 1, completion: $0) })
+        #expect(try store.sync { store.redeemLoginCode("old", sessionToken: "s4", sessionExpiresAt: later, completion: $0) } == nil)
+        #expect(try store.sync { store.createLoginCode(principal: "alice", code: "c5", expiresAt: later, completion: $0) })
+        #expect(try store.sync { store.redeemLoginCode("c5", sessionToken: "s5", sessionExpiresAt: nowMilliseconds() - 1, completion: $0) } != nil)
+        #expect(try store.sync { store.principal(forToken: "s5", completion: $0) } == nil, "an expired session still works")
+
+        // A role change follows the principal; revocation ends sessions; a re-created name does not inherit them.
+        _ = try store.sync { store.setPrincipalRole(name: "alice", role: "viewer", completion: $0) }
+        #expect(try store.sync { store.principal(forToken: "s1", completion: $0) }?.role == "viewer")
+        _ = try store.sync { store.revokePrincipal(name: "alice", completion: $0) }
+        #expect(try store.sync { store.principal(forToken: "s1", completion: $0) } == nil)
+        _ = try store.sync { store.createPrincipal(name: "alice", role: "admin", token: "tok-alice-2", completion: $0) }
+        #expect(try store.sync { store.principal(forToken: "s1", completion: $0) } == nil)
+        #expect(try store.sync { store.liveCredentials(completion: $0) }.map(\.tokenHash) == [sha256Hex("tok-alice-2")])
+    }
+
     @Test("migrations are recorded once and reopening is idempotent", arguments: BackendKind.all)
     func migrationsIdempotent(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)

@@ -272,3 +272,42 @@ def test_medic_watch_ends_on_a_bad_or_revoked_token_and_prints_local_time(tmp_pa
         assert event["seq"] == 1 and isinstance(event["ts"], int) and event["kind"] == "proposal_created"
     finally:
         medic.stop()
+
+
+def test_sign_in_links_are_single_use_and_die_with_their_principal(tmp_path):
+    medic = Medic(str(tmp_path)).start()
+    try:
+        medic.token("alice", "admin")
+
+        def link(*extra):
+            out = subprocess.run([medic.bin, "login", "--data-dir", medic.data_dir, "--url", f"http://127.0.0.1:{medic.port}", *extra],
+                                 check=True, capture_output=True, text=True).stdout
+            return out.strip().splitlines()[-1].split("#login=")[1]
+
+        def exchange(code):
+            req = urllib.request.Request(f"http://127.0.0.1:{medic.port}/api/v1/session", method="POST",
+                                         data=json.dumps({"code": code}).encode())
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status, json.loads(resp.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        code = link("--name", "alice")
+        status, session = exchange(code)
+        assert status == 200 and session["principal"] == "alice" and session["role"] == "admin"
+        assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 200
+        # Single use; forged codes and missing fields are refused without a token.
+        assert exchange(code)[0] == 401
+        assert exchange("mdc_forged")[0] == 401
+        assert exchange("")[0] == 400
+        # Revoking the principal ends its sessions (and unused links) at once.
+        unused = link("--name", "alice")
+        cli(medic, "revoke", "alice")
+        assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
+        assert exchange(unused)[0] == 401
+        # A principal re-created under the same name does not inherit the old session.
+        medic.token("alice", "admin")
+        assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
+    finally:
+        medic.stop()

@@ -41,16 +41,35 @@ let timeline, consoleView, countdownTimer = null, renderQueued = false;
 
 // ---- sign-in ----
 
-/** Reads `#token=…` (what `medic serve` prints), stores it for this tab, and removes it from the URL. */
-function takeTokenFromURL() {
+/** Reads `#NAME=…` from the fragment and removes it from the URL (it must not linger in the address bar,
+ *  history or a copied link). */
+function takeFromFragment(name) {
   const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get('token');
-  if (!token) return null;
-  params.delete('token');
+  const value = params.get(name);
+  if (!value) return null;
+  params.delete(name);
   const rest = params.toString();
-  // replaceState: the token must not linger in the address bar, history or a copied link.
   history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
-  return token;
+  return value;
+}
+
+/** `#token=…` is what `medic serve` prints at first start. */
+function takeTokenFromURL() {
+  return takeFromFragment('token');
+}
+
+/** `#login=CODE` is what `medic login` prints: a single-use code exchanged for a session token. */
+async function signInWithCode(code) {
+  try {
+    const response = await fetch('/api/v1/session', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok && typeof body.token === 'string') { signIn(body.token); return; }
+    showSignIn(body?.error?.message ?? 'This sign-in link did not work. Run `medic login` on the server for a new one.');
+  } catch {
+    showSignIn('The server could not be reached to use this sign-in link. Try again.');
+  }
 }
 
 function showSignIn(message = '') {
@@ -398,10 +417,19 @@ function bindUI() {
 
 function main() {
   bindUI();
+  const code = takeFromFragment('login');
   const fromURL = takeTokenFromURL();
   const token = fromURL ?? sessionStorage.getItem(TOKEN_KEY);
-  if (token) signIn(token);
+  if (code) signInWithCode(code);
+  else if (token) signIn(token);
   else showSignIn();
+  // A link pasted into a tab that already shows the page changes only the fragment.
+  window.addEventListener('hashchange', () => {
+    const code = takeFromFragment('login');
+    const token = code ? null : takeTokenFromURL();
+    if (!code && !token) return;
+    if (code) signInWithCode(code); else signIn(token);
+  });
 }
 
 main();
