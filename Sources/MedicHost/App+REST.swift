@@ -141,6 +141,13 @@ extension App {
             case .success(let review): restCommand(.review(review), id: commandID, principal: principal, status: 200, on: connection)
             case .failure(let error): respondError(error, on: connection)
             }
+        } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "withdraw"]) {
+            guard var body = request.body.isEmpty ? JSONObject() : jsonBody(request, on: connection) else { return }
+            body["proposal"] = .string(id)  // the path names the proposal
+            switch ClientMessage.decode(type: "withdraw", fields: body, id: commandID, limits: protocolLimits) {
+            case .success(let message): restCommand(message, id: commandID, principal: principal, status: 200, on: connection)
+            case .failure(let error): respondError(error, on: connection)
+            }
         } else if method == "POST", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) {
             restCommand(.autoFix(proposal: id), id: commandID, principal: principal, status: 200, on: connection)
         } else if method == "GET", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "status", "*"]) {
@@ -168,6 +175,7 @@ extension App {
     static func allowedMethods(_ parts: [String]) -> String {
         if parts == ["api", "v1", "proposals"] { return "GET, POST" }
         if match(parts, ["api", "v1", "proposals", "*", "review"]) != nil
+            || match(parts, ["api", "v1", "proposals", "*", "withdraw"]) != nil
             || match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) != nil { return "POST" }
         return "GET"
     }

@@ -215,7 +215,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 guard let self = unretained.value, let session = self.session(id) else { return }
                 self.send(session, bytes)
             }
-        case .propose, .review, .autoFix, .rollback, .comment:
+        case .propose, .review, .autoFix, .rollback, .withdraw, .comment:
             // State-changing: the token is checked against the store again first, so a revoked token or a
             // lowered role stops working for the very next command (not only at the next recheck).
             guard let shared = session.connection.userData as? SharedPrincipal else { return }

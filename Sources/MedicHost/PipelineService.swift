@@ -131,6 +131,10 @@ public final class PipelineService: CommandExecutor {
             guard let runtime = runtime(proposal, reply) else { return }
             feed(runtime, .rollbackRequested(principal: principal.name, role: principal.role),
                  command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+        case .withdraw(let proposal, let reason):
+            guard let runtime = runtime(proposal, reply) else { return }
+            feed(runtime, .withdrawRequested(principal: principal.name, role: principal.role, reason: reason),
+                 command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
         case .comment(let proposal, let text):
             guard let runtime = runtime(proposal, reply) else { return }
             comment(runtime, text: text, principal: principal, commandID: commandID, reply: reply)
@@ -222,7 +226,7 @@ public final class PipelineService: CommandExecutor {
             switch action {
             case .publish(let pipelineEvent):
                 write.events.append(NewEvent(topic: runtime.topic, kind: pipelineEvent.kind, data: pipelineEvent.data.jsonString, ts: now))
-            case .deploy, .runTests, .analyze, .requestFix, .applyToRepository, .rollback:
+            case .deploy, .runTests, .analyze, .requestFix, .applyToRepository, .rollback, .stopWork:
                 effects.append(action)
             case .setStatus, .createRevision:
                 break  // captured by the proposal and revision rows below
@@ -314,8 +318,19 @@ public final class PipelineService: CommandExecutor {
         case .requestFix(let attempt, let context): requestFix(runtime, attempt: attempt, context: context)
         case .applyToRepository(let revision, let approvers): apply(runtime, revision: revision, approvers: approvers)
         case .rollback(let commit): rollback(runtime, commit: commit)
+        case .stopWork: stopWork(runtime)
         case .setStatus, .publish, .createRevision, .reject, .ignored: break
         }
+    }
+
+    /// Ends what runs for a withdrawn proposal: the test run is cancelled (its result is ignored by the
+    /// machine) and the sandbox removed. A model request already sent finishes and is ignored too.
+    private func stopWork(_ runtime: ProposalRuntime) {
+        runtime.testRun?.cancel()
+        runtime.testRun = nil
+        let workspace = runtime.workspace
+        runtime.workspace = nil
+        workspace?.remove(loop: loop) { _ in }
     }
 
     private func deploy(_ runtime: ProposalRuntime, revision number: Int) {

@@ -66,6 +66,8 @@ public enum ProposalEvent: Sendable, Hashable {
     case applyFailed(reason: String)
     /// An admin's `rollback` command.
     case rollbackRequested(principal: String, role: Role)
+    /// The author or an admin ends the proposal (any time before it is approved for applying).
+    case withdrawRequested(principal: String, role: Role, reason: String?)
     /// The executor committed the revert.
     case rolledBack(revertCommit: String)
     /// The executor could not revert.
@@ -94,6 +96,8 @@ public enum ProposalAction: Sendable, Hashable {
     case applyToRepository(revision: Int, approvers: [String])
     /// Revert the commit; answer `.rolledBack`/`.rollbackFailed`.
     case rollback(commit: String)
+    /// Stop whatever runs for the proposal (test run, model request) and release its sandbox.
+    case stopWork
     /// Refuse the command that caused this event with the contract error code.
     case reject(RejectCode, message: String)
     /// An executor result arrived in a state that no longer expects it (e.g. after an interruption); log only.
@@ -207,6 +211,7 @@ public struct ProposalMachine: Sendable, Codable {
         case .applied(let commit): return applied(commit)
         case .applyFailed(let reason): return applyFailed(reason)
         case .rollbackRequested(let principal, let role): return rollbackRequested(principal, role)
+        case .withdrawRequested(let principal, let role, let reason): return withdrawRequested(principal, role, reason)
         case .rolledBack(let revert): return rolledBack(revert)
         case .rollbackFailed(let reason): return rollbackFailed(reason)
         case .interrupted(let reason): return interrupted(reason)
@@ -365,8 +370,12 @@ public struct ProposalMachine: Sendable, Codable {
         guard revision == currentRevision else {
             return [.reject(.staleRevision, message: "revision \(revision) is not the current revision \(currentRevision)")]
         }
-        guard status == .awaitingReview else {
-            return [.reject(.invalidState, message: "proposal is \(status.rawValue), not awaiting_review")]
+        // A proposal that will not reach review by itself (the fix loop gave up, manual mode waits, a restart
+        // interrupted it) can still be rejected, so that it never dead-ends; approval needs awaiting_review.
+        let rejectable: Set<ProposalStatus> = [.awaitingReview, .unfixable, .testsFailed, .interrupted]
+        guard status == .awaitingReview || (verdict == .reject && rejectable.contains(status)) else {
+            let allowed = verdict == .reject ? "awaiting_review, unfixable, tests_failed or interrupted" : "awaiting_review"
+            return [.reject(.invalidState, message: "proposal is \(status.rawValue), not \(allowed)")]
         }
         switch verdict {
         case .approve:
@@ -423,7 +432,7 @@ public struct ProposalMachine: Sendable, Codable {
             interruptedFrom = nil
             return deployCurrent()
         case .proposed, .deploying, .testing, .testsPassed, .analyzing, .fixing, .awaitingReview, .approved, .applying,
-            .applied, .applyFailed, .rejected, .changesRequested, .unfixable, .rolledBack:
+            .applied, .applyFailed, .rejected, .changesRequested, .unfixable, .rolledBack, .withdrawn:
             return [.reject(.invalidState, message: "auto_fix is not possible while \(status.rawValue)")]
         }
     }
@@ -461,12 +470,32 @@ public struct ProposalMachine: Sendable, Codable {
         return transition(.applied, reason: "rollback failed: \(reason)")
     }
 
+    private mutating func withdrawRequested(_ principal: String, _ role: Role, _ reason: String?) -> [ProposalAction] {
+        guard role == .admin || (role == .bot && principal == info.author) else {
+            return [.reject(.forbidden, message: "only the proposal's author or an admin may withdraw it")]
+        }
+        switch status {
+        case .proposed, .deploying, .testing, .testsPassed, .testsFailed, .analyzing, .fixing, .awaitingReview,
+            .changesRequested, .unfixable, .interrupted, .applyFailed:
+            approvals = []
+            rollbackPending = false
+            let why = reason.map { "withdrawn by \(principal): \($0)" } ?? "withdrawn by \(principal)"
+            return transition(.withdrawn, reason: why) + [.stopWork]
+        case .approved, .applying:
+            return [.reject(.invalidState, message: "the proposal is being applied; roll it back once applied")]
+        case .applied:
+            return [.reject(.invalidState, message: "the proposal is applied; roll it back instead")]
+        case .rejected, .rolledBack, .withdrawn:
+            return [.reject(.invalidState, message: "the proposal is already \(status.rawValue)")]
+        }
+    }
+
     private mutating func interrupted(_ reason: String) -> [ProposalAction] {
         switch status {
         case .proposed, .deploying, .testing, .testsPassed, .analyzing, .fixing, .approved, .applying, .changesRequested:
             interruptedFrom = status
             return transition(.interrupted, reason: reason)
-        case .testsFailed, .awaitingReview, .applied, .applyFailed, .rejected, .unfixable, .rolledBack, .interrupted:
+        case .testsFailed, .awaitingReview, .applied, .applyFailed, .rejected, .unfixable, .rolledBack, .interrupted, .withdrawn:
             // Nothing was in flight: the proposal waits for a person or is finished, and survives a restart as is.
             rollbackPending = false
             return ignored("interrupted")

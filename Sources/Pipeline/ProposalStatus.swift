@@ -6,7 +6,7 @@ extension ProposalStatus {
     /// True when no further pipeline work can happen without a new proposal.
     public var isTerminal: Bool {
         switch self {
-        case .applyFailed, .rejected, .unfixable, .rolledBack, .interrupted: true
+        case .applyFailed, .rejected, .unfixable, .rolledBack, .interrupted, .withdrawn: true
         case .proposed, .deploying, .testing, .testsPassed, .testsFailed, .analyzing, .fixing, .awaitingReview,
             .approved, .applying, .applied, .changesRequested:
             false

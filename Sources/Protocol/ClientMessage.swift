@@ -122,13 +122,15 @@ public enum ClientMessage: Sendable, Equatable {
     case review(ReviewCommand)
     case autoFix(proposal: String)
     case rollback(proposal: String)
+    /// Ends a proposal that is not (being) applied: its author or an admin; `reason` is optional.
+    case withdraw(proposal: String, reason: String?)
     case comment(proposal: String, text: String)
     case stats
 
     /// Every wire `type` a client may send.
     public static let types: [String] = [
         "hello", "subscribe", "unsubscribe", "propose", "approve", "reject", "request_changes", "auto_fix",
-        "rollback", "comment", "stats",
+        "rollback", "withdraw", "comment", "stats",
     ]
 
     /// The wire `type`.
@@ -141,6 +143,7 @@ public enum ClientMessage: Sendable, Equatable {
         case .review(let review): review.verdict.rawValue
         case .autoFix: "auto_fix"
         case .rollback: "rollback"
+        case .withdraw: "withdraw"
         case .comment: "comment"
         case .stats: "stats"
         }
@@ -149,7 +152,7 @@ public enum ClientMessage: Sendable, Equatable {
     /// Whether a repeated command id must not apply the command twice (state-changing commands).
     public var isIdempotentByID: Bool {
         switch self {
-        case .propose, .review, .autoFix, .rollback, .comment: true
+        case .propose, .review, .autoFix, .rollback, .withdraw, .comment: true
         case .hello, .subscribe, .unsubscribe, .stats: false
         }
     }
@@ -197,6 +200,10 @@ extension ClientMessage {
             if let comment = r.comment { object["comment"] = .string(comment) }
             return object
         case .autoFix(let proposal), .rollback(let proposal): return ["proposal": .string(proposal)]
+        case .withdraw(let proposal, let reason):
+            var object: JSONObject = ["proposal": .string(proposal)]
+            if let reason { object["reason"] = .string(reason) }
+            return object
         case .comment(let proposal, let text): return ["proposal": .string(proposal), "text": .string(text)]
         case .stats: return [:]
         }
@@ -277,6 +284,11 @@ extension ClientMessage {
                 return .success(.autoFix(proposal: try reader.proposalID("proposal")))
             case "rollback":
                 return .success(.rollback(proposal: try reader.proposalID("proposal")))
+            case "withdraw":
+                return .success(
+                    .withdraw(
+                        proposal: try reader.proposalID("proposal"),
+                        reason: try reader.optionalString("reason", maxBytes: limits.maxTextBytes)))
             case "comment":
                 return .success(
                     .comment(

@@ -78,6 +78,8 @@ public enum ProposalStatus: String, Sendable, Codable, CaseIterable, Hashable {
     case unfixable
     case rolledBack = "rolled_back"
     case interrupted
+    /// Ended by its author or an admin before it was applied (`withdraw`).
+    case withdrawn
 }
 
 /// Failure categories (`analysis.category`, `analysis.categories`).

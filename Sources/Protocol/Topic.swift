@@ -63,7 +63,7 @@ public enum Role: String, Sendable, Codable, CaseIterable, Hashable {
     public func may(_ message: ClientMessage) -> Bool {
         switch message {
         case .hello, .subscribe, .unsubscribe, .comment, .stats: true
-        case .propose: self != .viewer
+        case .propose, .withdraw: self != .viewer  // withdraw: a bot only its own proposals (checked by the pipeline)
         case .review, .autoFix, .rollback: self == .admin
         }
     }

@@ -370,7 +370,7 @@ extension ProposalMachine {
         #expect(ProposalStatus.allCases.map(\.rawValue) == [
             "proposed", "deploying", "testing", "tests_passed", "tests_failed", "analyzing", "fixing", "awaiting_review",
             "approved", "applying", "applied", "apply_failed", "rejected", "changes_requested", "unfixable", "rolled_back",
-            "interrupted",
+            "interrupted", "withdrawn",
         ])
         #expect(FailureCategory.allCases.map(\.rawValue) == [
             "import", "syntax", "indentation", "undefined_name", "type", "file_not_found", "assertion", "timeout", "crash", "other",
@@ -407,4 +407,55 @@ extension ProposalMachine {
 /// A JSON literal for comparisons (traps on a typo in the test itself).
 func json(_ text: String) -> JSONValue {
     do { return try JSONValue.parse(text) } catch { preconditionFailure("bad JSON literal in a test: \(error)") }
+}
+
+@Suite struct ProposalMachineWithdrawTests {
+    @Test func theAuthorWithdrawsWhileTestsRunAndLateResultsAreIgnored() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.handle(.sandboxReady(isolation: "bwrap", durationMs: 5))
+        #expect(m.status == .testing)
+        let withdrawn = m.handle(.withdrawRequested(principal: author, role: .bot, reason: "superseded"))
+        #expect(withdrawn.statuses == [.withdrawn])
+        #expect(withdrawn.contains(.stopWork))
+        #expect(withdrawn.events.first == .statusChanged(.withdrawn, revision: 1, attempt: 0, maxAttempts: 3, reason: "withdrawn by alice: superseded"))
+        #expect(m.status.isTerminal)
+        // The cancelled run's result and a late model reply change nothing.
+        #expect(m.handle(.testsFinished(failed, outputSummary: "x")).statuses.isEmpty)
+        #expect(m.handle(.fixReceived(fix("late"))).statuses.isEmpty)
+        #expect(m.handle(.autoFixRequested(principal: "bob", role: .admin)).rejection == .invalidState)
+        #expect(m.handle(.withdrawRequested(principal: "bob", role: .admin, reason: nil)).rejection == .invalidState)
+    }
+
+    @Test func onlyTheAuthorOrAnAdminMayWithdraw() {
+        var m = makeMachine()
+        m.toReview()
+        #expect(m.handle(.withdrawRequested(principal: "otherbot", role: .bot, reason: nil)).rejection == .forbidden)
+        #expect(m.handle(.withdrawRequested(principal: author, role: .viewer, reason: nil)).rejection == .forbidden)
+        #expect(m.status == .awaitingReview)
+        #expect(m.handle(.withdrawRequested(principal: "bob", role: .admin, reason: nil)).statuses == [.withdrawn])
+    }
+
+    @Test func whatIsBeingAppliedOrAppliedCannotBeWithdrawn() {
+        var m = makeMachine()
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        #expect(m.status == .applying)
+        #expect(m.handle(.withdrawRequested(principal: author, role: .bot, reason: nil)).rejection == .invalidState)
+        _ = m.handle(.applied(commit: "abc"))
+        #expect(m.handle(.withdrawRequested(principal: "bob", role: .admin, reason: nil)).rejection == .invalidState)
+        #expect(m.status == .applied)
+    }
+
+    @Test func anUnfixableProposalCanBeRejectedOrWithdrawnButNotApproved() {
+        var m = makeMachine(maxAttempts: 0)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure()))
+        #expect(m.status == .unfixable)
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .invalidState)
+        var copy = m
+        #expect(copy.handle(.withdrawRequested(principal: author, role: .bot, reason: nil)).statuses == [.withdrawn])
+        #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .reject, revision: 1, comment: "won't fix")).statuses == [.rejected])
+    }
 }

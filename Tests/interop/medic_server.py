@@ -24,11 +24,12 @@ def make_repo(path):
 class Medic:
     """One `medic serve` on a free loopback port with its own data directory."""
 
-    def __init__(self, data_dir, port=None, extra=()):
+    def __init__(self, data_dir, port=None, extra=(), test_command="true"):
         self.bin = binary("MEDIC_BIN")
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra = list(extra)
+        self.test_command = test_command
         self.proc = None
         self.script = os.path.join(data_dir, "script.json")
         with open(self.script, "w") as f:
@@ -37,7 +38,7 @@ class Medic:
 
     def start(self):
         args = [self.bin, "serve", "--no-demo", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-                "--repo", self.repo, "--test-command", "true", "--llm", f"scripted:{self.script}"] + self.extra
+                "--repo", self.repo, "--test-command", self.test_command, "--llm", f"scripted:{self.script}"] + self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for_port(self.port)
         return self

@@ -1,6 +1,7 @@
 """Attacks on authentication, authorization and the REST layer of a real `medic serve` (SECURITY.md):
 revoked tokens and changed roles, admin-only endpoints, data accepted over WebSocket read back over REST."""
 import asyncio
+import os
 import json
 import subprocess
 import time
@@ -309,5 +310,43 @@ def test_sign_in_links_are_single_use_and_die_with_their_principal(tmp_path):
         # A principal re-created under the same name does not inherit the old session.
         medic.token("alice", "admin")
         assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
+    finally:
+        medic.stop()
+
+
+def test_withdraw_stops_a_running_test_and_dead_ends_can_be_closed(tmp_path):
+    medic = Medic(str(tmp_path), test_command="sleep 60").start()
+    try:
+        admin = medic.token("admin1", "admin")
+        bot = medic.token("bot", "bot")
+        other = medic.token("otherbot", "bot")
+        viewer = medic.token("viewer", "viewer")
+        status, ack = http(medic, "POST", "/api/v1/proposals", bot,
+                           {"title": "t", "description": "d", "changes": [{"path": "a.txt", "action": "create", "content": "x\n"}]})
+        proposal = ack["proposal"]
+
+        async def wait_testing():
+            async with connect(medic, bot) as ws:
+                await ws.recv()
+                await wait_for_status(ws, proposal, "testing")
+        run(wait_testing())
+        sandboxes = os.path.join(medic.data_dir, "sandboxes", proposal)
+        assert os.listdir(sandboxes), "no sandbox while testing"
+        for token, code in ((viewer, 403), (other, 403)):
+            assert http(medic, "POST", f"/api/v1/proposals/{proposal}/withdraw", token, {})[0] == code
+        status, ack = http(medic, "POST", f"/api/v1/proposals/{proposal}/withdraw", bot, {"reason": "superseded"})
+        assert status == 200 and ack["status"] == "withdrawn", ack
+        # The 60 s test is stopped and its sandbox removed, well before it would have ended.
+        deadline = time.time() + 20
+        while time.time() < deadline and os.path.exists(sandboxes) and os.listdir(sandboxes):
+            time.sleep(0.1)
+        assert not (os.path.exists(sandboxes) and os.listdir(sandboxes)), "the sandbox outlived the withdrawal"
+        # `pgrep -x -f`: the whole command line is exactly the test's `sleep 60` (not medic serve's own arguments).
+        while time.time() < deadline and subprocess.run(["pgrep", "-x", "-f", "sleep 60"], capture_output=True).returncode == 0:
+            time.sleep(0.1)
+        assert subprocess.run(["pgrep", "-x", "-f", "sleep 60"], capture_output=True).returncode != 0, "the test command still runs"
+        assert http(medic, "POST", f"/api/v1/proposals/{proposal}/withdraw", admin, {})[0] == 409
+        detail = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]
+        assert detail["status"] == "withdrawn"
     finally:
         medic.stop()
