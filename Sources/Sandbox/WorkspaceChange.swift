@@ -142,7 +142,7 @@ func validatePath(_ path: String, limits: ChangeLimits) -> Result<[String], Sand
 }
 
 /// The type of `name` in directory `dirFD`, without following a final symlink; nil when it does not exist.
-private func entryType(_ dirFD: Int32, _ name: String) -> Entry {
+func entryType(_ dirFD: Int32, _ name: String) -> Entry {
     var info = stat()
     if fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
         return errno == ENOENT ? .missing : .error(errno)
@@ -151,7 +151,7 @@ private func entryType(_ dirFD: Int32, _ name: String) -> Entry {
 }
 
 /// What `fstatat` found.
-private enum Entry {
+enum Entry {
     case missing
     case present(mode_t)
     case error(Int32)

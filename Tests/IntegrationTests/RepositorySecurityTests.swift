@@ -137,6 +137,9 @@ struct RepositorySecurityTests {
             changes: .array([file("check.sh", attack), file("app/calc.py", "def add(a, b):\n    return a - b\n"),
                              file("app/env.py", "ENV = {}\n", action: "create")]))
         let history = try watcher.untilStatus("unfixable")
+        // The links were made by the test command inside the sandbox (bwrap where available).
+        let isolation = history.first { $0["kind"]?.stringValue == "sandbox_ready" }?["data"]?["isolation"]?.stringValue
+        print("[RepositorySecurityTests] the attacking test ran with isolation: \(isolation ?? "?")")
 
         let requests = try fake.requests()
         #expect(requests.count == 1)
