@@ -1,4 +1,5 @@
-// SandboxSecurityTests: readWorkspaceFile never follows a symbolic link nor blocks on a FIFO. Real files.
+// SandboxSecurityTests: GitRepository commits exactly the reviewed files and never touches another host file;
+// readWorkspaceFile never follows a symbolic link nor blocks on a FIFO. Real git, real files.
 import EventLoop
 import Glibc
 import Sandbox
@@ -47,7 +48,90 @@ private func exists(_ path: String) -> Bool {
     return lstat(path, &info) == 0
 }
 
+/// A repository that ignores `.env` and `vendor/`, with the host's secret `.env` and an embedded repository
+/// under `vendor/lib` (both untracked and ignored, as on a developer's machine).
+private func hostRepository(_ loop: EventLoop, _ name: String) throws -> String {
+    let repo = scratch(name)
+    try sh(loop, """
+        printf '.env\\nvendor/\\n' > .gitignore && printf 'base\\n' > README && git init -q && git add -A &&
+        git -c user.name=T -c user.email=t@t commit -qm init && printf 'API_KEY=secret\\n' > .env &&
+        mkdir -p vendor/lib && cd vendor/lib && git init -q && printf 'a\\n' > a && git add a &&
+        git -c user.name=T -c user.email=t@t commit -qm vendored
+        """, in: repo)
+    return repo
+}
+
+private func apply(_ loop: EventLoop, _ git: GitRepository, _ changes: [WorkspaceChange]) -> Result<String, SandboxError>? {
+    var result: Result<String, SandboxError>?
+    git.applyAndCommit(changes, message: "m", author: GitAuthor(name: "A", email: "a@a")) { result = $0 }
+    #expect(spin(loop) { result != nil })
+    return result
+}
+
+private func code(_ result: Result<String, SandboxError>?) -> String? {
+    if case .failure(let error)? = result { return error.code }
+    return nil
+}
+
 @Suite struct SandboxSecurityTests {
+    /// A modify or delete of a file git does not track (the host's ignored `.env`) is refused before anything
+    /// is written. (Before: the modify overwrote `.env` and the delete deleted it, then git failed.)
+    @Test func gitNeverOverwritesOrDeletesAnUntrackedHostFile() throws {
+        let loop = try EventLoop()
+        let repo = try hostRepository(loop, "untracked")
+        defer { _ = try? sh(loop, "rm -rf '\(repo)'", in: "/tmp") }
+        let git = GitRepository(loop: loop, path: repo)
+        let head = try sh(loop, "git rev-parse HEAD", in: repo)
+
+        #expect(code(apply(loop, git, [WorkspaceChange(path: ".env", action: .modify, content: "pwned\n")])) == "untracked_file")
+        #expect(read(repo + "/.env") == "API_KEY=secret\n")
+        #expect(code(apply(loop, git, [WorkspaceChange(path: ".env", action: .delete)])) == "untracked_file")
+        #expect(read(repo + "/.env") == "API_KEY=secret\n")
+        #expect(try sh(loop, "git rev-parse HEAD", in: repo) == head)
+    }
+
+    /// git silently skips a path inside an embedded repository: the commit would lack a reviewed file. The apply
+    /// fails `unreviewed_commit` and undoes exactly its own writes — the modified file comes back, created files and
+    /// directories go, and the host's untracked files (`.env`, the embedded repository) are untouched.
+    /// (Before `--force`, git refused the ignored path outright; with it, git skips the path silently, and only the
+    /// comparison of the staged set with the reviewed one catches the difference.)
+    @Test func aReviewedFileGitWouldNotCommitFailsTheApplyAndOnlyItsOwnWritesAreUndone() throws {
+        let loop = try EventLoop()
+        let repo = try hostRepository(loop, "unstaged")
+        defer { _ = try? sh(loop, "rm -rf '\(repo)'", in: "/tmp") }
+        let git = GitRepository(loop: loop, path: repo)
+        let head = try sh(loop, "git rev-parse HEAD", in: repo)
+
+        let result = apply(loop, git, [
+            WorkspaceChange(path: "README", action: .modify, content: "changed\n"),
+            WorkspaceChange(path: "vendor/lib/new.py", action: .create, content: "x = 1\n"),
+            WorkspaceChange(path: "docs/deep/new.md", action: .create, content: "new\n"),
+        ])
+        #expect(code(result) == "unreviewed_commit", "\(String(describing: result))")
+        if case .failure(let error)? = result { #expect(error.description.contains("vendor/lib/new.py")) }
+        #expect(try sh(loop, "git rev-parse HEAD", in: repo) == head)
+        #expect(read(repo + "/README") == "base\n")
+        #expect(!exists(repo + "/vendor/lib/new.py") && !exists(repo + "/docs"))
+        #expect(read(repo + "/.env") == "API_KEY=secret\n")
+        #expect(read(repo + "/vendor/lib/a") == "a\n" && exists(repo + "/vendor/lib/.git"))
+        #expect(try sh(loop, "git status --porcelain --untracked-files=all", in: repo) == "")
+    }
+
+    @Test func stagedDifferenceAcceptsExactlyTheReviewedSet() {
+        let reviewed = [
+            WorkspaceChange(path: "a.py", action: .modify, content: "x"), WorkspaceChange(path: "?env", action: .create, content: "x"),
+            WorkspaceChange(path: "old.py", action: .delete),
+        ]
+        #expect(GitRepository.stagedDifference("M\0a.py\0A\0?env\0D\0old.py\0", reviewed: reviewed) == nil)
+        // A modify whose content equals HEAD's is not staged at all: still the reviewed content.
+        #expect(GitRepository.stagedDifference("A\0?env\0D\0old.py\0", reviewed: reviewed) == nil)
+        let extra = GitRepository.stagedDifference("M\0a.py\0A\0?env\0A\0.env\0D\0old.py\0", reviewed: reviewed)
+        #expect(extra?.contains("'.env' (A) is not among the reviewed changes") == true)
+        #expect(GitRepository.stagedDifference("M\0a.py\0D\0old.py\0", reviewed: reviewed)?.contains("'?env' (create) is not staged") == true)
+        #expect(GitRepository.stagedDifference("M\0a.py\0A\0?env\0M\0old.py\0", reviewed: reviewed)?.contains("'old.py' is M") == true)
+        #expect(GitRepository.stagedDifference("R100\0a.py\0b.py\0A\0?env\0D\0old.py\0", reviewed: reviewed) != nil)
+    }
+
     @Test func readWorkspaceFileNeverFollowsALinkNorOpensAFIFO() throws {
         let loop = try EventLoop()
         let root = scratch("read")
