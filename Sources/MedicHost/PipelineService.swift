@@ -422,17 +422,33 @@ public final class PipelineService: CommandExecutor {
         feed(runtime, .analyzed(analysis))
     }
 
+    /// Bytes read of one file for the fix prompt: more than the prompt shows (`PromptBudget.maxFileBytes`,
+    /// 24 KiB), so the prompt's own cut marks a longer file as truncated.
+    static let promptFileReadBytes = 32 << 10
+
     private func requestFix(_ runtime: ProposalRuntime, attempt: Int, context: FixContext) {
         var files: [(path: String, content: String)] = []
+        var notes: [String] = []
         if let workspace = runtime.workspace {
+            // The workspace is untrusted (the proposal's tests ran in it): files are read without following
+            // symbolic links, regular files only (DESIGN invariant 6). On the loop thread because it is bounded:
+            // at most 10 paths × 32 KiB of a just-copied local tree, less work than applying a change set.
             for path in context.relevantPaths() {
-                let full = (workspace.path as NSString).appendingPathComponent(path)
-                if let data = FileManager.default.contents(atPath: full), data.count <= 256 << 10 {
-                    files.append((path, String(decoding: data, as: UTF8.self)))
+                let read = readWorkspaceFile(path, in: workspace.path, maxBytes: Self.promptFileReadBytes)
+                switch read {
+                case .file(let bytes, let size):
+                    files.append((path, String(decoding: bytes, as: UTF8.self)))
+                    if bytes.count < size { notes.append("\(path) is \(size) bytes; only its first \(bytes.count) bytes were read") }
+                case .missing:
+                    break  // an analysis location outside the repository, or a file the test removed
+                case .refused where !context.changes.contains(where: { $0.path == path }):
+                    break  // a location from the test output that is not a repository path (e.g. /usr/lib/…)
+                case .symbolicLink, .notRegularFile, .refused:
+                    if let note = read.unreadableNote(path) { notes.append(note) }
                 }
             }
         }
-        let prompt = FixPrompt.build(context: context, relevantFiles: files)
+        let prompt = FixPrompt.build(context: context, relevantFiles: files, fileNotes: notes)
         ask(runtime, attempt: attempt, system: prompt.system, messages: [("user", prompt.user)], reasked: false)
     }
 

@@ -78,10 +78,12 @@ public enum FixPrompt {
     ///   - attempts: earlier attempts, oldest first.
     ///   - reviewerComments: request_changes comments, oldest first.
     ///   - testOutput: the end of the failing run's output, if any.
+    ///   - fileNotes: one line per relevant file whose content is not shown and why (e.g. "app/x.py is a
+    ///     symbolic link (not followed)"), listed after the files.
     public static func build(
         title: String, description: String, analysis: FailureAnalysis?, relevantFiles: [(path: String, content: String)],
         attempts: [AttemptRecord], reviewerComments: [String], maxAttempts: Int, attempt: Int? = nil,
-        testOutput: String? = nil, budget: PromptBudget = PromptBudget()
+        testOutput: String? = nil, fileNotes: [String] = [], budget: PromptBudget = PromptBudget()
     ) -> (system: String, user: String) {
         var u = "# Proposal\nTitle: \(title)\n\n\(prefix(description, budget.maxTextBytes))\n"
         if let attempt { u += "\nThis is fix attempt \(attempt) of \(maxAttempts).\n" }
@@ -131,18 +133,22 @@ public enum FixPrompt {
             }
             if !omitted.isEmpty { u += "\n(Not shown for space: \(omitted.joined(separator: ", ")))\n" }
         }
+        if !fileNotes.isEmpty {
+            u += "\n# Files not shown\n" + fileNotes.map { "- " + prefix($0, budget.maxTextBytes) }.joined(separator: "\n") + "\n"
+        }
         u += "\nReply with the JSON object only."
         return (system(maxAttempts: maxAttempts), u)
     }
 
     /// Builds the prompt from a machine's `FixContext`.
     public static func build(
-        context: FixContext, relevantFiles: [(path: String, content: String)], budget: PromptBudget = PromptBudget()
+        context: FixContext, relevantFiles: [(path: String, content: String)], fileNotes: [String] = [],
+        budget: PromptBudget = PromptBudget()
     ) -> (system: String, user: String) {
         build(
             title: context.title, description: context.description, analysis: context.analysis, relevantFiles: relevantFiles,
             attempts: context.attempts, reviewerComments: context.reviewerComments, maxAttempts: context.maxAttempts,
-            attempt: context.attempt, testOutput: context.testOutput, budget: budget)
+            attempt: context.attempt, testOutput: context.testOutput, fileNotes: fileNotes, budget: budget)
     }
 
     /// The re-ask sent once after a malformed reply.

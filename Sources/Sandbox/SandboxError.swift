@@ -18,6 +18,9 @@ public struct SandboxError: Error, Sendable, Equatable, CustomStringConvertible 
         case commandFailed = "command_failed"
         case dirtyWorkingTree = "dirty_working_tree"
         case invalidArgument = "invalid_argument"
+        case untrackedFile = "untracked_file"
+        case unreviewedCommit = "unreviewed_commit"
+        case noChanges = "no_changes"
     }
 
     private let kind: Kind
@@ -44,9 +47,9 @@ public struct SandboxError: Error, Sendable, Equatable, CustomStringConvertible 
     public var isRejectedChange: Bool {
         switch kind {
         case .invalidPath, .symlinkInPath, .fileTooLarge, .changesTooLarge, .missingFile, .alreadyExists,
-            .notRegularFile, .missingContent, .duplicatePath:
+            .notRegularFile, .missingContent, .duplicatePath, .untrackedFile:
             true
-        case .ioFailed, .spawnFailed, .commandFailed, .dirtyWorkingTree, .invalidArgument:
+        case .ioFailed, .spawnFailed, .commandFailed, .dirtyWorkingTree, .invalidArgument, .unreviewedCommit, .noChanges:
             false
         }
     }
@@ -73,4 +76,13 @@ public struct SandboxError: Error, Sendable, Equatable, CustomStringConvertible 
     static func commandFailed(_ command: String, _ detail: String) -> Self { .init(.commandFailed, command, detail) }
     static func dirtyWorkingTree(_ path: String, _ status: String) -> Self { .init(.dirtyWorkingTree, path, status) }
     static func invalidArgument(_ value: String, _ reason: String) -> Self { .init(.invalidArgument, value, reason) }
+    static func untrackedFile(_ path: String, _ action: String) -> Self {
+        .init(.untrackedFile, path, "\(action) of a file git does not track at HEAD (an untracked or ignored file is never changed)")
+    }
+    static func unreviewedCommit(_ difference: String) -> Self {
+        .init(.unreviewedCommit, "", "the commit would differ from the reviewed changes: \(difference); nothing was committed")
+    }
+    static func noChanges() -> Self {
+        .init(.noChanges, "", "the approved changes are already in the repository (no difference from HEAD); nothing was committed")
+    }
 }

@@ -63,7 +63,9 @@ public final class Workspace {
         guard let cp = ExecutableLocator.find("cp") else {
             return fail(.spawnFailed("cp", "not found on PATH"))
         }
-        let environment = inheritedEnvironment(overrides: ["LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"])
+        // GIT_LITERAL_PATHSPECS: no git run here takes paths today, but any that does must read them literally
+        // (see GitRepository: "git sees paths literally").
+        let environment = inheritedEnvironment(overrides: ["LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_LITERAL_PATHSPECS": "1"])
 
         let finish: (String?) -> Void = { commit in
             let elapsed = Int((monotonicNanoseconds() - started) / 1_000_000)

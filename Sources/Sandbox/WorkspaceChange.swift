@@ -45,6 +45,8 @@ public struct AppliedChanges: Sendable, Equatable {
     public var created: [String] = []
     public var modified: [String] = []
     public var deleted: [String] = []
+    /// Directories made for created files (outermost first), so an undo can remove exactly those.
+    public var createdDirectories: [String] = []
     public var bytesWritten = 0
     public init() {}
 }
@@ -67,11 +69,21 @@ public struct AppliedChanges: Sendable, Equatable {
 public func applyChanges(
     _ changes: [WorkspaceChange], in root: String, limits: ChangeLimits = ChangeLimits()
 ) -> Result<AppliedChanges, SandboxError> {
+    var applied = AppliedChanges()
+    if let error = applyChanges(changes, in: root, limits: limits, recording: &applied) { return .failure(error) }
+    return .success(applied)
+}
+
+/// `applyChanges`, recording in `applied` what it did even when a write fails midway, so that the caller can
+/// undo exactly that (GitRepository restores the real repository with it).
+func applyChanges(
+    _ changes: [WorkspaceChange], in root: String, limits: ChangeLimits, recording applied: inout AppliedChanges
+) -> SandboxError? {
     guard changes.count <= limits.maxChanges else {
-        return .failure(.invalidArgument("\(changes.count) changes", "more than \(limits.maxChanges) changes"))
+        return .invalidArgument("\(changes.count) changes", "more than \(limits.maxChanges) changes")
     }
     let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard rootFD >= 0 else { return .failure(.ioFailed(root, "open", errno: errno)) }
+    guard rootFD >= 0 else { return .ioFailed(root, "open", errno: errno) }
     defer { close(rootFD) }
 
     // Phase 1: validate everything.
@@ -82,31 +94,30 @@ public func applyChanges(
         let components: [String]
         switch validatePath(change.path, limits: limits) {
         case .success(let c): components = c
-        case .failure(let error): return .failure(error)
+        case .failure(let error): return error
         }
         let key = components.joined(separator: "/")
-        guard seen.insert(key).inserted else { return .failure(.duplicatePath(change.path)) }
+        guard seen.insert(key).inserted else { return .duplicatePath(change.path) }
         if change.action != .delete {
-            guard let content = change.content else { return .failure(.missingContent(change.path)) }
+            guard let content = change.content else { return .missingContent(change.path) }
             let size = content.utf8.count
             guard size <= limits.maxFileBytes else {
-                return .failure(.fileTooLarge(change.path, bytes: size, limit: limits.maxFileBytes))
+                return .fileTooLarge(change.path, bytes: size, limit: limits.maxFileBytes)
             }
             total += size
             guard total <= limits.maxTotalBytes else {
-                return .failure(.changesTooLarge(bytes: total, limit: limits.maxTotalBytes))
+                return .changesTooLarge(bytes: total, limit: limits.maxTotalBytes)
             }
         }
         if let error = checkExisting(rootFD: rootFD, path: change.path, components: components, action: change.action) {
-            return .failure(error)
+            return error
         }
         plans.append((change, components))
     }
 
     // Phase 2: write.
-    var applied = AppliedChanges()
     for (change, components) in plans {
-        switch write(rootFD: rootFD, change: change, components: components) {
+        switch write(rootFD: rootFD, change: change, components: components, createdDirectories: &applied.createdDirectories) {
         case .success(let bytes):
             applied.bytesWritten += bytes
             switch change.action {
@@ -115,10 +126,10 @@ public func applyChanges(
             case .delete: applied.deleted.append(change.path)
             }
         case .failure(let error):
-            return .failure(error)
+            return error
         }
     }
-    return .success(applied)
+    return nil
 }
 
 /// Splits and checks a relative path; returns its components.
@@ -142,7 +153,7 @@ func validatePath(_ path: String, limits: ChangeLimits) -> Result<[String], Sand
 }
 
 /// The type of `name` in directory `dirFD`, without following a final symlink; nil when it does not exist.
-private func entryType(_ dirFD: Int32, _ name: String) -> Entry {
+func entryType(_ dirFD: Int32, _ name: String) -> Entry {
     var info = stat()
     if fstatat(dirFD, name, &info, AT_SYMLINK_NOFOLLOW) != 0 {
         return errno == ENOENT ? .missing : .error(errno)
@@ -151,7 +162,7 @@ private func entryType(_ dirFD: Int32, _ name: String) -> Entry {
 }
 
 /// What `fstatat` found.
-private enum Entry {
+enum Entry {
     case missing
     case present(mode_t)
     case error(Int32)
@@ -190,15 +201,21 @@ private func checkExisting(rootFD: Int32, path: String, components: [String], ac
 }
 
 /// Performs one validated change; returns the bytes written.
-private func write(rootFD: Int32, change: WorkspaceChange, components: [String]) -> Result<Int, SandboxError> {
+private func write(
+    rootFD: Int32, change: WorkspaceChange, components: [String], createdDirectories: inout [String]
+) -> Result<Int, SandboxError> {
     let path = change.path
     var dirFD = dup(rootFD)
     guard dirFD >= 0 else { return .failure(.ioFailed(path, "dup", errno: errno)) }
     defer { close(dirFD) }
+    var walked = ""
     for component in components.dropLast() {
+        walked += walked.isEmpty ? component : "/" + component
         var next = openat(dirFD, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if next < 0 && errno == ENOENT && change.action == .create {
-            if mkdirat(dirFD, component, 0o755) != 0 && errno != EEXIST {
+            if mkdirat(dirFD, component, 0o755) == 0 {
+                createdDirectories.append(walked)
+            } else if errno != EEXIST {
                 return .failure(.ioFailed(path, "mkdirat", errno: errno))
             }
             next = openat(dirFD, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -262,3 +279,30 @@ private func writeAll(_ fd: Int32, _ content: String, path: String) -> Result<In
 
 /// strerror(3) as a String.
 func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+/// Undoes the creations recorded in `applied` inside `root`: unlinks each created file, then removes each
+/// directory made for them if it is empty (innermost first). Parents are walked with `O_NOFOLLOW` like the
+/// writes, and `unlinkat` removes a name, never what a link points to: nothing else is ever removed.
+func removeCreated(_ applied: AppliedChanges, in root: String) {
+    let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard rootFD >= 0 else { return }
+    defer { close(rootFD) }
+    for path in applied.created { removeEntry(rootFD: rootFD, path, flags: 0) }
+    for path in applied.createdDirectories.reversed() { removeEntry(rootFD: rootFD, path, flags: AT_REMOVEDIR) }
+}
+
+/// `unlinkat` of a validated relative path below `rootFD`; failures are ignored (best-effort undo).
+private func removeEntry(rootFD: Int32, _ path: String, flags: Int32) {
+    let components = path.split(separator: "/").map(String.init)
+    guard let last = components.last else { return }
+    var dirFD = dup(rootFD)
+    guard dirFD >= 0 else { return }
+    defer { close(dirFD) }
+    for component in components.dropLast() {
+        let next = openat(dirFD, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard next >= 0 else { return }
+        close(dirFD)
+        dirFD = next
+    }
+    _ = unlinkat(dirFD, last, flags)
+}
