@@ -60,6 +60,9 @@ let package = Package(
         .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
         .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", log], swiftSettings: strict),
 
+        // Client side on the same loop and codecs: `medic watch` (and the coming `medic ask`, `medic bug`).
+        .target(name: "MedicClient", dependencies: ["EventLoop", "TLS", "WebSocket", "Protocol"], swiftSettings: strict),
+
         // Host: composition only.
         .target(
             name: "MedicHost",
@@ -71,7 +74,7 @@ let package = Package(
 
         // Executables: thin mains.
         .executableTarget(
-            name: "medic", dependencies: ["MedicHost", "EventLoop", "Store", "Protocol", "WebSocket", "HTTP1", "TLS", argumentParser, log],
+            name: "medic", dependencies: ["MedicHost", "MedicClient", "EventLoop", "Store", "Protocol", "TLS", argumentParser, log],
             swiftSettings: strict),
         .executableTarget(name: "medic-echo", dependencies: ["Server", "EventLoop", argumentParser, log], swiftSettings: strict),
         /// A child process for tests: prints, floods, sleeps or exits as told.
@@ -90,7 +93,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MedicHost", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub",
+                "MedicHost", "MedicClient", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub",
                 "IOBytes", "WebSocket", "HTTP1", "TLS",
             ],
             exclude: ["fixtures"],
