@@ -378,12 +378,6 @@ extension App {
             headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             connection.respond(HTTPResponse(status: 200, headers: headers, body: Array((lines.joined(separator: "\n") + "\n").utf8)))
         }
-        if let commands {
-            commands.execute(.stats, commandID: nil, principal: Principal(name: "metrics", role: .viewer)) { result in
-                finish((try? result.get()) ?? JSONObject())
-            }
-        } else {
-            finish(JSONObject())
-        }
+        finish(commands?.stats() ?? JSONObject())
     }
 }

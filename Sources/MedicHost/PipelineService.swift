@@ -609,7 +609,7 @@ public final class PipelineService: CommandExecutor {
 
     /// The customer's metrics: failures, auto-fix attempted/successful, success rate, average attempts,
     /// unfixable, and counts per error category.
-    func stats() -> JSONObject {
+    public func stats() -> JSONObject {
         var failures = 0
         var attempted = 0
         var proposalsWithFixes = 0

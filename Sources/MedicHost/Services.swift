@@ -23,6 +23,8 @@ public typealias CommandReply = (Result<JSONObject, ProtocolError>) -> Void
 /// `CommandRecord(principal, commandID, response: <the ack's JSON>)` so a repeated id never applies twice.
 public protocol CommandExecutor: AnyObject {
     func execute(_ message: ClientMessage, commandID: String?, principal: Principal, reply: @escaping CommandReply)
+    /// The pipeline metrics (the `stats` ack's fields), read by `/metrics` without a command or a principal.
+    func stats() -> JSONObject
 }
 
 /// How the pipeline stores and publishes events. Implemented by `App`.
