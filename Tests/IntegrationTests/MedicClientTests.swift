@@ -144,3 +144,24 @@ struct TLSFiles: Sendable {
         #expect(seqs == Array(1...Int64(seqs.count)), "lost or repeated across the restart: \(seqs)")
     }
 }
+
+@Suite struct MetricsTests {
+    @Test func metricsExposeTransportAndPipelineCountersWithoutAToken() throws {
+        let harness = try MedicHarness { configuration, directory in
+            configuration.repositories = [RepositoryConfig(name: "r", path: try makeRepository(["a": "a\n"], in: directory), testCommand: "true")]
+        }
+        defer { harness.stop() }
+        let admin = try harness.token("admin", role: "admin")
+        let client = try harness.session(admin)
+        _ = try client.call([
+            "type": "propose", "title": "m", "description": "d",
+            "changes": .array([.object(["path": "b.txt", "action": "create", "content": "x\n"])]),
+        ])
+        let (head, body) = try TestClient(port: harness.port).get("/metrics")
+        #expect(head.hasPrefix("HTTP/1.1 200"))
+        let text = String(decoding: body, as: UTF8.self)
+        #expect(text.contains("\nmedic_pipeline_proposals 1\n"), "\(text)")
+        #expect(text.contains("# TYPE medic_sessions_opened_total counter\nmedic_sessions_opened_total 1\n"))
+        #expect(!text.contains("admin"), "a principal's name in /metrics")
+    }
+}
