@@ -8,7 +8,10 @@ public final class Workspace {
     /// How the copy is made.
     ///
     /// `copy` (the default) runs `cp -a --reflink=auto SOURCE/. DEST`: one child process, the tree
-    /// *and* `.git` are copied, so git works inside and nothing the tests do can reach the original.
+    /// *and* `.git` are copied, so git works inside and nothing the tests do can reach the original. Then
+    /// `git clean -ffdx` drops what git ignores or does not track (an ignored `.env`) and the remotes are
+    /// removed (their URLs may hold credentials): the code under test sees the repository, not the host's
+    /// checkout around it.
     /// On a filesystem with reflinks (btrfs, XFS) the copy is copy-on-write and near instant; elsewhere
     /// (ext4 here) it is a real copy. Hard links were rejected: a test writing a file in place would
     /// write the original. `git worktree add` was rejected: it registers the worktree in the original
@@ -81,12 +84,33 @@ public final class Workspace {
                 }
             }
         }
+        // What the code under test must not inherit from the host's checkout (SECURITY.md, "The sandbox"): files
+        // git ignores or does not track (an ignored `.env` with secrets, local caches) are removed from the copy,
+        // and so are the remotes (their URLs may carry credentials). Committed content and edits to tracked files
+        // stay. Without `.git` there is nothing to tell them apart and the copy is kept as it is.
+        let scrub: () -> Void = {
+            guard access(destination + "/.git", F_OK) == 0 else { return readHead() }
+            CommandRunner.runChecked(loop: loop, executable: git, arguments: ["-c", "core.hooksPath=/dev/null", "clean", "-ffdxq"],
+                                     workingDirectory: destination, environment: environment) { result in
+                if case .failure(let error) = result { return completion(.failure(error)) }
+                CommandRunner.runChecked(loop: loop, executable: git, arguments: ["remote"], workingDirectory: destination,
+                                         environment: environment) { result in
+                    let remotes = ((try? result.get())?.stdout ?? "").split(separator: "\n").map(String.init).filter(isSafeRevision)
+                    func removeNext(_ index: Int) {
+                        guard index < remotes.count else { return readHead() }
+                        CommandRunner.runChecked(loop: loop, executable: git, arguments: ["remote", "remove", remotes[index]],
+                                                 workingDirectory: destination, environment: environment) { _ in removeNext(index + 1) }
+                    }
+                    removeNext(0)
+                }
+            }
+        }
         switch strategy {
         case .copy:
             CommandRunner.runChecked(loop: loop, executable: cp, arguments: ["-a", "--reflink=auto", "--", sourceReal + "/.", destination],
                                      environment: environment) { result in
                 switch result {
-                case .success: readHead()
+                case .success: scrub()
                 case .failure(let error): completion(.failure(error))
                 }
             }

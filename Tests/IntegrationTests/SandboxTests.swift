@@ -228,6 +228,32 @@ private func childInside(_ loop: EventLoop, _ workspace: String) throws -> Strin
         #expect(exists(repo + "/README.md"))
     }
 
+    /// The host's ignored and untracked files (an ignored `.env`, a local cache) and remote URLs with credentials
+    /// never reach a workspace; committed content and edits to tracked files do.
+    @Test func workspaceCopyLeavesOutIgnoredFilesAndRemotes() throws {
+        let loop = try EventLoop()
+        let repo = try makeRepository(loop, "scrub-src")
+        try shell(loop, """
+            printf '.env\ncache/\n' > .gitignore && git add .gitignore && git -c user.name=T -c user.email=t@t commit -qm ignore \
+            && echo 'API_KEY=host-secret' > .env && mkdir cache && echo c > cache/blob && echo u > untracked.txt \
+            && echo edited > README.md && git remote add origin https://deploy:hunter2@example.invalid/repo.git
+            """, in: repo)
+        var created: Result<Workspace, SandboxError>?
+        Workspace.create(loop: loop, from: repo, parentDirectory: scratchDirectory("scrub-ws")) { created = $0 }
+        #expect(spin(loop) { created != nil })
+        let workspace = try #require(try created?.get())
+        #expect(!exists(workspace.path + "/.env"))
+        #expect(!exists(workspace.path + "/cache"))
+        #expect(!exists(workspace.path + "/untracked.txt"))
+        #expect(readFile(workspace.path + "/README.md") == "edited\n")
+        #expect(readFile(workspace.path + "/src/app.py") == "print('app')\n")
+        #expect(!(readFile(workspace.path + "/.git/config") ?? "").contains("hunter2"))
+        #expect(try shell(loop, "grep -r hunter2 .git || true", in: workspace.path).stdout.isEmpty)
+        // The host's checkout is as it was.
+        #expect(readFile(repo + "/.env") == "API_KEY=host-secret\n")
+        #expect((readFile(repo + "/.git/config") ?? "").contains("hunter2"))
+    }
+
     @Test func workspaceFromGitCloneAtARevision() throws {
         let loop = try EventLoop()
         let repo = try makeRepository(loop, "clone-src")
