@@ -104,6 +104,16 @@ extension App {
             case .success(let message): restCommand(message, id: commandID, principal: principal, status: 201, on: connection)
             case .failure(let error): respondError(error, on: connection)
             }
+        } else if method == "GET", parts == ["api", "v1", "meta"] {
+            // What clients need to know to act without copying the server's rules (issue: one set of predicates).
+            var headers = HTTPHeaders()
+            headers.add("Content-Type", "application/json")
+            let meta = JSONValue.object([
+                "protocol": .string(medicSubprotocol), "statuses": ProposalStatus.predicatesJSON,
+                "quorum": .int(Int64(configuration.quorum)), "max_attempts": .int(Int64(configuration.maxAttempts)),
+                "fix_mode": .string(configuration.autoFix ? "auto" : "manual"),
+            ])
+            connection.respond(HTTPResponse(status: 200, headers: headers, body: meta.bytes))
         } else if method == "GET", parts == ["api", "v1", "proposals"] {
             let query = request.queryItems()
             let limit = min(max(Int(query["limit"] ?? "") ?? 100, 1), 1000)
@@ -324,7 +334,7 @@ extension App {
         let fixedRevisions = detail.revisions.filter { $0.number > 1 }.count
         return .object([
             "proposal": .string(row.id), "status": .string(row.status),
-            "needs_auto_fix": .bool(row.status == "tests_failed"),
+            "needs_auto_fix": .bool(ProposalStatus(rawValue: row.status)?.acceptsAutoFix == true),
             "auto_fix_applied": .bool(fixedRevisions > 0),
             "auto_fix_attempts": .int(Int64(row.attempts)),
             "mode": .string(manual ? "manual" : "auto"),

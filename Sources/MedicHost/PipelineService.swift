@@ -100,12 +100,10 @@ public final class PipelineService: CommandExecutor {
             runtime.storedRevisions = machine.revisions.count
             runtime.lastPublishedStatus = machine.status
             runtimes[row.id] = runtime
-            switch machine.status {
-            case .deploying, .testing, .analyzing, .fixing, .applying, .approved, .proposed:
+            if machine.status.isBusy {
                 loop.schedule(afterNanoseconds: 0) { [weak self] in
                     self?.feed(runtime, .interrupted(reason: "the server restarted while the proposal was \(machine.status.rawValue)"))
                 }
-            default: break
             }
         }
         if !runtimes.isEmpty { logger.info("recovered \(runtimes.count) proposals") }
@@ -616,7 +614,6 @@ public final class PipelineService: CommandExecutor {
         var successful = 0
         var unfixable = 0
         var categories: [String: Int] = [:]
-        let passing: Set<ProposalStatus> = [.testsPassed, .awaitingReview, .approved, .applying, .applied, .applyFailed, .rolledBack]
         for runtime in runtimes.values {
             let m = runtime.machine
             for revision in m.revisions {
@@ -626,7 +623,7 @@ public final class PipelineService: CommandExecutor {
             attempted += m.attempt
             if m.attempt > 0 {
                 proposalsWithFixes += 1
-                if passing.contains(m.status) { successful += 1 }
+                if m.status.hasPassingTests { successful += 1 }
             }
             if m.status == .unfixable { unfixable += 1 }
         }

@@ -372,8 +372,7 @@ public struct ProposalMachine: Sendable, Codable {
         }
         // A proposal that will not reach review by itself (the fix loop gave up, manual mode waits, a restart
         // interrupted it) can still be rejected, so that it never dead-ends; approval needs awaiting_review.
-        let rejectable: Set<ProposalStatus> = [.awaitingReview, .unfixable, .testsFailed, .interrupted]
-        guard status == .awaitingReview || (verdict == .reject && rejectable.contains(status)) else {
+        guard status.isReviewable || (verdict == .reject && status.isRejectable) else {
             let allowed = verdict == .reject ? "awaiting_review, unfixable, tests_failed or interrupted" : "awaiting_review"
             return [.reject(.invalidState, message: "proposal is \(status.rawValue), not \(allowed)")]
         }
@@ -474,31 +473,27 @@ public struct ProposalMachine: Sendable, Codable {
         guard role == .admin || (role == .bot && principal == info.author) else {
             return [.reject(.forbidden, message: "only the proposal's author or an admin may withdraw it")]
         }
-        switch status {
-        case .proposed, .deploying, .testing, .testsPassed, .testsFailed, .analyzing, .fixing, .awaitingReview,
-            .changesRequested, .unfixable, .interrupted, .applyFailed:
-            approvals = []
-            rollbackPending = false
-            let why = reason.map { "withdrawn by \(principal): \($0)" } ?? "withdrawn by \(principal)"
-            return transition(.withdrawn, reason: why) + [.stopWork]
-        case .approved, .applying:
-            return [.reject(.invalidState, message: "the proposal is being applied; roll it back once applied")]
-        case .applied:
-            return [.reject(.invalidState, message: "the proposal is applied; roll it back instead")]
-        case .rejected, .rolledBack, .withdrawn:
-            return [.reject(.invalidState, message: "the proposal is already \(status.rawValue)")]
+        guard status.isWithdrawable else {
+            let message = switch status {
+            case .approved, .applying: "the proposal is being applied; roll it back once applied"
+            case .applied: "the proposal is applied; roll it back instead"
+            default: "the proposal is already \(status.rawValue)"
+            }
+            return [.reject(.invalidState, message: message)]
         }
+        approvals = []
+        rollbackPending = false
+        let why = reason.map { "withdrawn by \(principal): \($0)" } ?? "withdrawn by \(principal)"
+        return transition(.withdrawn, reason: why) + [.stopWork]
     }
 
     private mutating func interrupted(_ reason: String) -> [ProposalAction] {
-        switch status {
-        case .proposed, .deploying, .testing, .testsPassed, .analyzing, .fixing, .approved, .applying, .changesRequested:
-            interruptedFrom = status
-            return transition(.interrupted, reason: reason)
-        case .testsFailed, .awaitingReview, .applied, .applyFailed, .rejected, .unfixable, .rolledBack, .interrupted, .withdrawn:
+        guard status.isBusy else {
             // Nothing was in flight: the proposal waits for a person or is finished, and survives a restart as is.
             rollbackPending = false
             return ignored("interrupted")
         }
+        interruptedFrom = status
+        return transition(.interrupted, reason: reason)
     }
 }

@@ -162,10 +162,10 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.proposals(status: status, limit: limit, on: c) }
     }
 
-    /// Proposals whose work was in flight (deploying, testing, analyzing, fixing, applying), oldest first:
-    /// what a restarted server must recover.
-    public func unfinishedProposals(completion: @escaping @Sendable (Result<[ProposalRow], StoreError>) -> Void) {
-        run(completion) { c throws(StoreError) in try StoreOperations.unfinishedProposals(on: c) }
+    /// Proposals in any of `statuses`, oldest first (e.g. the busy ones a restarted server must recover; the
+    /// caller says which statuses those are — the store knows no status meanings).
+    public func proposals(statuses: [String], completion: @escaping @Sendable (Result<[ProposalRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.proposals(statuses: statuses, on: c) }
     }
 
     /// The stored response of a command, nil if that (principal, commandId) was never committed.

@@ -3,7 +3,6 @@
 /// The statements behind Store's API; every function runs on the worker thread with its connection.
 enum StoreOperations {
     /// Statuses a restart must recover (work that was in flight when the process stopped).
-    static let unfinishedStatuses = ["deploying", "testing", "analyzing", "fixing", "applying"]
 
     /// Applies one write inside the caller's savepoint and returns its outcome.
     ///
@@ -269,11 +268,12 @@ enum StoreOperations {
         ).map(proposalRow)
     }
 
-    static func unfinishedProposals(on c: any SQLConnection) throws(StoreError) -> [ProposalRow] {
-        let marks = unfinishedStatuses.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+    static func proposals(statuses: [String], on c: any SQLConnection) throws(StoreError) -> [ProposalRow] {
+        guard !statuses.isEmpty else { return [] }
+        let marks = statuses.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
         return try c.query(
             "SELECT \(proposalColumns) FROM proposals WHERE status IN (\(marks)) ORDER BY created_at, id",
-            unfinishedStatuses.map(SQLValue.text)
+            statuses.map(SQLValue.text)
         ).map(proposalRow)
     }
 

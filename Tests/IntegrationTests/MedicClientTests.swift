@@ -165,3 +165,27 @@ struct TLSFiles: Sendable {
         #expect(!text.contains("admin"), "a principal's name in /metrics")
     }
 }
+
+@Suite struct MetaTests {
+    /// The page reads what a status allows from the server instead of copying status lists.
+    @Test func metaListsEveryStatusWithItsPredicates() throws {
+        let harness = try MedicHarness { configuration, directory in
+            configuration.quorum = 2
+            configuration.repositories = [RepositoryConfig(name: "r", path: try makeRepository(["a": "a\n"], in: directory), testCommand: "true")]
+        }
+        defer { harness.stop() }
+        let viewer = try harness.token("v", role: "viewer")
+        let (head, body) = try TestClient(port: harness.port).get("/api/v1/meta", headers: ["Authorization: Bearer \(viewer)"])
+        #expect(head.hasPrefix("HTTP/1.1 200"))
+        let meta = try JSONValue.parse(body)
+        #expect(meta["quorum"]?.intValue == 2)
+        let statuses = try #require(meta["statuses"]?.objectValue)
+        #expect(statuses.members.map(\.key) == ProposalStatus.allCases.map(\.rawValue))
+        #expect(statuses["awaiting_review"]?["reviewable"] == .bool(true))
+        #expect(statuses["unfixable"]?["rejectable"] == .bool(true) && statuses["unfixable"]?["reviewable"] == .bool(false))
+        #expect(statuses["applying"]?["withdrawable"] == .bool(false) && statuses["testing"]?["busy"] == .bool(true))
+        #expect(statuses["applied"]?["rollbackable"] == .bool(true))
+        let (unauthenticated, _) = try TestClient(port: harness.port).get("/api/v1/meta")
+        #expect(unauthenticated.hasPrefix("HTTP/1.1 401"))
+    }
+}

@@ -459,3 +459,66 @@ func json(_ text: String) -> JSONValue {
         #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .reject, revision: 1, comment: "won't fix")).statuses == [.rejected])
     }
 }
+
+/// The shared predicates (Protocol's ProposalStatus+Predicates) and the machine agree: what a predicate
+/// allows, the machine accepts, and what it forbids, the machine refuses with invalid_state.
+@Suite struct StatusPredicatesAgreeWithTheMachine {
+    /// Machines parked in as many statuses as a script can reach.
+    static var parked: [ProposalMachine] {
+        var machines: [ProposalMachine] = []
+        var m = makeMachine(fixMode: .manual)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        machines.append(m)  // deploying
+        _ = m.handle(.sandboxReady(isolation: "bwrap", durationMs: 1))
+        machines.append(m)  // testing
+        _ = m.handle(.testsFinished(failed, outputSummary: "x"))
+        machines.append(m)  // analyzing
+        _ = m.handle(.analyzed(failure()))
+        machines.append(m)  // tests_failed (manual)
+        var fixing = m
+        _ = fixing.handle(.autoFixRequested(principal: "bob", role: .admin))
+        machines.append(fixing)  // fixing
+        var review = makeMachine(quorum: 1)
+        review.toReview()
+        machines.append(review)  // awaiting_review
+        var applying = review
+        _ = applying.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        machines.append(applying)  // applying
+        var applied = applying
+        _ = applied.handle(.applied(commit: "c"))
+        machines.append(applied)  // applied
+        var failedApply = applying
+        _ = failedApply.handle(.applyFailed(reason: "x"))
+        machines.append(failedApply)  // apply_failed
+        var unfixable = makeMachine(maxAttempts: 0)
+        _ = unfixable.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = unfixable.deployAndTest(failed)
+        _ = unfixable.handle(.analyzed(failure()))
+        machines.append(unfixable)  // unfixable
+        var interrupted = makeMachine()
+        _ = interrupted.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = interrupted.handle(.interrupted(reason: "restart"))
+        machines.append(interrupted)  // interrupted
+        return machines
+    }
+
+    @Test func withdrawRejectAndRollbackFollowThePredicates() {
+        let statuses = Set(Self.parked.map(\.status))
+        #expect(statuses.count >= 10, "\(statuses)")
+        for machine in Self.parked {
+            let status = machine.status
+            var a = machine
+            let withdrawn = a.handle(.withdrawRequested(principal: "bob", role: .admin, reason: nil))
+            #expect((withdrawn.rejection == nil) == status.isWithdrawable, "withdraw while \(status)")
+            var b = machine
+            let rejected = b.handle(.review(principal: "bob", role: .admin, verdict: .reject, revision: machine.currentRevision, comment: "no"))
+            #expect((rejected.rejection == nil) == status.isRejectable, "reject while \(status)")
+            var c = machine
+            let rolledBack = c.handle(.rollbackRequested(principal: "bob", role: .admin))
+            #expect((rolledBack.rejection == nil) == status.isRollbackable, "rollback while \(status)")
+            var d = machine
+            let interrupted = d.handle(.interrupted(reason: "restart"))
+            #expect(interrupted.statuses.contains(.interrupted) == status.isBusy, "restart while \(status)")
+        }
+    }
+}
