@@ -19,6 +19,21 @@ final class ProposalRuntime {
     /// Revisions already stored (rows are rewritten from the current one on, as results attach to it).
     var storedRevisions = 0
     var lastPublishedStatus: ProposalStatus?
+    /// Inputs waiting for the machine (one store write in flight per proposal).
+    var inbox: [PendingInput] = []
+    /// A batch of this proposal is being stored; the inbox waits.
+    var writing = false
+    /// The input whose batch is being stored.
+    var inFlight: PendingInput?
+    /// Acks of this proposal's latest commands by principal + id (bounded), for repeats that overtake the store.
+    private(set) var recentAcks: [String: JSONObject] = [:]
+    private var recentOrder: [String] = []
+
+    func remember(_ ack: JSONObject, for key: String) {
+        guard recentAcks.updateValue(ack, forKey: key) == nil else { return }
+        recentOrder.append(key)
+        if recentOrder.count > 64 { recentAcks[recentOrder.removeFirst()] = nil }
+    }
 
     init(machine: ProposalMachine, repository: RepositoryConfig?, createdAt: Int64) {
         self.machine = machine
@@ -28,6 +43,33 @@ final class ProposalRuntime {
 
     var id: String { machine.info.id }
     var topic: String { "proposal:\(machine.info.id)" }
+}
+
+/// One input waiting for its proposal's machine (`PipelineService.feed`).
+struct PendingInput {
+    var event: ProposalEvent
+    var command: PendingCommand?
+    var review: (String, ReviewCommand)?
+    var isCreation: Bool
+    var applied: (revision: Int, commit: String)?
+    var reverted: (commit: String, revert: String)?
+    /// Repeats of the same command id that arrived meanwhile: they get the same answer.
+    var followers: [CommandReply] = []
+
+    init(
+        event: ProposalEvent, command: PendingCommand?, review: (String, ReviewCommand)?, isCreation: Bool,
+        applied: (revision: Int, commit: String)?, reverted: (commit: String, revert: String)?
+    ) {
+        self.event = event
+        self.command = command
+        self.review = review
+        self.isCreation = isCreation
+        self.applied = applied
+        self.reverted = reverted
+    }
+
+    /// principal + NUL + command id, when the command has an id.
+    var commandKey: String? { command.flatMap { command in command.id.map { command.principal + "\u{0}" + $0 } } }
 }
 
 /// A command waiting for its batch to be durable.
@@ -200,23 +242,71 @@ public final class PipelineService: CommandExecutor {
 
     // MARK: the machine executor
 
-    /// Feeds one event to a proposal's machine, stores everything the resulting actions say to store in one
-    /// write (with the command's idempotency record), and only then answers the command and performs the
-    /// side effects (deploy, test, fix, apply …) in order.
+    /// Feeds one event to a proposal's machine. Inputs queue per proposal and are handled one at a time, each
+    /// fully: the machine runs on a copy, everything its actions say to store goes into one write (with the
+    /// command's idempotency record), and only when that write is durable does the copy become the proposal's
+    /// machine, the command get its answer and the side effects (deploy, test, fix, apply …) run. An input that
+    /// arrives while a write is in flight waits its turn, so nothing is ever rolled back under it.
     func feed(
         _ runtime: ProposalRuntime, _ event: ProposalEvent, command: PendingCommand? = nil,
         review: (String, ReviewCommand)? = nil, isCreation: Bool = false, applied: (revision: Int, commit: String)? = nil,
         reverted: (commit: String, revert: String)? = nil
     ) {
-        let before = runtime.machine
-        let actions = runtime.machine.handle(event)
-        for action in actions {
-            if case .reject(let code, let message) = action {
-                runtime.machine = before
-                command?.reply(.failure(ProtocolError(code: ErrorCode(rawValue: code.rawValue) ?? .invalidState, message: message)))
+        // A repeated command id (same principal) never applies twice (invariant 5). The store answers repeats of
+        // committed commands, but a repeat can overtake its original's commit: it then shares the original's
+        // answer — from the recent acks, or by waiting with it in the inbox.
+        if let command, let id = command.id {
+            let key = command.principal + "\u{0}" + id
+            if let ack = runtime.recentAcks[key] { return command.reply(.success(ack)) }
+            if let index = runtime.inbox.firstIndex(where: { $0.commandKey == key }) {
+                runtime.inbox[index].followers.append(command.reply)
+                return
+            }
+            if runtime.inFlight?.commandKey == key {
+                runtime.inFlight?.followers.append(command.reply)
                 return
             }
         }
+        runtime.inbox.append(PendingInput(
+            event: event, command: command, review: review, isCreation: isCreation, applied: applied, reverted: reverted))
+        drain(runtime)
+    }
+
+    /// Handles queued inputs until one needs a store write (then the write's completion continues).
+    private func drain(_ runtime: ProposalRuntime) {
+        while !runtime.writing, !runtime.inbox.isEmpty {
+            let input = runtime.inbox.removeFirst()
+            var next = runtime.machine
+            let actions = next.handle(input.event)
+            if let (code, message) = actions.lazy.compactMap({ action -> (RejectCode, String)? in
+                if case .reject(let code, let message) = action { (code, message) } else { nil }
+            }).first {
+                let refusal = ProtocolError(code: ErrorCode(rawValue: code.rawValue) ?? .invalidState, message: message)
+                input.command?.reply(.failure(refusal))
+                for follower in input.followers { follower(.failure(refusal)) }
+                continue  // the machine is unchanged: it was a copy
+            }
+            let (write, ackFields, effects) = batch(runtime, next: next, input: input, actions: actions)
+            runtime.writing = true
+            runtime.inFlight = input
+            commit(runtime, write, next: next, ackFields: ackFields, effects: effects, attempt: 0)
+        }
+    }
+
+    /// Answers the in-flight input's command and every repeat of it that waited along.
+    private func answer(_ runtime: ProposalRuntime, _ result: Result<JSONObject, ProtocolError>) {
+        guard let input = runtime.inFlight else { return }
+        runtime.inFlight = nil
+        runtime.writing = false
+        if case .success(let ack) = result, let key = input.commandKey { runtime.remember(ack, for: key) }
+        input.command?.reply(result)
+        for follower in input.followers { follower(result) }
+    }
+
+    /// The rows and events one handled input stores, the command's ack, and the effects to run once stored.
+    private func batch(_ runtime: ProposalRuntime, next: ProposalMachine, input: PendingInput, actions: [ProposalAction])
+        -> (StoreWrite, JSONObject, [ProposalAction])
+    {
         let now = wallClockMilliseconds()
         var write = StoreWrite()
         var effects: [ProposalAction] = []
@@ -234,66 +324,69 @@ public final class PipelineService: CommandExecutor {
                 break
             }
         }
-        write.proposals = [row(runtime, now: now)]
-        let first = max(0, min(runtime.storedRevisions, runtime.machine.revisions.count) - 1)
-        write.revisions = runtime.machine.revisions[first...].map { revision in
+        write.proposals = [row(next, createdAt: runtime.createdAt, now: now)]
+        let first = max(0, min(runtime.storedRevisions, next.revisions.count) - 1)
+        write.revisions = next.revisions[first...].map { revision in
             RevisionRow(proposalId: runtime.id, number: revision.number, doc: Self.encode(revision), createdAt: now)
         }
-        if runtime.lastPublishedStatus != runtime.machine.status || isCreation {
-            write.events.append(NewEvent(topic: "proposals", kind: "proposal", data: summary(runtime, now: now).jsonString, ts: now))
+        if runtime.lastPublishedStatus != next.status || input.isCreation {
+            write.events.append(NewEvent(topic: "proposals", kind: "proposal", data: summary(next, now: now).jsonString, ts: now))
         }
-        if let (name, review) = review {
+        if let (name, review) = input.review {
             write.reviews = [ReviewRow(proposalId: runtime.id, revision: Int(review.revision), principal: name,
                                        verdict: review.verdict.rawValue, comment: review.comment, ts: now)]
         }
-        if let applied {
+        if let applied = input.applied {
             write.appliedChanges = [AppliedChangeRow(proposalId: runtime.id, revision: applied.revision, commit: applied.commit, ts: now, revertedBy: nil)]
         }
-        if let reverted, let revision = runtime.machine.revisions.last?.number {
+        if let reverted = input.reverted, let revision = next.revisions.last?.number {
+            // An upsert on (proposal, commit) that sets only reverted_by: the apply's revision and time stay.
             write.appliedChanges = [AppliedChangeRow(proposalId: runtime.id, revision: revision, commit: reverted.commit, ts: now, revertedBy: reverted.revert)]
         }
-        var ackFields = command?.ackFields ?? [:]
-        ackFields["status"] = .string(runtime.machine.status.rawValue)
-        if review != nil {
-            ackFields["approvals"] = .array(runtime.machine.approvals.map { .string($0) })
-            ackFields["quorum"] = .int(Int64(runtime.machine.configuration.quorum))
+        var ackFields = input.command?.ackFields ?? [:]
+        ackFields["status"] = .string(next.status.rawValue)
+        if input.review != nil {
+            ackFields["approvals"] = .array(next.approvals.map { .string($0) })
+            ackFields["quorum"] = .int(Int64(next.configuration.quorum))
         }
-        if let command, let id = command.id {
+        if let command = input.command, let id = command.id {
             write.command = CommandRecord(principal: command.principal, commandId: id, response: Self.ackText(id, ackFields))
         }
-        commitBatch(runtime, write, before: before, command: command, ackFields: ackFields, effects: effects, attempt: 0)
+        return (write, ackFields, effects)
     }
 
-    /// Commits a batch; a command's batch fails fast (the machine is restored), a pipeline step's batch is
-    /// retried until the store is back so no result is lost.
-    private func commitBatch(
-        _ runtime: ProposalRuntime, _ write: StoreWrite, before: ProposalMachine, command: PendingCommand?,
-        ackFields: JSONObject, effects: [ProposalAction], attempt: Int
+    /// Stores one input's batch. A command's batch fails fast (nothing changes; the client may retry with the
+    /// same id); a pipeline step's batch is retried until the store is back, so no result is lost — the
+    /// proposal's later inputs wait meanwhile, in order.
+    private func commit(
+        _ runtime: ProposalRuntime, _ write: StoreWrite, next: ProposalMachine, ackFields: JSONObject, effects: [ProposalAction],
+        attempt: Int
     ) {
         sink.commit(write) { [weak self] result in
             guard let self else { return }
             switch result {
             case .success(.committed):
-                runtime.storedRevisions = runtime.machine.revisions.count
-                runtime.lastPublishedStatus = runtime.machine.status
-                command?.reply(.success(ackFields))
+                runtime.machine = next
+                runtime.storedRevisions = next.revisions.count
+                runtime.lastPublishedStatus = next.status
+                self.answer(runtime, .success(ackFields))
                 for effect in effects { self.perform(effect, runtime) }
             case .success(.duplicateCommand(let response)):
-                runtime.machine = before
-                command?.reply(.success(Self.fields(ofAck: response)))
+                self.answer(runtime, .success(Self.fields(ofAck: response)))
             case .failure(let error):
-                if let command {
-                    runtime.machine = before
-                    if before.revisions.isEmpty { self.runtimes[runtime.id] = nil }
-                    command.reply(.failure(ProtocolError(code: .storeUnavailable, message: error.message)))
+                if runtime.inFlight?.command != nil {
+                    if runtime.machine.revisions.isEmpty { self.runtimes[runtime.id] = nil }  // its creation was not stored
+                    self.answer(runtime, .failure(ProtocolError(code: .storeUnavailable, message: error.message)))
+                } else {
+                    let delay = min(UInt64(1) << UInt64(min(attempt, 4)), 10)
+                    self.logger.error("storing proposal \(runtime.id)'s progress failed (\(error)); retrying in \(delay)s")
+                    self.loop.schedule(afterNanoseconds: delay * 1_000_000_000) {
+                        self.commit(runtime, write, next: next, ackFields: ackFields, effects: effects, attempt: attempt + 1)
+                    }
                     return
                 }
-                let delay = min(UInt64(1) << UInt64(min(attempt, 4)), 10)
-                self.logger.error("storing proposal \(runtime.id)'s progress failed (\(error)); retrying in \(delay)s")
-                self.loop.schedule(afterNanoseconds: delay * 1_000_000_000) {
-                    self.commitBatch(runtime, write, before: before, command: nil, ackFields: ackFields, effects: effects, attempt: attempt + 1)
-                }
             }
+            self.drain(runtime)
         }
     }
 
@@ -587,17 +680,15 @@ public final class PipelineService: CommandExecutor {
 
     // MARK: rows, summaries, stats
 
-    private func row(_ runtime: ProposalRuntime, now: Int64) -> ProposalRow {
-        let m = runtime.machine
-        return ProposalRow(
+    private func row(_ m: ProposalMachine, createdAt: Int64, now: Int64) -> ProposalRow {
+        ProposalRow(
             id: m.info.id, title: m.info.title, description: m.info.description, repo: m.info.repo, status: m.status.rawValue,
-            currentRevision: m.currentRevision, author: m.info.author, createdAt: runtime.createdAt, updatedAt: now,
+            currentRevision: m.currentRevision, author: m.info.author, createdAt: createdAt, updatedAt: now,
             attempts: m.attempt, doc: Self.encode(m))
     }
 
-    private func summary(_ runtime: ProposalRuntime, now: Int64) -> JSONValue {
-        let m = runtime.machine
-        return .object([
+    private func summary(_ m: ProposalMachine, now: Int64) -> JSONValue {
+        .object([
             "id": .string(m.info.id), "title": .string(m.info.title), "status": .string(m.status.rawValue),
             "revision": .int(Int64(m.currentRevision)), "attempt": .int(Int64(m.attempt)), "max_attempts": .int(Int64(m.attemptLimit)),
             "author": .string(m.info.author), "repo": .string(m.info.repo), "updated_at": .int(now),
