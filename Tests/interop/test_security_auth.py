@@ -10,7 +10,17 @@ import urllib.request
 
 import websockets
 
+import pytest
+
 from medic_server import Medic
+
+
+@pytest.fixture
+def medic(tmp_path):
+    """A started `medic serve` (test command `true`), stopped after the test."""
+    server = Medic(str(tmp_path)).start()
+    yield server
+    server.stop()
 
 
 def run(coro, timeout=60):
@@ -86,87 +96,75 @@ def awaiting_review_proposal(medic, bot):
     return proposal
 
 
-def test_a_revoked_token_stops_at_once_and_its_live_sessions_close(tmp_path):
-    medic = Medic(str(tmp_path)).start()
-    try:
-        alice = medic.token("alice", "admin")
-        bot = medic.token("bot", "bot")
-        proposal = awaiting_review_proposal(medic, bot)
-        before = commits(medic.repo)
+def test_a_revoked_token_stops_at_once_and_its_live_sessions_close(medic):
+    alice = medic.token("alice", "admin")
+    bot = medic.token("bot", "bot")
+    proposal = awaiting_review_proposal(medic, bot)
+    before = commits(medic.repo)
 
-        async def attack():
-            async with connect(medic, alice) as watching, connect(medic, alice) as approving:
-                for ws in (watching, approving):
-                    assert json.loads(await ws.recv())["type"] == "welcome"
-                await watching.send(json.dumps({"type": "subscribe", "id": "s", "topic": "proposals"}))
-                assert (await reply_to(watching, "s"))["type"] == "ack"
-                cli(medic, "revoke", "alice")
-                # The very next command of a session opened before the revocation is refused...
-                await approving.send(json.dumps({"type": "approve", "id": "late-approve", "proposal": proposal, "revision": 1}))
-                refused = await reply_to(approving, "late-approve")
-                assert refused["type"] == "error" and refused["code"] == "unauthenticated", refused
-                # ...and every live session of the token is closed with 4003, the idle one included.
-                assert await close_code(approving, within=10) == 4003
-                assert await close_code(watching, within=10) == 4003
-        run(attack())
+    async def attack():
+        async with connect(medic, alice) as watching, connect(medic, alice) as approving:
+            for ws in (watching, approving):
+                assert json.loads(await ws.recv())["type"] == "welcome"
+            await watching.send(json.dumps({"type": "subscribe", "id": "s", "topic": "proposals"}))
+            assert (await reply_to(watching, "s"))["type"] == "ack"
+            cli(medic, "revoke", "alice")
+            # The very next command of a session opened before the revocation is refused...
+            await approving.send(json.dumps({"type": "approve", "id": "late-approve", "proposal": proposal, "revision": 1}))
+            refused = await reply_to(approving, "late-approve")
+            assert refused["type"] == "error" and refused["code"] == "unauthenticated", refused
+            # ...and every live session of the token is closed with 4003, the idle one included.
+            assert await close_code(approving, within=10) == 4003
+            assert await close_code(watching, within=10) == 4003
+    run(attack())
 
-        # New requests fail at once: REST and a new WebSocket.
-        status, body = http(medic, "GET", "/api/v1/proposals", alice)
-        assert status == 401 and body["error"]["code"] == "unauthenticated"
+    # New requests fail at once: REST and a new WebSocket.
+    status, body = http(medic, "GET", "/api/v1/proposals", alice)
+    assert status == 401 and body["error"]["code"] == "unauthenticated"
 
-        async def new_session():
-            async with connect(medic, alice) as ws:
-                return await close_code(ws, within=10)
-        assert run(new_session()) == 4001
-        assert commits(medic.repo) == before, "a revoked admin's approve reached the repository"
-    finally:
-        medic.stop()
+    async def new_session():
+        async with connect(medic, alice) as ws:
+            return await close_code(ws, within=10)
+    assert run(new_session()) == 4001
+    assert commits(medic.repo) == before, "a revoked admin's approve reached the repository"
 
 
-def test_a_lowered_role_applies_to_open_sessions(tmp_path):
-    medic = Medic(str(tmp_path)).start()
-    try:
-        carol = medic.token("carol", "admin")
-        bot = medic.token("bot", "bot")
-        proposal = awaiting_review_proposal(medic, bot)
-        before = commits(medic.repo)
+def test_a_lowered_role_applies_to_open_sessions(medic):
+    carol = medic.token("carol", "admin")
+    bot = medic.token("bot", "bot")
+    proposal = awaiting_review_proposal(medic, bot)
+    before = commits(medic.repo)
 
-        async def attack():
-            async with connect(medic, carol) as ws:
-                assert json.loads(await ws.recv())["role"] == "admin"
-                cli(medic, "role", "carol", "viewer")
-                await ws.send(json.dumps({"type": "approve", "id": "a1", "proposal": proposal, "revision": 1}))
-                refused = await reply_to(ws, "a1")
-                assert refused["type"] == "error" and refused["code"] == "forbidden", refused
-                assert await close_code(ws, within=10) == 4003
-            async with connect(medic, carol) as ws:
-                welcome = json.loads(await ws.recv())
-                assert welcome["role"] == "viewer"
-                await ws.send(json.dumps({"type": "approve", "id": "a2", "proposal": proposal, "revision": 1}))
-                assert (await reply_to(ws, "a2"))["code"] == "forbidden"
-        run(attack())
-        assert commits(medic.repo) == before
-        assert "carol\tviewer\tactive" in cli(medic, "list")
-    finally:
-        medic.stop()
+    async def attack():
+        async with connect(medic, carol) as ws:
+            assert json.loads(await ws.recv())["role"] == "admin"
+            cli(medic, "role", "carol", "viewer")
+            await ws.send(json.dumps({"type": "approve", "id": "a1", "proposal": proposal, "revision": 1}))
+            refused = await reply_to(ws, "a1")
+            assert refused["type"] == "error" and refused["code"] == "forbidden", refused
+            assert await close_code(ws, within=10) == 4003
+        async with connect(medic, carol) as ws:
+            welcome = json.loads(await ws.recv())
+            assert welcome["role"] == "viewer"
+            await ws.send(json.dumps({"type": "approve", "id": "a2", "proposal": proposal, "revision": 1}))
+            assert (await reply_to(ws, "a2"))["code"] == "forbidden"
+    run(attack())
+    assert commits(medic.repo) == before
+    assert "carol\tviewer\tactive" in cli(medic, "list")
 
 
-def test_admin_endpoints_refuse_viewers_and_bots(tmp_path):
-    medic = Medic(str(tmp_path)).start()
-    try:
-        admin = medic.token("admin1", "admin")
-        bot = medic.token("bot", "bot")
-        viewer = medic.token("viewer", "viewer")
-        proposal = awaiting_review_proposal(medic, bot)
-        path = f"/api/v1/admin/proposals/auto-fix/status/{proposal}"
-        for token in (viewer, bot):
-            status, body = http(medic, "GET", path, token)
-            assert status == 403 and body["error"]["code"] == "forbidden", (status, body)
-            assert "needs_auto_fix" not in json.dumps(body)
-        status, body = http(medic, "GET", path, admin)
-        assert status == 200 and body["proposal"] == proposal
-    finally:
-        medic.stop()
+def test_admin_endpoints_refuse_viewers_and_bots(medic):
+    admin = medic.token("admin1", "admin")
+    bot = medic.token("bot", "bot")
+    viewer = medic.token("viewer", "viewer")
+    proposal = awaiting_review_proposal(medic, bot)
+    path = f"/api/v1/admin/proposals/auto-fix/status/{proposal}"
+    for token in (viewer, bot):
+        status, body = http(medic, "GET", path, token)
+        assert status == 403 and body["error"]["code"] == "forbidden", (status, body)
+        assert "needs_auto_fix" not in json.dumps(body)
+    status, body = http(medic, "GET", path, admin)
+    assert status == 200 and body["proposal"] == proposal
 
 
 def test_what_was_accepted_is_returned_intact_over_rest(tmp_path):
@@ -212,106 +210,94 @@ def test_what_was_accepted_is_returned_intact_over_rest(tmp_path):
         medic.stop()
 
 
-def test_rest_allow_header_and_applied_time_survive_a_rollback(tmp_path):
-    medic = Medic(str(tmp_path)).start()
+def test_rest_allow_header_and_applied_time_survive_a_rollback(medic):
+    admin = medic.token("admin1", "admin")
+    bot = medic.token("bot", "bot")
+    proposal = awaiting_review_proposal(medic, bot)
+    req = urllib.request.Request(f"http://127.0.0.1:{medic.port}/api/v1/admin/proposals/auto-fix/{proposal}",
+                                 method="GET", headers={"Authorization": f"Bearer {admin}"})
     try:
-        admin = medic.token("admin1", "admin")
-        bot = medic.token("bot", "bot")
-        proposal = awaiting_review_proposal(medic, bot)
-        req = urllib.request.Request(f"http://127.0.0.1:{medic.port}/api/v1/admin/proposals/auto-fix/{proposal}",
-                                     method="GET", headers={"Authorization": f"Bearer {admin}"})
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("GET on a POST-only endpoint succeeded")
+    except urllib.error.HTTPError as error:
+        assert error.code == 405 and error.headers["Allow"] == "POST"
+
+    async def approve_then_roll_back():
+        async with connect(medic, admin) as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "approve", "id": "ap", "proposal": proposal, "revision": 1}))
+            assert (await reply_to(ws, "ap"))["type"] == "ack"
+            await wait_for_status(ws, proposal, "applied")
+            applied = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]["applied"]
+            await asyncio.sleep(0.05)
+            await ws.send(json.dumps({"type": "rollback", "id": "rb", "proposal": proposal}))
+            assert (await reply_to(ws, "rb"))["type"] == "ack"
+            await ws.send(json.dumps({"type": "unsubscribe", "id": "u", "topic": f"proposal:{proposal}"}))
+            await wait_for_status(ws, proposal, "rolled_back")
+            return applied
+    applied = run(approve_then_roll_back())
+    after = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]["applied"]
+    assert len(after) == 1 and after[0]["reverted_by"]
+    assert after[0]["ts"] == applied[0]["ts"], "the apply time was overwritten by the rollback"
+    assert after[0]["revision"] == applied[0]["revision"]
+
+
+def test_medic_watch_ends_on_a_bad_or_revoked_token_and_prints_local_time(medic):
+    admin = medic.token("admin1", "admin")
+    proposal = awaiting_review_proposal(medic, medic.token("bot", "bot"))
+    url = f"http://127.0.0.1:{medic.port}"
+    bad = subprocess.run([medic.bin, "watch", proposal, "--url", url, "--token", "mdc_not-a-token"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "4001" in bad.stderr and "reconnecting" not in bad.stderr, bad.stderr
+
+    watch = subprocess.Popen([medic.bin, "watch", proposal, "--url", url, "--token", admin],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    cli(medic, "revoke", "admin1")
+    out, err = watch.communicate(timeout=30)
+    assert watch.returncode != 0 and "4003" in err and "revoked" in err, err
+    first = out.splitlines()[0].split("\t")
+    assert first[0] == "1" and time.strftime("%Y-%m-%d ") in first[1] + " " and ":" in first[1], first
+
+    machine = subprocess.run([medic.bin, "watch", proposal, "--url", url, "--token", medic.token("viewer", "viewer"),
+                              "--json", "--count", "1"], capture_output=True, text=True, timeout=30)
+    event = json.loads(machine.stdout.splitlines()[0])
+    assert event["seq"] == 1 and isinstance(event["ts"], int) and event["kind"] == "proposal_created"
+
+
+def test_sign_in_links_are_single_use_and_die_with_their_principal(medic):
+    medic.token("alice", "admin")
+
+    def link(*extra):
+        out = subprocess.run([medic.bin, "login", "--data-dir", medic.data_dir, "--url", f"http://127.0.0.1:{medic.port}", *extra],
+                             check=True, capture_output=True, text=True).stdout
+        return out.strip().splitlines()[-1].split("#login=")[1]
+
+    def exchange(code):
+        req = urllib.request.Request(f"http://127.0.0.1:{medic.port}/api/v1/session", method="POST",
+                                     data=json.dumps({"code": code}).encode())
         try:
-            urllib.request.urlopen(req, timeout=10)
-            raise AssertionError("GET on a POST-only endpoint succeeded")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as error:
-            assert error.code == 405 and error.headers["Allow"] == "POST"
+            return error.code, json.loads(error.read())
 
-        async def approve_then_roll_back():
-            async with connect(medic, admin) as ws:
-                await ws.recv()
-                await ws.send(json.dumps({"type": "approve", "id": "ap", "proposal": proposal, "revision": 1}))
-                assert (await reply_to(ws, "ap"))["type"] == "ack"
-                await wait_for_status(ws, proposal, "applied")
-                applied = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]["applied"]
-                await asyncio.sleep(0.05)
-                await ws.send(json.dumps({"type": "rollback", "id": "rb", "proposal": proposal}))
-                assert (await reply_to(ws, "rb"))["type"] == "ack"
-                await ws.send(json.dumps({"type": "unsubscribe", "id": "u", "topic": f"proposal:{proposal}"}))
-                await wait_for_status(ws, proposal, "rolled_back")
-                return applied
-        applied = run(approve_then_roll_back())
-        after = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]["applied"]
-        assert len(after) == 1 and after[0]["reverted_by"]
-        assert after[0]["ts"] == applied[0]["ts"], "the apply time was overwritten by the rollback"
-        assert after[0]["revision"] == applied[0]["revision"]
-    finally:
-        medic.stop()
-
-
-def test_medic_watch_ends_on_a_bad_or_revoked_token_and_prints_local_time(tmp_path):
-    medic = Medic(str(tmp_path)).start()
-    try:
-        admin = medic.token("admin1", "admin")
-        proposal = awaiting_review_proposal(medic, medic.token("bot", "bot"))
-        url = f"http://127.0.0.1:{medic.port}"
-        bad = subprocess.run([medic.bin, "watch", proposal, "--url", url, "--token", "mdc_not-a-token"],
-                             capture_output=True, text=True, timeout=30)
-        assert bad.returncode != 0 and "4001" in bad.stderr and "reconnecting" not in bad.stderr, bad.stderr
-
-        watch = subprocess.Popen([medic.bin, "watch", proposal, "--url", url, "--token", admin],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1)
-        cli(medic, "revoke", "admin1")
-        out, err = watch.communicate(timeout=30)
-        assert watch.returncode != 0 and "4003" in err and "revoked" in err, err
-        first = out.splitlines()[0].split("\t")
-        assert first[0] == "1" and time.strftime("%Y-%m-%d ") in first[1] + " " and ":" in first[1], first
-
-        machine = subprocess.run([medic.bin, "watch", proposal, "--url", url, "--token", medic.token("viewer", "viewer"),
-                                  "--json", "--count", "1"], capture_output=True, text=True, timeout=30)
-        event = json.loads(machine.stdout.splitlines()[0])
-        assert event["seq"] == 1 and isinstance(event["ts"], int) and event["kind"] == "proposal_created"
-    finally:
-        medic.stop()
-
-
-def test_sign_in_links_are_single_use_and_die_with_their_principal(tmp_path):
-    medic = Medic(str(tmp_path)).start()
-    try:
-        medic.token("alice", "admin")
-
-        def link(*extra):
-            out = subprocess.run([medic.bin, "login", "--data-dir", medic.data_dir, "--url", f"http://127.0.0.1:{medic.port}", *extra],
-                                 check=True, capture_output=True, text=True).stdout
-            return out.strip().splitlines()[-1].split("#login=")[1]
-
-        def exchange(code):
-            req = urllib.request.Request(f"http://127.0.0.1:{medic.port}/api/v1/session", method="POST",
-                                         data=json.dumps({"code": code}).encode())
-            try:
-                with urllib.request.urlopen(req, timeout=10) as resp:
-                    return resp.status, json.loads(resp.read())
-            except urllib.error.HTTPError as error:
-                return error.code, json.loads(error.read())
-
-        code = link("--name", "alice")
-        status, session = exchange(code)
-        assert status == 200 and session["principal"] == "alice" and session["role"] == "admin"
-        assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 200
-        # Single use; forged codes and missing fields are refused without a token.
-        assert exchange(code)[0] == 401
-        assert exchange("mdc_forged")[0] == 401
-        assert exchange("")[0] == 400
-        # Revoking the principal ends its sessions (and unused links) at once.
-        unused = link("--name", "alice")
-        cli(medic, "revoke", "alice")
-        assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
-        assert exchange(unused)[0] == 401
-        # A principal re-created under the same name does not inherit the old session.
-        medic.token("alice", "admin")
-        assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
-    finally:
-        medic.stop()
+    code = link("--name", "alice")
+    status, session = exchange(code)
+    assert status == 200 and session["principal"] == "alice" and session["role"] == "admin"
+    assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 200
+    # Single use; forged codes and missing fields are refused without a token.
+    assert exchange(code)[0] == 401
+    assert exchange("mdc_forged")[0] == 401
+    assert exchange("")[0] == 400
+    # Revoking the principal ends its sessions (and unused links) at once.
+    unused = link("--name", "alice")
+    cli(medic, "revoke", "alice")
+    assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
+    assert exchange(unused)[0] == 401
+    # A principal re-created under the same name does not inherit the old session.
+    medic.token("alice", "admin")
+    assert http(medic, "GET", "/api/v1/proposals", session["token"])[0] == 401
 
 
 def test_withdraw_stops_a_running_test_and_dead_ends_can_be_closed(tmp_path):
