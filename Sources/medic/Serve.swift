@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds before a test run is killed (default 300).") var testTimeout: Int?
     @Option(help: "Allowed browser Origin (repeatable; default: same origin).") var allowOrigin: [String] = []
     @Option(help: "Log level.") var logLevel: String?
-    @Flag(help: "Do not submit the demo proposal on an empty store.") var noDemo = false
+    @Flag(help: "Do not file the demo proposal (otherwise filed on an empty store when the first admin signs in to the page).") var noDemo = false
 
     func run() throws {
         Signals.block([SIGTERM, SIGINT])
@@ -76,7 +76,7 @@ struct Serve: ParsableCommand {
             // Written unbuffered: a supervisor piping our stdout must see the URL at once.
             FileHandle.standardOutput.write(Data("Open \(first.scheme)://\(host):\(first.address.port)/#token=\(token)  (admin token; shown once)\n".utf8))
         }
-        if usesDemo && !noDemo { DemoSetup.submitDemoProposalIfEmpty(medic) }
+        if usesDemo && !noDemo { DemoSetup.submitDemoProposalWhenAnAdminArrives(medic) }
         let signals = try SignalSource(loop: loop, signals: [SIGTERM, SIGINT]) { signal in
             logger.info("signal \(signal): shutting down")
             medic.shutdown { loop.stop() }
