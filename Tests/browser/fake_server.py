@@ -199,7 +199,7 @@ class Fake:
         await self.set_status(p, "applying")
         await self.pause(0.2)
         approvers = p["reviews"][p["revision"]]["approvals"]
-        p["commit"] = "%012x" % random.getrandbits(48)
+        p["commit"] = "%040x" % random.getrandbits(160)
         await self.publish(p["topic"], "applied", {"revision": p["revision"], "commit": p["commit"], "approvers": approvers})
         await self.set_status(p, "applied")
 
@@ -249,7 +249,7 @@ class Fake:
         if t == "rollback":
             if p["status"] != "applied":
                 raise Refusal("invalid_state", f"rollback does not apply in status {p['status']}")
-            await self.publish(p["topic"], "rolled_back", {"commit": p["commit"], "revert_commit": "%012x" % random.getrandbits(48)})
+            await self.publish(p["topic"], "rolled_back", {"commit": p["commit"], "revert_commit": "%040x" % random.getrandbits(160)})
             await self.set_status(p, "rolled_back")
             return {"proposal": p["id"], "status": "rolled_back"}
         # reviews

@@ -64,6 +64,9 @@ def test_a_proposal_streams_into_the_page_live(medic_factory, browsers):
     wait(page.d, lambda d: len(page.console_lines()) > 1, 60, "no test output streamed")
     wait(page.d, lambda d: any(k == "fix_started" or k.startswith("fix_") for (k, _, _) in page.timeline_entries()), 120,
          "no fix attempt appeared")
+    # For the picture: the explanation being written (or, if that moment passed, whatever came next).
+    wait(page.d, lambda d: len(page.text("fix-stream") or "") > 120 or
+         page.js("return !document.querySelector('[data-key=fix-1] [data-testid=fix-live]')"), 60)
     page.scroll_to('[data-testid="timeline-entry"][data-key^="fix-"]')
     screenshot(page.d, "01-streaming-fix-attempt.png")
 
@@ -147,6 +150,8 @@ def test_two_admins_with_quorum_two_approve_and_it_applies(medic_factory, browse
     # The ack's message belonged to approving: once applied, the panel says so instead.
     wait(b.d, lambda d: "quorum reached" not in (b.text("review-message") or ""), 10, b.text("review-message"))
     assert b.text("review-state").startswith("Applied as commit")
+    # A 40-character commit id must not push the page sideways.
+    assert b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     assert sorted(b.approvers()) == ["alice", "bob"]
     assert b.button("btn-rollback").is_displayed()
     b.scroll_to('[data-testid="timeline-entry"][data-kind="applied"]')
@@ -275,3 +280,6 @@ def test_the_demo_starts_when_the_first_admin_opens_the_page_and_streams_at_a_wa
     assert all('{"' not in t and '\\n' not in t for t in written)
     assert any(t.startswith("The tests fail with ModuleNotFoundError") for t in written)
     assert len(server.request("GET", "/api/v1/proposals", alice)["proposals"]) == 1, "the demo is filed once"
+    events = server.events(alice, proposal)
+    waiting = next(e for e in events if e["kind"] == "status_changed" and e["data"]["status"] == "awaiting_review")
+    print(f"demo: proposed → awaiting_review in {(waiting['ts'] - events[0]['ts']) / 1000:.1f} s")

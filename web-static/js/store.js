@@ -313,7 +313,7 @@ export function statusSentence(model) {
     case 'changes_requested': return 'Changes were requested; a new fix attempt follows.';
     case 'approved': return 'Approved: the quorum is reached.';
     case 'applying': return 'Approved: it is being applied to the repository.';
-    case 'applied': return commit ? `Applied as commit ${commit}.` : 'Applied to the repository.';
+    case 'applied': return commit ? `Applied as commit ${String(commit).slice(0, 12)}.` : 'Applied to the repository.';
     case 'apply_failed': return 'Applying it to the repository failed.';
     case 'rolled_back': return 'It was applied and has been rolled back.';
     case 'rejected': return 'It was rejected.';
