@@ -57,6 +57,9 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     let staticFiles: StaticFiles?
     /// Set after init (the executor needs the app as its EventSink).
     public var commands: (any CommandExecutor)?
+    /// Called on the loop each time a WebSocket session is authenticated, after its `welcome` went out
+    /// (`medic serve` files the demo proposal when the first admin arrives, so that admin watches it live).
+    public var onSessionAuthenticated: ((Principal) -> Void)?
     /// Not owned (the server owns the app); held through `Unretained`, not `weak` (see there).
     public var server: Server? {
         get { serverReference?.value }
@@ -312,6 +315,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 }
                 session.connection.userData = shared
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
+                self.onSessionAuthenticated?(principal)
                 // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.
                 if let commandID { self.send(session, ServerMessage.ack(id: commandID, fields: [:])) }
                 let pending = state.pending

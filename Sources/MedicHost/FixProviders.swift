@@ -18,8 +18,9 @@ struct FixProviderError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// Replies from a scripted conversation file (the offline demo and tests). The reply is streamed in small
-/// chunks over its `delay_ms`, so watchers see `fix_delta` events as with a real model.
+/// Replies from a scripted conversation file (the offline demo and tests). The reply is streamed in pieces over
+/// its `delay_ms` (`ScriptedConversation.Entry.streamSchedule`), so watchers see `fix_delta` events as with a real
+/// model, at a pace a person can read.
 final class ScriptedFixProvider: FixProvider {
     let name = "scripted"
     private let loop: EventLoop
@@ -45,22 +46,13 @@ final class ScriptedFixProvider: FixProvider {
             }
             return
         }
-        // Stream the reply in ~8 chunks spread over the scripted delay.
+        // Streamed in pieces over the scripted delay, the explanation slower than the code (see streamSchedule).
         let text = entry.reply
-        let chunkCount = 8
-        let chunkSize = max(1, (text.count + chunkCount - 1) / chunkCount)
-        var chunks: [String] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let end = text.index(index, offsetBy: chunkSize, limitedBy: text.endIndex) ?? text.endIndex
-            chunks.append(String(text[index..<end]))
-            index = end
+        let schedule = entry.streamSchedule()
+        for piece in schedule {
+            loop.schedule(afterNanoseconds: piece.atNanoseconds) { onDelta(piece.text) }
         }
-        let step = UInt64(max(entry.delayMs, 0)) * 1_000_000 / UInt64(max(chunks.count, 1))
-        for (i, chunk) in chunks.enumerated() {
-            loop.schedule(afterNanoseconds: step * UInt64(i + 1)) { onDelta(chunk) }
-        }
-        loop.schedule(afterNanoseconds: step * UInt64(chunks.count) + 1_000_000) { completion(.success(text)) }
+        loop.schedule(afterNanoseconds: (schedule.last?.atNanoseconds ?? 0) + 1_000_000) { completion(.success(text)) }
     }
 }
 

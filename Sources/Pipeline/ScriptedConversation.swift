@@ -15,8 +15,8 @@ import Protocol
 /// - `attempt` (optional integer ≥ 1): the fix attempt number; absent matches every attempt.
 /// - `reply` (required): an object in the `FixReply` format, returned as its JSON text, or a string returned
 ///   verbatim (to script malformed replies). The text then goes through `FixReply.parse` like a real reply.
-/// - `delay_ms` (optional integer ≥ 0, default 0): how long the provider should wait before answering
-///   (the executor's timer; nothing here sleeps).
+/// - `delay_ms` (optional integer ≥ 0, default 0): how long the reply takes to write, streamed as it goes
+///   (see `Entry.streamSchedule()`; the executor's timer, nothing here sleeps).
 /// The first entry that matches wins.
 public struct ScriptedConversation: Sendable {
     /// One scripted reply.
@@ -29,6 +29,37 @@ public struct ScriptedConversation: Sendable {
         public var reply: String
         /// Delay before answering.
         public var delayMs: Int
+        /// Where the explanation's string value lies in `reply` (character offsets), for an object reply.
+        public var explanationRange: Range<Int>?
+
+        /// Pieces of the scripted reply written over the explanation this much slower than the rest: a person
+        /// watching reads the explanation as it appears, and the file contents after it flow by.
+        public static let explanationSlowdown = 8
+
+        /// How the reply streams: pieces of about 24 characters (at least 8, at most 160 pieces) in order, each
+        /// with the time (ns after the request) it is written; together they are `reply`, and the last one is
+        /// written at `delayMs`. Pieces of the explanation take `explanationSlowdown` times as long as others.
+        public func streamSchedule() -> [(text: String, atNanoseconds: UInt64)] {
+            let characters = Array(reply)
+            guard !characters.isEmpty else { return [] }
+            let count = min(160, max(8, characters.count / 24))
+            let size = max(1, (characters.count + count - 1) / count)
+            var pieces: [(range: Range<Int>, weight: Int)] = []
+            var start = 0
+            while start < characters.count {
+                let range = start..<min(characters.count, start + size)
+                let prose = explanationRange.map { range.clamped(to: $0).count } ?? 0
+                pieces.append((range, (range.count - prose) + prose * Self.explanationSlowdown))
+                start = range.upperBound
+            }
+            let total = UInt64(max(1, pieces.reduce(0) { $0 + $1.weight }))
+            let delay = UInt64(max(delayMs, 0)) * 1_000_000
+            var elapsed: UInt64 = 0
+            return pieces.map { piece in
+                elapsed += UInt64(piece.weight)
+                return (String(characters[piece.range]), delay * elapsed / total)
+            }
+        }
     }
 
     /// The entries in file order.
@@ -58,15 +89,31 @@ public struct ScriptedConversation: Sendable {
                 delay = Int(n)
             }
             let text: String
+            var explanationRange: Range<Int>?
             switch o["reply"] {
             case .string(let s)?: text = s
-            case .object(let obj)?: text = JSONValue.object(obj).jsonString
+            case .object(let obj)?:
+                text = JSONValue.object(obj).jsonString
+                if let explanation = obj["explanation"]?.stringValue {
+                    explanationRange = Self.locate(JSONValue.string(explanation).jsonString, after: #""explanation":"#, in: text)
+                }
             case nil: throw ScriptError("replies[\(i)] needs a \"reply\"")
             case _?: throw ScriptError("replies[\(i)].reply must be an object or a string")
             }
-            entries.append(Entry(match: match, attempt: attempt, reply: text, delayMs: delay))
+            entries.append(Entry(match: match, attempt: attempt, reply: text, delayMs: delay, explanationRange: explanationRange))
         }
         self.entries = entries
+    }
+
+    /// The character range of `value` where it first follows `key` in `text` (nil when it does not).
+    static func locate(_ value: String, after key: String, in text: String) -> Range<Int>? {
+        let haystack = Array(text), needle = Array(key + value)
+        guard needle.count <= haystack.count else { return nil }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) {
+            let from = start + key.count
+            return from..<(from + value.count)
+        }
+        return nil
     }
 
     /// The first matching entry.

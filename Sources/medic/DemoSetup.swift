@@ -42,9 +42,10 @@ enum DemoSetup {
         ]
     }
 
-    /// On an empty store, proposes examples/demo-proposal.json as the bot "demo-bot" a few seconds after
-    /// start, so a browser opened from the printed URL sees it stream.
-    static func submitDemoProposalIfEmpty(_ medic: MedicServer) {
+    /// On an empty store, proposes examples/demo-proposal.json as the bot "demo-bot" once the first admin
+    /// page has signed in (a second after its `welcome`, once the page has subscribed), so whoever opens the
+    /// printed link watches the whole run live instead of arriving at its end. Runs once per process.
+    static func submitDemoProposalWhenAnAdminArrives(_ medic: MedicServer) {
         guard let rows = try? medic.store.sync({ medic.store.proposals(status: nil, limit: 1, completion: $0) }), rows.isEmpty else { return }
         guard let data = FileManager.default.contents(atPath: "examples/demo-proposal.json"),
               case .object(let fields)? = try? JSONValue.parse(Array(data)),
@@ -54,11 +55,16 @@ enum DemoSetup {
             return
         }
         let app = medic.app
-        app.loop.schedule(afterNanoseconds: 5_000_000_000) {
-            app.commands?.execute(message, commandID: "demo-proposal", principal: Principal(name: "demo-bot", role: .bot)) { result in
-                switch result {
-                case .success(let ack): app.loop.logger.info("demo proposal submitted: \(JSONValue.object(ack).jsonString)")
-                case .failure(let error): app.loop.logger.warning("demo proposal refused: \(error)")
+        app.loop.logger.info("the demo proposal is filed when the first admin signs in to the page")
+        app.onSessionAuthenticated = { [unowned app] principal in
+            guard principal.role == .admin else { return }
+            app.onSessionAuthenticated = nil
+            app.loop.schedule(afterNanoseconds: 1_000_000_000) {
+                app.commands?.execute(message, commandID: "demo-proposal", principal: Principal(name: "demo-bot", role: .bot)) { result in
+                    switch result {
+                    case .success(let ack): app.loop.logger.info("demo proposal submitted: \(JSONValue.object(ack).jsonString)")
+                    case .failure(let error): app.loop.logger.warning("demo proposal refused: \(error)")
+                    }
                 }
             }
         }

@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds before a test run is killed (default 300).") var testTimeout: Int?
     @Option(help: "Allowed browser Origin (repeatable; default: same origin).") var allowOrigin: [String] = []
     @Option(help: "Log level.") var logLevel: String?
-    @Flag(help: "Do not submit the demo proposal on an empty store.") var noDemo = false
+    @Flag(help: "Do not file the demo proposal (otherwise filed on an empty store when the first admin signs in to the page).") var noDemo = false
 
     func run() throws {
         Signals.block([SIGTERM, SIGINT])
@@ -80,7 +80,7 @@ struct Serve: ParsableCommand {
             let store = configuration.storeURL.map { " --store '\($0)'" } ?? " --data-dir '\(configuration.dataDirectory)'"
             logger.info("to sign in to the page: medic login\(store) --url \(first.scheme)://\(host):\(first.address.port)")
         }
-        if usesDemo && !noDemo { DemoSetup.submitDemoProposalIfEmpty(medic) }
+        if usesDemo && !noDemo { DemoSetup.submitDemoProposalWhenAnAdminArrives(medic) }
         let signals = try SignalSource(loop: loop, signals: [SIGTERM, SIGINT]) { signal in
             logger.info("signal \(signal): shutting down")
             medic.shutdown { loop.stop() }

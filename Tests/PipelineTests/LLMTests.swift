@@ -1,5 +1,6 @@
 // LLMTests: SSE framing at every split, Anthropic stream/response decoding, request bodies, fix replies and prompts.
 
+import Foundation
 import Protocol
 import Testing
 
@@ -197,6 +198,38 @@ let anthropicStreamBody = """
         #expect(conversation.reply(for: "Use REDIS cache", attempt: 2) == "not json")
         #expect(try FixReply.parse(conversation.reply(for: "other", attempt: 1) ?? "").unfixable)
         #expect(conversation.reply(for: "other", attempt: 2) == nil)
+    }
+
+    /// The demo's replies stream at a pace a person can follow: many small pieces that add up to the reply,
+    /// written over `delay_ms`, the explanation more slowly than the file contents after it.
+    @Test func repliesStreamInSmallPiecesWithTheExplanationPaced() throws {
+        let data = try #require(FileManager.default.contents(atPath: #filePath.replacingOccurrences(
+            of: "Tests/PipelineTests/LLMTests.swift", with: "examples/demo-conversation.json")))
+        let conversation = try ScriptedConversation(json: Array(data))
+        let entry = try #require(conversation.entry(for: "Add Redis caching to user lookups", attempt: 1))
+        let range = try #require(entry.explanationRange)
+        let characters = Array(entry.reply)
+        let explanation = try #require(FixReply.parse(entry.reply).explanation)
+        #expect(String(characters[range]) == JSONValue.string(explanation).jsonString)
+        let schedule = entry.streamSchedule()
+        #expect(schedule.map(\.text).joined() == entry.reply)
+        #expect(schedule.count >= 40, "a 1.6 KB reply in \(schedule.count) pieces")
+        #expect(schedule.map(\.atNanoseconds) == schedule.map(\.atNanoseconds).sorted())
+        #expect(schedule.last?.atNanoseconds == UInt64(entry.delayMs) * 1_000_000)
+        #expect(entry.delayMs >= 3000, "the demo writes each reply over seconds")
+        // The explanation (about an eighth of the text) takes at least 40% of the time.
+        var offset = 0
+        var explanationEnd: UInt64 = 0
+        for piece in schedule {
+            offset += piece.text.count
+            if offset >= range.upperBound { explanationEnd = piece.atNanoseconds; break }
+        }
+        #expect(explanationEnd * 10 >= UInt64(entry.delayMs) * 1_000_000 * 4, "explanation written by \(explanationEnd) ns")
+        // A short reply still comes in 8 pieces; no delay means all at once; a string reply has no explanation range.
+        let short = try ScriptedConversation(json: Array(script.utf8))
+        #expect(short.entry(for: "redis", attempt: 1)?.streamSchedule().count == 8)
+        #expect(short.entry(for: "redis", attempt: 2)?.explanationRange == nil)
+        #expect(short.entry(for: "redis", attempt: 2)?.streamSchedule().allSatisfy { $0.atNanoseconds == 0 } == true)
     }
 
     @Test func badScripts() {

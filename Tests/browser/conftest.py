@@ -87,6 +87,16 @@ def browsers():
         driver.quit()
 
 
+def emulate(driver, width=None, height=None, dark=None):
+    """Viewport size (a phone: mobile metrics) and the colour scheme, through the DevTools protocol."""
+    if width:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    if dark is not None:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]})
+
+
 def severe_console_errors(driver):
     """Console errors (CSP violations and script errors show up here), minus expected socket noise."""
     errors = []
@@ -104,8 +114,9 @@ def severe_console_errors(driver):
 class Medic:
     """One `medic serve` process on a loopback port with its own data directory."""
 
-    def __init__(self, binary, data_dir, quorum=1, extra=()):
+    def __init__(self, binary, data_dir, quorum=1, extra=(), demo=False):
         self.binary = binary
+        self.demo = demo
         self.data_dir = str(data_dir)
         self.port = free_port()
         self.quorum = quorum
@@ -127,7 +138,7 @@ class Medic:
         os.makedirs(self.data_dir, exist_ok=True)
         log = open(self.log_path, "a")
         args = [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-                "--static", STATIC, "--quorum", str(self.quorum), "--no-demo", *self.extra]
+                "--static", STATIC, "--quorum", str(self.quorum), *([] if self.demo else ["--no-demo"]), *self.extra]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         log.close()
         try:
@@ -183,8 +194,8 @@ def medic_factory(tmp_path):
     binary = medic_bin()
     made = []
 
-    def make(quorum=1, extra=()):
-        server = Medic(binary, tmp_path / f"medic{len(made)}", quorum=quorum, extra=extra)
+    def make(quorum=1, extra=(), demo=False):
+        server = Medic(binary, tmp_path / f"medic{len(made)}", quorum=quorum, extra=extra, demo=demo)
         made.append(server)
         return server
 

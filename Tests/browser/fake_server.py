@@ -9,7 +9,8 @@ quorum and idempotent ids, auto_fix, rollback, comment, and a scripted pipeline 
 the typical run of README §4 (with ephemeral fix_delta). Responses to static files carry the
 same Content-Security-Policy as Medic.
 
-Control endpoints (GET, for tests): /_fake/propose?manual=1&title=…, /_fake/drop (closes every
+Control endpoints (GET, for tests): /_fake/propose?manual=1&unfixable=1&author=…&title=…, /_fake/bulk?n=2000 (a
+proposal with n stored events, no pipeline), /_fake/drop (closes every
 socket with 1001, keeps the store — a "restart"), /_fake/pause and /_fake/resume (hold the
 scripted pipeline), /_fake/state (JSON).
 
@@ -95,13 +96,13 @@ class Fake:
 
     # ---- the scripted pipeline ----
 
-    async def create(self, author, title, description, repo, changes, manual=False):
+    async def create(self, author, title, description, repo, changes, manual=False, unfixable=False):
         pid = "p_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(8))
         topic = f"proposal:{pid}"
         self.topics[topic] = []
         p = {"id": pid, "topic": topic, "title": title, "description": description, "repo": repo, "author": author,
              "status": "proposed", "revision": 1, "attempt": 0, "max_attempts": 3, "created_at": now_ms(),
-             "updated_at": now_ms(), "reviews": {}, "manual": manual, "files": {c["path"]: c.get("content") for c in changes}}
+             "updated_at": now_ms(), "reviews": {}, "manual": manual, "unfixable": unfixable, "files": {c["path"]: c.get("content") for c in changes}}
         self.proposals[pid] = p
         info = {k: p[k] for k in ("id", "title", "description", "repo", "author", "status", "revision", "max_attempts", "created_at")}
         await self.publish(topic, "proposal_created", {"proposal": info, "revision": {"number": 1, "changes": changes}})
@@ -150,21 +151,47 @@ class Fake:
         await self.set_status(p, "fixing")
         await self.publish(p["topic"], "fix_started", {"revision": p["revision"], "attempt": p["attempt"], "max_attempts": p["max_attempts"]})
         text = ("The failing test expects page 1 of size 3 to be [3, 4, 5], but page() returns four items. "
-                "The slice end is (n + 1) * size + 1, one past the page. Removing the stray + 1 fixes it." +
+                "The slice end is (n + 1) * size + 1, one past the page.\nRemoving the stray \"+ 1\" fixes it." +
                 (f" Reviewer asked: {comment}" if comment else ""))
-        for word in text.split(" "):
-            await self.pause(0.04)
-            await self.publish(p["topic"], "fix_delta", {"attempt": p["attempt"], "text": word + " "}, ephemeral=True)
-        p["revision"] += 1
         changes = [{"path": "app/pager.py", "action": "modify", "content": FIXED}]
-        if p["revision"] == 2:
+        if p["revision"] == 1:
             changes.append({"path": "tests/test_pager.py", "action": "create", "content": TEST})
             changes.append({"path": "app/old_pager.py", "action": "delete"})
+        if p["unfixable"]:
+            text, changes = "The failure is in a service the sandbox cannot reach; no code change fixes it.", []
+        # Like Medic, the deltas are the model's raw reply: JSON, cut anywhere (inside escapes too).
+        reply = json.dumps({"unfixable": p["unfixable"], "explanation": text, "changes": changes})
+        for i in range(0, len(reply), 11):
+            await self.pause(0.03)
+            await self.publish(p["topic"], "fix_delta", {"attempt": p["attempt"], "text": reply[i:i + 11]}, ephemeral=True)
+        if p["unfixable"]:
+            await self.publish(p["topic"], "unfixable", {"reason": "llm_gave_up", "explanation": text})
+            await self.set_status(p, "unfixable")
+            return
+        p["revision"] += 1
         for c in changes:
             p["files"][c["path"]] = c.get("content")
         await self.publish(p["topic"], "fix_generated", {"attempt": p["attempt"], "revision": p["revision"],
                            "explanation": "Removed the stray + 1 from the slice end.", "changes": changes})
         await self.test_cycle(p)
+
+    async def create_bulk(self, n):
+        """A proposal with a long history (n timeline events: comments and reviews' chatter), no pipeline."""
+        pid = "p_bulk" + "".join(random.choice(string.digits) for _ in range(6))
+        topic = f"proposal:{pid}"
+        self.topics[topic] = []
+        p = {"id": pid, "topic": topic, "title": f"A long discussion ({n} events)", "description": "", "repo": "demo-app",
+             "author": "fixbot", "status": "awaiting_review", "revision": 1, "attempt": 0, "max_attempts": 3,
+             "created_at": now_ms(), "updated_at": now_ms(), "reviews": {}, "manual": True, "unfixable": False, "files": {}}
+        self.proposals[pid] = p
+        info = {k: p[k] for k in ("id", "title", "description", "repo", "author", "status", "revision", "max_attempts", "created_at")}
+        await self.publish(topic, "proposal_created", {"proposal": info, "revision": {"number": 1, "changes": [
+            {"path": "app/pager.py", "action": "modify", "content": BUGGY}]}})
+        for i in range(n - 1):
+            who = ("alice", "bob", "victor")[i % 3]
+            await self.publish(topic, "comment", {"principal": who, "text": f"Comment {i + 1}: looked at line {i % 97} again."})
+        await self.publish("proposals", "proposal", self.summary(p))
+        return pid
 
     async def apply(self, p):
         await self.set_status(p, "approved")
@@ -172,7 +199,7 @@ class Fake:
         await self.set_status(p, "applying")
         await self.pause(0.2)
         approvers = p["reviews"][p["revision"]]["approvals"]
-        p["commit"] = "%012x" % random.getrandbits(48)
+        p["commit"] = "%040x" % random.getrandbits(160)
         await self.publish(p["topic"], "applied", {"revision": p["revision"], "commit": p["commit"], "approvers": approvers})
         await self.set_status(p, "applied")
 
@@ -222,7 +249,7 @@ class Fake:
         if t == "rollback":
             if p["status"] != "applied":
                 raise Refusal("invalid_state", f"rollback does not apply in status {p['status']}")
-            await self.publish(p["topic"], "rolled_back", {"commit": p["commit"], "revert_commit": "%012x" % random.getrandbits(48)})
+            await self.publish(p["topic"], "rolled_back", {"commit": p["commit"], "revert_commit": "%040x" % random.getrandbits(160)})
             await self.set_status(p, "rolled_back")
             return {"proposal": p["id"], "status": "rolled_back"}
         # reviews
@@ -433,8 +460,10 @@ def main():
                                           "Page 2 repeats the last row of page 1.", "demo-app",
                                           [{"path": "app/pager.py", "action": "modify", "content": BUGGY},
                                            {"path": "app/old_pager.py", "action": "create", "content": "OLD = True\n"}],
-                                          manual=q.get("manual") == "1")
+                                          manual=q.get("manual") == "1", unfixable=q.get("unfixable") == "1")
                     result = {"proposal": p["id"]}
+                elif parts.path == "/_fake/bulk":
+                    result = {"proposal": await fake.create_bulk(int(q.get("n", "2000")))}
                 elif parts.path == "/_fake/drop":
                     for s in list(fake.sessions):
                         loop.create_task(s.ws.close(1001, "restarting"))

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { diffLines, hunks, diffChange, splitLines } from '../../web-static/js/diff.js';
 import { SeqTracker, backoffDelay, Connection } from '../../web-static/js/connection.js';
 import { ProposalModel, ProposalList, reviewPermissions, initials } from '../../web-static/js/store.js';
+import { ReplyReader, readReply } from '../../web-static/js/reply.js';
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -178,6 +179,124 @@ check('ProposalList keeps the newest summary per id, newest first; initials', ()
   assert.deepEqual(l.sorted().map((p) => [p.id, p.status]), [['a', 'testing'], ['b', 'proposed']]);
   assert.equal(initials('alice'), 'AL');
   assert.equal(initials('ci-bot'), 'CB');
+});
+
+// ---- ReplyReader: the fix reply read while it streams ----
+
+const REPLY = {
+  unfixable: false,
+  explanation: 'Say "hi"\\ then\nnewline, tab\t, é and 😀 and \u2028 — the "quoted" {braces} [brackets], commas, and : colons.',
+  changes: [
+    { path: 'app/cache.py', action: 'modify', content: 'x = "{\\"explanation\\": \\"fake\\"}"\n"path": "nope"\n' },
+    { action: 'create', path: 'tests/test_é "q".py', content: '[[[{{{' },
+    { path: 'gone.txt', action: 'delete' },
+  ],
+};
+
+/** Splits `text` into pieces at the given cut points. */
+const cut = (text, points) => {
+  const out = []; let last = 0;
+  for (const p of [...points].sort((a, b) => a - b)) { out.push(text.slice(last, p)); last = p; }
+  out.push(text.slice(last));
+  return out;
+};
+
+check('ReplyReader: a whole reply decodes exactly like JSON.parse (explanation, every path, unfixable)', () => {
+  for (const text of [JSON.stringify(REPLY), JSON.stringify(REPLY, null, 2), JSON.stringify(REPLY).replace(/[^\x20-\x7e]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))]) {
+    const r = readReply(text);
+    assert.equal(r.explanation, REPLY.explanation);
+    assert.equal(r.explanationDone, true);
+    assert.deepEqual(r.paths, REPLY.changes.map((c) => c.path));
+    assert.equal(r.unfixable, false);
+    assert.equal(r.finished, true);
+  }
+});
+
+check('ReplyReader: every split of the reply into two or three deltas (escapes and \\u cut anywhere) decodes the same', () => {
+  const text = JSON.stringify(REPLY).replace(/é/g, '\\u00e9').replace(/😀/g, '\\ud83d\\ude00');
+  for (let i = 0; i <= text.length; i++) {
+    const r = new ReplyReader();
+    for (const piece of cut(text, [i])) r.push(piece);
+    assert.equal(r.explanation, REPLY.explanation, `split at ${i}`);
+    assert.deepEqual(r.paths, REPLY.changes.map((c) => c.path), `split at ${i}`);
+  }
+  for (let t = 0; t < 2000; t++) {
+    const r = new ReplyReader();
+    const points = Array.from({ length: 1 + Math.floor(Math.random() * 40) }, () => Math.floor(Math.random() * text.length));
+    for (const piece of cut(text, points)) {
+      r.push(piece);
+      // While streaming the visible explanation is always a prefix of the final one (never raw escapes).
+      if (r.explanation !== null) assert.ok(REPLY.explanation.startsWith(r.explanation), JSON.stringify(r.explanation));
+      for (const [k, p] of r.paths.entries()) assert.ok(REPLY.changes[k].path.startsWith(p));
+    }
+    assert.equal(r.explanation, REPLY.explanation);
+  }
+});
+
+check('ReplyReader: one character at a time shows the explanation growing and files as they arrive', () => {
+  const text = JSON.stringify(REPLY);
+  const r = new ReplyReader();
+  const seenPaths = new Set();
+  let grew = 0, last = '';
+  for (const c of text) {
+    r.push(c);
+    if ((r.explanation ?? '') !== last) { grew++; last = r.explanation; }
+    if (r.pathsDone) seenPaths.add(r.paths[r.pathsDone - 1]);
+  }
+  assert.ok(grew > 50);
+  assert.deepEqual([...seenPaths], REPLY.changes.map((c) => c.path));
+});
+
+check('ReplyReader: garbage, fences, prose, truncation and non-strings never throw and never leak raw JSON', () => {
+  const r1 = readReply('Sure! Here is the fix:\n```json\n{"explanation": "It was \\"off\\" by one.", "changes": []}\n```\nHope that helps');
+  assert.equal(r1.explanation, 'It was "off" by one.');
+  assert.equal(r1.finished, true);
+  const r2 = readReply('{"explanation": "unterminated \\u00');
+  assert.equal(r2.explanation, 'unterminated ');
+  const r3 = readReply('{"explanation": "bad \\uZZ9 escape \\q"}');
+  assert.equal(r3.explanation, 'bad \\uZZ9 escape q');
+  const r4 = readReply('{"changes": [{"path": 42}, {"path": ["x"]}, {"content": "\\"path\\": \\"no\\""}], "explanation": null}');
+  assert.deepEqual(r4.paths, [], 'a path that is not a string, and a "path" inside content, are not files');
+  assert.equal(r4.explanation, null);
+  const r5 = readReply('{"nested": {"explanation": "not this one"}, "explanation": "this one"}');
+  assert.equal(r5.explanation, 'this one');
+  const r6 = readReply('not JSON at all');
+  assert.equal(r6.started, false); assert.equal(r6.explanation, null);
+  const r7 = readReply('{"unfixable": true, "explanation": "cannot", "changes": []}');
+  assert.equal(r7.unfixable, true);
+  // Random bytes and random JSON-ish noise.
+  const alphabet = '{}[]":,\\u0123abcXYZ \n\t-.e9';
+  for (let t = 0; t < 3000; t++) {
+    const r = new ReplyReader();
+    for (let k = 0; k < 5; k++) r.push(Array.from({ length: Math.floor(Math.random() * 30) }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join(''));
+    assert.ok(r.explanation === null || typeof r.explanation === 'string');
+  }
+  const r8 = new ReplyReader(); r8.push(undefined); r8.push(null); r8.push(7);
+  assert.equal(r8.started, false);
+});
+
+check('ProposalModel: fix_delta shows the parsed explanation and files; unfixable and status changes end "writing"', () => {
+  const m = new ProposalModel('p');
+  let seq = 0;
+  const ev = (kind, data) => m.apply({ seq: kind === 'fix_delta' ? undefined : ++seq, ts: 1, kind, data });
+  ev('proposal_created', { proposal: { title: 't', author: 'bot', status: 'proposed' }, revision: { number: 1, changes: [] } });
+  ev('status_changed', { status: 'fixing', revision: 1, attempt: 1, max_attempts: 3 });
+  ev('fix_started', { revision: 1, attempt: 1, max_attempts: 3 });
+  const text = JSON.stringify({ unfixable: true, explanation: 'No "redis" here.\nSorry.', changes: [{ path: 'a.py', action: 'create', content: '"x"' }] });
+  for (let i = 0; i < text.length; i += 7) ev('fix_delta', { attempt: 1, text: text.slice(i, i + 7) });
+  const e = m.entryByKey.get('fix-1');
+  assert.equal(e.state, 'writing');
+  assert.equal(e.streamExplanation, 'No "redis" here.\nSorry.');
+  assert.deepEqual(e.streamPaths, ['a.py']);
+  ev('unfixable', { reason: 'llm_gave_up', explanation: 'No "redis" here.' });
+  assert.equal(m.entryByKey.get('fix-1').state, 'ended', 'the attempt is no longer "writing" after unfixable');
+  ev('status_changed', { status: 'unfixable', revision: 1, attempt: 1, max_attempts: 3 });
+  assert.equal(m.entryByKey.get('fix-1').state, 'ended');
+  // A status change away from fixing also ends an attempt left writing (e.g. the server restarted).
+  const m2 = new ProposalModel('q');
+  m2.apply({ seq: 1, kind: 'fix_started', data: { revision: 1, attempt: 1, max_attempts: 3 } });
+  m2.apply({ seq: 2, kind: 'status_changed', data: { status: 'interrupted', revision: 1, attempt: 1 } });
+  assert.equal(m2.entryByKey.get('fix-1').state, 'ended');
 });
 
 let failed = 0;

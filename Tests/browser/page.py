@@ -110,5 +110,15 @@ class ReviewPage:
     def presence(self):
         return self.principals("presence-member")
 
+    def notices(self):
+        """Every command outcome the review panel has shown (window.medicPage.notices())."""
+        return self.js("return window.medicPage.notices()")
+
+    def confirm_rollback(self):
+        """Roll back through the confirmation dialog (mouse)."""
+        self.button("btn-rollback").click()
+        wait(self.d, lambda d: self.js("return document.getElementById('confirm-rollback').open"), 5, "no confirmation dialog")
+        self.button("confirm-rollback-ok").click()
+
     def review_revision(self):
         return int(self.d.find_element(By.CSS_SELECTOR, tid("review-revision")).get_attribute("data-revision") or 0)

@@ -204,7 +204,7 @@ def test_manual_mode_offers_auto_fix(fake_factory, browsers):
     page.button("btn-approve").click()
     page.wait_status("applied", 30)
     wait(page.d, lambda d: page.button("btn-rollback").is_displayed(), 5)
-    page.button("btn-rollback").click()
+    page.confirm_rollback()
     page.wait_status("rolled_back", 30)
 
 

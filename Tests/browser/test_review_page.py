@@ -5,6 +5,8 @@ scripted LLM, `--no-demo`), creates tokens with `medic token create`, proposes
 examples/demo-proposal.json over REST as a bot, and drives headless Chromium. Key states are
 saved to Tests/browser/screenshots/.
 """
+import time
+
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -62,6 +64,9 @@ def test_a_proposal_streams_into_the_page_live(medic_factory, browsers):
     wait(page.d, lambda d: len(page.console_lines()) > 1, 60, "no test output streamed")
     wait(page.d, lambda d: any(k == "fix_started" or k.startswith("fix_") for (k, _, _) in page.timeline_entries()), 120,
          "no fix attempt appeared")
+    # For the picture: the explanation being written (or, if that moment passed, whatever came next).
+    wait(page.d, lambda d: len(page.text("fix-stream") or "") > 120 or
+         page.js("return !document.querySelector('[data-key=fix-1] [data-testid=fix-live]')"), 60)
     page.scroll_to('[data-testid="timeline-entry"][data-key^="fix-"]')
     screenshot(page.d, "01-streaming-fix-attempt.png")
 
@@ -138,10 +143,15 @@ def test_two_admins_with_quorum_two_approve_and_it_applies(medic_factory, browse
     screenshot(b.d, "03-quorum-one-of-two.png")
 
     b.button("btn-approve").click()
-    wait(b.d, lambda d: "quorum reached (2 of 2)" in (b.text("review-message") or ""), 15, b.text("review-message"))
+    wait(b.d, lambda d: any("quorum reached (2 of 2)" in n for n in b.notices()), 15, str(b.notices()))
     for p in (a, b):
         p.wait_status("applied", 60)
         wait(p.d, lambda d, p=p: "applied" in [k for (k, _, _) in p.timeline_entries()], 15)
+    # The ack's message belonged to approving: once applied, the panel says so instead.
+    wait(b.d, lambda d: "quorum reached" not in (b.text("review-message") or ""), 10, b.text("review-message"))
+    assert b.text("review-state").startswith("Applied as commit")
+    # A 40-character commit id must not push the page sideways.
+    assert b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     assert sorted(b.approvers()) == ["alice", "bob"]
     assert b.button("btn-rollback").is_displayed()
     b.scroll_to('[data-testid="timeline-entry"][data-kind="applied"]')
@@ -227,6 +237,49 @@ def test_manual_mode_auto_fix_then_approve_then_roll_back(medic_factory, browser
     page.button("btn-approve").click()
     page.wait_status("applied", 60)
     wait(page.d, lambda d: page.button("btn-rollback").is_displayed() and page.button("btn-rollback").is_enabled(), 10)
-    page.button("btn-rollback").click()
+    page.confirm_rollback()
     page.wait_status("rolled_back", 60)
     assert "rolled_back" in [k for (k, _, _) in page.timeline_entries()]
+
+
+def test_the_demo_starts_when_the_first_admin_opens_the_page_and_streams_at_a_watchable_pace(medic_factory, browsers):
+    """`medic serve` on an empty store (demo on): the demo is filed when an admin's page signs in, opens
+    itself there, and the scripted model writes its reply over seconds, shown as prose."""
+    server = medic_factory(quorum=1, demo=True)
+    alice = server.token("alice", "admin")
+    victor = server.token("victor", "viewer")
+    server.start()
+    # Nobody watching, or only a viewer: nothing is filed (it used to be filed 5 s after start).
+    viewer = ReviewPage(browsers(), server.url)
+    viewer.open_with_token(victor)
+    time.sleep(6)
+    assert server.request("GET", "/api/v1/proposals", alice)["proposals"] == []
+
+    page = ReviewPage(browsers(), server.url)
+    page.open_with_token(alice)
+    # The demo opens by itself, from its first step, without a click.
+    wait(page.d, lambda d: "demo-bot" in (page.text("proposal-meta") or ""), 30, "the demo did not open by itself")
+    proposal = page.js("return new URLSearchParams(location.hash.slice(1)).get('p')")
+    assert page.seen_seqs(f"proposal:{proposal}")[:1] == [1]
+    prose = []
+
+    def sample(d):
+        text = page.text("fix-stream")
+        if text and page.js("return [...document.querySelectorAll('[data-testid=fix-state]')].some(e => e.textContent === 'writing…')"):
+            prose.append(text)
+        return page.status() in RESTING and page.status()
+
+    status = wait(page.d, sample, 180, "the demo never came to rest")
+    assert status == "awaiting_review"
+    # Two attempts written in many small pieces (a person can follow them), shown as text, never as JSON.
+    deltas = page.js("return window.medicPage.fixDeltas()")
+    print(f"\ndemo: {deltas} fix_delta events seen live")
+    assert deltas >= 60, f"only {deltas} deltas: the reply arrived in a few lumps"
+    written = [t for t in prose if t not in ("Waiting for the model…", "The model is writing its reply…")]
+    assert len(set(written)) >= 10, f"the explanation was not seen growing: {len(set(written))} states"
+    assert all('{"' not in t and '\\n' not in t for t in written)
+    assert any(t.startswith("The tests fail with ModuleNotFoundError") for t in written)
+    assert len(server.request("GET", "/api/v1/proposals", alice)["proposals"]) == 1, "the demo is filed once"
+    events = server.events(alice, proposal)
+    waiting = next(e for e in events if e["kind"] == "status_changed" and e["data"]["status"] == "awaiting_review")
+    print(f"demo: proposed → awaiting_review in {(waiting['ts'] - events[0]['ts']) / 1000:.1f} s")

@@ -1,7 +1,7 @@
 // app.js: the review page's wiring — sign-in, routing, connection callbacks into the store and views, commands.
 
 import { Connection } from './connection.js';
-import { ProposalList, ProposalModel, reviewPermissions, humanStatus } from './store.js';
+import { ProposalList, ProposalModel, reviewPermissions, humanStatus, statusSentence } from './store.js';
 import { ConsoleView, TimelineView, renderPresence, renderProposalList, statusBadge, el } from './views.js';
 
 const TOKEN_KEY = 'medic.token';
@@ -35,6 +35,16 @@ const state = {
   openId: null,
   model: null,
   busy: false,   // a review command is in flight
+  proposalsHead: null,   // the `proposals` topic's head when subscribed (null until the ack)
+  /**
+   * The outcome of the last command, bound to the state it speaks about: `{text, kind, proposal, revision,
+   * statuses}`. It is shown only while the open proposal is that one, at that revision, in one of those
+   * statuses; the first render after the state moves on drops it (no "Rollback requested." after rolled_back).
+   */
+  notice: null,
+  noticeLog: [],   // every notice shown, for the browser tests (medicPage.notices())
+  /** The page opens a proposal by itself at most once per sign-in, and never after the user chose one. */
+  autoOpenDone: false,
 };
 
 let timeline, consoleView, countdownTimer = null, renderQueued = false;
@@ -104,6 +114,7 @@ function connect(token) {
   state.conn?.stop();
   // A new connection replays every topic from 0: start from empty state, not on top of the old one.
   seen.clear();
+  state.proposalsHead = null;
   state.list.clear();
   state.model = null;
   state.openId = null;
@@ -115,6 +126,11 @@ function connect(token) {
       onState: setConnState,
       onWelcome,
       onEvent,
+      onSubscribed: (topic, ack) => {
+        if (topic !== 'proposals') return;
+        state.proposalsHead = typeof ack?.head === 'number' ? ack.head : 0;
+        maybeAutoOpen(null);
+      },
       onPresence: (p) => {
         if (state.model && p.topic === `proposal:${state.model.id}`) { state.model.setPresence(p.members); queueRender(); }
       },
@@ -148,10 +164,14 @@ function onWelcome(w) {
 function onEvent(ev) {
   if (typeof ev.seq === 'number') recordSeen(ev.topic, ev.seq);
   if (ev.topic === 'proposals') {
-    if (state.list.apply(ev)) queueRender();
+    if (state.list.apply(ev)) {
+      maybeAutoOpen(ev);
+      queueRender();
+    }
     return;
   }
   const model = state.model;
+  if (ev.kind === 'fix_delta') fixDeltaCount++;
   if (!model || ev.topic !== `proposal:${model.id}`) return;
   for (const change of model.apply(ev)) {
     if (change.type === 'append') timeline.append(change.entry);
@@ -175,7 +195,28 @@ function recordSeen(topic, seq) {
 window.medicPage = Object.freeze({
   seenSeqs: (topic) => [...(seen.get(topic) ?? [])],
   connectionState: () => state.connState.state,
+  notices: () => [...state.noticeLog],
+  fixDeltas: () => fixDeltaCount,
 });
+let fixDeltaCount = 0;
+
+/**
+ * Opens a proposal without being asked when nothing is open and the user has not chosen one: the
+ * demo's (filed by `demo-bot`) as soon as it appears, or the only proposal there is — so whoever
+ * opens the link `medic serve` printed watches the demo from its first step.
+ */
+function maybeAutoOpen(ev) {
+  if (state.autoOpenDone || state.model || routeId()) return;
+  // "The only one" is known once the list's replay is complete (up to the head the subscription reported).
+  const seqs = seen.get('proposals') ?? [];
+  const replayed = state.proposalsHead !== null && (state.proposalsHead === 0 || (seqs.at(-1) ?? 0) >= state.proposalsHead);
+  const only = replayed && state.list.byId.size === 1 ? state.list.byId.keys().next().value : null;
+  const demo = ev?.data?.author === 'demo-bot' && ev.data.status === 'proposed' ? ev.data.id : null;
+  const id = demo ?? only;
+  if (!id) return;
+  state.autoOpenDone = true;
+  openProposal(id, { replace: true });
+}
 
 const STATE_TEXT = { idle: 'Not connected', connecting: 'Connecting…', live: 'Live', unauthorized: 'Signed out' };
 
@@ -211,10 +252,11 @@ function routeId() {
   return id && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : null;
 }
 
-function openProposal(id) {
+function openProposal(id, { replace = false } = {}) {
+  if (!replace) state.autoOpenDone = true;   // the user chose: never switch under them
   if (state.model?.id === id) return;
   closeProposal();
-  if (location.hash !== `#p=${id}`) history.pushState(null, '', `#p=${id}`);
+  if (location.hash !== `#p=${id}`) history[replace ? 'replaceState' : 'pushState'](null, '', `#p=${id}`);
   resetModel(id);
   state.conn?.subscribe(`proposal:${id}`);
 }
@@ -234,6 +276,7 @@ function resetModel(id) {
   timeline.reset([]);
   consoleView.reset([]);
   $('p-error').textContent = '';
+  state.notice = null;
   $('review-message').textContent = '';
   $('comment-message').textContent = '';
   $('review-comment').value = '';
@@ -280,6 +323,11 @@ function render() {
   renderReviewPanel(m);
 }
 
+/** True while `notice` still speaks about the open proposal's current state. */
+function noticeHolds(notice, m) {
+  return !!(notice && m && notice.proposal === m.id && notice.revision === m.revision && notice.statuses.includes(m.status));
+}
+
 function renderReviewPanel(m) {
   const live = state.connState.state === 'live';
   const perms = reviewPermissions({ me: state.me, model: m, live });
@@ -313,6 +361,15 @@ function renderReviewPanel(m) {
   $('btn-rollback').hidden = !perms.canRollback;
   $('btn-rollback').disabled = state.busy;
   $('comment-send').disabled = !live;
+
+  $('review-state').textContent = statusSentence(m);
+  $('review-state').dataset.status = m.status ?? '';
+  if (state.notice && !state.busy && !noticeHolds(state.notice, m)) state.notice = null;
+  const message = $('review-message');
+  const text = state.busy ? 'Sending…' : (state.notice?.text ?? '');
+  if (message.textContent !== text) message.textContent = text;
+  message.dataset.kind = state.busy ? 'pending' : (state.notice?.kind ?? '');
+  if (rollbackDialog.open && !perms.canRollback) closeRollbackDialog();
 }
 
 // ---- commands ----
@@ -323,23 +380,40 @@ function setMessage(id, text, kind) {
   p.dataset.kind = kind;
 }
 
-/** Sends a review/auto-fix/rollback command and reports its outcome in the panel. */
+/**
+ * Shows the outcome of a command until the proposal leaves `statuses` (default: the status it is in now)
+ * or its revision changes.
+ */
+function setNotice(text, kind, statuses) {
+  const m = state.model;
+  state.notice = m ? { text, kind, proposal: m.id, revision: m.revision, statuses: statuses ?? [m.status] } : null;
+  if (m) state.noticeLog.push(text);
+  if (m) renderReviewPanel(m);
+}
+
+/**
+ * Sends a review/auto-fix/rollback command and reports its outcome in the panel. `success(ack)` returns
+ * `[text, statuses]`: the message and the statuses it stays true in.
+ */
 async function runCommand(msg, success) {
   if (state.busy || !state.conn) return;
+  const m = state.model;
   state.busy = true;
-  renderReviewPanel(state.model);
-  setMessage('review-message', 'Sending…', 'pending');
+  renderReviewPanel(m);
+  let outcome;
   try {
     const ack = await state.conn.command(msg);
-    setMessage('review-message', success(ack), 'ok');
+    outcome = [...success(ack), 'ok'];
     if (msg.type !== 'auto_fix' && msg.type !== 'rollback') $('review-comment').value = '';
   } catch (err) {
-    setMessage('review-message', errorText(err), 'error');
+    outcome = [errorText(err), undefined, 'error'];
     if (err.code === 'stale_revision') $('review-revision').focus?.();
   } finally {
     state.busy = false;
-    if (state.model) renderReviewPanel(state.model);
   }
+  if (state.model !== m) return;   // another proposal is open now: the outcome is not about it
+  const [text, statuses, kind] = outcome;
+  setNotice(text, kind, statuses);
 }
 
 function review(verdict) {
@@ -349,7 +423,7 @@ function review(verdict) {
   const revision = Number($('review-revision').dataset.revision);
   const comment = $('review-comment').value.trim();
   if (verdict !== 'approve' && !comment) {
-    setMessage('review-message', verdict === 'reject' ? 'Write a comment saying why you reject it.' : 'Write a comment saying what should change.', 'error');
+    setNotice(verdict === 'reject' ? 'Write a comment saying why you reject it.' : 'Write a comment saying what should change.', 'error');
     $('review-comment').focus();
     return;
   }
@@ -363,11 +437,43 @@ function review(verdict) {
       const q = ack.quorum ?? known?.quorum;
       const progress = q ? ` (${count} of ${q})` : '';
       return ack.status === 'approved' || ack.status === 'applying' || ack.status === 'applied'
-        ? `Approved revision ${revision}: quorum reached${progress}, applying.`
-        : `Approved revision ${revision}${progress}.`;
+        ? [`Approved revision ${revision}: quorum reached${progress}, applying.`, ['awaiting_review', 'approved', 'applying']]
+        : [`Approved revision ${revision}${progress}.`, ['awaiting_review']];
     }
-    return verdict === 'reject' ? `Rejected revision ${revision}.` : `Requested changes on revision ${revision}; a new fix attempt follows.`;
+    return verdict === 'reject'
+      ? [`Rejected revision ${revision}.`, ['awaiting_review', 'rejected']]
+      : [`Requested changes on revision ${revision}; a new fix attempt follows.`, ['awaiting_review', 'changes_requested', 'analyzing']];
   });
+}
+
+// ---- rollback confirmation ----
+
+const rollbackDialog = $('confirm-rollback');
+let rollbackOpener = null;
+
+function openRollbackDialog() {
+  const m = state.model;
+  if (!m || rollbackDialog.open) return;
+  rollbackOpener = document.activeElement;
+  $('confirm-rollback-commit').textContent = m.applied?.commit ?? 'the applied commit';
+  $('confirm-rollback-repo').textContent = m.info?.repo ?? state.list.byId.get(m.id)?.repo ?? 'the repository';
+  rollbackDialog.showModal();
+  $('confirm-rollback-ok').focus();
+}
+
+function closeRollbackDialog() {
+  if (rollbackDialog.open) rollbackDialog.close();
+  const back = rollbackOpener;
+  rollbackOpener = null;
+  // Focus returns to where it was (the Roll back button), or to the panel if that button is gone.
+  if (back && back.isConnected && !back.hidden && !back.disabled) back.focus();
+  else $('review-heading').focus();
+}
+
+function confirmRollback() {
+  const m = state.model;
+  closeRollbackDialog();
+  if (m) runCommand({ type: 'rollback', proposal: m.id }, () => ['Rollback requested.', ['applied']]);
 }
 
 function bindUI() {
@@ -387,9 +493,21 @@ function bindUI() {
   $('btn-reject').addEventListener('click', () => review('reject'));
   $('btn-request').addEventListener('click', () => review('request_changes'));
   $('btn-autofix').addEventListener('click', () => state.model && runCommand({ type: 'auto_fix', proposal: state.model.id },
-    () => 'Auto-fix started: a new attempt is being written.'));
-  $('btn-rollback').addEventListener('click', () => state.model && runCommand({ type: 'rollback', proposal: state.model.id },
-    () => 'Rollback requested.'));
+    () => ['Auto-fix started: a new attempt is being written.', ['tests_failed', 'analyzing', 'fixing']]));
+  $('btn-rollback').addEventListener('click', () => state.model && openRollbackDialog());
+  $('confirm-rollback-cancel').addEventListener('click', () => closeRollbackDialog());
+  $('confirm-rollback-ok').addEventListener('click', () => confirmRollback());
+  rollbackDialog.addEventListener('cancel', (e) => { e.preventDefault(); closeRollbackDialog(); });   // Escape
+  rollbackDialog.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && e.target !== $('confirm-rollback-cancel')) { e.preventDefault(); confirmRollback(); }
+    else if (e.key === 'Tab') {
+      // Focus stays in the dialog: Tab and Shift+Tab cycle through its buttons.
+      const items = [...rollbackDialog.querySelectorAll('button:not([disabled])')];
+      const i = items.indexOf(document.activeElement);
+      e.preventDefault();
+      items[(i + (e.shiftKey ? items.length - 1 : 1)) % items.length]?.focus();
+    }
+  });
   $('comment-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = $('comment-text').value.trim();
@@ -405,6 +523,7 @@ function bindUI() {
   });
   window.addEventListener('hashchange', () => {
     const id = routeId();
+    state.autoOpenDone = true;
     if (id && state.conn) openProposal(id);
     else if (!id) closeProposal();
   });

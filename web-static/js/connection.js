@@ -49,6 +49,7 @@ export class CommandError extends Error {
  * Callbacks (all optional):
  * - `onState({state, retryAt?, code?, reason?})`: `connecting` | `live` | `reconnecting` | `offline` | `unauthorized`
  * - `onWelcome(welcome)`
+ * - `onSubscribed(topic, ack)`: a subscription was acknowledged (`ack.head`: the topic's head then)
  * - `onEvent(event)`: each event exactly once per topic, in seq order; ephemeral events (no seq) as they come
  * - `onPresence(presence)`
  * - `onTopicReset(topic)`: the server no longer knows our position (store reset); the topic replays from 0
@@ -155,7 +156,7 @@ export class Connection {
   sendSubscribe(topic) {
     const since = this.seqs.since(topic);
     this.command({ type: 'subscribe', topic, since }, { resend: false }).then(
-      () => { this.resyncing.delete(topic); },
+      (ack) => { this.resyncing.delete(topic); this.cb.onSubscribed?.(topic, ack); },
       (err) => {
         this.resyncing.delete(topic);
         if (!this.topics.has(topic)) return;

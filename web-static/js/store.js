@@ -1,9 +1,13 @@
 // store.js: the page's state — the proposals list and one proposal folded from its event stream.
 
 import { diffChange } from './diff.js';
+import { ReplyReader } from './reply.js';
 
 /** Statuses in which the pipeline is working on its own (the page shows a spinner-ish badge). */
 export const BUSY_STATUSES = new Set(['proposed', 'deploying', 'testing', 'analyzing', 'fixing', 'approved', 'applying']);
+
+/** Statuses a proposal never leaves for review again. */
+export const CLOSED_STATUSES = new Set(['applied', 'apply_failed', 'rolled_back', 'rejected', 'unfixable', 'interrupted']);
 
 /** Most console lines kept per proposal; older lines are dropped (the timeline keeps the summaries). */
 export const CONSOLE_LIMIT = 5000;
@@ -58,6 +62,15 @@ export class ProposalModel {
     this.presence = [];
     this.lastSeq = 0;
     this.applied = null;          // {revision, commit, approvers}
+    /** Fix replies being read while they stream, per attempt (see reply.js). */
+    this.readers = new Map();
+  }
+
+  /** Marks every fix attempt still shown as "writing" as ended: the state it belonged to is gone. */
+  endWritingAttempts(out) {
+    for (const e of this.entries) {
+      if (e.key.startsWith('fix-') && e.state === 'writing') { e.state = 'ended'; out.push({ type: 'update', entry: e }); }
+    }
   }
 
   get maxAttemptsShown() { return this.maxAttempts ?? this.info?.max_attempts ?? 3; }
@@ -111,6 +124,8 @@ export class ProposalModel {
         break;
       }
       case 'status_changed':
+        // An attempt still "writing" when the proposal leaves `fixing` was abandoned (unfixable, interrupted…).
+        if (d.status !== 'fixing') this.endWritingAttempts(out);
         this.status = d.status;
         if (typeof d.revision === 'number') this.revision = d.revision;
         if (typeof d.attempt === 'number') this.attempt = d.attempt;
@@ -155,7 +170,8 @@ export class ProposalModel {
       case 'fix_started':
         if (typeof d.max_attempts === 'number') this.maxAttempts = d.max_attempts;
         if (typeof d.attempt === 'number') this.attempt = d.attempt;
-        update(`fix-${d.attempt}`, { state: 'writing', fromRevision: d.revision, attempt: d.attempt, maxAttempts: this.maxAttemptsShown, stream: '' },
+        this.readers.delete(d.attempt);
+        update(`fix-${d.attempt}`, { state: 'writing', fromRevision: d.revision, attempt: d.attempt, maxAttempts: this.maxAttemptsShown, stream: '', streamJSON: false, streamExplanation: null, streamPaths: [] },
           { stream: '' });
         out.push({ type: 'header' });
         break;
@@ -163,8 +179,14 @@ export class ProposalModel {
         // Ephemeral: appended to the attempt's entry while it is being written.
         const e = this.entryByKey.get(`fix-${d.attempt}`);
         if (e && e.state !== 'writing') break; // already finished; late deltas are noise
-        update(`fix-${d.attempt}`, { stream: (e?.stream ?? '') + String(d.text ?? '') },
-          { state: 'writing', attempt: d.attempt, maxAttempts: this.maxAttemptsShown, stream: '' });
+        const text = String(d.text ?? '');
+        const reader = this.readers.get(d.attempt) ?? new ReplyReader();
+        this.readers.set(d.attempt, reader);
+        reader.push(text);
+        update(`fix-${d.attempt}`, {
+          stream: (e?.stream ?? '') + text,
+          streamJSON: reader.started, streamExplanation: reader.explanation, streamPaths: [...reader.paths],
+        }, { state: 'writing', attempt: d.attempt, maxAttempts: this.maxAttemptsShown, stream: '' });
         break;
       }
       case 'fix_generated': {
@@ -177,6 +199,7 @@ export class ProposalModel {
         update(`fix-${d.attempt}`, { state: 'failed', attempt: d.attempt, maxAttempts: this.maxAttemptsShown, reason: d.reason }, { stream: '' });
         break;
       case 'unfixable':
+        this.endWritingAttempts(out);
         add(`unfixable-${ev.seq}`, { reason: d.reason, explanation: d.explanation });
         break;
       case 'review': {
@@ -247,7 +270,10 @@ export function reviewPermissions({ me, model, live }) {
   result.canAutoFix = status === 'tests_failed' && model.attempt < model.maxAttemptsShown;
   result.canRollback = status === 'applied';
   if (status !== 'awaiting_review') {
-    result.why = `Reviews open when the proposal is awaiting review; it is ${humanStatus(status)}.`;
+    // Where it stands is said once, above (statusSentence); here only why the buttons are off.
+    result.why = CLOSED_STATUSES.has(status)
+      ? 'This proposal is closed: there is nothing left to review.'
+      : 'Reviews open when the tests pass and the proposal awaits review.';
     return result;
   }
   const mine = model.currentReviews().verdicts.find((v) => v.principal === me.principal);
@@ -264,4 +290,36 @@ export function reviewPermissions({ me, model, live }) {
 /** "tests_failed" → "tests failed". */
 export function humanStatus(status) {
   return status ? String(status).replace(/_/g, ' ') : 'unknown';
+}
+
+/**
+ * One sentence saying where the proposal stands, derived from its status alone — the review panel shows
+ * it instead of leftover messages from earlier actions, so it can never outlive the state it describes.
+ */
+export function statusSentence(model) {
+  const status = model?.status;
+  const attempt = model?.attempt ?? 0;
+  const max = model?.maxAttemptsShown ?? 3;
+  const commit = model?.applied?.commit;
+  switch (status) {
+    case 'proposed': return 'It was just filed; the sandbox is being prepared.';
+    case 'deploying': return 'The sandbox is being prepared.';
+    case 'testing': return 'The tests are running.';
+    case 'tests_failed': return attempt < max ? 'The tests failed.' : `The tests failed and all ${max} fix attempts are used.`;
+    case 'analyzing': return 'The failure is being analysed.';
+    case 'fixing': return `Fix attempt ${attempt} of ${max} is being written.`;
+    case 'tests_passed': return 'The tests passed.';
+    case 'awaiting_review': return 'The tests pass; it awaits review.';
+    case 'changes_requested': return 'Changes were requested; a new fix attempt follows.';
+    case 'approved': return 'Approved: the quorum is reached.';
+    case 'applying': return 'Approved: it is being applied to the repository.';
+    case 'applied': return commit ? `Applied as commit ${String(commit).slice(0, 12)}.` : 'Applied to the repository.';
+    case 'apply_failed': return 'Applying it to the repository failed.';
+    case 'rolled_back': return 'It was applied and has been rolled back.';
+    case 'rejected': return 'It was rejected.';
+    case 'unfixable': return 'Medic could not fix it.';
+    case 'interrupted': return 'It was interrupted (the server stopped while it ran).';
+    case null: case undefined: return 'Loading…';
+    default: return `Its status is ${humanStatus(status)}.`;
+  }
 }

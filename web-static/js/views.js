@@ -142,6 +142,31 @@ function renderRevisionDiffs(rev) {
 
 const VERDICT_TEXT = { approve: 'approved', reject: 'rejected', request_changes: 'requested changes on' };
 
+/**
+ * A fix reply while the model writes it: the explanation as prose and the files as their paths
+ * arrive (reply.js reads the JSON as it streams); a reply that is not JSON is shown as written.
+ */
+function streamingReply(e) {
+  const box = el('div', { class: 'llm-live', dataset: { testid: 'fix-live' }, 'aria-live': 'polite' });
+  if (!e.stream) {
+    box.append(el('p', { class: 'muted llm-prose', dataset: { testid: 'fix-stream' }, text: 'Waiting for the model…' }));
+    return box;
+  }
+  if (!e.streamJSON) {
+    box.append(el('pre', { class: 'llm-stream', dataset: { testid: 'fix-stream' }, text: e.stream }));
+    return box;
+  }
+  const prose = e.streamExplanation;
+  box.append(el('p', { class: 'llm-prose' + (prose ? '' : ' muted'), dataset: { testid: 'fix-stream' } },
+    prose || 'The model is writing its reply…', el('span', { class: 'caret', 'aria-hidden': 'true' })));
+  if (e.streamPaths?.length) {
+    box.append(el('p', { class: 'small muted', text: 'Files:' }),
+      el('ul', { class: 'stream-files', dataset: { testid: 'fix-stream-files' } },
+        e.streamPaths.map((p) => el('li', { dataset: { testid: 'fix-stream-file' } }, el('code', { text: p })))));
+  }
+  return box;
+}
+
 /** The content of one timeline entry (the <li> wrapper is managed by TimelineView). */
 function entryContent(e) {
   const time = el('time', { class: 'ts muted small', datetime: e.ts ? new Date(e.ts).toISOString() : undefined, text: formatTime(e.ts) });
@@ -177,12 +202,18 @@ function entryContent(e) {
     case 'fix_failed': {
       const label = `Fix attempt ${e.attempt}/${e.maxAttempts}`;
       const state = e.state === 'writing'
-        ? el('span', { class: 'badge busy status-fixing', text: 'writing…' })
-        : e.state === 'failed' ? el('span', { class: 'badge status-tests_failed', text: 'failed' })
-          : el('span', { class: 'badge status-tests_passed', text: `revision ${e.revisionNo}` });
+        ? el('span', { class: 'badge busy status-fixing', dataset: { testid: 'fix-state' }, text: 'writing…' })
+        : e.state === 'failed' ? el('span', { class: 'badge status-tests_failed', dataset: { testid: 'fix-state' }, text: 'failed' })
+          : e.state === 'ended' ? el('span', { class: 'badge status-interrupted', dataset: { testid: 'fix-state' }, text: 'no fix' })
+            : el('span', { class: 'badge status-tests_passed', dataset: { testid: 'fix-state' }, text: `revision ${e.revisionNo}` });
       const parts = [title(label, ' ', state)];
-      if (e.state === 'writing' || (e.stream && !e.explanation)) {
-        parts.push(el('pre', { class: 'llm-stream', dataset: { testid: 'fix-stream' }, 'aria-live': 'polite', text: e.stream || 'Waiting for the model…' }));
+      if (e.state === 'writing') parts.push(streamingReply(e));
+      else if (!e.explanation && e.streamExplanation) {
+        // Ended without a revision (unfixable, interrupted): what the model had written, as prose.
+        parts.push(el('p', { class: 'explanation', dataset: { testid: 'fix-stream-final' }, text: e.streamExplanation }));
+      } else if (e.state === 'failed' && e.stream && !e.streamJSON) {
+        parts.push(el('details', { class: 'raw-reply' }, el('summary', { class: 'small', text: 'The reply as written' }),
+          el('pre', { class: 'llm-stream', text: e.stream })));
       }
       if (e.explanation) parts.push(el('p', { class: 'explanation', dataset: { testid: 'fix-explanation' }, text: e.explanation }));
       if (e.reason) parts.push(el('p', { class: 'error-text', text: e.reason }));
