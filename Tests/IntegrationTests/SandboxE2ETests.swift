@@ -62,7 +62,7 @@ struct SandboxE2ETests {
         #expect(!output.contains(shadowFirstLine), "test_output carries /etc/shadow")
         #expect(!output.contains(marker), "test_output carries a key from the data directory")
         #expect(!output.contains(adminName), "test_output carries the principals table")
-        #expect(!output.contains("medic.sqlite"), "the data directory is listable")
+        #expect(!lines.contains { $0.hasPrefix(data + " [") && $0.contains("medic.sqlite") }, "the data directory is listable")
         #expect(lines.contains("uid 65534"), "the test runs as \(lines.first { $0.hasPrefix("uid") } ?? "?")")
         // sandbox_ready says exactly what the test could see.
         let visible = ready["data"]?["visible"]?.arrayValue ?? []
@@ -77,10 +77,12 @@ extension SandboxE2ETests {
     /// Defect 7: three 200 MB files (the 573 MB one proposal left behind), written by the test itself.
     @Test func aTestFillingTheDiskIsKilledAsDiskQuota() throws {
         let medic = try MedicHarness { configuration, directory in
-            let fill = "for i in 1 2 3; do head -c 200000000 /dev/zero > big$i.bin; done; echo filled; exit 1"
+            // Fills, then lingers: only the quota (not the test's exit, nor the 30 s timeout) can end it.
+            let fill = "for i in 1 2 3; do head -c 200000000 /dev/zero > big$i.bin; done; echo filled; sleep 600"
             let repo = try makeRepository(["README": "r\n"], in: directory)
             configuration.repositories = [RepositoryConfig(name: "r", path: repo, testCommand: fill)]
             configuration.autoFix = false
+            configuration.sandboxDiskQuotaMB = 256
             configuration.llm = .scripted(path: try writeScript([], in: directory))
         }
         defer { medic.stop() }
@@ -91,9 +93,12 @@ extension SandboxE2ETests {
         #expect(analysis["data"]?["category"]?.stringValue == "disk_quota", "\(analysis.jsonString)")
         let lines = history.filter { $0["kind"]?.stringValue == "test_output" }
             .flatMap { $0["data"]?["lines"]?.arrayValue ?? [] }.compactMap(\.stringValue)
-        #expect(!lines.contains("filled"), "the run was not stopped: \(lines)")
-        #expect(lines.contains { $0.contains("disk quota") })
-        _ = id
+        #expect(lines.contains { $0.hasPrefix("[medic] disk quota exceeded") }, "\(lines)")
+        let finished = try #require(history.first { $0["kind"]?.stringValue == "test_finished" })
+        #expect(finished["data"]?["timed_out"]?.boolValue == false)
+        #expect(finished["data"]?["signal"]?.intValue == Int64(SIGKILL))
+        // The sandbox holds what was written until the proposal finishes (then it is removed; see below).
+        #expect(FileManager.default.fileExists(atPath: medic.directory + "/data/sandboxes/" + id))
     }
 
     /// Defect 7: a rejected proposal's sandbox stays on disk forever.
@@ -113,5 +118,61 @@ extension SandboxE2ETests {
         #expect(try admin.call(["type": "reject", "proposal": .string(id), "revision": 1, "comment": "no"])["type"]?.stringValue == "ack")
         _ = try watcher.untilStatus("rejected")
         #expect(eventually { !FileManager.default.fileExists(atPath: sandbox) }, "\(sandbox) is still there")
+    }
+}
+
+extension SandboxE2ETests {
+    /// Sandboxes kept (retention `keep`) by one run are removed at the next start once retention is `remove`.
+    @Test func leftoverSandboxesOfFinishedProposalsAreRemovedAtStartup() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-leftover-\(UInt32.random(in: 0...UInt32.max))").path
+        let configure: (MedicHost.SandboxRetention) -> (inout MedicConfiguration, String) throws -> Void = { retention in
+            { configuration, directory in
+                let repo = directory + "/repo"
+                if !FileManager.default.fileExists(atPath: repo) { _ = try makeRepository(["ok.sh": "true\n"], in: directory) }
+                configuration.repositories = [RepositoryConfig(name: "r", path: repo, testCommand: "sh ok.sh")]
+                configuration.llm = .scripted(path: try writeScript([], in: directory))
+                configuration.sandboxRetention = retention
+            }
+        }
+        let first = try MedicHarness(directory: directory, configure: configure(.keep))
+        let adminToken = try first.token("admin", role: "admin")
+        let admin = try first.session(adminToken)
+        let (finished, watcher) = try proposeAndWatch(first, token: try first.token("bot", role: "bot"), title: "t",
+                                                      changes: .array([file("x.txt", "x", action: "create")]))
+        _ = try watcher.untilStatus("awaiting_review")
+        #expect(try admin.call(["type": "reject", "proposal": .string(finished), "revision": 1, "comment": "no"])["type"]?.stringValue == "ack")
+        _ = try watcher.untilStatus("rejected")
+        let (open, other) = try proposeAndWatch(first, token: adminToken, title: "u", changes: .array([file("y.txt", "y", action: "create")]))
+        _ = try other.untilStatus("awaiting_review")
+        first.stop()
+        let sandboxes = directory + "/data/sandboxes/"
+        #expect(FileManager.default.fileExists(atPath: sandboxes + finished), "kept by retention keep")
+        // A stray directory nobody knows, and a symlink planted where a sandbox would be: the target survives.
+        let outside = directory + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try "keep".write(toFile: outside + "/precious.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: sandboxes + "p-stray/ws-1", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: sandboxes + "p-stray/ws-1/link", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: sandboxes + "p-symlink", withDestinationPath: outside)
+
+        let second = try MedicHarness(directory: directory, configure: configure(.remove))
+        defer { second.stop() }
+        #expect(eventually { !FileManager.default.fileExists(atPath: sandboxes + finished) && !FileManager.default.fileExists(atPath: sandboxes + "p-stray") })
+        #expect(FileManager.default.fileExists(atPath: sandboxes + open), "a proposal under review keeps its sandbox")
+        #expect(try String(contentsOfFile: outside + "/precious.txt", encoding: .utf8) == "keep")
+    }
+
+    @Test func aRepositoryHoldingMedicsDataIsRefused() throws {
+        var configuration = MedicConfiguration()
+        configuration.dataDirectory = "/srv/app/.medic"
+        configuration.repositories = [RepositoryConfig(name: "app", path: "/srv/app", testCommand: "true")]
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        configuration.repositories = []
+        configuration.sandboxReadOnlyPaths = ["/srv/app/.medic/keys"]
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        configuration.sandboxReadOnlyPaths = ["/"]
+        #expect(throws: ConfigurationError.self) { try configuration.validate() }
+        configuration.sandboxReadOnlyPaths = ["/opt/swift"]
+        try configuration.validate()
     }
 }

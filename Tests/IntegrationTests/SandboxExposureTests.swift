@@ -74,3 +74,59 @@ private func runIn(_ loop: EventLoop, _ configuration: TestRunConfiguration, _ i
         #expect(result.exitCode == 0)
     }
 }
+
+extension SandboxExposureTests {
+    /// Medic's data directory and key under an allowed read-only path are still hidden; so is the root of
+    /// the sandbox, /dev and the cover itself for writing.
+    @Test func hiddenPathsUnderAVisiblePathAreCovered() throws {
+        let loop = try EventLoop()
+        let isolation = try #require(probe(loop))
+        try #require(isolation.mode == .bwrap)
+        let allowed = try freshDirectory("allowed")
+        let data = allowed + "/medic-data"
+        try FileManager.default.createDirectory(atPath: data + "/sandboxes/p-1/ws-1", withIntermediateDirectories: true)
+        let secret = "secret-\(UInt64.random(in: 0...UInt64.max))"
+        try secret.write(toFile: data + "/medic.sqlite", atomically: true, encoding: .utf8)
+        try secret.write(toFile: allowed + "/tls.key", atomically: true, encoding: .utf8)
+        try "tool\n".write(toFile: allowed + "/tool.txt", atomically: true, encoding: .utf8)
+        let view = SandboxView(readOnlyPaths: [allowed], hiddenPaths: [data, allowed + "/tls.key"], tmpSizeBytes: 8 << 20)
+        let workspace = data + "/sandboxes/p-1/ws-1"
+        let script = """
+            cat \(allowed)/tool.txt; cat \(data)/medic.sqlite; cat \(allowed)/tls.key; ls \(data); \
+            touch /evil 2>/dev/null || echo root-ro; touch /dev/evil 2>/dev/null || echo dev-ro; \
+            touch \(data)/evil 2>/dev/null || echo cover-ro; echo w > written && echo ws-rw; \
+            head -c 16000000 /dev/zero > /tmp/fill 2>/dev/null || echo tmp-bounded
+            """
+        let (_, lines) = try runIn(loop, TestRunConfiguration(workspacePath: workspace, testCommand: script, view: view), isolation)
+        #expect(lines.contains("tool"))
+        #expect(!lines.joined().contains(secret))
+        #expect(lines.contains("sandboxes"))  // only the path bwrap made to the workspace
+        for expected in ["root-ro", "dev-ro", "cover-ro", "ws-rw", "tmp-bounded"] { #expect(lines.contains(expected), "\(expected): \(lines)") }
+        let visible = isolation.visiblePaths(workspace: workspace, view: view)
+        #expect(visible.contains(VisiblePath(allowed, .ro)) && visible.contains(VisiblePath(workspace, .rw)))
+        #expect(!visible.contains { $0.path == "/" || $0.path == "/etc" || $0.path.hasPrefix("/etc/shadow") || $0.path.hasPrefix("/root") })
+    }
+
+    /// Removing a sandbox directory never follows a symlink out of it.
+    @Test func sandboxRemovalDoesNotFollowSymlinks() throws {
+        let loop = try EventLoop()
+        let root = try freshDirectory("sandboxes")
+        let outside = try freshDirectory("outside")
+        try "keep".write(toFile: outside + "/precious.txt", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root + "/p-a/ws-1", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/p-a/ws-1/escape", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: root + "/p-link", withDestinationPath: outside)
+        var results: [String: Result<Void, SandboxError>] = [:]
+        for name in ["p-a", "p-link", "../outside", "p-missing"] {
+            SandboxDirectory.remove(name: name, in: root, loop: loop) { results[name] = $0 }
+        }
+        #expect(spinUntil(loop) { results.count == 4 })
+        #expect((try? results["p-a"]?.get()) != nil)
+        #expect((try? results["p-link"]?.get()) == nil)
+        #expect((try? results["../outside"]?.get()) == nil)
+        #expect((try? results["p-missing"]?.get()) != nil)
+        #expect(!FileManager.default.fileExists(atPath: root + "/p-a"))
+        #expect(try String(contentsOfFile: outside + "/precious.txt", encoding: .utf8) == "keep")
+        #expect(SandboxDirectory.entries(in: root) == [])  // the symlink p-link is not a sandbox directory
+    }
+}
