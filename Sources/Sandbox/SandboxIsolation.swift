@@ -1,5 +1,6 @@
 // SandboxIsolation: whether test commands run inside bubblewrap here, decided once by actually running it.
 public import EventLoop
+import Glibc
 
 /// How test commands are isolated on this machine. Probe once at startup with `probe`.
 public struct SandboxIsolation: Sendable, Equatable {
@@ -34,7 +35,9 @@ public struct SandboxIsolation: Sendable, Equatable {
             }
             return
         }
-        let trueCommand = ExecutableLocator.find("true") ?? "/bin/true"
+        // From /usr (always visible): a `true` first on the server's PATH may lie where the sandbox cannot see.
+        let installed: String? = ["/usr/bin/true", "/bin/true"].first { access($0, X_OK) == 0 }
+        let trueCommand = installed ?? ExecutableLocator.find("true") ?? "/bin/true"
         let arguments = bwrapArguments(workspace: nil, allowNetwork: false) + ["--", trueCommand]
         CommandRunner.run(loop: loop, executable: bwrap, arguments: arguments, timeoutNanoseconds: 30_000_000_000) { result in
             switch result {

@@ -85,6 +85,7 @@ extension SandboxE2ETests {
             configuration.sandboxDiskQuotaMB = 256
             configuration.llm = .scripted(path: try writeScript([], in: directory))
         }
+        defer { try? FileManager.default.removeItem(atPath: medic.directory) }  // after stop (defers run in reverse)
         defer { medic.stop() }
         let (id, watcher) = try proposeAndWatch(medic, token: try medic.token("a", role: "admin"), title: "t",
                                                 changes: .array([file("x.txt", "x", action: "create")]))

@@ -61,7 +61,9 @@ private func runIn(_ loop: EventLoop, _ configuration: TestRunConfiguration, _ i
             cat /etc/shadow; cat /etc/gshadow; cat \(data)/secret.key; cat \(other)/other-proposal.txt; \
             ls -a \(data)/sandboxes; ls -a /root /home; \
             echo "uid=$(id -u)"; \
-            python3 -c "open('made-in-workspace.txt','w').write('ok'); open('/tmp/made-in-tmp.txt','w').write('ok'); print('python-writes-ok')"
+            python3 -c "open('made-in-workspace.txt','w').write('ok'); open('/tmp/made-in-tmp.txt','w').write('ok'); print('python-writes-ok')"; \
+            python3 -c "import ssl, sqlite3, multiprocessing; multiprocessing.Lock(); print('python-stdlib-ok')"; \
+            git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm x && git status --porcelain && echo git-ok
             """
         let (result, lines) = try runIn(loop, TestRunConfiguration(workspacePath: mine, testCommand: script), isolation)
         let output = lines.joined(separator: "\n")
@@ -70,6 +72,7 @@ private func runIn(_ loop: EventLoop, _ configuration: TestRunConfiguration, _ i
         #expect(!lines.contains("p-other"), "listed another proposal's sandbox")
         #expect(lines.contains("uid=65534"), "runs as \(lines.first { $0.hasPrefix("uid=") } ?? "?")")
         #expect(lines.contains("python-writes-ok"), "a test can write its workspace and /tmp: \(output)")
+        #expect(lines.contains("python-stdlib-ok") && lines.contains("git-ok"), "\(output)")
         #expect(FileManager.default.fileExists(atPath: mine + "/made-in-workspace.txt"))
         #expect(result.exitCode == 0)
     }
