@@ -400,7 +400,8 @@ public final class PipelineService: CommandExecutor {
                 let exitCode = result.exitCode ?? (result.signal.map { 128 + $0 } ?? -1)
                 let testResult = TestResult(
                     exitCode: exitCode, passed: counts.passed, failed: counts.failed, durationMs: result.durationMs,
-                    timedOut: result.timedOut, signal: result.signal, truncated: result.truncated)
+                    timedOut: result.timedOut, signal: result.signal, truncated: result.truncated,
+                    diskQuotaExceeded: result.diskQuotaExceeded ? true : nil)
                 self.feed(runtime, .testsFinished(testResult, outputSummary: String(result.outputTail.suffix(16_000))))
             })
         runtime.testRun = run

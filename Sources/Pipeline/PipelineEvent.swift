@@ -101,6 +101,7 @@ public enum PipelineEvent: Sendable, Hashable {
                 "truncated": .bool(r.truncated),
             ]
             if let signal = r.signal { o["signal"] = .integer(Int(signal)) }
+            if r.diskQuotaExceeded == true { o["disk_quota_exceeded"] = .bool(true) }
             return .object(o)
         case .analysis(let revision, let a):
             return .object([

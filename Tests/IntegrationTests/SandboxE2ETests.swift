@@ -97,6 +97,7 @@ extension SandboxE2ETests {
         #expect(lines.contains { $0.hasPrefix("[medic] disk quota exceeded") }, "\(lines)")
         let finished = try #require(history.first { $0["kind"]?.stringValue == "test_finished" })
         #expect(finished["data"]?["timed_out"]?.boolValue == false)
+        #expect(finished["data"]?["disk_quota_exceeded"]?.boolValue == true)
         #expect(finished["data"]?["signal"]?.intValue == Int64(SIGKILL))
         // The sandbox holds what was written until the proposal finishes (then it is removed; see below).
         #expect(FileManager.default.fileExists(atPath: medic.directory + "/data/sandboxes/" + id))

@@ -133,3 +133,23 @@ extension SandboxExposureTests {
         #expect(SandboxDirectory.entries(in: root) == [])  // the symlink p-link is not a sandbox directory
     }
 }
+
+extension SandboxExposureTests {
+    /// A run that fills its workspace and exits 0 before a periodic check still fails: the last check runs
+    /// after the last command. Unisolated too (the quota does not depend on bwrap).
+    @Test(arguments: [true, false])
+    func aRunEndingOverItsQuotaFails(isolated: Bool) throws {
+        let loop = try EventLoop()
+        let isolation = isolated ? try #require(probe(loop)) : .unisolated
+        let workspace = try freshDirectory("quota")
+        defer { try? FileManager.default.removeItem(atPath: workspace) }
+        let (result, lines) = try runIn(loop, TestRunConfiguration(
+            workspacePath: workspace, testCommand: "head -c 3000000 /dev/zero > big.bin; exit 0", diskQuotaBytes: 1_000_000,
+            diskCheckIntervalNanoseconds: 3_600_000_000_000), isolation)
+        #expect(result.diskQuotaExceeded && !result.passed && result.exitCode == 0)
+        #expect(lines.contains { $0.hasPrefix("[medic] disk quota exceeded: the workspace holds") })
+        let (small, _) = try runIn(loop, TestRunConfiguration(
+            workspacePath: workspace, testCommand: "rm big.bin; echo ok > small.txt", diskQuotaBytes: 1_000_000), isolation)
+        #expect(small.passed && !small.diskQuotaExceeded)
+    }
+}
