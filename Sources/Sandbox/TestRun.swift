@@ -304,7 +304,8 @@ public final class TestRun {
             if case .success(let output) = result, let used = output.stdout.split(separator: "\t").first.flatMap({ Int($0) }),
                used > quota, !self.finished {
                 self.diskQuotaExceeded = true
-                self.collector.note(.stderr, "[medic] disk quota exceeded: the workspace holds \(used) bytes, the quota is \(quota): process tree killed")
+                let outcome = self.ending == nil ? "process tree killed" : "the run failed"
+                self.collector.note(.stderr, "[medic] disk quota exceeded: the workspace holds \(used) bytes, the quota is \(quota): \(outcome)")
                 self.child?.kill(signal: SIGKILL)
                 self.scheduleBatch()
             }

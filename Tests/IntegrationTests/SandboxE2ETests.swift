@@ -176,5 +176,12 @@ extension SandboxE2ETests {
         #expect(throws: ConfigurationError.self) { try configuration.validate() }
         configuration.sandboxReadOnlyPaths = ["/opt/swift"]
         try configuration.validate()
+
+        // The example config carries the sandbox keys (and the loader knows them).
+        var example = MedicConfiguration()
+        try example.load(file: repositoryRoot + "/config/medic.example.json")
+        #expect(example.sandboxReadOnlyPaths == ["/opt/swift"] && example.sandboxRetention == .remove && example.sandboxDiskQuotaMB == 1024)
+        #expect(example.sandboxHiddenPaths.contains { $0.hasSuffix("/config/medic.example.json") })
+        #expect(throws: ConfigurationError.self) { try MedicConfiguration.parseRetention("sometimes") }
     }
 }
