@@ -70,6 +70,7 @@ public struct SandboxView: Sendable, Equatable {
             guard lstat(root, &info) == 0 else { continue }
             if (info.st_mode & S_IFMT) == S_IFLNK, let target = readLink(root) {
                 plan.arguments += ["--symlink", target, root]
+                plan.visible.append(VisiblePath(root, .ro))
             } else if (info.st_mode & S_IFMT) == S_IFDIR {
                 plan.arguments += ["--ro-bind", root, root]
                 plan.visible.append(VisiblePath(root, .ro))
@@ -84,7 +85,8 @@ public struct SandboxView: Sendable, Equatable {
             readOnlyRoots.append((entry, realPath(entry) ?? entry))
         }
         plan.arguments += ["--dev", "/dev", "--size", String(Self.shmSizeBytes), "--tmpfs", "/dev/shm", "--proc", "/proc"]
-        plan.visible += [VisiblePath("/dev", .rw), VisiblePath("/proc", .rw)]
+        // /dev itself is remounted read-only below (its device nodes stay usable); /dev/shm is writable.
+        plan.visible += [VisiblePath("/dev", .ro), VisiblePath("/dev/shm", .rw), VisiblePath("/proc", .rw)]
         if let tmpSizeBytes { plan.arguments += ["--size", String(tmpSizeBytes)] }
         plan.arguments += ["--tmpfs", "/tmp"]
         plan.visible.append(VisiblePath("/tmp", .rw))
