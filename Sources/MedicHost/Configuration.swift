@@ -50,6 +50,15 @@ public enum LLMChoice: Sendable, Equatable {
     case anthropic
 }
 
+/// What happens to a proposal's sandboxes (its workspace copies) once the proposal is finished.
+public enum SandboxRetention: String, Sendable, Equatable {
+    /// Removed when the proposal reaches applied, apply_failed, rejected, unfixable or rolled_back, and at
+    /// startup for proposals already finished (the default).
+    case remove
+    /// Kept for debugging (they then hold disk until removed by hand).
+    case keep
+}
+
 /// Everything `medic serve` needs. See config/medic.example.json for the file form.
 public struct MedicConfiguration: Sendable {
     public var listen: [String] = ["127.0.0.1:8080"]
@@ -78,6 +87,15 @@ public struct MedicConfiguration: Sendable {
     /// When true and no admin exists, `serve` creates one and prints a sign-in URL.
     public var bootstrapAdmin: Bool = true
     public var logLevel: String = "info"
+    /// Extra read-only paths visible in every sandbox besides `/usr`, `/bin`, `/sbin`, `/lib*` and a few
+    /// `/etc` files (e.g. `/opt/swift` for a toolchain installed outside `/usr`).
+    public var sandboxReadOnlyPaths: [String] = []
+    public var sandboxRetention: SandboxRetention = .remove
+    /// Most megabytes (10^6 bytes) one test run's workspace may hold, repository copy included; also the
+    /// size of its private `/tmp`. Over it the run is killed and analysed as `disk_quota`.
+    public var sandboxDiskQuotaMB: Int = 1024
+    /// The config file read by `load(file:)`, if any (hidden from sandboxes like the data directory).
+    public var configFile: String?
 
     public init() {}
 
@@ -88,6 +106,7 @@ public struct MedicConfiguration: Sendable {
     public mutating func load(file path: String) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let file = try JSONDecoder().decode(FileForm.self, from: data)
+        configFile = path
         if let v = file.listen { listen = v }
         if let v = file.tls_listen { tlsListen = v }
         if let v = file.tls_cert { tlsCertificate = v }
@@ -106,6 +125,9 @@ public struct MedicConfiguration: Sendable {
         if let v = file.llm_timeout_seconds { llmTimeoutSeconds = v }
         if let v = file.allowed_origins { allowedOrigins = v }
         if let v = file.log_level { logLevel = v }
+        if let v = file.sandbox_readonly_paths { sandboxReadOnlyPaths = v }
+        if let v = file.sandbox_retention { sandboxRetention = try Self.parseRetention(v) }
+        if let v = file.sandbox_disk_quota_mb { sandboxDiskQuotaMB = v }
         try validate()
     }
 
@@ -131,6 +153,32 @@ public struct MedicConfiguration: Sendable {
         throw ConfigurationError("llm must be 'anthropic' or 'scripted:FILE', got '\(text)'")
     }
 
+    public static func parseRetention(_ text: String) throws -> SandboxRetention {
+        guard let retention = SandboxRetention(rawValue: text) else {
+            throw ConfigurationError("sandbox_retention must be 'remove' or 'keep', got '\(text)'")
+        }
+        return retention
+    }
+
+    /// Paths no sandbox may see: the data directory (store, sandboxes), the SQLite file, TLS key and
+    /// certificate, the config file — absolute, symlinks resolved where they exist.
+    public var sandboxHiddenPaths: [String] {
+        var paths = [dataDirectory]
+        if effectiveStoreURL.hasPrefix("sqlite:") { paths.append(String(effectiveStoreURL.dropFirst("sqlite:".count))) }
+        paths += [tlsKey, tlsCertificate, configFile].compactMap { $0 }
+        return paths.map(Self.absolute)
+    }
+
+    /// `path` made absolute against the working directory, with symlinks of its existing part resolved.
+    static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    /// Whether `inner` is `outer` or lies below it (both absolute).
+    static func isWithin(_ inner: String, _ outer: String) -> Bool {
+        outer == "/" || inner == outer || inner.hasPrefix(outer + "/")
+    }
+
     public static func parseAutoFix(_ text: String) throws -> Bool {
         switch text {
         case "auto": return true
@@ -152,6 +200,25 @@ public struct MedicConfiguration: Sendable {
         var names = Set<String>()
         for repo in repositories {
             guard names.insert(repo.name).inserted else { throw ConfigurationError("repository name '\(repo.name)' is used twice") }
+        }
+        guard sandboxDiskQuotaMB > 0 else { throw ConfigurationError("sandbox_disk_quota_mb must be positive") }
+        // A sandbox is a copy of its repository: a repository holding Medic's data, keys or config would hand
+        // them to the code under test.
+        let hidden = sandboxHiddenPaths
+        for repo in repositories {
+            let path = Self.absolute(repo.path)
+            if let secret = hidden.first(where: { Self.isWithin($0, path) }) {
+                throw ConfigurationError("repository '\(repo.name)' (\(path)) contains \(secret), which sandboxes must not see; move the data directory, keys or config out of it")
+            }
+        }
+        for path in sandboxReadOnlyPaths {
+            guard path.hasPrefix("/"), !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }), path != "/" else {
+                throw ConfigurationError("sandbox_readonly_paths: '\(path)' must be an absolute path other than / without . or ..")
+            }
+            let absolute = Self.absolute(path)
+            if let secret = hidden.first(where: { Self.isWithin(absolute, $0) }) {
+                throw ConfigurationError("sandbox_readonly_paths: '\(path)' lies inside \(secret), which sandboxes must not see")
+            }
         }
     }
 
@@ -175,6 +242,9 @@ public struct MedicConfiguration: Sendable {
         var llm_timeout_seconds: Int?
         var allowed_origins: [String]?
         var log_level: String?
+        var sandbox_readonly_paths: [String]?
+        var sandbox_retention: String?
+        var sandbox_disk_quota_mb: Int?
     }
 }
 

@@ -88,6 +88,9 @@ public final class PipelineService: CommandExecutor {
     let logger: Logger
     let provider: any FixProvider
     var isolation = SandboxIsolation.unisolated
+    /// False until the startup probe answered: test runs wait for it (never run unisolated by accident).
+    var isolationKnown = false
+    var waitingForIsolation: [() -> Void] = []
     var runtimes: [String: ProposalRuntime] = [:]
     var repositories: [String: GitRepository] = [:]
 
@@ -116,7 +119,12 @@ public final class PipelineService: CommandExecutor {
         }
         let service = PipelineService(loop: app.loop, sink: app, configuration: configuration, provider: provider, logger: app.logger)
         SandboxIsolation.probe(loop: app.loop) { [weak service] isolation in
-            service?.isolation = isolation
+            guard let service else { return }
+            service.isolation = isolation
+            service.isolationKnown = true
+            let waiting = service.waitingForIsolation
+            service.waitingForIsolation = []
+            for run in waiting { run() }
             if let warning = isolation.warning {
                 app.logger.warning("sandbox isolation: \(isolation.mode.rawValue) — \(warning)")
             } else {
@@ -124,6 +132,7 @@ public final class PipelineService: CommandExecutor {
             }
         }
         try service.recover(store: app.store)
+        service.removeFinishedSandboxes()
         return service
     }
 
@@ -371,6 +380,7 @@ public final class PipelineService: CommandExecutor {
                 runtime.lastPublishedStatus = next.status
                 self.answer(runtime, .success(ackFields))
                 for effect in effects { self.perform(effect, runtime) }
+                if Self.finishedStatuses.contains(runtime.machine.status) { self.removeSandboxes(of: runtime.id, runtime: runtime) }
             case .success(.duplicateCommand(let response)):
                 self.answer(runtime, .success(Self.fields(ofAck: response)))
             case .failure(let error):
@@ -448,8 +458,12 @@ public final class PipelineService: CommandExecutor {
                 case .failure(let error):
                     self.feed(runtime, .sandboxFailed(reason: "the revision's changes could not be applied: \(error)"))
                 case .success:
-                    self.feed(runtime, .sandboxReady(isolation: self.isolation.mode.rawValue, durationMs: workspace.creationMilliseconds,
-                                                     warning: self.isolation.warning))
+                    self.whenIsolationKnown {
+                        let visible = self.isolation.visiblePaths(workspace: workspace.path, view: self.sandboxView)
+                            .map { SandboxPath(path: $0.path, writable: $0.mode == .rw) }
+                        self.feed(runtime, .sandboxReady(isolation: self.isolation.mode.rawValue, durationMs: workspace.creationMilliseconds,
+                                                         warning: self.isolation.warning, visible: visible))
+                    }
                 }
             }
         }
@@ -460,9 +474,7 @@ public final class PipelineService: CommandExecutor {
             feed(runtime, .sandboxFailed(reason: "no sandbox to test in"))
             return
         }
-        let config = TestRunConfiguration(
-            workspacePath: workspace.path, setupCommand: repository.setupCommand, testCommand: repository.testCommand,
-            timeoutNanoseconds: UInt64(configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork)
+        let config = sandboxedRun(workspace: workspace.path, repository: repository)
         let run = TestRun(
             loop: loop, configuration: config, isolation: isolation,
             onLines: { [weak self] stream, lines in
@@ -494,7 +506,8 @@ public final class PipelineService: CommandExecutor {
                 let exitCode = result.exitCode ?? (result.signal.map { 128 + $0 } ?? -1)
                 let testResult = TestResult(
                     exitCode: exitCode, passed: counts.passed, failed: counts.failed, durationMs: result.durationMs,
-                    timedOut: result.timedOut, signal: result.signal, truncated: result.truncated)
+                    timedOut: result.timedOut, signal: result.signal, truncated: result.truncated,
+                    diskQuotaExceeded: result.diskQuotaExceeded ? true : nil)
                 self.feed(runtime, .testsFinished(testResult, outputSummary: String(result.outputTail.suffix(16_000))))
             })
         runtime.testRun = run
@@ -509,7 +522,8 @@ public final class PipelineService: CommandExecutor {
         let run = runtime.lastRun
         let analysis = FailureAnalyzer.analyze(
             output: run?.outputTail ?? "", exitCode: run?.exitCode ?? -1, timedOut: run?.timedOut ?? false,
-            signal: run?.signal, repositoryFiles: nil, workspaceRoot: runtime.workspace?.path)
+            signal: run?.signal, repositoryFiles: nil, workspaceRoot: runtime.workspace?.path,
+            diskQuotaExceeded: run?.diskQuotaExceeded ?? false)
         feed(runtime, .analyzed(analysis))
     }
 
@@ -625,14 +639,14 @@ public final class PipelineService: CommandExecutor {
                 completion(false, "could not prepare a sandbox on the new base")
                 return
             }
-            let config = TestRunConfiguration(
-                workspacePath: workspace.path, setupCommand: repository.setupCommand, testCommand: repository.testCommand,
-                timeoutNanoseconds: UInt64(self.configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork)
-            let run = TestRun(loop: self.loop, configuration: config, isolation: self.isolation, onLines: { _, _ in }) { result in
-                workspace.remove(loop: self.loop) { _ in }
-                completion(result.passed, "exit \(result.exitCode.map(String.init) ?? "-"): \(result.outputTail.suffix(300))")
+            let config = self.sandboxedRun(workspace: workspace.path, repository: repository)
+            self.whenIsolationKnown {
+                let run = TestRun(loop: self.loop, configuration: config, isolation: self.isolation, onLines: { _, _ in }) { result in
+                    workspace.remove(loop: self.loop) { _ in }
+                    completion(result.passed, "exit \(result.exitCode.map(String.init) ?? "-"): \(result.outputTail.suffix(300))")
+                }
+                run.start()
             }
-            run.start()
         }
     }
 
@@ -675,6 +689,53 @@ public final class PipelineService: CommandExecutor {
             case .success(let revert): self.feed(runtime, .rolledBack(revertCommit: revert), reverted: (commit, revert))
             case .failure(let error): self.feed(runtime, .rollbackFailed(reason: error.description))
             }
+        }
+    }
+
+    // MARK: sandboxes
+
+    /// Statuses after which a proposal's sandboxes are never used again (rollback reverts in the repository).
+    static let finishedStatuses: Set<ProposalStatus> = [.applied, .applyFailed, .rejected, .unfixable, .rolledBack]
+
+    /// What sandboxes see: the configured extra read-only paths; Medic's data, store, keys and config
+    /// covered wherever they lie; /tmp bounded by the disk quota.
+    var sandboxView: SandboxView {
+        SandboxView(readOnlyPaths: configuration.sandboxReadOnlyPaths, hiddenPaths: configuration.sandboxHiddenPaths,
+                    tmpSizeBytes: configuration.sandboxDiskQuotaMB * 1_000_000)
+    }
+
+    /// A test run of `repository`'s commands in `workspace` under the configured bounds and view.
+    func sandboxedRun(workspace: String, repository: RepositoryConfig) -> TestRunConfiguration {
+        TestRunConfiguration(
+            workspacePath: workspace, setupCommand: repository.setupCommand, testCommand: repository.testCommand,
+            timeoutNanoseconds: UInt64(configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork,
+            view: sandboxView, diskQuotaBytes: configuration.sandboxDiskQuotaMB * 1_000_000)
+    }
+
+    /// Runs `body` now if the isolation probe has answered, else when it does.
+    func whenIsolationKnown(_ body: @escaping () -> Void) {
+        if isolationKnown { body() } else { waitingForIsolation.append(body) }
+    }
+
+    /// `<data>/sandboxes`: one directory per proposal, holding its workspaces.
+    var sandboxesRoot: String { (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes") }
+
+    /// Removes a finished proposal's sandbox directory (all its workspaces), unless retention is `keep`.
+    func removeSandboxes(of id: String, runtime: ProposalRuntime?) {
+        guard configuration.sandboxRetention == .remove else { return }
+        runtime?.workspace = nil
+        SandboxDirectory.remove(name: id, in: sandboxesRoot, loop: loop) { [logger] result in
+            if case .failure(let error) = result { logger.warning("could not remove the sandboxes of \(id): \(error)") }
+        }
+    }
+
+    /// At startup: removes the sandboxes of proposals that are finished, and of proposals the store does not
+    /// know (left by a proposal whose creation was never stored).
+    func removeFinishedSandboxes() {
+        guard configuration.sandboxRetention == .remove else { return }
+        for name in SandboxDirectory.entries(in: sandboxesRoot) {
+            if let runtime = runtimes[name], !Self.finishedStatuses.contains(runtime.machine.status) { continue }
+            removeSandboxes(of: name, runtime: runtimes[name])
         }
     }
 

@@ -30,13 +30,14 @@ public enum FailureAnalyzer {
     ///   - output: the run's combined stdout and stderr (possibly truncated).
     ///   - exitCode: the exit status (ignored when `signal` is set).
     ///   - timedOut: the run was killed for exceeding its time limit (primary category `timeout`).
+    ///   - diskQuotaExceeded: the executor killed the run for exceeding its disk quota (primary `disk_quota`).
     ///   - signal: the signal that killed the process, if any (primary category `crash` unless timed out).
     ///   - repositoryFiles: repository-relative paths; when given, only locations in these files are kept and
     ///     absolute paths are mapped to the longest suffix that names one of them.
     ///   - workspaceRoot: the directory the repository was checked out in; stripped from absolute paths.
     public static func analyze(
         output: String, exitCode: Int32, timedOut: Bool, signal: Int32?, repositoryFiles: Set<String>?,
-        workspaceRoot: String? = nil, limits: AnalyzerLimits = AnalyzerLimits()
+        workspaceRoot: String? = nil, diskQuotaExceeded: Bool = false, limits: AnalyzerLimits = AnalyzerLimits()
     ) -> FailureAnalysis {
         var scan = Scan(repositoryFiles: repositoryFiles, workspaceRoot: workspaceRoot)
         scan.language = Language.guess(output)
@@ -44,7 +45,9 @@ public enum FailureAnalyzer {
             scan.consume(line)
         }
         scan.flushFrames(assignTo: nil)
-        if timedOut {
+        if diskQuotaExceeded {
+            scan.findings.append(Finding(category: .diskQuota, message: nil, subject: nil, language: scan.language))
+        } else if timedOut {
             scan.findings.append(Finding(category: .timeout, message: nil, subject: nil, language: scan.language))
         } else if let signal {
             let name = signalName(signal)
@@ -265,6 +268,9 @@ private struct Scan {
         if line.isEmpty { return nil }
 
         if let finding = crash(line) { return finding }
+        for marker in ["No space left on device", "Disk quota exceeded", "ENOSPC"] where line.contains(marker) {
+            return finding(.diskQuota, line)
+        }
         if let finding = diagnostic(line) { return finding }
         if let finding = goLine(line) { return finding }
         if let finding = exceptionLine(line) { return finding }
@@ -416,7 +422,9 @@ private struct Scan {
 
     func result(exitCode: Int32, timedOut: Bool, signal: Int32?, limits: AnalyzerLimits) -> FailureAnalysis {
         let primary: Finding
-        if timedOut, let t = findings.first(where: { $0.category == .timeout }) {
+        if let d = findings.first(where: { $0.category == .diskQuota }) {
+            primary = d
+        } else if timedOut, let t = findings.first(where: { $0.category == .timeout }) {
             primary = t
         } else if signal != nil, let c = findings.last(where: { $0.category == .crash }) {
             primary = findings.first(where: { $0.category == .crash && $0.message != nil && $0.language != .unknown }) ?? c
@@ -468,6 +476,7 @@ private struct Scan {
             return "The code opens a file that does not exist\(at)\(detail)"
         case .assertion: return "A test assertion failed\(at)\(detail)"
         case .timeout: return "The test run exceeded its time limit and was killed\(detail)"
+        case .diskQuota: return "The test run wrote more than its disk quota\(detail)"
         case .crash:
             let how = signal.map { " with \(FailureAnalyzer.signalName($0))" } ?? ""
             return "The test process crashed\(how)\(at)\(detail)"

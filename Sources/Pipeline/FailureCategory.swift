@@ -6,16 +6,17 @@ extension FailureCategory {
     /// so build/load errors outrank runtime ones, and assertions (the code ran) come last before `other`.
     var priority: Int {
         switch self {
-        case .timeout: 0
-        case .indentation: 1
-        case .syntax: 2
-        case .import: 3
-        case .undefinedName: 4
-        case .type: 5
-        case .fileNotFound: 6
-        case .crash: 7
-        case .assertion: 8
-        case .other: 9
+        case .diskQuota: 0
+        case .timeout: 1
+        case .indentation: 2
+        case .syntax: 3
+        case .import: 4
+        case .undefinedName: 5
+        case .type: 6
+        case .fileNotFound: 7
+        case .crash: 8
+        case .assertion: 9
+        case .other: 10
         }
     }
 }

@@ -22,13 +22,24 @@ public struct ProposalInfo: Sendable, Hashable, Codable {
     }
 }
 
+/// A path the code under test can see in its sandbox (`sandbox_ready.visible`).
+public struct SandboxPath: Sendable, Hashable {
+    public var path: String
+    public var writable: Bool
+
+    public init(path: String, writable: Bool) {
+        self.path = path
+        self.writable = writable
+    }
+}
+
 /// An event for topic `proposal:<id>`. `kind` and `data` follow the wire contract exactly. Executors publish
 /// `test_started`, `test_output`, `fix_delta` and `comment` themselves (they hold that data); the machine publishes
 /// the rest.
 public enum PipelineEvent: Sendable, Hashable {
     case proposalCreated(ProposalInfo, status: ProposalStatus, revision: Revision, maxAttempts: Int)
     case statusChanged(ProposalStatus, revision: Int, attempt: Int, maxAttempts: Int, reason: String?)
-    case sandboxReady(revision: Int, isolation: String, durationMs: Int, warning: String?)
+    case sandboxReady(revision: Int, isolation: String, durationMs: Int, warning: String?, visible: [SandboxPath] = [])
     case testFinished(revision: Int, TestResult)
     case analysis(revision: Int, FailureAnalysis)
     case fixStarted(revision: Int, attempt: Int, maxAttempts: Int)
@@ -78,9 +89,10 @@ public enum PipelineEvent: Sendable, Hashable {
             ]
             if let reason { o["reason"] = .string(reason) }
             return .object(o)
-        case .sandboxReady(let revision, let isolation, let durationMs, let warning):
+        case .sandboxReady(let revision, let isolation, let durationMs, let warning, let visible):
             var o: JSONObject = ["revision": .integer(revision), "isolation": .string(isolation), "duration_ms": .integer(durationMs)]
             if let warning { o["warning"] = .string(warning) }
+            o["visible"] = .array(visible.map { .object(["path": .string($0.path), "mode": .string($0.writable ? "rw" : "ro")]) })
             return .object(o)
         case .testFinished(let revision, let r):
             var o: JSONObject = [
@@ -89,6 +101,7 @@ public enum PipelineEvent: Sendable, Hashable {
                 "truncated": .bool(r.truncated),
             ]
             if let signal = r.signal { o["signal"] = .integer(Int(signal)) }
+            if r.diskQuotaExceeded == true { o["disk_quota_exceeded"] = .bool(true) }
             return .object(o)
         case .analysis(let revision, let a):
             return .object([

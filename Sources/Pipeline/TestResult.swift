@@ -16,10 +16,13 @@ public struct TestResult: Sendable, Codable, Hashable {
     public var signal: Int32?
     /// Output was cut at the executor's limit.
     public var truncated: Bool
+    /// The workspace grew past its disk quota (the run was killed, or ended over it). Optional so that
+    /// snapshots stored before it existed decode unchanged.
+    public var diskQuotaExceeded: Bool?
 
     public init(
         exitCode: Int32, passed: Int? = nil, failed: Int? = nil, durationMs: Int = 0, timedOut: Bool = false,
-        signal: Int32? = nil, truncated: Bool = false
+        signal: Int32? = nil, truncated: Bool = false, diskQuotaExceeded: Bool? = nil
     ) {
         self.exitCode = exitCode
         self.passed = passed
@@ -28,8 +31,11 @@ public struct TestResult: Sendable, Codable, Hashable {
         self.timedOut = timedOut
         self.signal = signal
         self.truncated = truncated
+        self.diskQuotaExceeded = diskQuotaExceeded
     }
 
     /// A run succeeds only if it exited 0 on its own and reported no failed test.
-    public var succeeded: Bool { exitCode == 0 && !timedOut && signal == nil && (failed ?? 0) == 0 }
+    public var succeeded: Bool {
+        exitCode == 0 && !timedOut && signal == nil && (failed ?? 0) == 0 && diskQuotaExceeded != true
+    }
 }

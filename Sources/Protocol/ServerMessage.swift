@@ -88,7 +88,10 @@ public enum FailureCategory: String, Sendable, Codable, CaseIterable, Hashable {
     case undefinedName = "undefined_name"
     case type
     case fileNotFound = "file_not_found"
-    case assertion, timeout, crash, other
+    case assertion, timeout, crash
+    /// The run wrote more than its disk quota (killed by Medic) or hit "No space left on device".
+    case diskQuota = "disk_quota"
+    case other
 }
 
 /// Builds an `event` frame's JSON once; the server wraps it in one WebSocket frame and shares

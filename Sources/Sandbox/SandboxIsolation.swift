@@ -1,5 +1,6 @@
 // SandboxIsolation: whether test commands run inside bubblewrap here, decided once by actually running it.
 public import EventLoop
+import Glibc
 
 /// How test commands are isolated on this machine. Probe once at startup with `probe`.
 public struct SandboxIsolation: Sendable, Equatable {
@@ -24,8 +25,8 @@ public struct SandboxIsolation: Sendable, Equatable {
     public static let unisolated = SandboxIsolation(
         mode: .none, warning: "bubblewrap disabled: test commands run unisolated (rlimits and timeout only)")
 
-    /// Runs bubblewrap once with every option a test run uses (`--unshare-pid`, `--unshare-net`, `--proc`,
-    /// …) and `true` as the command. Inside containers without user namespaces bwrap exists but fails;
+    /// Runs bubblewrap once with every option a test run uses (`--unshare-user`, `--unshare-pid`,
+    /// `--unshare-net`, `--proc`, the default view's mounts …) and `true` as the command. Inside containers without user namespaces bwrap exists but fails;
     /// then the mode is `.none` with a warning carrying bwrap's stderr. `completion` runs on the loop thread.
     public static func probe(loop: EventLoop, bwrapExecutable: String? = nil, completion: @escaping (SandboxIsolation) -> Void) {
         guard let bwrap = bwrapExecutable ?? ExecutableLocator.find("bwrap") else {
@@ -34,7 +35,9 @@ public struct SandboxIsolation: Sendable, Equatable {
             }
             return
         }
-        let trueCommand = ExecutableLocator.find("true") ?? "/bin/true"
+        // From /usr (always visible): a `true` first on the server's PATH may lie where the sandbox cannot see.
+        let installed: String? = ["/usr/bin/true", "/bin/true"].first { access($0, X_OK) == 0 }
+        let trueCommand = installed ?? ExecutableLocator.find("true") ?? "/bin/true"
         let arguments = bwrapArguments(workspace: nil, allowNetwork: false) + ["--", trueCommand]
         CommandRunner.run(loop: loop, executable: bwrap, arguments: arguments, timeoutNanoseconds: 30_000_000_000) { result in
             switch result {
@@ -49,17 +52,29 @@ public struct SandboxIsolation: Sendable, Equatable {
         }
     }
 
-    /// The bubblewrap options for a run: the whole filesystem read-only, the workspace writable, a private
-    /// /tmp, /dev and /proc; own pid namespace (so killing bwrap kills every process of the run), no network
-    /// unless allowed; dies with the server; a new session (no TIOCSTI into the server's terminal).
-    /// Order matters: mounts apply in order, so /tmp is replaced *before* a workspace under /tmp is bound.
-    static func bwrapArguments(workspace: String?, allowNetwork: Bool) -> [String] {
-        var args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        if let workspace { args += ["--bind", workspace, workspace] }
-        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    /// The bubblewrap options for a run: only what `view` exposes (toolchains and a few /etc files
+    /// read-only, the workspace writable, a private bounded /tmp, minimal /dev, a fresh /proc — see
+    /// `SandboxView`); every namespace of its own, including a user namespace in which the code runs as
+    /// uid/gid 65534 with no capabilities; no network unless allowed; dies with the server; a new session
+    /// (no TIOCSTI into the server's terminal). The environment is not bwrap's business: `TestRun` starts
+    /// bwrap with a minimal one, so nothing of the server's reaches the sandbox (no `--clearenv` needed).
+    ///
+    /// The user namespace maps the sandbox's uid 65534 to the server's own uid (bwrap run by root maps to
+    /// root): the workspace, owned by the server, is the sandbox user's own and stays writable without a
+    /// chown, while every capability is dropped, so the test cannot mount, chown or override permissions.
+    static func bwrapArguments(workspace: String?, allowNetwork: Bool, view: SandboxView = SandboxView()) -> [String] {
+        var args = view.plan(workspace: workspace).arguments
+        args += ["--unshare-user", "--uid", String(SandboxView.sandboxUID), "--gid", String(SandboxView.sandboxUID)]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if !allowNetwork { args.append("--unshare-net") }
-        args += ["--die-with-parent", "--new-session"]
+        args += ["--cap-drop", "ALL", "--die-with-parent", "--new-session"]
         if let workspace { args += ["--chdir", workspace] }
         return args
+    }
+
+    /// What a run under this isolation can see: `view`'s plan under bwrap; without bwrap everything the
+    /// server's user can see, read-write (reported as `/` rw, honestly).
+    public func visiblePaths(workspace: String, view: SandboxView) -> [VisiblePath] {
+        mode == .bwrap ? view.plan(workspace: workspace).visible : [VisiblePath("/", .rw)]
     }
 }

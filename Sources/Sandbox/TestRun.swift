@@ -28,11 +28,14 @@ public struct TestRunResult: Sendable, Equatable {
     public var spawnError: String?
     /// Killed because it printed more than `OutputLimits.killAfterBytes`.
     public var outputLimitExceeded: Bool
+    /// The workspace grew past `TestRunConfiguration.diskQuotaBytes` (the run was killed, or ended over it).
+    public var diskQuotaExceeded: Bool
 
     public init(
         exitCode: Int32?, signal: Int32? = nil, timedOut: Bool = false, cancelled: Bool = false, durationMs: Int,
         truncated: Bool = false, outputTail: String = "", phase: TestRunPhase = .test,
-        isolation: SandboxIsolation.Mode = .none, spawnError: String? = nil, outputLimitExceeded: Bool = false
+        isolation: SandboxIsolation.Mode = .none, spawnError: String? = nil, outputLimitExceeded: Bool = false,
+        diskQuotaExceeded: Bool = false
     ) {
         self.exitCode = exitCode
         self.signal = signal
@@ -45,10 +48,13 @@ public struct TestRunResult: Sendable, Equatable {
         self.isolation = isolation
         self.spawnError = spawnError
         self.outputLimitExceeded = outputLimitExceeded
+        self.diskQuotaExceeded = diskQuotaExceeded
     }
 
     /// Exit code 0 within the time limit.
-    public var passed: Bool { exitCode == 0 && !timedOut && !cancelled && !outputLimitExceeded && phase == .test }
+    public var passed: Bool {
+        exitCode == 0 && !timedOut && !cancelled && !outputLimitExceeded && !diskQuotaExceeded && phase == .test
+    }
 }
 
 /// What to run and under which bounds.
@@ -71,12 +77,22 @@ public struct TestRunConfiguration: Sendable {
     /// CI=1). The server's own environment is *not* inherited: it may hold API keys.
     public var environment: [String: String]
     public var shell: String
+    /// What the run can see under bwrap (ignored unisolated).
+    public var view: SandboxView
+    /// Most bytes the workspace may hold (its repository copy included); nil: unbounded. Checked with
+    /// `du` in a child process every `diskCheckIntervalNanoseconds` while the run goes and once when it
+    /// ends; over it, the process tree is killed and the result says `diskQuotaExceeded`. A test writing
+    /// faster than the checks can overshoot by what it writes in one interval (bounded per file by
+    /// RLIMIT_FSIZE); bwrap's /tmp is a tmpfs bounded by `view.tmpSizeBytes` instead (writes fail ENOSPC).
+    public var diskQuotaBytes: Int?
+    public var diskCheckIntervalNanoseconds: UInt64
 
     public init(
         workspacePath: String, setupCommand: String? = nil, testCommand: String,
         timeoutNanoseconds: UInt64 = 300_000_000_000, limits: ResourceLimits = .sandboxDefault,
         output: OutputLimits = OutputLimits(), allowNetwork: Bool = false, environment: [String: String] = [:],
-        shell: String = "/bin/sh"
+        shell: String = "/bin/sh", view: SandboxView = SandboxView(), diskQuotaBytes: Int? = nil,
+        diskCheckIntervalNanoseconds: UInt64 = 500_000_000
     ) {
         self.workspacePath = workspacePath
         self.setupCommand = setupCommand
@@ -87,6 +103,9 @@ public struct TestRunConfiguration: Sendable {
         self.allowNetwork = allowNetwork
         self.environment = environment
         self.shell = shell
+        self.view = view
+        self.diskQuotaBytes = diskQuotaBytes
+        self.diskCheckIntervalNanoseconds = diskCheckIntervalNanoseconds
     }
 }
 
@@ -116,6 +135,13 @@ public final class TestRun {
     private var timedOut = false
     private var cancelled = false
     private var outputLimitExceeded = false
+    private var diskQuotaExceeded = false
+    /// A `du` of the workspace is running (at most one at a time); these run when it is done.
+    private var diskCheckInFlight = false
+    private var diskCheckWaiters: [() -> Void] = []
+    private var diskTimer: TimerID?
+    /// The last command ended; its result waits for the final disk check.
+    private var ending: (phase: TestRunPhase, status: ProcessExit?)?
     private var finished = false
     private var started = false
     /// Holds the run alive while it runs (the loop's callbacks hold it too, but a timer may be all there is).
@@ -144,22 +170,23 @@ public final class TestRun {
             self.timedOut = true
             self.child?.kill(signal: SIGKILL)
         }
+        scheduleDiskCheck()
         if let setup = configuration.setupCommand {
             run(.setup, setup, onCommandStarted) { [weak self] status in
                 guard let self else { return }
-                if status == .exited(0) && !self.timedOut && !self.cancelled && !self.outputLimitExceeded {
+                if status == .exited(0) && !self.timedOut && !self.cancelled && !self.outputLimitExceeded && !self.diskQuotaExceeded {
                     self.run(.test, self.configuration.testCommand, onCommandStarted) { [weak self] status in
-                        self?.finish(.test, status)
+                        self?.end(.test, status)
                     }
                 } else {
                     if case .exited(let code) = status, !self.timedOut, !self.cancelled {
                         self.collector.note(.stderr, "[medic] setup command failed with exit code \(code); tests not run")
                     }
-                    self.finish(.setup, status)
+                    self.end(.setup, status)
                 }
             }
         } else {
-            run(.test, configuration.testCommand, onCommandStarted) { [weak self] status in self?.finish(.test, status) }
+            run(.test, configuration.testCommand, onCommandStarted) { [weak self] status in self?.end(.test, status) }
         }
     }
 
@@ -188,7 +215,8 @@ public final class TestRun {
         var arguments: [String]
         if isolation.mode == .bwrap, let bwrap = isolation.bwrapPath {
             executable = bwrap
-            arguments = SandboxIsolation.bwrapArguments(workspace: configuration.workspacePath, allowNetwork: configuration.allowNetwork)
+            arguments = SandboxIsolation.bwrapArguments(
+                workspace: configuration.workspacePath, allowNetwork: configuration.allowNetwork, view: configuration.view)
             arguments += ["--", configuration.shell, "-c", command]
         } else {
             executable = configuration.shell
@@ -248,10 +276,64 @@ public final class TestRun {
         for batch in collector.takePending() { onLines(batch.stream, batch.lines) }
     }
 
+    // MARK: disk quota
+
+    private func scheduleDiskCheck() {
+        guard configuration.diskQuotaBytes != nil else { return }
+        diskTimer = loop.schedule(afterNanoseconds: configuration.diskCheckIntervalNanoseconds) { [weak self] in
+            guard let self, !self.finished, self.ending == nil else { return }
+            self.checkDisk { [weak self] in self?.scheduleDiskCheck() }
+        }
+    }
+
+    /// Measures the workspace with `du` (a child process: the walk never runs on the loop thread) and kills
+    /// the run when it is over the quota. `then` runs once the measurement running now is done.
+    private func checkDisk(then: @escaping () -> Void) {
+        guard let quota = configuration.diskQuotaBytes, !diskQuotaExceeded else { return then() }
+        diskCheckWaiters.append(then)
+        guard !diskCheckInFlight else { return }
+        diskCheckInFlight = true
+        let du = ExecutableLocator.find("du") ?? "/usr/bin/du"
+        // -s total, -x one file system, -B1 allocated bytes (sparse files count what they really use); du
+        // follows no symlinks (its default -P).
+        CommandRunner.run(loop: loop, executable: du, arguments: ["-s", "-x", "-B1", "--", configuration.workspacePath],
+                          timeoutNanoseconds: 120_000_000_000) { [weak self] result in
+            guard let self else { return }
+            self.diskCheckInFlight = false
+            // du exits 1 when files vanish during the walk; the total it prints is still the measurement.
+            if case .success(let output) = result, let used = output.stdout.split(separator: "\t").first.flatMap({ Int($0) }),
+               used > quota, !self.finished {
+                self.diskQuotaExceeded = true
+                let outcome = self.ending == nil ? "process tree killed" : "the run failed"
+                self.collector.note(.stderr, "[medic] disk quota exceeded: the workspace holds \(used) bytes, the quota is \(quota): \(outcome)")
+                self.child?.kill(signal: SIGKILL)
+                self.scheduleBatch()
+            }
+            let waiters = self.diskCheckWaiters
+            self.diskCheckWaiters = []
+            for waiter in waiters { waiter() }
+        }
+    }
+
+    /// The last command ended: one more, fresh disk check (a test may fill the disk between two checks and
+    /// exit), then the result.
+    private func end(_ phase: TestRunPhase, _ status: ProcessExit?) {
+        guard ending == nil, !finished else { return }
+        ending = (phase, status)
+        if let diskTimer { loop.cancel(diskTimer) }
+        guard configuration.diskQuotaBytes != nil, !diskQuotaExceeded, !cancelled else { return finish(phase, status) }
+        let finalCheck = { [weak self] in
+            guard let self else { return }
+            self.checkDisk { [weak self] in self?.finish(phase, status) }
+        }
+        if diskCheckInFlight { diskCheckWaiters.append(finalCheck) } else { finalCheck() }
+    }
+
     private func finish(_ phase: TestRunPhase, _ status: ProcessExit?) {
         guard !finished else { return }
         finished = true
         if let deadlineTimer { loop.cancel(deadlineTimer) }
+        if let diskTimer { loop.cancel(diskTimer) }
         if timedOut {
             collector.note(.stderr, "[medic] timed out after \(configuration.timeoutNanoseconds / 1_000_000) ms: process tree killed")
         }
@@ -268,7 +350,7 @@ public final class TestRun {
             exitCode: exitCode, signal: signal, timedOut: timedOut, cancelled: cancelled,
             durationMs: Int((monotonicNanoseconds() - startedAt) / 1_000_000), truncated: collector.truncated,
             outputTail: collector.outputTail, phase: phase, isolation: isolation.mode, spawnError: spawnError,
-            outputLimitExceeded: outputLimitExceeded)
+            outputLimitExceeded: outputLimitExceeded, diskQuotaExceeded: diskQuotaExceeded)
         keepAlive = nil
         onFinished(result)
     }

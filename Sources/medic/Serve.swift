@@ -29,6 +29,9 @@ struct Serve: ParsableCommand {
     @Option(help: "'auto' (default) or 'manual' (failed proposals wait for auto_fix).") var autoFix: String?
     @Option(help: "Seconds before a test run is killed (default 300).") var testTimeout: Int?
     @Option(help: "Allowed browser Origin (repeatable; default: same origin).") var allowOrigin: [String] = []
+    @Option(help: "Extra read-only path visible in sandboxes (repeatable; e.g. /opt/swift).") var sandboxReadonlyPath: [String] = []
+    @Option(help: "'remove' (default) or 'keep' finished proposals' sandboxes.") var sandboxRetention: String?
+    @Option(help: "Disk quota of one test run's workspace, and size of its /tmp, in MB (default 1024).") var sandboxDiskQuotaMb: Int?
     @Option(help: "Log level.") var logLevel: String?
     @Flag(help: "Do not file the demo proposal (otherwise filed on an empty store when the first admin signs in to the page).") var noDemo = false
 
@@ -60,6 +63,9 @@ struct Serve: ParsableCommand {
         if let testTimeout { configuration.testTimeoutSeconds = testTimeout }
         if !allowOrigin.isEmpty { configuration.allowedOrigins = allowOrigin }
         if let logLevel { configuration.logLevel = logLevel }
+        if !sandboxReadonlyPath.isEmpty { configuration.sandboxReadOnlyPaths = sandboxReadonlyPath }
+        if let sandboxRetention { configuration.sandboxRetention = try MedicConfiguration.parseRetention(sandboxRetention) }
+        if let sandboxDiskQuotaMb { configuration.sandboxDiskQuotaMB = sandboxDiskQuotaMb }
         if usesDemo { try DemoSetup.prepareRepository(in: &configuration) }
         try configuration.validate()
 

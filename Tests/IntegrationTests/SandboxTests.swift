@@ -187,6 +187,16 @@ private func probeIsolation(_ loop: EventLoop) -> SandboxIsolation? {
     return isolation
 }
 
+/// The directory of the Swift runtime this process (and the test child) links (e.g. /opt/swift/usr/lib/swift/linux):
+/// sandboxes see only /usr and the configured read-only paths, so runs of the test child add it.
+private let swiftRuntimeView: SandboxView = {
+    guard let maps = readFile("/proc/self/maps"),
+          let line = maps.split(separator: "\n").first(where: { $0.hasSuffix("/libswiftCore.so") }),
+          let start = line.firstIndex(of: "/") else { return SandboxView() }
+    let library = String(line[start...])
+    return SandboxView(readOnlyPaths: [String(library[..<library.lastIndex(of: "/")!])])
+}()
+
 /// Copies the test child into `workspace` (visible inside bwrap, whose /tmp is private) and returns the copy's path.
 private func childInside(_ loop: EventLoop, _ workspace: String) throws -> String {
     let child = try #require(testChildPath)
@@ -534,7 +544,7 @@ private func childInside(_ loop: EventLoop, _ workspace: String) throws -> Strin
             \(child) write-file \(hostTmp) && echo private-tmp-ok; \
             \(child) connect \(listener.port) || echo network-refused
             """
-        let (_, record) = startRun(loop, TestRunConfiguration(workspacePath: workspace, testCommand: command), isolation: isolation)
+        let (_, record) = startRun(loop, TestRunConfiguration(workspacePath: workspace, testCommand: command, view: swiftRuntimeView), isolation: isolation)
         #expect(spin(loop) { record.result != nil })
         #expect(record.result?.isolation == .bwrap)
         #expect(record.lines(.stdout) == ["inside-ok", "outside-refused", "private-tmp-ok", "network-refused"])
@@ -572,7 +582,7 @@ private func childInside(_ loop: EventLoop, _ workspace: String) throws -> Strin
         let (_, record) = startRun(loop, TestRunConfiguration(
             workspacePath: workspace,
             testCommand: "setsid \(child) sleep 1000 \(marker) & \(child) spawn-grandchild-and-sleep \(marker)",
-            timeoutNanoseconds: 1_500_000_000), isolation: isolation)
+            timeoutNanoseconds: 1_500_000_000, view: swiftRuntimeView), isolation: isolation)
         #expect(spin(loop) { record.result != nil })
         #expect(record.result?.timedOut == true)
         #expect(spin(loop, seconds: 10) { processesWithMarker(marker).isEmpty })

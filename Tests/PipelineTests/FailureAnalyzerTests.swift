@@ -270,6 +270,19 @@ struct RealRun {
         #expect(a.rootCause == "The test run exceeded its time limit and was killed")
     }
 
+    @Test func diskQuotaWinsOverTheKillItCaused() {
+        let killed = FailureAnalyzer.analyze(
+            output: "AssertionError: x\n[medic] disk quota exceeded: the workspace holds 3 bytes, the quota is 2: process tree killed\n",
+            exitCode: 137, timedOut: false, signal: 9, repositoryFiles: nil, diskQuotaExceeded: true)
+        #expect(killed.category == .diskQuota)
+        #expect(killed.categories.first == .diskQuota && killed.categories.contains(.assertion))
+        #expect(killed.rootCause == "The test run wrote more than its disk quota")
+        let full = FailureAnalyzer.analyze(
+            output: "OSError: [Errno 28] No space left on device: '/tmp/big'\n", exitCode: 1, timedOut: false, signal: nil, repositoryFiles: nil)
+        #expect(full.category == .diskQuota)
+        #expect(full.rootCause.contains("No space left on device"))
+    }
+
     @Test func signalIsCrash() {
         let a = FailureAnalyzer.analyze(output: "", exitCode: 0, timedOut: false, signal: 11, repositoryFiles: nil)
         #expect(a.category == .crash)

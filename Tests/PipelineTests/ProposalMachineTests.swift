@@ -373,8 +373,12 @@ extension ProposalMachine {
             "interrupted", "withdrawn",
         ])
         #expect(FailureCategory.allCases.map(\.rawValue) == [
-            "import", "syntax", "indentation", "undefined_name", "type", "file_not_found", "assertion", "timeout", "crash", "other",
+            "import", "syntax", "indentation", "undefined_name", "type", "file_not_found", "assertion", "timeout", "crash",
+            "disk_quota", "other",
         ])
+        #expect(PipelineEvent.sandboxReady(revision: 1, isolation: "bwrap", durationMs: 3, warning: nil,
+                                           visible: [SandboxPath(path: "/usr", writable: false), SandboxPath(path: "/w", writable: true)]).data
+            == json(#"{"duration_ms":3,"isolation":"bwrap","revision":1,"visible":[{"mode":"ro","path":"/usr"},{"mode":"rw","path":"/w"}]}"#))
     }
 }
 

@@ -115,7 +115,7 @@ class Fake:
         await self.pause(0.3)
         await self.set_status(p, "deploying")
         await self.pause(0.3)
-        await self.publish(p["topic"], "sandbox_ready", {"revision": rev, "isolation": "bwrap", "duration_ms": 41})
+        await self.publish(p["topic"], "sandbox_ready", {"revision": rev, "isolation": "bwrap", "duration_ms": 41, "visible": [{"path": "/usr", "mode": "ro"}, {"path": "/tmp", "mode": "rw"}]})
         await self.set_status(p, "testing")
         await self.publish(p["topic"], "test_started", {"revision": rev, "command": "python -m pytest -q"})
         passing = p["files"].get("app/pager.py") == FIXED
