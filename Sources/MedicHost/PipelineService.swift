@@ -380,7 +380,7 @@ public final class PipelineService: CommandExecutor {
                 runtime.lastPublishedStatus = next.status
                 self.answer(runtime, .success(ackFields))
                 for effect in effects { self.perform(effect, runtime) }
-                if Self.finishedStatuses.contains(runtime.machine.status) { self.removeSandboxes(of: runtime.id, runtime: runtime) }
+                if runtime.machine.status.releasesSandbox { self.removeSandboxes(of: runtime.id, runtime: runtime) }
             case .success(.duplicateCommand(let response)):
                 self.answer(runtime, .success(Self.fields(ofAck: response)))
             case .failure(let error):
@@ -694,9 +694,6 @@ public final class PipelineService: CommandExecutor {
 
     // MARK: sandboxes
 
-    /// Statuses after which a proposal's sandboxes are never used again (rollback reverts in the repository).
-    static let finishedStatuses: Set<ProposalStatus> = [.applied, .applyFailed, .rejected, .unfixable, .rolledBack]
-
     /// What sandboxes see: the configured extra read-only paths; Medic's data, store, keys and config
     /// covered wherever they lie; /tmp bounded by the disk quota.
     var sandboxView: SandboxView {
@@ -734,7 +731,7 @@ public final class PipelineService: CommandExecutor {
     func removeFinishedSandboxes() {
         guard configuration.sandboxRetention == .remove else { return }
         for name in SandboxDirectory.entries(in: sandboxesRoot) {
-            if let runtime = runtimes[name], !Self.finishedStatuses.contains(runtime.machine.status) { continue }
+            if let runtime = runtimes[name], !runtime.machine.status.releasesSandbox { continue }
             removeSandboxes(of: name, runtime: runtimes[name])
         }
     }

@@ -23,6 +23,17 @@ extension ProposalStatus {
         }
     }
 
+    /// The proposal's sandboxes are never used again (a rollback reverts in the repository itself); an
+    /// `interrupted` proposal keeps its own until it finishes.
+    public var releasesSandbox: Bool {
+        switch self {
+        case .applied, .applyFailed, .rejected, .unfixable, .rolledBack, .withdrawn: true
+        case .proposed, .deploying, .testing, .testsPassed, .testsFailed, .analyzing, .fixing, .awaitingReview, .approved,
+            .applying, .changesRequested, .interrupted:
+            false
+        }
+    }
+
     /// Admins may approve or request changes.
     public var isReviewable: Bool { self == .awaitingReview }
 
