@@ -251,7 +251,7 @@ public final class Connection: IOHandler {
             var leftover = http?.parser.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
-            ws = WebSocketConnection(role: .server, limits: server.websocketLimits)
+            ws = WebSocketConnection(role: .server, limits: policy.restrictedUntilLifted ? server.restrictedWebSocketLimits : server.websocketLimits)
             wsOpen = true
             server.metrics.websocketsOpened += 1
             handler.didOpen(self, request: request, subprotocol: accepted.subprotocol)
@@ -309,6 +309,13 @@ public final class Connection: IOHandler {
         guard admit(frame.count) else { return }
         out.pongQueued = true
         frame.withUnsafeBytes { enqueueCopy($0) }
+    }
+
+    /// Lifts `ServerConfiguration.restrictedWebSocket` (see `WebSocketUpgradePolicy.restrictedUntilLifted`):
+    /// the server's normal WebSocket limits apply from the next frame on.
+    public func liftWebSocketRestriction() {
+        guard ws != nil else { return }
+        ws!.setLimits(server.websocketLimits)
     }
 
     /// Sends one text message (framed here, unmasked: server role).

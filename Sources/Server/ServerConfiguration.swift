@@ -19,6 +19,10 @@ public struct ServerConfiguration: Sendable {
     public var websocketIdleTimeoutMilliseconds: Int = 75_000
     /// How long to wait for the peer's close frame or for queued bytes to drain before cutting a closing connection.
     public var closeTimeoutMilliseconds: Int = 5_000
+    /// WebSocket limits while the upgrade policy asks for them (`WebSocketUpgradePolicy.restrictedUntilLifted`:
+    /// before authentication) until the handler lifts them: a larger message closes with 1009, refused from
+    /// its frame header, before any of it is buffered.
+    public var restrictedWebSocket: WebSocketLimits = .init(maxFrameSize: 8 << 10, maxMessageSize: 8 << 10, maxFragments: 16)
     /// Outbound bytes queued for one connection above which it is closed (1008; it resumes from its last seq).
     public var maxQueuedBytes: Int = 16 << 20
     /// Above this many queued bytes the connection reports itself not writable (fan-out may skip or slow down),
