@@ -490,6 +490,9 @@ public final class Connection: IOHandler {
             return
         }
         server.metrics.bytesOut += before - out.byteCount
+        // A paused connection reads nothing, so `lastActivity` would stand still while its peer is in fact
+        // reading what it asked for: that progress keeps it from counting as idle.
+        if readPaused && out.byteCount != before { lastActivity = server.loop.now }
         if drained {
             self.out = nil
             server.recycle(out)
@@ -539,6 +542,7 @@ public final class Connection: IOHandler {
     /// Closes once everything queued is written (with close_notify on TLS).
     func closeAfterFlush() {
         guard !isClosed else { return }
+        out?.owedPong = nil
         if !closeWhenDrained {
             closeWhenDrained = true
             if closingSince == 0 { closingSince = server.loop.now }
@@ -582,9 +586,9 @@ public final class Connection: IOHandler {
         }
         let idle = now - lastActivity
         if readPaused && ws == nil {
-            // We stopped reading, so `lastActivity` stands still: the idle limit bounds how long a client may
-            // keep us paused without reading what it asked for (no 408: its requests wait on us). A paused
-            // WebSocket keeps the rules below (idle close, the handler's own timeouts).
+            // Paused, `lastActivity` moves only when the client reads (see `flush`): the idle limit bounds how
+            // long it may keep us paused without reading what it asked for (no 408: its requests wait on us).
+            // A paused WebSocket keeps the rules below (idle close, the handler's own timeouts).
             if idle > UInt64(config.httpIdleTimeoutMilliseconds) * 1_000_000 { abort() }
             return
         }
