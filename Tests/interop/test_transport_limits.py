@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from interop_support import free_port
+from interop_support import free_port, wait_for_port
 from medic_server import Medic
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "web-static")
@@ -96,6 +96,7 @@ def medic(tmp_path, tls_files):
     server = Medic(str(tmp_path), extra=["--static", STATIC, "--tls-listen", f"127.0.0.1:{tls_port}",
                                          "--tls-cert", cert, "--tls-key", key]).start()
     server.tls_port = tls_port
+    wait_for_port(tls_port)
     server.cert = cert
     try:
         yield server
@@ -147,10 +148,11 @@ def test_pipelined_requests_that_are_never_read_do_not_grow_the_server(medic, tl
     other.close()
 
 
-def test_ping_flood_from_an_unauthenticated_client_does_not_grow_the_server(medic):
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_ping_flood_from_an_unauthenticated_client_does_not_grow_the_server(medic, tls):
     """Issue item 5: 64 MiB of 125-byte pings from a client that never reads (and never authenticates)."""
     pid = medic.proc.pid
-    sock = connect(medic, False)
+    sock = connect(medic, tls)
     upgrade(sock)
     before = settled_rss_kib(pid, 0.5)
     ping = frame_header(0x9, 125) + b"p" * 125
