@@ -52,7 +52,7 @@ public final class Connection: IOHandler {
     private var respondingToHead = false
     private var respondingKeepAlive = true
     private var processingHTTP = false
-    /// Nothing is read or parsed while set: the output is over the high-water mark (see `pauseIfBacklogged`).
+    /// Nothing is read while set (see `pauseReadingIfNeeded`).
     private var readPaused = false
 
     var registration: Registration? { isRegistered ? Registration(uniqueID: id) : nil }
@@ -99,7 +99,7 @@ public final class Connection: IOHandler {
         let buffer = server.loop.readBuffer
         // Bounded reads per wakeup keep one fast sender from starving the others (level-triggered: we come back).
         for _ in 0..<4 where !isClosed {
-            if pauseIfBacklogged() { return }
+            if pauseReadingIfNeeded() { return }
             let n: Int
             do {
                 switch try Socket.read(fd, into: buffer) {
@@ -170,7 +170,13 @@ public final class Connection: IOHandler {
         defer { processingHTTP = false }
         while !isClosed, !closeWhenDrained, !awaitingResponse, http != nil {
             // Pipelined requests already buffered wait too: pausing the fd alone would not stop them.
-            if pauseIfBacklogged() { return }
+            if queuedBytes >= server.configuration.highWaterMark {
+                if !readPaused {
+                    readPaused = true
+                    updateInterest()
+                }
+                return
+            }
             let request: HTTPRequest?
             do {
                 request = try http!.parser.next()
@@ -513,18 +519,25 @@ public final class Connection: IOHandler {
 
     /// Security issue: a client that pipelines requests (or sends pings or messages) and never reads made us
     /// queue answers without bound. While the output (`queuedBytes`) is at or over the high-water mark this
-    /// connection reads and parses nothing — EPOLLIN is dropped and requests already buffered wait — until
-    /// it drains below the low-water mark (`resumeIfDrained`). Returns true while paused.
-    private func pauseIfBacklogged() -> Bool {
+    /// connection reads and parses nothing — EPOLLIN is dropped and requests already buffered wait (see
+    /// `processHTTP`) — until it drains below the low-water mark (`resumeIfDrained`). Likewise while a
+    /// response is pending and bytes of further requests are already buffered: reading on would only grow
+    /// the parser's buffer (64 MiB of requests behind an asynchronous response grew the server by 69 MB).
+    /// Returns true while paused.
+    private func pauseReadingIfNeeded() -> Bool {
         if readPaused { return true }
-        guard queuedBytes >= server.configuration.highWaterMark else { return false }
+        guard queuedBytes >= server.configuration.highWaterMark || requestsWaitBehindAResponse else { return false }
         readPaused = true
         updateInterest()
         return true
     }
 
+    private var requestsWaitBehindAResponse: Bool {
+        awaitingResponse && http?.parser.hasPartialRequest == true
+    }
+
     private func resumeIfDrained() {
-        guard readPaused, !isClosed, queuedBytes < server.configuration.lowWaterMark else { return }
+        guard readPaused, !isClosed, queuedBytes < server.configuration.lowWaterMark, !requestsWaitBehindAResponse else { return }
         readPaused = false
         updateInterest()
         // Requests read before the pause are still in the parser, and no event will report them.
@@ -585,7 +598,7 @@ public final class Connection: IOHandler {
             return
         }
         let idle = now - lastActivity
-        if readPaused && ws == nil {
+        if readPaused && ws == nil && !awaitingResponse {
             // Paused, `lastActivity` moves only when the client reads (see `flush`): the idle limit bounds how
             // long it may keep us paused without reading what it asked for (no 408: its requests wait on us).
             // A paused WebSocket keeps the rules below (idle close, the handler's own timeouts).

@@ -148,6 +148,22 @@ def test_pipelined_requests_that_are_never_read_do_not_grow_the_server(medic, tl
     other.close()
 
 
+def test_pipelined_requests_behind_a_pending_response_are_not_buffered_without_limit(medic):
+    """Item 4, second form: each request with an unknown token waits for a store lookup (an asynchronous response);
+    meanwhile the server read on and kept every pipelined byte in its parser — 64 MiB of requests, +69 MB."""
+    pid = medic.proc.pid
+    sock = connect(medic, False)
+    before = settled_rss_kib(pid, 0.5)
+    request = b"GET /api/v1/proposals HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n"
+    sent = send_bounded(sock, request * ((64 << 20) // len(request)), 10)
+    grown = settled_rss_kib(pid, 3) - before
+    print(f"sent {sent} bytes of pipelined requests behind pending responses; server VmRSS grew {grown} KiB")
+    assert grown < 16 << 10, f"server grew {grown} KiB for {sent} bytes of requests"
+    sock.settimeout(10)
+    assert recv_exact(sock, 12) == b"HTTP/1.1 401"
+    sock.close()
+
+
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 def test_ping_flood_from_an_unauthenticated_client_does_not_grow_the_server(medic, tls):
     """Issue item 5: 64 MiB of 125-byte pings from a client that never reads (and never authenticates)."""
