@@ -21,9 +21,11 @@ public final class EpollPoller: Poller {
     }
 
     private static func mask(_ interest: Interest) -> UInt32 {
-        // EPOLLRDHUP so a peer's half-close is seen even when we are not reading.
-        var mask = CSYS_EPOLLRDHUP
-        if interest.contains(.read) { mask |= CSYS_EPOLLIN }
+        // EPOLLRDHUP with EPOLLIN, so a peer's half-close is seen even when no bytes follow. Not without
+        // EPOLLIN: a connection that stopped reading (output backpressure) would be woken for it again and
+        // again (level-triggered). EPOLLHUP and EPOLLERR are always reported.
+        var mask: UInt32 = 0
+        if interest.contains(.read) { mask |= CSYS_EPOLLIN | CSYS_EPOLLRDHUP }
         if interest.contains(.write) { mask |= CSYS_EPOLLOUT }
         return mask
     }

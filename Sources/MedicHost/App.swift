@@ -106,7 +106,10 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     public func upgradePolicy(for request: HTTPRequest) -> WebSocketUpgradePolicy? {
         guard request.path == "/ws" else { return nil }
-        return WebSocketUpgradePolicy(subprotocols: [medicSubprotocol], requireSubprotocol: false, origins: originPolicy(for: request))
+        // Until authenticated, messages are capped at the server's restricted limit (8 KiB: the largest hello
+        // fits) and a larger one closes with 1009 from its frame header, before it is buffered or parsed.
+        return WebSocketUpgradePolicy(subprotocols: [medicSubprotocol], requireSubprotocol: false, origins: originPolicy(for: request),
+            restrictedUntilLifted: true)
     }
 
     /// Same origin by default: an Origin whose host:port equals the request's Host, plus configured origins.
@@ -314,6 +317,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                     self.scheduleCredentialRecheck()
                 }
                 session.connection.userData = shared
+                session.connection.liftWebSocketRestriction()
                 self.send(session, ServerMessage.welcome(principal: principal.name, role: principal.role))
                 self.onSessionAuthenticated?(principal)
                 // Every command with an id gets exactly one ack or error (protocol/README.md §2), hello included.

@@ -52,6 +52,8 @@ public final class Connection: IOHandler {
     private var respondingToHead = false
     private var respondingKeepAlive = true
     private var processingHTTP = false
+    /// Nothing is read while set (see `pauseReadingIfNeeded`).
+    private var readPaused = false
 
     var registration: Registration? { isRegistered ? Registration(uniqueID: id) : nil }
     private var requestStartedAt: UInt64 {
@@ -73,8 +75,8 @@ public final class Connection: IOHandler {
 
     /// True once upgraded to WebSocket.
     public var isWebSocket: Bool { ws != nil }
-    /// Bytes waiting to be written.
-    public var queuedBytes: Int { out?.byteCount ?? 0 }
+    /// Bytes waiting to be written, including ciphertext the TLS engine holds until the next flush.
+    public var queuedBytes: Int { (out?.byteCount ?? 0) + (tls?.pendingOutputCount ?? 0) }
     /// False above the high-water mark: a fan-out may prefer to drop this subscriber early.
     public var isWritable: Bool { queuedBytes < server.configuration.highWaterMark }
     public var isTLS: Bool { tls != nil }
@@ -83,13 +85,21 @@ public final class Connection: IOHandler {
 
     public func ioReady(_ events: IOEvents) {
         if events.contains(.writable) { flush() }
-        if events.contains(.readable) || events.contains(.hangup) { readAvailable() }
+        guard events.contains(.readable) || events.contains(.hangup), !isClosed else { return }
+        if readPaused {
+            // Paused, we ask for neither EPOLLIN nor EPOLLRDHUP: a hang-up now is EPOLLHUP/EPOLLERR, the peer
+            // is gone and what is queued cannot be delivered.
+            if events.contains(.hangup) { abort() }
+            return
+        }
+        readAvailable()
     }
 
     private func readAvailable() {
         let buffer = server.loop.readBuffer
         // Bounded reads per wakeup keep one fast sender from starving the others (level-triggered: we come back).
         for _ in 0..<4 where !isClosed {
+            if pauseReadingIfNeeded() { return }
             let n: Int
             do {
                 switch try Socket.read(fd, into: buffer) {
@@ -159,6 +169,14 @@ public final class Connection: IOHandler {
         processingHTTP = true
         defer { processingHTTP = false }
         while !isClosed, !closeWhenDrained, !awaitingResponse, http != nil {
+            // Pipelined requests already buffered wait too: pausing the fd alone would not stop them.
+            if queuedBytes >= server.configuration.highWaterMark {
+                if !readPaused {
+                    readPaused = true
+                    updateInterest()
+                }
+                return
+            }
             let request: HTTPRequest?
             do {
                 request = try http!.parser.next()
@@ -191,6 +209,11 @@ public final class Connection: IOHandler {
     public func respond(_ response: HTTPResponse) {
         guard !isClosed, awaitingResponse else { return }
         awaitingResponse = false
+        // Unreachable while reading pauses at the high-water mark (below the limit); kept as the hard stop.
+        if queuedBytes >= server.configuration.maxQueuedBytes {
+            abort()
+            return
+        }
         let bytes = response.encode(headOnly: respondingToHead, keepAlive: respondingKeepAlive, date: server.httpDate())
         bytes.withUnsafeBytes { enqueueCopy($0) }
         if !respondingKeepAlive {
@@ -234,7 +257,7 @@ public final class Connection: IOHandler {
             var leftover = http?.parser.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
-            ws = WebSocketConnection(role: .server, limits: server.websocketLimits)
+            ws = WebSocketConnection(role: .server, limits: policy.restrictedUntilLifted ? server.restrictedWebSocketLimits : server.websocketLimits)
             wsOpen = true
             server.metrics.websocketsOpened += 1
             handler.didOpen(self, request: request, subprotocol: accepted.subprotocol)
@@ -263,13 +286,42 @@ public final class Connection: IOHandler {
                 server.metrics.messagesIn += 1
                 payload.withUnsafeBytes { handler?.didReceive(self, opcode: opcode, payload: $0) }
             case .send(let frame):
-                frame.withUnsafeBytes { enqueueCopy($0) }
+                // A server's frames are unmasked with FIN set: 0x8A is a Pong, anything else a Close.
+                if frame.first == 0x8A {
+                    sendPong(frame)
+                } else {
+                    out?.owedPong = nil  // nothing follows a Close (RFC 6455 §5.5.1)
+                    frame.withUnsafeBytes { enqueueCopy($0) }
+                }
             case .pong:
                 pingSentAt = 0
             case .close:
                 closeAfterFlush()
             }
         }
+    }
+
+    /// Answers a Ping (RFC 6455 §5.5.2) within the queue limit. §5.5.3: "If an endpoint receives a Ping frame
+    /// and has not yet sent Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect to
+    /// send a Pong frame for only the most recently processed Ping frame." So while a Pong is still queued,
+    /// the new one is only remembered (replacing an older one) and queued when the queue empties: a Ping
+    /// flood from a client that does not read costs one Pong, not one per Ping.
+    private func sendPong(_ frame: [UInt8]) {
+        let out = outbound()
+        if out.pongQueued {
+            out.owedPong = frame
+            return
+        }
+        guard admit(frame.count) else { return }
+        out.pongQueued = true
+        frame.withUnsafeBytes { enqueueCopy($0) }
+    }
+
+    /// Lifts `ServerConfiguration.restrictedWebSocket` (see `WebSocketUpgradePolicy.restrictedUntilLifted`):
+    /// the server's normal WebSocket limits apply from the next frame on.
+    public func liftWebSocketRestriction() {
+        guard ws != nil else { return }
+        ws!.setLimits(server.websocketLimits)
     }
 
     /// Sends one text message (framed here, unmasked: server role).
@@ -326,6 +378,7 @@ public final class Connection: IOHandler {
         if wsOpen {
             let frame = ws!.initiateClose(code: code, reason: reason)
             wsOpen = false
+            out?.owedPong = nil  // nothing follows a Close (RFC 6455 §5.5.1)
             frame.withUnsafeBytes { enqueueCopy($0) }
             closingSince = server.loop.now
             // We keep reading until the peer's close arrives (its .close action) or the timeout in `sweep`.
@@ -371,8 +424,9 @@ public final class Connection: IOHandler {
         return true
     }
 
-    /// Queues a copy of bytes for this connection alone — responses and control frames, outside the queue
-    /// limit (through TLS when on).
+    /// Queues a copy of bytes for this connection alone — responses and control frames (through TLS when
+    /// on). Callers bound them: a response per request read and a Pong per drained queue (both only while
+    /// reading, i.e. below the high-water mark), a Close or keepalive Ping once.
     private func enqueueCopy(_ bytes: UnsafeRawBufferPointer) {
         guard !isClosed else { return }
         if let tls {
@@ -416,32 +470,92 @@ public final class Connection: IOHandler {
             return
         }
         let before = out.byteCount
-        let drained: Bool
+        var drained: Bool
         do {
             drained = try out.flush(fd: fd, vectors: server.vectors)
+            if drained, let pong = out.owedPong {
+                // The queue emptied with a Pong owed (see `sendPong`): it goes now.
+                out.owedPong = nil
+                out.pongQueued = true
+                if let tls {
+                    if pong.withUnsafeBytes({ tls.writePlaintext($0) }) != nil {
+                        abort()
+                        return
+                    }
+                    var scratch = server.takePlaintextScratch()
+                    tls.drainCiphertext(into: &scratch)
+                    scratch.withUnsafeBytes { out.appendCopy($0) }
+                    server.returnPlaintextScratch(scratch)
+                } else {
+                    pong.withUnsafeBytes { out.appendCopy($0) }
+                }
+                drained = try out.flush(fd: fd, vectors: server.vectors)
+            }
         } catch {
             abort()
             return
         }
         server.metrics.bytesOut += before - out.byteCount
+        // A paused connection reads nothing, so `lastActivity` would stand still while its peer is in fact
+        // reading what it asked for: that progress keeps it from counting as idle.
+        if readPaused && out.byteCount != before { lastActivity = server.loop.now }
         if drained {
             self.out = nil
             server.recycle(out)
             if writeArmed {
                 writeArmed = false
-                if let registration { server.loop.setInterest(registration, .read) }
+                updateInterest()
             }
             if closeWhenDrained { finishClose() }
         } else if !writeArmed {
             // Arm EPOLLOUT only after a short write; disarm when drained (redis handleClientsWithPendingWrites).
             writeArmed = true
-            if let registration { server.loop.setInterest(registration, [.read, .write]) }
+            updateInterest()
         }
+        if readPaused { resumeIfDrained() }
+    }
+
+    // MARK: backpressure
+
+    /// Security issue: a client that pipelines requests (or sends pings or messages) and never reads made us
+    /// queue answers without bound. While the output (`queuedBytes`) is at or over the high-water mark this
+    /// connection reads and parses nothing — EPOLLIN is dropped and requests already buffered wait (see
+    /// `processHTTP`) — until it drains below the low-water mark (`resumeIfDrained`). Likewise while a
+    /// response is pending and bytes of further requests are already buffered: reading on would only grow
+    /// the parser's buffer (64 MiB of requests behind an asynchronous response grew the server by 69 MB).
+    /// Returns true while paused.
+    private func pauseReadingIfNeeded() -> Bool {
+        if readPaused { return true }
+        guard queuedBytes >= server.configuration.highWaterMark || requestsWaitBehindAResponse else { return false }
+        readPaused = true
+        updateInterest()
+        return true
+    }
+
+    private var requestsWaitBehindAResponse: Bool {
+        awaitingResponse && http?.parser.hasPartialRequest == true
+    }
+
+    private func resumeIfDrained() {
+        guard readPaused, !isClosed, queuedBytes < server.configuration.lowWaterMark, !requestsWaitBehindAResponse else { return }
+        readPaused = false
+        updateInterest()
+        // Requests read before the pause are still in the parser, and no event will report them.
+        if http != nil && !awaitingResponse { processHTTP() }
+    }
+
+    /// EPOLLIN unless paused, EPOLLOUT while a short write waits.
+    private func updateInterest() {
+        guard let registration else { return }
+        var interest: Interest = readPaused ? .none : .read
+        if writeArmed { interest.insert(.write) }
+        server.loop.setInterest(registration, interest)
     }
 
     /// Closes once everything queued is written (with close_notify on TLS).
     func closeAfterFlush() {
         guard !isClosed else { return }
+        out?.owedPong = nil
         if !closeWhenDrained {
             closeWhenDrained = true
             if closingSince == 0 { closingSince = server.loop.now }
@@ -484,6 +598,13 @@ public final class Connection: IOHandler {
             return
         }
         let idle = now - lastActivity
+        if readPaused && ws == nil && !awaitingResponse {
+            // Paused, `lastActivity` moves only when the client reads (see `flush`): the idle limit bounds how
+            // long it may keep us paused without reading what it asked for (no 408: its requests wait on us).
+            // A paused WebSocket keeps the rules below (idle close, the handler's own timeouts).
+            if idle > UInt64(config.httpIdleTimeoutMilliseconds) * 1_000_000 { abort() }
+            return
+        }
         if ws != nil {
             if idle > UInt64(config.websocketIdleTimeoutMilliseconds) * 1_000_000 {
                 close(code: 1001, reason: "idle timeout")

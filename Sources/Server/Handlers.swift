@@ -15,11 +15,15 @@ public struct WebSocketUpgradePolicy: Sendable {
     /// When true, a client offering none of `subprotocols` is refused (400).
     public var requireSubprotocol: Bool
     public var origins: OriginPolicy
+    /// When true, the session starts with `ServerConfiguration.restrictedWebSocket` (small messages: before
+    /// authentication) until the handler calls `Connection.liftWebSocketRestriction()`.
+    public var restrictedUntilLifted: Bool
 
-    public init(subprotocols: [String] = [], requireSubprotocol: Bool = false, origins: OriginPolicy = .any) {
+    public init(subprotocols: [String] = [], requireSubprotocol: Bool = false, origins: OriginPolicy = .any, restrictedUntilLifted: Bool = false) {
         self.subprotocols = subprotocols
         self.requireSubprotocol = requireSubprotocol
         self.origins = origins
+        self.restrictedUntilLifted = restrictedUntilLifted
     }
 }
 

@@ -25,6 +25,12 @@ final class Outbound {
     private var stagingUsed = 0
     /// Bytes queued and not yet written.
     private(set) var byteCount = 0
+    /// A Pong of this connection is queued and not completely written (cleared when the queue empties).
+    var pongQueued = false
+    /// The Pong answering the latest Ping, held back while an earlier Pong is still queued and queued by the
+    /// connection when this queue empties (RFC 6455 §5.5.3: only the most recent Ping needs an answer). It
+    /// lives here, not in the connection, so an idle connection pays nothing for it.
+    var owedPong: [UInt8]?
 
     deinit { staging?.deallocate() }
 
@@ -95,7 +101,7 @@ final class Outbound {
             }
         }
         if head == segments.count {
-            reset()
+            empty()
         } else if head > 64 && head * 2 > segments.count {
             segments.removeFirst(head)
             head = 0
@@ -112,8 +118,15 @@ final class Outbound {
         if byteCount == 0 { reset() }
     }
 
-    /// Forgets everything queued; capacity is kept within the pool's bounds.
+    /// Forgets everything queued, an owed Pong included; capacity is kept within the pool's bounds.
     func reset() {
+        owedPong = nil
+        empty()
+    }
+
+    /// Everything was written (or dropped): forgets the segments but keeps an owed Pong.
+    private func empty() {
+        pongQueued = false
         segments.removeAll(keepingCapacity: segments.capacity <= 1024)
         head = 0
         headStarted = false

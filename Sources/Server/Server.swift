@@ -45,6 +45,8 @@ public final class Server {
     let vectors = IOVectors()
     /// One copy of the WebSocket limits for every connection.
     let websocketLimits: WebSocketLimits.Shared
+    /// One copy of the restricted limits (before the handler lifts them) for every connection.
+    let restrictedWebSocketLimits: WebSocketLimits.Shared
     private var plaintextScratch: [UInt8] = []
     private var actionScratch: [WebSocketAction] = []
     private var sweepTimer: TimerID?
@@ -58,6 +60,7 @@ public final class Server {
         self.httpHandler = http
         self.websocketHandler = websocket
         self.websocketLimits = WebSocketLimits.Shared(configuration.websocket)
+        self.restrictedWebSocketLimits = WebSocketLimits.Shared(configuration.restrictedWebSocket)
         loop.addBeforeSleepHook { [unowned self] in self.beforeSleep() }
         scheduleSweep()
     }

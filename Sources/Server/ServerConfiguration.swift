@@ -19,10 +19,18 @@ public struct ServerConfiguration: Sendable {
     public var websocketIdleTimeoutMilliseconds: Int = 75_000
     /// How long to wait for the peer's close frame or for queued bytes to drain before cutting a closing connection.
     public var closeTimeoutMilliseconds: Int = 5_000
+    /// WebSocket limits while the upgrade policy asks for them (`WebSocketUpgradePolicy.restrictedUntilLifted`:
+    /// before authentication) until the handler lifts them: a larger message closes with 1009, refused from
+    /// its frame header, before any of it is buffered.
+    public var restrictedWebSocket: WebSocketLimits = .init(maxFrameSize: 8 << 10, maxMessageSize: 8 << 10, maxFragments: 16)
     /// Outbound bytes queued for one connection above which it is closed (1008; it resumes from its last seq).
     public var maxQueuedBytes: Int = 16 << 20
-    /// Above this many queued bytes the connection reports itself not writable (fan-out may skip or slow down).
+    /// Above this many queued bytes the connection reports itself not writable (fan-out may skip or slow down),
+    /// and nothing more is read or parsed from it (HTTP and WebSocket, plain and TLS) until its output drains
+    /// below `lowWaterMark`: a client that sends without reading stalls itself instead of growing our memory.
     public var highWaterMark: Int = 1 << 20
+    /// A connection paused at the high-water mark resumes reading once its queued output is below this.
+    public var lowWaterMark: Int = 256 << 10
     /// Maximum simultaneous connections; further accepts are closed at once.
     public var maxConnections: Int = 100_000
     /// How long a graceful shutdown waits for connections to close before cutting them.

@@ -74,7 +74,8 @@ public final class StaticFiles {
     /// 404 for missing files, escapes, symlinks pointing outside root, dotfiles, directories
     /// without index.html and files over `maxFileBytes`; "/" and directories serve their
     /// index.html. A directory requested without its trailing slash is redirected (301) to
-    /// the slash form, so relative links inside its index.html resolve correctly.
+    /// the slash form (repeated slashes collapsed: never a protocol-relative `//host`), so
+    /// relative links inside its index.html resolve correctly.
     public func respond(to request: HTTPRequest) -> HTTPResponse? {
         guard request.method == "GET" || request.method == "HEAD" else { return nil }
         guard let segments = PathSanitizer.relativeSegments(request.path),
@@ -85,7 +86,9 @@ public final class StaticFiles {
         guard var resolved = contained(candidate), var info = Self.status(resolved) else { return Self.notFound() }
         if info.isDirectory {
             if !request.path.hasSuffix("/") {
-                let location = request.path + "/" + (request.query.map { "?" + $0 } ?? "")
+                // Repeated slashes collapsed: a Location starting with "//" is protocol-relative (RFC 3986
+                // §4.2), so `GET //evil.example` must not answer `Location: //evil.example/`.
+                let location = Self.collapsingSlashes(request.path) + "/" + (request.query.map { "?" + $0 } ?? "")
                 return HTTPResponse(status: 301, headers: ["Location": location, "Cache-Control": "no-cache"])
             }
             guard let index = contained(resolved + "/index.html"), let indexInfo = Self.status(index) else {
@@ -155,6 +158,20 @@ public final class StaticFiles {
             return file.mtimeSeconds <= date
         }
         return false
+    }
+
+    /// `path` with every run of slashes reduced to one.
+    static func collapsingSlashes(_ path: String) -> String {
+        guard path.contains("//") else { return path }
+        var out = ""
+        out.reserveCapacity(path.utf8.count)
+        var previousWasSlash = false
+        for character in path {
+            if character == "/" && previousWasSlash { continue }
+            previousWasSlash = character == "/"
+            out.append(character)
+        }
+        return out
     }
 
     private static func notFound() -> HTTPResponse {

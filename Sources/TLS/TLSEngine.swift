@@ -227,6 +227,13 @@ public final class TLSEngine {
         return copenssl_bio_ctrl_pending(writeBIO) > 0
     }
 
+    /// Bytes `drainCiphertext` would append, plus plaintext held until the handshake completes (what this
+    /// engine holds for the peer: counted against a connection's output limits).
+    public var pendingOutputCount: Int {
+        guard let ssl, let writeBIO = SSL_get_wbio(ssl) else { return 0 }
+        return copenssl_bio_ctrl_pending(writeBIO) + pendingPlaintext.count
+    }
+
     // MARK: State
 
     /// Whether the handshake finished (stays true after shutdown or a later failure).

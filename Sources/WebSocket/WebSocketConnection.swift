@@ -39,7 +39,7 @@ public struct WebSocketConnection: Sendable {
     private var messageLength = 0
     /// Payload of the control frame being read: at most 125 bytes (§5.5), reused across frames.
     private var control: [UInt8] = []
-    private let sharedLimits: WebSocketLimits.Shared
+    private var sharedLimits: WebSocketLimits.Shared
     /// Why we failed the connection, if we did (for the executor's log line).
     public private(set) var failure: WebSocketProtocolError?
     private var fragmentCount: UInt32 = 0
@@ -68,6 +68,12 @@ public struct WebSocketConnection: Sendable {
     public init(role: WebSocketRole, limits: WebSocketLimits.Shared) {
         self.role = role
         self.sharedLimits = limits
+    }
+
+    /// Replaces the limits (e.g. larger ones once the peer is authenticated). They apply from the next frame
+    /// header on, including to the rest of a fragmented message in progress (checked against its size so far).
+    public mutating func setLimits(_ limits: WebSocketLimits.Shared) {
+        sharedLimits = limits
     }
 
     /// Feeds received bytes (split anywhere) and appends the resulting actions to `actions`.

@@ -119,6 +119,14 @@ final class WebRoot {
         #expect(response.headers["Location"] == "/sub/?x=1")
     }
 
+    /// `Location: //sub/` would be protocol-relative: a browser would go to the host `sub`.
+    @Test(arguments: ["//sub", "///sub", "//sub?x=1", "/sub//"])
+    func redirectNeverStartsWithTwoSlashes(target: String) throws {
+        let response = try get(target)
+        let location = response.headers["Location"]
+        #expect(location == nil || location!.hasPrefix("/sub/") && !location!.hasPrefix("//"), "\(target) → \(location ?? "-")")
+    }
+
     @Test(arguments: [
         "/missing.html", "/empty/", "/sub/missing", "/../outside.txt", "/%2e%2e/outside.txt", "/sub/%2e%2e/%2e%2e/outside.txt",
         "/..%2foutside.txt", "/etc-link/passwd", "/etc-link/", "/passwd-link", "/outside-link", "/noindex/",

@@ -197,18 +197,22 @@ struct TransportTests {
         #expect(frame.opcode == 9)
     }
 
+    /// Invariant 4 on the fan-out path: frames the server pushes (not replies to what the client sends, which
+    /// pause reading instead) to a client that does not read pass the queue limit → 1008.
     @Test func slowConsumerIsClosedWith1008() throws {
-        let (thread, port) = try startEchoServer {
+        let (thread, started) = try startEchoServerWithHandle {
             $0.maxQueuedBytes = 256 << 10
             $0.closeTimeoutMilliseconds = 60_000
         }
         defer { thread.stop() }
-        let client = try TestClient(port: port, timeoutSeconds: 20)
+        let client = try TestClient(port: started.port, timeoutSeconds: 20)
         try client.upgrade()
-        let chunk = [UInt8](repeating: 0x42, count: 64 << 10)
-        // Keep sending without reading: the server's queue for us grows past its limit.
-        for _ in 0..<200 {
-            do { try client.sendFrame(opcode: 2, payload: chunk) } catch { break }
+        let server = started.server
+        thread.sync { _ in
+            let frame = [UInt8](repeating: 0x42, count: 64 << 10).withUnsafeBytes { WebSocketFrame.encodeShared(.binary, payload: $0) }
+            for connection in server.value.allConnections {
+                for _ in 0..<64 where connection.send(frame: frame) {}
+            }
         }
         var sawClose: UInt16?
         while sawClose == nil {
@@ -216,6 +220,43 @@ struct TransportTests {
             if frame.opcode == 8 { sawClose = frame.closeCode }
         }
         #expect(sawClose == 1008)
+    }
+
+    /// Security issue item 4, WebSocket side: a client that sends and never reads its echoes. Before, every
+    /// echo was queued until the connection passed its queue limit (1008); now the server stops reading while
+    /// the connection's output is over the high-water mark, so the queue stays near it and nothing is lost.
+    @Test(arguments: [false, true])
+    func echoFloodThatIsNeverReadPausesReadingInsteadOfQueueing(tls: Bool) throws {
+        let (thread, started) = try startEchoServerWithHandle(tls: tls) {
+            $0.maxQueuedBytes = 4 << 20
+            $0.closeTimeoutMilliseconds = 60_000
+        }
+        defer { thread.stop() }
+        let context = try tls ? TLSContext.client(trustedCAPath: TestCertificates.localhost().certificatePath, verifyPeer: true) : nil
+        let client = try TestClient(port: started.port, tls: context, timeoutSeconds: 20)
+        try client.upgrade()
+        // Sends block once the server stops reading: give up after 1 s without progress (bounded: 32 MiB, 20 s).
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(client.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let chunk = [UInt8](repeating: 0x42, count: 64 << 10)
+        var sentFrames = 0
+        let deadline = Date().addingTimeInterval(20)
+        while sentFrames < 512 && Date() < deadline {
+            do { try client.sendFrame(opcode: 2, payload: chunk) } catch { break }
+            sentFrames += 1
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let server = started.server
+        let queued = thread.sync { _ in server.value.allConnections.map(\.queuedBytes).max() ?? 0 }
+        // High-water mark (1 MiB) plus what one read (256 KiB) can add.
+        #expect(queued <= (1 << 20) + (512 << 10), "queued \(queued) bytes after \(sentFrames) frames")
+        #expect(sentFrames >= 16, "only \(sentFrames) frames went out")
+        // Reading resumes as the client drains: every complete frame sent is echoed, and nothing closes.
+        for index in 0..<sentFrames {
+            let frame = try client.readFrame()
+            #expect(frame.opcode == 2 && frame.payload.count == chunk.count, "frame \(index): opcode \(frame.opcode) code \(String(describing: frame.closeCode))")
+            if frame.opcode != 2 { break }
+        }
     }
 
     @Test func gracefulShutdownSends1001() throws {

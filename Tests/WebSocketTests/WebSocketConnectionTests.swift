@@ -441,6 +441,26 @@ import Testing
         #expect(actions == [.message(.binary, bytes(count: 100)), .message(.binary, bytes(count: 100))])
     }
 
+    /// A session starts small (before authentication) and is lifted later: the new limits apply from the next
+    /// frame header, to the rest of a message in progress too.
+    @Test func setLimitsAppliesFromTheNextFrame() {
+        var connection = WebSocketConnection(role: .server, limits: WebSocketLimits(maxFrameSize: 10, maxMessageSize: 10))
+        func receive(_ input: [UInt8]) -> [Act] {
+            var actions: [WebSocketAction] = []
+            return input.withUnsafeBytes { raw in
+                connection.receive(raw, into: &actions)
+                return actions.map { Act($0, input: raw) }
+            }
+        }
+        #expect(receive(clientFrame(.binary, bytes(count: 8), fin: false)) == [])
+        connection.setLimits(WebSocketLimits.Shared(limits))
+        let rest = bytes(count: 90, seed: 2)
+        #expect(receive(clientFrame(.continuation, rest) + clientFrame(.binary, bytes(count: 100)))
+            == [.message(.binary, bytes(count: 8) + rest), .message(.binary, bytes(count: 100))])
+        connection.setLimits(WebSocketLimits.Shared(WebSocketLimits(maxFrameSize: 10, maxMessageSize: 10)))
+        #expect(receive(Array(clientFrame(.text, bytes(count: 11)).prefix(6))) == failure(1009))
+    }
+
     @Test func defaults() {
         let defaults = WebSocketLimits()
         #expect(defaults.maxFrameSize == 1 << 20)
