@@ -301,7 +301,9 @@ def test_sign_in_links_are_single_use_and_die_with_their_principal(medic):
 
 
 def test_withdraw_stops_a_running_test_and_dead_ends_can_be_closed(tmp_path):
-    medic = Medic(str(tmp_path), test_command="sleep 60").start()
+    # A command line no other process on the machine has, so pgrep finds only this test's run.
+    sleeper = f"sleep 59.{os.getpid():06d}"
+    medic = Medic(str(tmp_path), test_command=sleeper).start()
     try:
         admin = medic.token("admin1", "admin")
         bot = medic.token("bot", "bot")
@@ -327,10 +329,10 @@ def test_withdraw_stops_a_running_test_and_dead_ends_can_be_closed(tmp_path):
         while time.time() < deadline and os.path.exists(sandboxes) and os.listdir(sandboxes):
             time.sleep(0.1)
         assert not (os.path.exists(sandboxes) and os.listdir(sandboxes)), "the sandbox outlived the withdrawal"
-        # `pgrep -x -f`: the whole command line is exactly the test's `sleep 60` (not medic serve's own arguments).
-        while time.time() < deadline and subprocess.run(["pgrep", "-x", "-f", "sleep 60"], capture_output=True).returncode == 0:
+        # `pgrep -x -f`: the whole command line is exactly the test's sleeper (not medic serve's own arguments).
+        while time.time() < deadline and subprocess.run(["pgrep", "-x", "-f", sleeper], capture_output=True).returncode == 0:
             time.sleep(0.1)
-        assert subprocess.run(["pgrep", "-x", "-f", "sleep 60"], capture_output=True).returncode != 0, "the test command still runs"
+        assert subprocess.run(["pgrep", "-x", "-f", sleeper], capture_output=True).returncode != 0, "the test command still runs"
         assert http(medic, "POST", f"/api/v1/proposals/{proposal}/withdraw", admin, {})[0] == 409
         detail = http(medic, "GET", f"/api/v1/proposals/{proposal}", admin)[1]
         assert detail["status"] == "withdrawn"
