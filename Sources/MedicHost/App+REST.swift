@@ -145,6 +145,21 @@ extension App {
             }) { (page: EventPage) in
                 .object(["topic": .string(topic), "head": .int(page.head), "events": .array(page.events.map(Self.json(event:)))])
             }
+        } else if method == "GET", parts.count == 7, parts[0...2] == ["api", "v1", "proposals"], parts[4] == "revisions", parts[6] == "base",
+            Topic.isValidProposalID(parts[3]), let revision = Int(parts[5]), revision >= 1
+        {
+            guard let commands else { return respondError(ProtocolError(code: .internal, message: "pipeline not configured"), on: connection) }
+            commands.baseFiles(proposal: parts[3], revision: revision) { [unretained] result in
+                guard let self = unretained.value, !connection.isClosed else { return }
+                switch result {
+                case .success(let json):
+                    var headers = HTTPHeaders()
+                    headers.add("Content-Type", "application/json")
+                    connection.respond(HTTPResponse(status: 200, headers: headers, body: json.bytes))
+                case .failure(let error):
+                    self.respondError(error, on: connection)
+                }
+            }
         } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "review"]) {
             guard let body = jsonBody(request, on: connection) else { return }
             switch ClientMessage.decodeReviewBody(proposal: id, body: body, limits: protocolLimits) {

@@ -462,7 +462,7 @@ public final class PipelineService: CommandExecutor {
                         let visible = self.isolation.visiblePaths(workspace: workspace.path, view: self.sandboxView)
                             .map { SandboxPath(path: $0.path, writable: $0.mode == .rw) }
                         self.feed(runtime, .sandboxReady(isolation: self.isolation.mode.rawValue, durationMs: workspace.creationMilliseconds,
-                                                         warning: self.isolation.warning, visible: visible))
+                                                         warning: self.isolation.warning, visible: visible, baseCommit: workspace.baseCommit))
                     }
                 }
             }
@@ -585,6 +585,35 @@ public final class PipelineService: CommandExecutor {
                     }
                 }
             })
+    }
+
+    public func baseFiles(proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void) {
+        guard let runtime = runtimes[proposal], let rev = runtime.machine.revisions.first(where: { $0.number == revision }) else {
+            return reply(.failure(ProtocolError(code: .notFound, message: "no revision \(revision) of proposal \(proposal)")))
+        }
+        guard let repository = runtime.repository, let commit = rev.baseCommit else {
+            return reply(.failure(ProtocolError(code: .invalidState, message: "revision \(revision) has no base commit (not deployed yet, or not a git repository)")))
+        }
+        let paths = rev.changes.filter { $0.action != .create }.map(\.path)
+        gitRepository(repository).files(at: commit, paths: paths) { result in
+            switch result {
+            case .failure(let error):
+                reply(.failure(ProtocolError(code: .internal, message: "reading the base files failed: \(error)")))
+            case .success(let files):
+                var object = JSONObject()
+                var omitted: [JSONValue] = []
+                for path in paths {
+                    switch files[path] ?? .absent {
+                    case .text(let content): object[path] = .string(content)
+                    case .absent: object[path] = .null
+                    case .omitted: omitted.append(.string(path))
+                    }
+                }
+                reply(.success(.object([
+                    "revision": .int(Int64(revision)), "base_commit": .string(commit), "files": .object(object), "omitted": .array(omitted),
+                ])))
+            }
+        }
     }
 
     private func gitRepository(_ repository: RepositoryConfig) -> GitRepository {

@@ -25,6 +25,9 @@ public protocol CommandExecutor: AnyObject {
     func execute(_ message: ClientMessage, commandID: String?, principal: Principal, reply: @escaping CommandReply)
     /// The pipeline metrics (the `stats` ack's fields), read by `/metrics` without a command or a principal.
     func stats() -> JSONObject
+    /// The repository's files at revision `revision`'s base commit that the revision modifies or deletes
+    /// (`GET /api/v1/proposals/{id}/revisions/{n}/base`).
+    func baseFiles(proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void)
 }
 
 /// How the pipeline stores and publishes events. Implemented by `App`.

@@ -39,7 +39,7 @@ public struct SandboxPath: Sendable, Hashable {
 public enum PipelineEvent: Sendable, Hashable {
     case proposalCreated(ProposalInfo, status: ProposalStatus, revision: Revision, maxAttempts: Int)
     case statusChanged(ProposalStatus, revision: Int, attempt: Int, maxAttempts: Int, reason: String?)
-    case sandboxReady(revision: Int, isolation: String, durationMs: Int, warning: String?, visible: [SandboxPath] = [])
+    case sandboxReady(revision: Int, isolation: String, durationMs: Int, warning: String?, visible: [SandboxPath] = [], baseCommit: String? = nil)
     case testFinished(revision: Int, TestResult)
     case analysis(revision: Int, FailureAnalysis)
     case fixStarted(revision: Int, attempt: Int, maxAttempts: Int)
@@ -89,9 +89,10 @@ public enum PipelineEvent: Sendable, Hashable {
             ]
             if let reason { o["reason"] = .string(reason) }
             return .object(o)
-        case .sandboxReady(let revision, let isolation, let durationMs, let warning, let visible):
+        case .sandboxReady(let revision, let isolation, let durationMs, let warning, let visible, let baseCommit):
             var o: JSONObject = ["revision": .integer(revision), "isolation": .string(isolation), "duration_ms": .integer(durationMs)]
             if let warning { o["warning"] = .string(warning) }
+            if let baseCommit { o["base_commit"] = .string(baseCommit) }
             o["visible"] = .array(visible.map { .object(["path": .string($0.path), "mode": .string($0.writable ? "rw" : "ro")]) })
             return .object(o)
         case .testFinished(let revision, let r):

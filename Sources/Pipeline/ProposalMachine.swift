@@ -45,7 +45,7 @@ public enum ProposalEvent: Sendable, Hashable {
     /// The proposal was stored with its author's patch as revision 1.
     case created(Revision)
     /// The sandbox holds the current revision.
-    case sandboxReady(isolation: String = "none", durationMs: Int = 0, warning: String? = nil, visible: [SandboxPath] = [])
+    case sandboxReady(isolation: String = "none", durationMs: Int = 0, warning: String? = nil, visible: [SandboxPath] = [], baseCommit: String? = nil)
     /// The sandbox could not be prepared (e.g. a modify of a missing file); handled like a failed run.
     case sandboxFailed(reason: String)
     /// The test run ended; `outputSummary` is the end of its output, kept for the fix prompt.
@@ -199,7 +199,8 @@ public struct ProposalMachine: Sendable, Codable {
     public mutating func handle(_ event: ProposalEvent) -> [ProposalAction] {
         switch event {
         case .created(let revision): return created(revision)
-        case .sandboxReady(let isolation, let durationMs, let warning, let visible): return sandboxReady(isolation, durationMs, warning, visible)
+        case .sandboxReady(let isolation, let durationMs, let warning, let visible, let baseCommit):
+            return sandboxReady(isolation, durationMs, warning, visible, baseCommit)
         case .sandboxFailed(let reason): return sandboxFailed(reason)
         case .testsFinished(let result, let output): return testsFinished(result, output)
         case .analyzed(let analysis): return analyzed(analysis)
@@ -243,9 +244,13 @@ public struct ProposalMachine: Sendable, Codable {
         transition(.deploying) + [.deploy(revision: currentRevision)]
     }
 
-    private mutating func sandboxReady(_ isolation: String, _ durationMs: Int, _ warning: String?, _ visible: [SandboxPath]) -> [ProposalAction] {
+    private mutating func sandboxReady(
+        _ isolation: String, _ durationMs: Int, _ warning: String?, _ visible: [SandboxPath], _ baseCommit: String?
+    ) -> [ProposalAction] {
         guard status == .deploying else { return ignored("sandbox_ready") }
-        return [.publish(.sandboxReady(revision: currentRevision, isolation: isolation, durationMs: durationMs, warning: warning, visible: visible))]
+        revisions[revisions.count - 1].baseCommit = baseCommit
+        return [.publish(.sandboxReady(
+            revision: currentRevision, isolation: isolation, durationMs: durationMs, warning: warning, visible: visible, baseCommit: baseCommit))]
             + transition(.testing) + [.runTests(revision: currentRevision)]
     }
 

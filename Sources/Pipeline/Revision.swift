@@ -15,6 +15,8 @@ public struct Revision: Sendable, Codable, Hashable {
     public var testResult: TestResult?
     /// The fix attempt that produced this revision (nil for the author's revision 1).
     public var attempt: Int?
+    /// The repository commit its sandbox was copied from (what its diffs and its commit are against).
+    public var baseCommit: String?
 
     public init(
         number: Int, changes: [FileChange], explanation: String? = nil, analysis: FailureAnalysis? = nil,

@@ -26,9 +26,9 @@ public struct GitAuthor: Sendable, Equatable {
 /// the reviewed change set and commits nothing else.
 public final class GitRepository {
     public let path: String
-    private let loop: EventLoop
-    private let git: String
-    private let environment: [String: String]
+    let loop: EventLoop
+    let git: String
+    let environment: [String: String]
     private var queue: [(@escaping () -> Void) -> Void] = []
     private var busy = false
 
@@ -216,7 +216,7 @@ public final class GitRepository {
     // MARK: internals
 
     /// Runs operations one at a time; each calls `done` exactly once.
-    private func enqueue(_ operation: @escaping (@escaping () -> Void) -> Void) {
+    func enqueue(_ operation: @escaping (@escaping () -> Void) -> Void) {
         queue.append(operation)
         runNext()
     }
@@ -271,5 +271,55 @@ public final class GitRepository {
             return .invalidArgument(author.email, "invalid author email")
         }
         return nil
+    }
+}
+
+/// One file of a commit, as `GitRepository.files(at:paths:maxBytes:)` reads it.
+public enum CommittedFile: Sendable, Equatable {
+    case text(String)
+    /// Not in that commit.
+    case absent
+    /// Over the size bound, or not text (a NUL byte).
+    case omitted
+}
+
+extension GitRepository {
+    /// The content of `paths` at `commit` (`git cat-file blob COMMIT:PATH`, one child per path, serialized with
+    /// the repository's other operations). Paths are the reviewed, validated change paths; `<rev>:<path>` names
+    /// an object by its literal path (gitrevisions(7)), so no pathspec magic applies.
+    public func files(
+        at commit: String, paths: [String], maxBytes: Int = 1 << 20,
+        completion: @escaping (Result<[String: CommittedFile], SandboxError>) -> Void
+    ) {
+        guard isSafeRevision(commit) else {
+            loop.schedule(afterNanoseconds: 0) { completion(.failure(.invalidArgument(commit, "not a commit id"))) }
+            return
+        }
+        enqueue { done in
+            var result: [String: CommittedFile] = [:]
+            func next(_ index: Int) {
+                guard index < paths.count else {
+                    done()
+                    return completion(.success(result))
+                }
+                let path = paths[index]
+                CommandRunner.run(
+                    loop: self.loop, executable: self.git, arguments: ["cat-file", "blob", "\(commit):\(path)"], workingDirectory: self.path,
+                    environment: self.environment, outputLimit: maxBytes + 1
+                ) { output in
+                    switch output {
+                    case .failure(let error):
+                        done()
+                        return completion(.failure(error))
+                    case .success(let out) where !out.succeeded:
+                        result[path] = .absent
+                    case .success(let out):
+                        result[path] = out.stdout.utf8.count > maxBytes || out.stdout.utf8.contains(0) ? .omitted : .text(out.stdout)
+                    }
+                    next(index + 1)
+                }
+            }
+            next(0)
+        }
     }
 }
