@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { diffLines, hunks, diffChange, splitLines } from '../../web-static/js/diff.js';
 import { SeqTracker, backoffDelay, Connection } from '../../web-static/js/connection.js';
-import { ProposalModel, ProposalList, reviewPermissions, initials } from '../../web-static/js/store.js';
+import { ProposalModel, ProposalList, reviewPermissions, initials, mergeChanges } from '../../web-static/js/store.js';
 import { ReplyReader, readReply } from '../../web-static/js/reply.js';
 
 const checks = [];
@@ -297,6 +297,43 @@ check('ProposalModel: fix_delta shows the parsed explanation and files; unfixabl
   m2.apply({ seq: 1, kind: 'fix_started', data: { revision: 1, attempt: 1, max_attempts: 3 } });
   m2.apply({ seq: 2, kind: 'status_changed', data: { status: 'interrupted', revision: 1, attempt: 1 } });
   assert.equal(m2.entryByKey.get('fix-1').state, 'ended');
+});
+
+check('ProposalModel: a base from the server turns "original unknown" into real diffs, and shows what will be committed', () => {
+  const m = new ProposalModel('p');
+  const ev = (seq, kind, data) => m.apply({ type: 'event', topic: 'proposal:p', seq, ts: seq, kind, data });
+  ev(1, 'proposal_created', { proposal: { id: 'p', title: 'T', author: 'bot', status: 'proposed', revision: 1 },
+    revision: { number: 1, changes: [{ path: 'app.py', action: 'modify', content: 'a\nB\nc\n' }, { path: 'old.py', action: 'delete' }] } });
+  assert.equal(m.revisions.get(1).diffs[0].kind, 'unknown-base');
+  assert.equal(m.committed(1), null, 'nothing to commit-view before the base is known');
+  const updates = m.setBase(1, { revision: 1, base_commit: 'abc123', files: { 'app.py': 'a\nb\nc\n', 'old.py': 'gone\n' }, omitted: [] });
+  assert.ok(updates.some((u) => u.type === 'update' && u.entry.key === 'created'), 'the created entry is redrawn');
+  const [modified, deleted] = m.revisions.get(1).diffs;
+  assert.equal(modified.kind, 'modify');
+  assert.deepEqual([modified.added, modified.removed], [1, 1]);
+  assert.deepEqual([deleted.added, deleted.removed], [0, 1]);
+  // A fix that touches a new file diffs it against its own base; the committed view is the whole patch.
+  ev(2, 'fix_generated', { attempt: 1, revision: 2, explanation: 'E', changes: [{ path: 'app.py', action: 'modify', content: 'a\nB\nc\nd\n' }, { path: 'lib.py', action: 'modify', content: 'y\n' }] });
+  assert.equal(m.revisions.get(2).diffs[1].kind, 'unknown-base');
+  m.setBase(2, { revision: 2, base_commit: 'def456', files: { 'app.py': 'a\nb\nc\n', 'old.py': 'gone\n', 'lib.py': 'x\n' }, omitted: [] });
+  const fixDiffs = m.revisions.get(2).diffs;
+  assert.deepEqual([fixDiffs[0].added, fixDiffs[0].removed], [1, 0], 'against revision 1, not the base');
+  assert.deepEqual([fixDiffs[1].added, fixDiffs[1].removed], [1, 1], 'first touched: against the base');
+  const committed = m.committed(2);
+  assert.equal(committed.commit, 'def456');
+  // The whole patch of revision 2: old.py's deletion from revision 1 included.
+  assert.deepEqual(committed.diffs.map((d) => [d.path, d.added, d.removed]), [['app.py', 2, 1], ['old.py', 0, 1], ['lib.py', 1, 1]]);
+  // An omitted (binary or large) file stays "unknown" rather than diffing against nothing.
+  m.setBase(2, { revision: 2, base_commit: 'def456', files: { 'app.py': 'a\nb\nc\n' }, omitted: ['lib.py'] });
+  assert.equal(m.revisions.get(2).diffs[1].kind, 'unknown-base');
+});
+
+check('mergeChanges follows the server\'s FileChange.merge', () => {
+  const c = (path, action, content) => ({ path, action, ...(content === undefined ? {} : { content }) });
+  const merged = mergeChanges(
+    [c('a', 'create', '1'), c('b', 'modify', '2'), c('d', 'delete'), c('e', 'create', 'x')],
+    [c('a', 'modify', '3'), c('d', 'create', '4'), c('f', 'create', '5'), c('e', 'delete'), c('b', 'delete')]);
+  assert.deepEqual(merged, [c('a', 'create', '3'), c('b', 'delete'), c('d', 'modify', '4'), c('f', 'create', '5')]);
 });
 
 let failed = 0;

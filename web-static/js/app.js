@@ -2,7 +2,7 @@
 
 import { Connection } from './connection.js';
 import { ProposalList, ProposalModel, reviewPermissions, humanStatus, statusSentence } from './store.js';
-import { ConsoleView, TimelineView, renderPresence, renderProposalList, statusBadge, el } from './views.js';
+import { ConsoleView, TimelineView, renderCommitted, renderPresence, renderProposalList, statusBadge, el } from './views.js';
 
 const TOKEN_KEY = 'medic.token';
 const $ = (id) => document.getElementById(id);
@@ -173,13 +173,44 @@ function onEvent(ev) {
   const model = state.model;
   if (ev.kind === 'fix_delta') fixDeltaCount++;
   if (!model || ev.topic !== `proposal:${model.id}`) return;
-  for (const change of model.apply(ev)) {
+  applyChanges(model.apply(ev));
+  if (ev.kind === 'sandbox_ready' && ev.data?.base_commit) fetchBase(model, ev.data.revision);
+  queueRender();
+}
+
+function applyChanges(changes) {
+  for (const change of changes) {
     if (change.type === 'append') timeline.append(change.entry);
     else if (change.type === 'update') timeline.update(change.entry);
     else if (change.type === 'console') consoleView.append(change.lines);
   }
-  queueRender();
 }
+
+/**
+ * Fetches the repository's files at a revision's base commit (GET …/revisions/{n}/base) so that modified files
+ * show real diffs and the review panel can show what will be committed. Once per revision and proposal.
+ */
+async function fetchBase(model, revision) {
+  const requested = fetchedBases.get(model) ?? new Set();
+  fetchedBases.set(model, requested);
+  if (!revision || requested.has(revision)) return;
+  requested.add(revision);
+  try {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const response = await fetch(`/api/v1/proposals/${encodeURIComponent(model.id)}/revisions/${revision}/base`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) { requested.delete(revision); return; }
+    const base = await response.json();
+    if (state.model !== model) return;  // another proposal is open now
+    applyChanges(model.setBase(revision, base));
+    queueRender();
+  } catch {
+    requested.delete(revision);  // tried again with the next sandbox_ready or reopen
+  }
+}
+/** Per open proposal's model: the revisions whose base was asked for (a reopened proposal asks again). */
+const fetchedBases = new WeakMap();
 
 /**
  * Every seq processed per topic, for the browser tests and for debugging in the console
@@ -370,6 +401,7 @@ function renderReviewPanel(m) {
   if (message.textContent !== text) message.textContent = text;
   message.dataset.kind = state.busy ? 'pending' : (state.notice?.kind ?? '');
   if (rollbackDialog.open && !perms.canRollback) closeRollbackDialog();
+  renderCommitted($('committed-view'), $('committed-summary'), m.committed(m.revision));
 }
 
 // ---- commands ----

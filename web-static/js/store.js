@@ -64,6 +64,49 @@ export class ProposalModel {
     this.applied = null;          // {revision, commit, approvers}
     /** Fix replies being read while they stream, per attempt (see reply.js). */
     this.readers = new Map();
+    /** Per revision: {commit, files: {path: content|null}, omitted: [path]} from GET …/revisions/{n}/base. */
+    this.bases = new Map();
+  }
+
+  /**
+   * The repository's files at revision `number`'s base commit arrived: every revision's diffs are worked out
+   * again (a file the proposal had not touched before diffs against the base, not against nothing).
+   * Returns the timeline updates for the entries that show revisions.
+   */
+  setBase(number, base) {
+    this.bases.set(number, { commit: base.base_commit, files: base.files ?? {}, omitted: base.omitted ?? [] });
+    this.files.clear();
+    for (const rev of [...this.revisions.values()].sort((a, b) => a.number - b.number)) {
+      rev.diffs = this.diffsOf(rev.number, rev.changes);
+      for (const c of rev.changes) this.files.set(c.path, c.action === 'delete' ? null : (c.content ?? ''));
+    }
+    return this.entries.filter((e) => e.revision).map((entry) => ({ type: 'update', entry }));
+  }
+
+  /** A file's content at revision `number`'s base: a string, null when absent there, undefined when unknown. */
+  baseFile(number, path) {
+    const base = this.bases.get(number);
+    if (!base || base.omitted.includes(path) || !(path in base.files)) return undefined;
+    return base.files[path];
+  }
+
+  diffsOf(number, changes) {
+    return changes.map((c) => {
+      const before = this.files.has(c.path) ? this.files.get(c.path) : this.baseFile(number, c.path);
+      return { path: c.path, action: c.action, ...diffChange(c, before) };
+    });
+  }
+
+  /**
+   * "What will be committed": revision `number`'s whole patch against its base commit — null until the base
+   * is known. Unlike the timeline (each revision against the one before), this is the diff the approval commits.
+   */
+  committed(number) {
+    const rev = this.revisions.get(number);
+    const base = this.bases.get(number);
+    if (!rev || !base) return null;
+    const diffs = rev.full.map((c) => ({ path: c.path, action: c.action, ...diffChange(c, this.baseFile(number, c.path)) }));
+    return { number, commit: base.commit, diffs };
   }
 
   /** Marks every fix attempt still shown as "writing" as ended: the state it belonged to is gone. */
@@ -240,15 +283,32 @@ export class ProposalModel {
    * whatever we knew.
    */
   addRevision(number, changes) {
-    const diffs = changes.map((c) => {
-      const before = this.files.has(c.path) ? this.files.get(c.path) : undefined;
-      return { path: c.path, action: c.action, ...diffChange(c, before) };
-    });
+    const diffs = this.diffsOf(number, changes);
+    const full = mergeChanges(this.revisions.get(number - 1)?.full ?? [], changes);
     for (const c of changes) this.files.set(c.path, c.action === 'delete' ? null : (c.content ?? ''));
-    const rev = { number, changes, diffs };
+    const rev = { number, changes, diffs, full };
     this.revisions.set(number, rev);
     return rev;
   }
+}
+
+/**
+ * A revision's whole patch: the previous revision's, overlaid with this one's changes (a fix sends only what it
+ * changes). The same rules as the server's FileChange.merge, so "what will be committed" is what Medic commits.
+ */
+export function mergeChanges(base, fix) {
+  const order = base.map((c) => c.path);
+  const byPath = new Map(base.map((c) => [c.path, c]));
+  for (const c of fix) {
+    const earlier = byPath.get(c.path);
+    if (!earlier) { byPath.set(c.path, c); order.push(c.path); continue; }
+    if (earlier.action === 'create' && c.action === 'delete') byPath.delete(c.path);
+    else if (earlier.action === 'create') byPath.set(c.path, { path: c.path, action: 'create', content: c.content });
+    else if (earlier.action === 'delete' && c.action !== 'delete') byPath.set(c.path, { path: c.path, action: 'modify', content: c.content });
+    else byPath.set(c.path, c);
+  }
+  const seen = new Set();
+  return order.filter((p) => !seen.has(p) && seen.add(p) && byPath.has(p)).map((p) => byPath.get(p));
 }
 
 /** Initials for a presence chip: "alice" → "AL", "Bob Smith" → "BS", "ci-bot" → "CB". */

@@ -133,6 +133,17 @@ export function renderDiff(d) {
   return el('details', { class: 'diff', open: true, dataset: { testid: 'diff', path: d.path, action: d.action } }, head, body);
 }
 
+/** "What will be committed": a revision's whole patch against its base commit (store.js `committed`). */
+export function renderCommitted(box, summary, committed) {
+  box.hidden = !committed;
+  if (!committed) return;
+  const text = `What will be committed: revision ${committed.number} against ${String(committed.commit).slice(0, 12)}`;
+  if (summary.textContent === text && box.dataset.shown === text) return;  // keep the user's open/closed diffs
+  summary.textContent = text;
+  box.dataset.shown = text;
+  box.querySelector('.diffs').replaceChildren(...committed.diffs.map(renderDiff));
+}
+
 function renderRevisionDiffs(rev) {
   if (!rev || rev.diffs.length === 0) return null;
   return el('div', { class: 'diffs', dataset: { testid: 'revision-diffs', revision: rev.number } }, rev.diffs.map(renderDiff));
