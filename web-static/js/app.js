@@ -1,7 +1,7 @@
 // app.js: the review page's wiring — sign-in, routing, connection callbacks into the store and views, commands.
 
 import { Connection } from './connection.js';
-import { ProposalList, ProposalModel, reviewPermissions, humanStatus, statusSentence } from './store.js';
+import { ProposalList, ProposalModel, reviewPermissions, humanStatus, setStatusPredicates, statusSentence } from './store.js';
 import { ConsoleView, TimelineView, renderCommitted, renderPresence, renderProposalList, statusBadge, el } from './views.js';
 
 const TOKEN_KEY = 'medic.token';
@@ -158,7 +158,18 @@ function onWelcome(w) {
   $('identity').hidden = false;
   $('signin').hidden = true;
   $('app').hidden = false;
+  loadMeta();
   queueRender();
+}
+
+/** What each status allows, from the server (GET /api/v1/meta), so the buttons follow its rules. */
+async function loadMeta() {
+  try {
+    const response = await fetch('/api/v1/meta', { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
+    if (!response.ok) return;
+    setStatusPredicates((await response.json()).statuses);
+    queueRender();
+  } catch { /* the buttons stay as strict as without it; the next welcome tries again */ }
 }
 
 function onEvent(ev) {
@@ -382,9 +393,11 @@ function renderReviewPanel(m) {
 
   const disabled = !perms.canReview || state.busy;
   $('btn-approve').disabled = disabled || !perms.canApprove;
-  $('btn-reject').disabled = disabled;
+  $('btn-reject').disabled = state.busy || !perms.canReject;
   $('btn-request').disabled = disabled;
-  $('review-comment').disabled = !perms.canReview;
+  $('review-comment').disabled = !perms.canReview && !perms.canReject && !perms.canWithdraw;
+  $('btn-withdraw').hidden = !perms.canWithdraw;
+  $('btn-withdraw').disabled = state.busy;
   $('review-why').textContent = perms.why || perms.approveWhy;
   $('review-panel').dataset.canReview = String(perms.canReview);
   $('btn-autofix').hidden = !perms.canAutoFix;
@@ -400,7 +413,7 @@ function renderReviewPanel(m) {
   const text = state.busy ? 'Sending…' : (state.notice?.text ?? '');
   if (message.textContent !== text) message.textContent = text;
   message.dataset.kind = state.busy ? 'pending' : (state.notice?.kind ?? '');
-  if (rollbackDialog.open && !perms.canRollback) closeRollbackDialog();
+  if (rollbackDialog.open && !(confirming === 'withdraw' ? perms.canWithdraw : perms.canRollback)) closeRollbackDialog();
   renderCommitted($('committed-view'), $('committed-summary'), m.committed(m.revision));
 }
 
@@ -482,10 +495,19 @@ function review(verdict) {
 
 const rollbackDialog = $('confirm-rollback');
 let rollbackOpener = null;
+/** What the confirmation dialog is asking about: 'rollback' or 'withdraw' (one dialog, two questions). */
+let confirming = 'rollback';
 
-function openRollbackDialog() {
+function openRollbackDialog(kind = 'rollback') {
   const m = state.model;
   if (!m || rollbackDialog.open) return;
+  confirming = kind;
+  const withdraw = kind === 'withdraw';
+  $('confirm-rollback-title').textContent = withdraw ? 'Withdraw this proposal?' : 'Roll back this change?';
+  $('confirm-rollback-text').hidden = withdraw;
+  $('confirm-withdraw-text').hidden = !withdraw;
+  $('confirm-rollback-ok').textContent = withdraw ? 'Withdraw' : 'Roll back';
+  rollbackDialog.querySelector('.muted.small').textContent = withdraw ? 'Enter withdraws · Escape cancels' : 'Enter rolls back · Escape cancels';
   rollbackOpener = document.activeElement;
   $('confirm-rollback-commit').textContent = m.applied?.commit ?? 'the applied commit';
   $('confirm-rollback-repo').textContent = m.info?.repo ?? state.list.byId.get(m.id)?.repo ?? 'the repository';
@@ -505,7 +527,15 @@ function closeRollbackDialog() {
 function confirmRollback() {
   const m = state.model;
   closeRollbackDialog();
-  if (m) runCommand({ type: 'rollback', proposal: m.id }, () => ['Rollback requested.', ['applied']]);
+  if (!m) return;
+  if (confirming === 'withdraw') {
+    const reason = $('review-comment').value.trim();
+    const msg = { type: 'withdraw', proposal: m.id };
+    if (reason) msg.reason = reason;
+    runCommand(msg, () => ['Withdrawn.', []]);
+    return;
+  }
+  runCommand({ type: 'rollback', proposal: m.id }, () => ['Rollback requested.', ['applied']]);
 }
 
 function bindUI() {
@@ -526,7 +556,8 @@ function bindUI() {
   $('btn-request').addEventListener('click', () => review('request_changes'));
   $('btn-autofix').addEventListener('click', () => state.model && runCommand({ type: 'auto_fix', proposal: state.model.id },
     () => ['Auto-fix started: a new attempt is being written.', ['tests_failed', 'analyzing', 'fixing']]));
-  $('btn-rollback').addEventListener('click', () => state.model && openRollbackDialog());
+  $('btn-rollback').addEventListener('click', () => state.model && openRollbackDialog('rollback'));
+  $('btn-withdraw').addEventListener('click', () => state.model && openRollbackDialog('withdraw'));
   $('confirm-rollback-cancel').addEventListener('click', () => closeRollbackDialog());
   $('confirm-rollback-ok').addEventListener('click', () => confirmRollback());
   rollbackDialog.addEventListener('cancel', (e) => { e.preventDefault(); closeRollbackDialog(); });   // Escape

@@ -318,10 +318,15 @@ export function initials(name) {
   return String(name).slice(0, 2).toUpperCase();
 }
 
+/** The server's status predicates (`GET /api/v1/meta`): what each status allows. The page copies no status lists. */
+let statusPredicates = null;
+export function setStatusPredicates(statuses) { statusPredicates = statuses ?? null; }
+function allows(status, what) { return statusPredicates?.[status]?.[what] === true; }
+
 /** What the review panel allows, and why not — one place so the view and the tests agree. */
 export function reviewPermissions({ me, model, live }) {
   const status = model?.status;
-  const result = { canReview: false, canApprove: false, canAutoFix: false, canRollback: false, why: '', approveWhy: '' };
+  const result = { canReview: false, canApprove: false, canReject: false, canWithdraw: false, canAutoFix: false, canRollback: false, why: '', approveWhy: '' };
   if (!me || !model) { result.why = 'Open a proposal to review it.'; return result; }
   if (me.role === 'viewer') { result.why = 'You are signed in as a viewer: viewers can watch and comment, but only admins can review.'; return result; }
   if (me.role === 'bot') { result.why = 'Bots never review, auto-fix or roll back; only admins can.'; return result; }
@@ -329,7 +334,14 @@ export function reviewPermissions({ me, model, live }) {
   if (!live) { result.why = 'Not connected: you can review again as soon as the connection is live.'; return result; }
   result.canAutoFix = status === 'tests_failed' && model.attempt < model.maxAttemptsShown;
   result.canRollback = status === 'applied';
+  result.canWithdraw = allows(status, 'withdrawable');
   if (status !== 'awaiting_review') {
+    if (allows(status, 'rejectable')) {
+      // It will not reach review by itself (unfixable, waiting for a manual fix, interrupted): it can be closed.
+      result.canReject = true;
+      result.why = 'This proposal will not reach review by itself: reject it (with a comment) or withdraw it.';
+      return result;
+    }
     // Where it stands is said once, above (statusSentence); here only why the buttons are off.
     result.why = CLOSED_STATUSES.has(status)
       ? 'This proposal is closed: there is nothing left to review.'
@@ -340,6 +352,7 @@ export function reviewPermissions({ me, model, live }) {
   if (mine) { result.why = `You already reviewed revision ${model.revision} (${mine.verdict.replace('_', ' ')}).`; return result; }
   result.canReview = true;
   result.canApprove = true;
+  result.canReject = true;
   if (model.info?.author === me.principal) {
     result.canApprove = false;
     result.approveWhy = 'You wrote this proposal: the author\u2019s approval never counts (you may reject or request changes).';
