@@ -185,6 +185,10 @@ struct TLSFiles: Sendable {
         #expect(statuses["unfixable"]?["rejectable"] == .bool(true) && statuses["unfixable"]?["reviewable"] == .bool(false))
         #expect(statuses["applying"]?["withdrawable"] == .bool(false) && statuses["testing"]?["busy"] == .bool(true))
         #expect(statuses["applied"]?["rollbackable"] == .bool(true))
+        // The browser suite's fake server answers with Tests/browser/meta.json: it must be Medic's own answer.
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../browser/meta.json")
+        let served = try JSONValue.parse(Array(try Data(contentsOf: fixture)))
+        #expect(served["statuses"] == meta["statuses"], "Tests/browser/meta.json is out of date: copy GET /api/v1/meta's statuses")
         let (unauthenticated, _) = try TestClient(port: harness.port).get("/api/v1/meta")
         #expect(unauthenticated.hasPrefix("HTTP/1.1 401"))
     }

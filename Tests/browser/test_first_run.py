@@ -93,7 +93,8 @@ def test_each_transient_message_goes_with_its_state(fake_factory, browsers):
     page.open_proposal(pid)
     page.wait_status("tests_failed", 30)
     why = page.text("review-why")
-    assert "it is tests failed" not in why and why == "Reviews open when the tests pass and the proposal awaits review.", why
+    # Waiting for a manual fix, it will not reach review by itself: the panel says how to close it instead.
+    assert "it is tests failed" not in why and why == "This proposal will not reach review by itself: reject it (with a comment) or withdraw it.", why
     assert page.text("review-state") == "The tests failed."
     fake.control("pause")
     page.button("btn-autofix").click()
@@ -106,7 +107,9 @@ def test_each_transient_message_goes_with_its_state(fake_factory, browsers):
     assert "no code change fixes it" in fix, "what the model wrote is kept as prose"
     assert "Auto-fix started" not in (page.text("review-message") or "")
     assert page.text("review-state") == "Medic could not fix it."
-    assert page.text("review-why") == "This proposal is closed: there is nothing left to review."
+    # Unfixable is no dead end: the panel offers reject and withdraw instead of calling it closed.
+    assert page.text("review-why") == "This proposal will not reach review by itself: reject it (with a comment) or withdraw it."
+    assert page.button("btn-withdraw").is_displayed()
     assert "Auto-fix started: a new attempt is being written." in page.notices()
     screenshot(page.d, "unfixable-no-stale-text.png", FAKE_SHOTS)
 
