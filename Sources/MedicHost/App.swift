@@ -312,6 +312,8 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 if let existing = self.liveTokens[hash], existing.principal == principal {
                     shared = existing
                 } else {
+                    // The token's principal changed (a new role) since its other sessions opened: they end now.
+                    if let stale = self.liveTokens[hash] { self.invalidate(stale, reason: "role changed") }
                     shared = SharedPrincipal(principal, tokenHash: hash)
                     self.liveTokens[hash] = shared
                     self.scheduleCredentialRecheck()

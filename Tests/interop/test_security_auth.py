@@ -153,6 +153,21 @@ def test_a_lowered_role_applies_to_open_sessions(medic):
     assert "carol\tviewer\tactive" in cli(medic, "list")
 
 
+def test_a_session_opened_right_after_a_role_change_does_not_keep_the_old_role_alive(medic):
+    dave = medic.token("dave", "admin")
+
+    async def attack():
+        async with connect(medic, dave) as idle:
+            assert json.loads(await idle.recv())["role"] == "admin"
+            cli(medic, "role", "dave", "viewer")
+            # Before any periodic recheck: the new session takes over the token's principal …
+            async with connect(medic, dave) as fresh:
+                assert json.loads(await fresh.recv())["role"] == "viewer"
+                # … and the idle admin session of the same token is closed, not forgotten.
+                assert await close_code(idle, within=10) == 4003
+    run(attack())
+
+
 def test_admin_endpoints_refuse_viewers_and_bots(medic):
     admin = medic.token("admin1", "admin")
     bot = medic.token("bot", "bot")
