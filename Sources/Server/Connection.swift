@@ -273,7 +273,12 @@ public final class Connection: IOHandler {
         var actions = server.takeActionScratch()
         defer { server.returnActionScratch(&actions) }
         ws!.receive(inPlace: bytes, into: &actions)
-        wsOpen = ws!.state == .open
+        // Messages that came before a Close or a protocol error in this same read are still delivered and
+        // their answers queued ahead of our Close: RFC 6455 §7.1.7 fails the connection, but what earlier valid
+        // frames produced goes out first (then the Close, then TCP closes once flushed). `wsOpen` turns false
+        // at our Close frame's place in the action list, not before the messages that preceded it.
+        let openAfterwards = ws!.state == .open
+        defer { if !isClosed { wsOpen = openAfterwards } }
         let handler = server.websocketHandler  // once per read, not per message
         for action in actions {
             if isClosed { return }
@@ -291,11 +296,13 @@ public final class Connection: IOHandler {
                     sendPong(frame)
                 } else {
                     out?.owedPong = nil  // nothing follows a Close (RFC 6455 §5.5.1)
+                    wsOpen = false
                     frame.withUnsafeBytes { enqueueCopy($0) }
                 }
             case .pong:
                 pingSentAt = 0
             case .close:
+                wsOpen = false
                 closeAfterFlush()
             }
         }

@@ -149,6 +149,30 @@ struct TransportTests {
         #expect(client.waitForEOF())
     }
 
+    /// Autobahn 3.2/4.1.3/5.15-style: valid messages followed, in the same write, by a protocol error (or a Close)
+    /// are echoed before the server's Close (RFC 6455 §7.1.7 fails the connection; earlier output still goes out).
+    @Test(arguments: [
+        ("reserved opcode", TestClient.frame(opcode: 3, payload: [], fin: true, masked: true, rsv: 0), UInt16(1002)),
+        ("RSV bit", TestClient.frame(opcode: 1, payload: Array("z".utf8), fin: true, masked: true, rsv: 4), UInt16(1002)),
+        ("clean Close", TestClient.frame(opcode: 8, payload: [0x03, 0xE8], fin: true, masked: true, rsv: 0), UInt16(1000)),
+    ])
+    func messagesBeforeAFailureInTheSameReadAreAnsweredFirst(_ what: String, _ last: [UInt8], _ code: UInt16) throws {
+        let (thread, port) = try startEchoServer()
+        defer { thread.stop() }
+        let client = try TestClient(port: port)
+        try client.upgrade()
+        let first = TestClient.frame(opcode: 1, payload: Array("one".utf8), fin: true, masked: true, rsv: 0)
+        let second = TestClient.frame(opcode: 2, payload: [1, 2, 3], fin: true, masked: true, rsv: 0)
+        try client.write(first + second + last)
+        let echo1 = try client.readFrame()
+        #expect(echo1.opcode == 1 && echo1.payload == Array("one".utf8), "\(what): the first echo was lost")
+        let echo2 = try client.readFrame()
+        #expect(echo2.opcode == 2 && echo2.payload == [1, 2, 3], "\(what): the second echo was lost")
+        let close = try client.readFrame()
+        #expect(close.opcode == 8 && close.closeCode == code, "\(what)")
+        #expect(client.waitForEOF())
+    }
+
     @Test func unmaskedClientFrameCloses1002() throws {
         let (thread, port) = try startEchoServer()
         defer { thread.stop() }
