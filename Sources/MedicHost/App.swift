@@ -346,8 +346,11 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         }
     }
 
-    static func principal(of row: PrincipalRow) -> Principal {
-        Principal(name: row.name, role: Role(rawValue: row.role) ?? .viewer)
+    static func principal(of row: PrincipalRow) -> Principal { principal(name: row.name, role: row.role) }
+
+    /// A stored role that is not a known one reads as viewer (the least privileged).
+    static func principal(name: String, role: String) -> Principal {
+        Principal(name: name, role: Role(rawValue: role) ?? .viewer)
     }
 
     /// Arms the once-a-second recheck of open sessions' tokens (while any session is authenticated).
@@ -374,9 +377,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 app.recheckInFlight = false
                 if case .success(let credentials) = result {
                     var live: [String: Principal] = [:]
-                    for credential in credentials {
-                        live[credential.tokenHash] = Principal(name: credential.name, role: Role(rawValue: credential.role) ?? .viewer)
-                    }
+                    for credential in credentials { live[credential.tokenHash] = Self.principal(name: credential.name, role: credential.role) }
                     for shared in Array(app.liveTokens.values) {
                         let current = live[shared.tokenHash]
                         if current != shared.principal { app.invalidate(shared, reason: current == nil ? "token revoked" : "role changed") }

@@ -425,13 +425,11 @@ public final class PipelineService: CommandExecutor {
     }
 
     /// Ends what runs for a withdrawn proposal: the test run is cancelled (its result is ignored by the
-    /// machine) and the sandbox removed. A model request already sent finishes and is ignored too.
+    /// machine). A model request already sent finishes and is ignored too. The sandbox goes the way every
+    /// finished proposal's does (`releasesSandbox` → `removeSandboxes`, which honours `sandbox_retention`).
     private func stopWork(_ runtime: ProposalRuntime) {
         runtime.testRun?.cancel()
         runtime.testRun = nil
-        let workspace = runtime.workspace
-        runtime.workspace = nil
-        workspace?.remove(loop: loop) { _ in }
     }
 
     private func deploy(_ runtime: ProposalRuntime, revision number: Int) {

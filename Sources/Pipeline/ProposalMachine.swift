@@ -96,7 +96,7 @@ public enum ProposalAction: Sendable, Hashable {
     case applyToRepository(revision: Int, approvers: [String])
     /// Revert the commit; answer `.rolledBack`/`.rollbackFailed`.
     case rollback(commit: String)
-    /// Stop whatever runs for the proposal (test run, model request) and release its sandbox.
+    /// Stop whatever runs for the proposal (its test run); its sandbox is released as for any finished proposal.
     case stopWork
     /// Refuse the command that caused this event with the contract error code.
     case reject(RejectCode, message: String)
