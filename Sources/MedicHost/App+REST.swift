@@ -47,14 +47,7 @@ extension App {
     /// `POST /api/v1/session {"code"}`: exchanges a single-use sign-in code (`medic login`) for a session
     /// token. Needs no Authorization; a wrong, used or expired code is 401 and uses nothing up.
     private func signInWithCode(_ request: HTTPRequest, on connection: Connection) {
-        guard request.method == "POST" else {
-            var headers = HTTPHeaders()
-            headers.add("Content-Type", "application/json")
-            headers.add("Allow", "POST")
-            connection.respond(HTTPResponse(status: 405, headers: headers,
-                body: ProtocolError(code: .invalidMessage, message: "use POST").restBody))
-            return
-        }
+        guard request.method == "POST" else { return respondMethodNotAllowed(request, allow: "POST", on: connection) }
         guard let body = jsonBody(request, on: connection) else { return }
         guard let code = body["code"]?.stringValue, !code.isEmpty, code.utf8.count <= protocolLimits.maxTokenBytes else {
             respondError(ProtocolError(code: .invalidMessage, message: "code must be a non-empty string"), on: connection)
@@ -74,11 +67,8 @@ extension App {
     /// Resolves `Authorization: Bearer TOKEN`; answers 401 itself when missing or unknown.
     private func authenticateREST(_ request: HTTPRequest, on connection: Connection, then: @escaping (Principal) -> Void) {
         guard let token = Self.bearerToken(request) else {
-            var headers = HTTPHeaders()
-            headers.add("WWW-Authenticate", "Bearer")
-            headers.add("Content-Type", "application/json")
             let error = ProtocolError(code: .unauthenticated, message: "Authorization: Bearer TOKEN required")
-            connection.respond(HTTPResponse(status: 401, headers: headers, body: error.restBody))
+            respondJSON(401, error.restBody, extraHeaders: [("WWW-Authenticate", "Bearer")], on: connection)
             return
         }
         lookUp(token: token) { [unretained] result in
@@ -106,14 +96,11 @@ extension App {
             }
         } else if method == "GET", parts == ["api", "v1", "meta"] {
             // What clients need to know to act without copying the server's rules (issue: one set of predicates).
-            var headers = HTTPHeaders()
-            headers.add("Content-Type", "application/json")
-            let meta = JSONValue.object([
+            respondJSON(200, JSONValue.object([
                 "protocol": .string(medicSubprotocol), "statuses": ProposalStatus.predicatesJSON,
                 "quorum": .int(Int64(configuration.quorum)), "max_attempts": .int(Int64(configuration.maxAttempts)),
                 "fix_mode": .string(configuration.autoFix ? "auto" : "manual"),
-            ])
-            connection.respond(HTTPResponse(status: 200, headers: headers, body: meta.bytes))
+            ]).bytes, on: connection)
         } else if method == "GET", parts == ["api", "v1", "proposals"] {
             let query = request.queryItems()
             let limit = min(max(Int(query["limit"] ?? "") ?? 100, 1), 1000)
@@ -152,12 +139,8 @@ extension App {
             commands.baseFiles(proposal: parts[3], revision: revision) { [unretained] result in
                 guard let self = unretained.value, !connection.isClosed else { return }
                 switch result {
-                case .success(let json):
-                    var headers = HTTPHeaders()
-                    headers.add("Content-Type", "application/json")
-                    connection.respond(HTTPResponse(status: 200, headers: headers, body: json.bytes))
-                case .failure(let error):
-                    self.respondError(error, on: connection)
+                case .success(let json): self.respondJSON(200, json.bytes, on: connection)
+                case .failure(let error): self.respondError(error, on: connection)
                 }
             }
         } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "review"]) {
@@ -186,11 +169,7 @@ extension App {
                 detail.map { Self.autoFixStatus($0, manual: manual) }
             }
         } else if parts.starts(with: ["api", "v1", "proposals"]) || parts.starts(with: ["api", "v1", "admin"]) {
-            var headers = HTTPHeaders()
-            headers.add("Content-Type", "application/json")
-            headers.add("Allow", Self.allowedMethods(parts))
-            connection.respond(HTTPResponse(status: 405, headers: headers,
-                body: ProtocolError(code: .invalidMessage, message: "method \(method) not allowed on \(request.path)").restBody))
+            respondMethodNotAllowed(request, allow: Self.allowedMethods(parts), on: connection)
         } else {
             respondError(ProtocolError(code: .notFound, message: "no such endpoint: \(method) \(request.path)"), on: connection)
         }
@@ -231,9 +210,7 @@ extension App {
             if case .success(.error(let error)) = ServerMessage.decode(bytes) {
                 self.respondError(error, on: connection)
             } else {
-                var headers = HTTPHeaders()
-                headers.add("Content-Type", "application/json")
-                connection.respond(HTTPResponse(status: status, headers: headers, body: bytes))
+                self.respondJSON(status, bytes, on: connection)
             }
         }
     }
@@ -256,9 +233,7 @@ extension App {
                         app.respondError(notFound(), on: connection)
                         return
                     }
-                    var headers = HTTPHeaders()
-                    headers.add("Content-Type", "application/json")
-                    connection.respond(HTTPResponse(status: 200, headers: headers, body: json.bytes))
+                    app.respondJSON(200, json.bytes, on: connection)
                 case .failure(let error):
                     app.respondError(ProtocolError(code: .storeUnavailable, message: error.message), on: connection)
                 }
@@ -283,9 +258,21 @@ extension App {
     }
 
     func respondError(_ error: ProtocolError, on connection: Connection) {
+        respondJSON(error.code.httpStatus, error.restBody, on: connection)
+    }
+
+    /// A JSON response (every API answer goes through here).
+    func respondJSON(_ status: Int, _ body: [UInt8], extraHeaders: [(String, String)] = [], on connection: Connection) {
         var headers = HTTPHeaders()
         headers.add("Content-Type", "application/json")
-        connection.respond(HTTPResponse(status: error.code.httpStatus, headers: headers, body: error.restBody))
+        for (name, value) in extraHeaders { headers.add(name, value) }
+        connection.respond(HTTPResponse(status: status, headers: headers, body: body))
+    }
+
+    /// 405 with the `Allow` header (RFC 9110 §15.5.6) and error code `invalid_message`.
+    private func respondMethodNotAllowed(_ request: HTTPRequest, allow: String, on connection: Connection) {
+        let error = ProtocolError(code: .invalidMessage, message: "method \(request.method) not allowed on \(request.path)")
+        respondJSON(405, error.restBody, extraHeaders: [("Allow", allow)], on: connection)
     }
 
     // MARK: JSON renderings of stored rows
