@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 import Logging
 import MedicHost
+import Protocol
 import Store
 
 /// Options shared by commands that open the store directly.
@@ -79,7 +80,7 @@ struct TokenCommand: ParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
-            guard ["admin", "viewer", "bot"].contains(role) else { throw ValidationError("--role must be admin, viewer or bot") }
+            guard Role(rawValue: role) != nil else { throw ValidationError("--role must be admin, viewer or bot") }
             let store = try storeOptions.open(logger: quietLogger("medic.token"))
             defer { store.close() }
             let token = Tokens.generate()
@@ -109,7 +110,7 @@ struct TokenCommand: ParsableCommand {
         @Argument(help: "admin, viewer or bot.") var role: String
         @OptionGroup var storeOptions: StoreOptions
         func run() throws {
-            guard ["admin", "viewer", "bot"].contains(role) else { throw ValidationError("role must be admin, viewer or bot") }
+            guard Role(rawValue: role) != nil else { throw ValidationError("role must be admin, viewer or bot") }
             let store = try storeOptions.open(logger: quietLogger("medic.token"))
             defer { store.close() }
             guard try store.sync({ store.setPrincipalRole(name: name, role: role, completion: $0) }) else {
