@@ -1,6 +1,7 @@
 // OutboundTests: the write path — staged small frames mixed with shared frames, partial writes, and
 // deferred fan-out flushes — over real loopback sockets.
 import EventLoop
+import Foundation
 import HTTP1
 import IOBytes
 import Server
@@ -49,11 +50,52 @@ private func startFanOutServer(deferMicroseconds: Int) throws -> (LoopThread, (p
     return (thread, started)
 }
 
+/// Sends the test's messages from a thread of its own (reads happen on the test's thread).
+/// `@unchecked Sendable`: the writer only writes the socket and the reader only reads it (no TLS, so the
+/// client's shared state is not touched by both); `error` is published through `done` before it is read.
+private final class SendingThread: @unchecked Sendable {
+    private let client: TestClient
+    private let sizes: [Int]
+    private let done = DispatchSemaphore(value: 0)
+    private var error: (any Error)?
+
+    init(client: TestClient, sizes: [Int]) {
+        self.client = client
+        self.sizes = sizes
+    }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            do {
+                for (i, size) in sizes.enumerated() {
+                    var payload = [UInt8](repeating: UInt8(i % 251), count: size)
+                    if size >= 4 { payload.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(i).bigEndian, Array.init)) }
+                    try client.sendFrame(opcode: 2, payload: payload)
+                }
+            } catch {
+                self.error = error
+            }
+            done.signal()
+        }
+    }
+
+    /// Waits for the writer; its error, if any.
+    func join() -> (any Error)? {
+        done.wait()
+        return error
+    }
+}
+
 @Suite("Outbound writes")
 struct OutboundTests {
     /// Thousands of echoes of mixed sizes — staged copies (≤ 4 KiB) between shared frames (larger) —
     /// queued while the client does not read, so the server meets a full socket buffer, writes partly,
     /// arms EPOLLOUT and compacts its staging buffer; every message must come back whole and in order.
+    ///
+    /// The messages are sent from a thread of their own: since the server stops reading a connection whose
+    /// output is over its high-water mark (SECURITY.md, attack 4), a client that sent ~10 MB without ever
+    /// reading would block in `send` for good, however large the kernel's buffers happen to be. The reader
+    /// starts late, so the server still meets the full socket first.
     @Test func mixedSizesSurviveAStalledReader() throws {
         let (thread, port) = try startEchoServer()
         defer { thread.stop() }
@@ -61,11 +103,10 @@ struct OutboundTests {
         try client.upgrade()
         var random = SystemRandomNumberGenerator()
         let sizes = (0..<6000).map { i in i % 97 == 0 ? Int.random(in: 4097...20000, using: &random) : Int.random(in: 0...3000, using: &random) }
-        for (i, size) in sizes.enumerated() {
-            var payload = [UInt8](repeating: UInt8(i % 251), count: size)
-            if size >= 4 { payload.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(i).bigEndian, Array.init)) }
-            try client.sendFrame(opcode: 2, payload: payload)
-        }
+        let writer = SendingThread(client: client, sizes: sizes)
+        writer.start()
+        usleep(300_000)  // the stall: nothing is read while the writer fills the server's output
+        defer { #expect(writer.join() == nil, "sending failed") }
         for (i, size) in sizes.enumerated() {
             let message = try client.readMessage()
             #expect(message.opcode == 2)
