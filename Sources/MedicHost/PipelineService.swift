@@ -13,8 +13,8 @@ final class ProposalRuntime {
     var machine: ProposalMachine
     let repository: RepositoryConfig?
     let createdAt: Int64
-    var workspace: Workspace?
-    var testRun: TestRun?
+    var workspace: (any SandboxWorkspace)?
+    var testRun: (any RunningTest)?
     var lastRun: TestRunResult?
     /// Revisions already stored (rows are rewritten from the current one on, as results attach to it).
     var storedRevisions = 0
@@ -82,55 +82,45 @@ struct PendingCommand {
 
 /// Executes commands and machine actions for every proposal (see `CommandExecutor`, `ProposalMachine`).
 public final class PipelineService: CommandExecutor {
-    let loop: EventLoop
     let sink: any EventSink
     let configuration: MedicConfiguration
     let logger: Logger
-    let provider: any FixProvider
-    var isolation = SandboxIsolation.unisolated
-    /// False until the startup probe answered: test runs wait for it (never run unisolated by accident).
-    var isolationKnown = false
-    var waitingForIsolation: [() -> Void] = []
+    /// Clock, sandboxes, git and the language model (real ones on the loop; fakes in MedicHostTests).
+    let executors: WorkflowExecutors
     var runtimes: [String: ProposalRuntime] = [:]
-    var repositories: [String: GitRepository] = [:]
 
-    init(loop: EventLoop, sink: any EventSink, configuration: MedicConfiguration, provider: any FixProvider, logger: Logger) {
-        self.loop = loop
+    init(sink: any EventSink, configuration: MedicConfiguration, executors: WorkflowExecutors, logger: Logger) {
         self.sink = sink
         self.configuration = configuration
-        self.provider = provider
+        self.executors = executors
         self.logger = logger
     }
+
+    var clock: any WorkflowClock { executors.clock }
 
     /// Builds the service for `app`: the configured LLM, isolation probe, and recovery of stored proposals.
     public static func make(app: App) throws -> PipelineService {
         let configuration = app.configuration
-        let provider: any FixProvider
+        let model: any LanguageModel
         switch configuration.llm {
-        case .scripted(let path): provider = try ScriptedFixProvider(loop: app.loop, path: path)
+        case .scripted(let path): model = try ScriptedModel(loop: app.loop, path: path)
         case .anthropic:
             guard let key = configuration.anthropicAPIKey else {
                 throw ConfigurationError("--llm anthropic needs ANTHROPIC_API_KEY in the environment")
             }
-            let anthropic = try AnthropicFixProvider(
+            let anthropic = try AnthropicModel(
                 loop: app.loop, baseURL: configuration.llmBaseURL, model: configuration.llmModel, apiKey: key, logger: app.logger)
             anthropic.timeoutMilliseconds = configuration.llmTimeoutSeconds * 1000
-            provider = anthropic
+            model = anthropic
         }
-        let service = PipelineService(loop: app.loop, sink: app, configuration: configuration, provider: provider, logger: app.logger)
-        SandboxIsolation.probe(loop: app.loop) { [weak service] isolation in
-            guard let service else { return }
-            service.isolation = isolation
-            service.isolationKnown = true
-            let waiting = service.waitingForIsolation
-            service.waitingForIsolation = []
-            for run in waiting { run() }
+        let executors = WorkflowExecutors.local(loop: app.loop, model: model) { isolation in
             if let warning = isolation.warning {
                 app.logger.warning("sandbox isolation: \(isolation.mode.rawValue) — \(warning)")
             } else {
                 app.logger.info("sandbox isolation: \(isolation.mode.rawValue)")
             }
         }
+        let service = PipelineService(sink: app, configuration: configuration, executors: executors, logger: app.logger)
         try service.recover(store: app.store)
         service.removeFinishedSandboxes()
         return service
@@ -152,7 +142,7 @@ public final class PipelineService: CommandExecutor {
             runtime.lastPublishedStatus = machine.status
             runtimes[row.id] = runtime
             if machine.status.isBusy {
-                loop.schedule(afterNanoseconds: 0) { [weak self] in
+                clock.schedule(afterNanoseconds: 0) { [weak self] in
                     self?.feed(runtime, .interrupted(reason: "the server restarted while the proposal was \(machine.status.rawValue)"))
                 }
             }
@@ -217,7 +207,7 @@ public final class PipelineService: CommandExecutor {
         case .success: break
         }
         let id = Self.newProposalID()
-        let now = wallClockMilliseconds()
+        let now = clock.nowMilliseconds()
         let info = ProposalInfo(
             id: id, title: command.title, description: command.description, repo: repository.name, author: principal.name,
             createdAt: Self.iso8601(now))
@@ -233,7 +223,7 @@ public final class PipelineService: CommandExecutor {
     }
 
     private func comment(_ runtime: ProposalRuntime, text: String, principal: Principal, commandID: String?, reply: @escaping CommandReply) {
-        let now = wallClockMilliseconds()
+        let now = clock.nowMilliseconds()
         var write = StoreWrite()
         write.comments = [CommentRow(proposalId: runtime.id, principal: principal.name, text: text, ts: now)]
         write.events = [NewEvent(topic: runtime.topic, kind: "comment",
@@ -316,7 +306,7 @@ public final class PipelineService: CommandExecutor {
     private func batch(_ runtime: ProposalRuntime, next: ProposalMachine, input: PendingInput, actions: [ProposalAction])
         -> (StoreWrite, JSONObject, [ProposalAction])
     {
-        let now = wallClockMilliseconds()
+        let now = clock.nowMilliseconds()
         var write = StoreWrite()
         var effects: [ProposalAction] = []
         for action in actions {
@@ -390,7 +380,7 @@ public final class PipelineService: CommandExecutor {
                 } else {
                     let delay = min(UInt64(1) << UInt64(min(attempt, 4)), 10)
                     self.logger.error("storing proposal \(runtime.id)'s progress failed (\(error)); retrying in \(delay)s")
-                    self.loop.schedule(afterNanoseconds: delay * 1_000_000_000) {
+                    self.clock.schedule(afterNanoseconds: delay * 1_000_000_000) {
                         self.commit(runtime, write, next: next, ackFields: ackFields, effects: effects, attempt: attempt + 1)
                     }
                     return
@@ -403,7 +393,7 @@ public final class PipelineService: CommandExecutor {
     /// Stores and publishes executor-owned events (test_started, test_output): no machine change.
     func publish(_ runtime: ProposalRuntime, kind: String, data: JSONValue) {
         var write = StoreWrite()
-        write.events = [NewEvent(topic: runtime.topic, kind: kind, data: data.jsonString, ts: wallClockMilliseconds())]
+        write.events = [NewEvent(topic: runtime.topic, kind: kind, data: data.jsonString, ts: clock.nowMilliseconds())]
         sink.commit(write) { [logger] result in
             if case .failure(let error) = result { logger.error("could not store \(kind) for \(runtime.id): \(error)") }
         }
@@ -440,9 +430,9 @@ public final class PipelineService: CommandExecutor {
         guard let revision = runtime.machine.revisions.first(where: { $0.number == number }) else { return }
         let previous = runtime.workspace
         runtime.workspace = nil
-        previous?.remove(loop: loop) { _ in }
+        previous?.remove { _ in }
         let parent = (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes/\(runtime.id)")
-        Workspace.create(loop: loop, from: repository.path, parentDirectory: parent) { [weak self] result in
+        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: parent) { [weak self] result in
             guard let self else { return }
             switch result {
             case .failure(let error):
@@ -456,11 +446,11 @@ public final class PipelineService: CommandExecutor {
                 case .failure(let error):
                     self.feed(runtime, .sandboxFailed(reason: "the revision's changes could not be applied: \(error)"))
                 case .success:
-                    self.whenIsolationKnown {
-                        let visible = self.isolation.visiblePaths(workspace: workspace.path, view: self.sandboxView)
+                    self.executors.sandbox.whenIsolationKnown { isolation in
+                        let visible = isolation.visiblePaths(workspace: workspace.path, view: self.sandboxView)
                             .map { SandboxPath(path: $0.path, writable: $0.mode == .rw) }
-                        self.feed(runtime, .sandboxReady(isolation: self.isolation.mode.rawValue, durationMs: workspace.creationMilliseconds,
-                                                         warning: self.isolation.warning, visible: visible, baseCommit: workspace.baseCommit))
+                        self.feed(runtime, .sandboxReady(isolation: isolation.mode.rawValue, durationMs: workspace.creationMilliseconds,
+                                                         warning: isolation.warning, visible: visible, baseCommit: workspace.baseCommit))
                     }
                 }
             }
@@ -472,9 +462,21 @@ public final class PipelineService: CommandExecutor {
             feed(runtime, .sandboxFailed(reason: "no sandbox to test in"))
             return
         }
+        executors.sandbox.whenIsolationKnown { [weak self] isolation in
+            self?.startTests(runtime, revision: revision, repository: repository, workspace: workspace, isolation: isolation)
+        }
+    }
+
+    private func startTests(
+        _ runtime: ProposalRuntime, revision: Int, repository: RepositoryConfig, workspace: any SandboxWorkspace, isolation: SandboxIsolation
+    ) {
         let config = sandboxedRun(workspace: workspace.path, repository: repository)
-        let run = TestRun(
-            loop: loop, configuration: config, isolation: isolation,
+        publish(runtime, kind: "test_started", data: .object([
+            "revision": .int(Int64(revision)), "command": .string(repository.testCommand),
+            "setup_command": repository.setupCommand.map { .string($0) } ?? .null, "isolation": .string(isolation.mode.rawValue),
+        ]))
+        runtime.testRun = executors.sandbox.startRun(
+            config, isolation: isolation,
             onLines: { [weak self] stream, lines in
                 // One event per ≤ 64 KiB of lines: a tick's batch can be large, and every watcher parses each event.
                 var start = 0
@@ -508,12 +510,6 @@ public final class PipelineService: CommandExecutor {
                     diskQuotaExceeded: result.diskQuotaExceeded ? true : nil)
                 self.feed(runtime, .testsFinished(testResult, outputSummary: String(result.outputTail.suffix(16_000))))
             })
-        runtime.testRun = run
-        publish(runtime, kind: "test_started", data: .object([
-            "revision": .int(Int64(revision)), "command": .string(repository.testCommand),
-            "setup_command": repository.setupCommand.map { .string($0) } ?? .null, "isolation": .string(isolation.mode.rawValue),
-        ]))
-        run.start()
     }
 
     private func analyze(_ runtime: ProposalRuntime, revision: Int) {
@@ -530,37 +526,47 @@ public final class PipelineService: CommandExecutor {
     static let promptFileReadBytes = 32 << 10
 
     private func requestFix(_ runtime: ProposalRuntime, attempt: Int, context: FixContext) {
-        var files: [(path: String, content: String)] = []
-        var notes: [String] = []
-        if let workspace = runtime.workspace {
-            // The workspace is untrusted (the proposal's tests ran in it): files are read without following
-            // symbolic links, regular files only (DESIGN invariant 6). On the loop thread because it is bounded:
-            // at most 10 paths × 32 KiB of a just-copied local tree, less work than applying a change set.
-            for path in context.relevantPaths() {
-                let read = readWorkspaceFile(path, in: workspace.path, maxBytes: Self.promptFileReadBytes)
-                switch read {
-                case .file(let bytes, let size):
-                    files.append((path, String(decoding: bytes, as: UTF8.self)))
-                    if bytes.count < size { notes.append("\(path) is \(size) bytes; only its first \(bytes.count) bytes were read") }
-                case .missing:
-                    break  // an analysis location outside the repository, or a file the test removed
-                case .refused where !context.changes.contains(where: { $0.path == path }):
-                    break  // a location from the test output that is not a repository path (e.g. /usr/lib/…)
-                case .symbolicLink, .notRegularFile, .refused:
-                    if let note = read.unreadableNote(path) { notes.append(note) }
-                }
-            }
+        readPromptFiles(context.relevantPaths()[...], context: context, workspace: runtime.workspace, files: [], notes: []) { [weak self] files, notes in
+            let prompt = FixPrompt.build(context: context, relevantFiles: files, fileNotes: notes)
+            self?.ask(runtime, attempt: attempt, system: prompt.system, messages: [ModelMessage(.user, prompt.user)], reasked: false)
         }
-        let prompt = FixPrompt.build(context: context, relevantFiles: files, fileNotes: notes)
-        ask(runtime, attempt: attempt, system: prompt.system, messages: [("user", prompt.user)], reasked: false)
+    }
+
+    /// Reads the prompt's files one after another from the workspace. The workspace is untrusted (the proposal's
+    /// tests ran in it): files are read without following symbolic links, regular files only, bounded (DESIGN
+    /// invariant 6), and off the loop thread (`SandboxWorkspace.readFile`).
+    private func readPromptFiles(
+        _ paths: ArraySlice<String>, context: FixContext, workspace: (any SandboxWorkspace)?,
+        files: [(path: String, content: String)], notes: [String], completion: @escaping ([(path: String, content: String)], [String]) -> Void
+    ) {
+        guard let workspace, let path = paths.first else { return completion(files, notes) }
+        workspace.readFile(path, maxBytes: Self.promptFileReadBytes) { [weak self] read in
+            var files = files
+            var notes = notes
+            switch read {
+            case .file(let bytes, let size):
+                files.append((path, String(decoding: bytes, as: UTF8.self)))
+                if bytes.count < size { notes.append("\(path) is \(size) bytes; only its first \(bytes.count) bytes were read") }
+            case .missing:
+                break  // an analysis location outside the repository, or a file the test removed
+            case .refused where !context.changes.contains(where: { $0.path == path }):
+                break  // a location from the test output that is not a repository path (e.g. /usr/lib/…)
+            case .symbolicLink, .notRegularFile, .refused:
+                if let note = read.unreadableNote(path) { notes.append(note) }
+            }
+            self?.readPromptFiles(paths.dropFirst(), context: context, workspace: workspace, files: files, notes: notes, completion: completion)
+        }
     }
 
     /// One LLM exchange; a malformed reply gets exactly one re-ask with the parser's complaint.
-    private func ask(_ runtime: ProposalRuntime, attempt: Int, system: String, messages: [(role: String, content: String)], reasked: Bool) {
-        let title = runtime.machine.info.title
-        provider.requestFix(
-            title: title, attempt: attempt, system: system, messages: messages,
-            onDelta: { [weak self] text in
+    private func ask(_ runtime: ProposalRuntime, attempt: Int, system: String, messages: [ModelMessage], reasked: Bool) {
+        let request = ModelRequest(
+            system: system, messages: messages,
+            labels: ["purpose": "fix", "proposal": runtime.id, "title": runtime.machine.info.title, "attempt": String(attempt)])
+        executors.model.complete(
+            request,
+            onDelta: { [weak self] delta in
+                guard case .text(let text) = delta else { return }
                 self?.sink.publishEphemeral(topic: runtime.topic, kind: "fix_delta", data: .object(["attempt": .int(Int64(attempt)), "text": .string(text)]))
             },
             completion: { [weak self] result in
@@ -568,7 +574,8 @@ public final class PipelineService: CommandExecutor {
                 switch result {
                 case .failure(let error):
                     self.feed(runtime, .fixFailed(reason: error.description))
-                case .success(let text):
+                case .success(let response):
+                    let text = response.text
                     do throws(FixReplyError) {
                         let reply = try FixReply.parse(text)
                         self.feed(runtime, .fixReceived(reply))
@@ -578,7 +585,8 @@ public final class PipelineService: CommandExecutor {
                         } else {
                             self.logger.info("proposal \(runtime.id): malformed fix reply (\(error)); asking once more")
                             self.ask(runtime, attempt: attempt, system: system,
-                                     messages: messages + [("assistant", text), ("user", FixPrompt.retryMessage(error: error))], reasked: true)
+                                     messages: messages + [ModelMessage(.assistant, text), ModelMessage(.user, FixPrompt.retryMessage(error: error))],
+                                     reasked: true)
                         }
                     }
                 }
@@ -593,7 +601,7 @@ public final class PipelineService: CommandExecutor {
             return reply(.failure(ProtocolError(code: .invalidState, message: "revision \(revision) has no base commit (not deployed yet, or not a git repository)")))
         }
         let paths = rev.changes.filter { $0.action != .create }.map(\.path)
-        gitRepository(repository).files(at: commit, paths: paths) { result in
+        executors.git(repository.path).files(at: commit, paths: paths) { result in
             switch result {
             case .failure(let error):
                 reply(.failure(ProtocolError(code: .internal, message: "reading the base files failed: \(error)")))
@@ -614,19 +622,12 @@ public final class PipelineService: CommandExecutor {
         }
     }
 
-    private func gitRepository(_ repository: RepositoryConfig) -> GitRepository {
-        if let existing = repositories[repository.name] { return existing }
-        let git = GitRepository(loop: loop, path: repository.path)
-        repositories[repository.name] = git
-        return git
-    }
-
     private func apply(_ runtime: ProposalRuntime, revision number: Int, approvers: [String]) {
         guard let repository = runtime.repository, let revision = runtime.machine.revisions.first(where: { $0.number == number }) else {
             feed(runtime, .applyFailed(reason: "the repository or revision is not available"))
             return
         }
-        let git = gitRepository(repository)
+        let git = executors.git(repository.path)
         let info = runtime.machine.info
         let changes = revision.changes.map {
             WorkspaceChange(path: $0.path, action: WorkspaceChange.Action(rawValue: $0.action.rawValue) ?? .modify, content: $0.content)
@@ -660,24 +661,23 @@ public final class PipelineService: CommandExecutor {
     /// Runs the tests of `changes` on a fresh copy of the repository (used when the repository moved).
     private func verify(_ runtime: ProposalRuntime, repository: RepositoryConfig, changes: [WorkspaceChange], completion: @escaping (Bool, String) -> Void) {
         let parent = (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes/\(runtime.id)")
-        Workspace.create(loop: loop, from: repository.path, parentDirectory: parent) { [weak self] result in
+        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: parent) { [weak self] result in
             guard let self else { return }
             guard case .success(let workspace) = result, case .success = workspace.apply(changes) else {
                 completion(false, "could not prepare a sandbox on the new base")
                 return
             }
             let config = self.sandboxedRun(workspace: workspace.path, repository: repository)
-            self.whenIsolationKnown {
-                let run = TestRun(loop: self.loop, configuration: config, isolation: self.isolation, onLines: { _, _ in }) { result in
-                    workspace.remove(loop: self.loop) { _ in }
+            self.executors.sandbox.whenIsolationKnown { isolation in
+                _ = self.executors.sandbox.startRun(config, isolation: isolation, onLines: { _, _ in }) { result in
+                    workspace.remove { _ in }
                     completion(result.passed, "exit \(result.exitCode.map(String.init) ?? "-"): \(result.outputTail.suffix(300))")
                 }
-                run.start()
             }
         }
     }
 
-    private func afterCommit(_ runtime: ProposalRuntime, repository: RepositoryConfig, git: GitRepository, commit: String, revision: Int) {
+    private func afterCommit(_ runtime: ProposalRuntime, repository: RepositoryConfig, git: any GitExecutor, commit: String, revision: Int) {
         guard let smoke = repository.postApplyCommand else {
             feed(runtime, .applied(commit: commit), applied: (revision, commit))
             return
@@ -686,7 +686,7 @@ public final class PipelineService: CommandExecutor {
         let config = TestRunConfiguration(
             workspacePath: repository.path, testCommand: smoke,
             timeoutNanoseconds: UInt64(configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork)
-        let run = TestRun(loop: loop, configuration: config, isolation: .unisolated, onLines: { _, _ in }) { [weak self] result in
+        _ = executors.sandbox.startRun(config, isolation: .unisolated, onLines: { _, _ in }) { [weak self] result in
             guard let self else { return }
             if result.passed {
                 self.feed(runtime, .applied(commit: commit), applied: (revision, commit))
@@ -702,7 +702,6 @@ public final class PipelineService: CommandExecutor {
                 }
             }
         }
-        run.start()
     }
 
     private func rollback(_ runtime: ProposalRuntime, commit: String) {
@@ -710,7 +709,7 @@ public final class PipelineService: CommandExecutor {
             feed(runtime, .rollbackFailed(reason: "repository '\(runtime.machine.info.repo)' is not configured"))
             return
         }
-        gitRepository(repository).revert(commit) { [weak self] result in
+        executors.git(repository.path).revert(commit) { [weak self] result in
             guard let self else { return }
             switch result {
             case .success(let revert): self.feed(runtime, .rolledBack(revertCommit: revert), reverted: (commit, revert))
@@ -736,11 +735,6 @@ public final class PipelineService: CommandExecutor {
             view: sandboxView, diskQuotaBytes: configuration.sandboxDiskQuotaMB * 1_000_000)
     }
 
-    /// Runs `body` now if the isolation probe has answered, else when it does.
-    func whenIsolationKnown(_ body: @escaping () -> Void) {
-        if isolationKnown { body() } else { waitingForIsolation.append(body) }
-    }
-
     /// `<data>/sandboxes`: one directory per proposal, holding its workspaces.
     var sandboxesRoot: String { (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes") }
 
@@ -748,7 +742,7 @@ public final class PipelineService: CommandExecutor {
     func removeSandboxes(of id: String, runtime: ProposalRuntime?) {
         guard configuration.sandboxRetention == .remove else { return }
         runtime?.workspace = nil
-        SandboxDirectory.remove(name: id, in: sandboxesRoot, loop: loop) { [logger] result in
+        executors.sandbox.removeDirectory(name: id, in: sandboxesRoot) { [logger] result in
             if case .failure(let error) = result { logger.warning("could not remove the sandboxes of \(id): \(error)") }
         }
     }
@@ -757,7 +751,7 @@ public final class PipelineService: CommandExecutor {
     /// know (left by a proposal whose creation was never stored).
     func removeFinishedSandboxes() {
         guard configuration.sandboxRetention == .remove else { return }
-        for name in SandboxDirectory.entries(in: sandboxesRoot) {
+        for name in executors.sandbox.directoryNames(in: sandboxesRoot) {
             if let runtime = runtimes[name], !runtime.machine.status.releasesSandbox { continue }
             removeSandboxes(of: name, runtime: runtimes[name])
         }

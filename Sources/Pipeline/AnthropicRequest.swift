@@ -27,6 +27,36 @@ public enum AnthropicRequest {
         ]).bytes
     }
 
+    /// The JSON body of a general request: system, turns of text / tool_use / tool_result blocks, and tools
+    /// (`{name, description, input_schema}`), per the Messages API.
+    public static func body(model: String, request: ModelRequest, defaultMaxTokens: Int, stream: Bool) -> [UInt8] {
+        var object: JSONObject = [
+            "model": .string(model),
+            "max_tokens": .integer(request.maxTokens ?? defaultMaxTokens),
+            "system": .string(request.system),
+            "messages": .array(request.messages.map { message in
+                .object(["role": .string(message.role.rawValue), "content": .array(message.content.map(block))])
+            }),
+            "stream": .bool(stream),
+        ]
+        if !request.tools.isEmpty {
+            object["tools"] = .array(request.tools.map { tool in
+                .object(["name": .string(tool.name), "description": .string(tool.description), "input_schema": tool.inputSchema])
+            })
+        }
+        return JSONValue.object(object).bytes
+    }
+
+    private static func block(_ content: ModelContent) -> JSONValue {
+        switch content {
+        case .text(let text): .object(["type": .string("text"), "text": .string(text)])
+        case .toolUse(let id, let name, let input):
+            .object(["type": .string("tool_use"), "id": .string(id), "name": .string(name), "input": input])
+        case .toolResult(let id, let content, let isError):
+            .object(["type": .string("tool_result"), "tool_use_id": .string(id), "content": .string(content), "is_error": .bool(isError)])
+        }
+    }
+
     /// Headers to send with the body.
     public static func headers(apiKey: String) -> [(name: String, value: String)] {
         [("x-api-key", apiKey), ("anthropic-version", version), ("content-type", "application/json")]

@@ -12,6 +12,9 @@ extension JSONValue {
     /// `.int` from a Swift `Int` (counts, revisions, durations).
     static func integer(_ value: Int) -> JSONValue { .int(Int64(value)) }
 
+    /// The integer payload as a Swift `Int` (indices, token counts).
+    var integerValue: Int? { intValue.map { Int(truncatingIfNeeded: $0) } }
+
     /// A short name of the value's type, for error messages ("string", "number" …).
     var typeName: String {
         switch self {

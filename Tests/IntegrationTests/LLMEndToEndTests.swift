@@ -56,7 +56,13 @@ private func events(_ history: [JSONValue], _ kind: String) -> [JSONValue] {
 private func messages(_ request: JSONValue) -> [JSONValue] { request["body"]?["messages"]?.arrayValue ?? [] }
 
 /// The first user message's text of a recorded request (the fix prompt).
-private func prompt(_ request: JSONValue) -> String { messages(request).first?["content"]?.stringValue ?? "" }
+/// The first turn's text: content blocks (`[{type: "text", text}]`, what Medic sends) joined, or a plain string.
+private func prompt(_ request: JSONValue) -> String { text(of: messages(request).first) }
+
+private func text(of message: JSONValue?) -> String {
+    if let text = message?["content"]?.stringValue { return text }
+    return (message?["content"]?.arrayValue ?? []).compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined()
+}
 
 private func seconds(_ value: JSONValue?) -> Double? {
     switch value {
@@ -153,9 +159,9 @@ struct LLMEndToEndTests {
         #expect(requests.count == 2)
         let turns = messages(requests[1])
         #expect(turns.map { $0["role"]?.stringValue ?? "" } == ["user", "assistant", "user"])
-        #expect(turns.first?["content"]?.stringValue == prompt(requests[0]))
-        #expect(turns.count == 3 && turns[1]["content"]?.stringValue == bad)
-        #expect(turns.last?["content"]?.stringValue?.contains("refused") == true)
+        #expect(text(of: turns.first) == prompt(requests[0]))
+        #expect(turns.count == 3 && text(of: turns[1]) == bad)
+        #expect(text(of: turns.last).contains("refused"))
     }
 
     @Test func twoMalformedRepliesFailTheAttemptAndTheNextProceeds() throws {

@@ -105,6 +105,73 @@ let anthropicStreamBody = """
         #expect(events == [.error(type: "invalid_stream", message: "content_block_delta data is not JSON")])
     }
 
+    /// A tool call as the Messages API streams it: the block starts with id and name, its input arrives as JSON
+    /// pieces split anywhere, and usage comes in message_start (input) and message_delta (output).
+    @Test func toolUseStreamsIntoTheResponse() {
+        let body = """
+            event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":412,"output_tokens":1}}}\n\n\
+            event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n\
+            event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Counting."}}\n\n\
+            event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n\
+            event: content_block_start\ndata: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"run_sql","input":{}}}\n\n\
+            event: content_block_delta\ndata: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"sql\\": \\"SELECT"}}\n\n\
+            event: content_block_delta\ndata: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" 1\\"}"}}\n\n\
+            event: content_block_stop\ndata: {"type":"content_block_stop","index":1}\n\n\
+            event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":37}}\n\n\
+            event: message_stop\ndata: {"type":"message_stop"}\n\n
+            """
+        var whole = AnthropicStream()
+        let events = whole.feed(Array(body.utf8))
+        #expect(events == [.textDelta("Counting."), .toolUseStarted(id: "toolu_1", name: "run_sql"), .messageStop])
+        let response = whole.response
+        #expect(response.text == "Counting.")
+        #expect(response.stopReason == "tool_use")
+        #expect(response.usage == ModelUsage(inputTokens: 412, outputTokens: 37))
+        #expect(response.toolUses.count == 1)
+        #expect(response.toolUses.first?.name == "run_sql")
+        #expect(response.toolUses.first?.input == .object(["sql": .string("SELECT 1")]))
+        var split = AnthropicStream()
+        for byte in body.utf8 { _ = split.feed([byte]) }
+        #expect(split.response == response)
+    }
+
+    /// The model's tool input is untrusted output: input that is not a JSON object is an error, not a call.
+    @Test func aToolInputThatIsNotAnObjectIsAnError() {
+        var stream = AnthropicStream()
+        let body = """
+            event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"x","input":{}}}\n\n\
+            event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"[1,2"}}\n\n\
+            event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n\
+            event: content_block_delta\ndata: {"type":"content_block_delta","index":7,"delta":{"type":"input_json_delta","partial_json":"{}"}}\n\n
+            """
+        let events = stream.feed(Array(body.utf8))
+        #expect(events == [
+            .toolUseStarted(id: "t", name: "x"), .error(type: "invalid_stream", message: "tool_use x input is not a JSON object"),
+            .error(type: "invalid_stream", message: "input_json_delta without a tool_use block 7"),
+        ])
+    }
+
+    @Test func aGeneralRequestCarriesToolsAndBlocks() throws {
+        let request = ModelRequest(
+            system: "s",
+            messages: [
+                ModelMessage(.user, "how many?"),
+                ModelMessage(role: .assistant, content: [.toolUse(id: "t1", name: "run_sql", input: .object(["sql": "SELECT 1"]))]),
+                ModelMessage(role: .user, content: [.toolResult(toolUseID: "t1", content: "1", isError: false)]),
+            ],
+            tools: [ModelTool(name: "run_sql", description: "read-only SQL", inputSchema: .object(["type": "object"]))],
+            maxTokens: 100, labels: ["purpose": "ask"])
+        let body = try JSONValue.parse(AnthropicRequest.body(model: "m", request: request, defaultMaxTokens: 5, stream: false))
+        #expect(body["max_tokens"] == .int(100))
+        #expect(body["labels"] == nil && body["purpose"] == nil)
+        #expect(body["tools"]?.arrayValue?.first?["input_schema"] == .object(["type": "object"]))
+        let turns = body["messages"]?.arrayValue ?? []
+        #expect(turns.map { $0["role"]?.stringValue } == ["user", "assistant", "user"])
+        #expect(turns[0]["content"] == .array([.object(["type": "text", "text": "how many?"])]))
+        #expect(turns[1]["content"]?.arrayValue?.first?["input"]?["sql"] == "SELECT 1")
+        #expect(turns[2]["content"]?.arrayValue?.first?["tool_use_id"] == "t1")
+    }
+
     @Test func requestBody() throws {
         let body = AnthropicRequest.body(model: "claude-x", system: "sys \"q\"", user: "hi\n", maxTokens: 4096, stream: true)
         #expect(String(decoding: body, as: UTF8.self)

@@ -1,27 +1,16 @@
-// FixProviders: where fixes come from — a scripted conversation (offline) or the Anthropic Messages API.
+// LanguageModels: the two `LanguageModel`s — a scripted conversation (offline demo and tests) and the Anthropic
+// Messages API (streamed, with tools and usage).
 import EventLoop
 import Foundation
 import HTTPClient
 import Logging
 import Pipeline
 
-/// Asks an LLM for a fix. `onDelta` streams the text as it is written; `completion` gets the whole reply
-/// text or a failure reason. Loop-bound.
-protocol FixProvider: AnyObject {
-    func requestFix(
-        title: String, attempt: Int, system: String, messages: [(role: String, content: String)],
-        onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void)
-    var name: String { get }
-}
-
-struct FixProviderError: Error, CustomStringConvertible {
-    var description: String
-}
-
 /// Replies from a scripted conversation file (the offline demo and tests). The reply is streamed in pieces over
 /// its `delay_ms` (`ScriptedConversation.Entry.streamSchedule`), so watchers see `fix_delta` events as with a real
 /// model, at a pace a person can read.
-final class ScriptedFixProvider: FixProvider {
+/// The script answers fix requests, looked up by the request's `title` and `attempt` labels.
+final class ScriptedModel: LanguageModel {
     let name = "scripted"
     private let loop: EventLoop
     private let conversation: ScriptedConversation
@@ -36,13 +25,14 @@ final class ScriptedFixProvider: FixProvider {
         self.loop = loop
     }
 
-    func requestFix(
-        title: String, attempt: Int, system: String, messages: [(role: String, content: String)],
-        onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void
+    func complete(
+        _ request: ModelRequest, onDelta: @escaping (ModelDelta) -> Void, completion: @escaping (Result<ModelResponse, ModelError>) -> Void
     ) {
+        let title = request.labels["title"] ?? ""
+        let attempt = request.labels["attempt"].flatMap { Int($0) } ?? 0
         guard let entry = conversation.entry(for: title, attempt: attempt) else {
             loop.schedule(afterNanoseconds: 0) {
-                completion(.failure(FixProviderError(description: "the scripted conversation has no reply for '\(title)' attempt \(attempt)")))
+                completion(.failure(ModelError("the scripted conversation has no reply for '\(title)' attempt \(attempt)")))
             }
             return
         }
@@ -50,15 +40,17 @@ final class ScriptedFixProvider: FixProvider {
         let text = entry.reply
         let schedule = entry.streamSchedule()
         for piece in schedule {
-            loop.schedule(afterNanoseconds: piece.atNanoseconds) { onDelta(piece.text) }
+            loop.schedule(afterNanoseconds: piece.atNanoseconds) { onDelta(.text(piece.text)) }
         }
-        loop.schedule(afterNanoseconds: (schedule.last?.atNanoseconds ?? 0) + 1_000_000) { completion(.success(text)) }
+        loop.schedule(afterNanoseconds: (schedule.last?.atNanoseconds ?? 0) + 1_000_000) {
+            completion(.success(ModelResponse(content: [.text(text)], stopReason: "end_turn")))
+        }
     }
 }
 
 /// The Anthropic Messages API over libcurl's multi interface in our loop, streamed (SSE), with retries on
 /// 429/5xx/529 honouring retry-after (see `RetryPolicy`).
-final class AnthropicFixProvider: FixProvider {
+final class AnthropicModel: LanguageModel {
     let name = "anthropic"
     private let loop: EventLoop
     private let client: HTTPClient
@@ -79,18 +71,15 @@ final class AnthropicFixProvider: FixProvider {
         self.logger = logger
     }
 
-    func requestFix(
-        title: String, attempt: Int, system: String, messages: [(role: String, content: String)],
-        onDelta: @escaping (String) -> Void, completion: @escaping (Result<String, FixProviderError>) -> Void
+    func complete(
+        _ modelRequest: ModelRequest, onDelta: @escaping (ModelDelta) -> Void, completion: @escaping (Result<ModelResponse, ModelError>) -> Void
     ) {
-        // A multi-turn body (the re-ask after a malformed reply carries the earlier exchange).
-        let body = AnthropicRequest.body(model: model, system: system, messages: messages, maxTokens: maxTokens, stream: true)
+        let body = AnthropicRequest.body(model: model, request: modelRequest, defaultMaxTokens: maxTokens, stream: true)
         var headers = AnthropicRequest.headers(apiKey: apiKey).map { ($0.name, $0.value) }
         headers.append(("accept", "text/event-stream"))
         let request = HTTPClientRequest(
             method: "POST", url: baseURL + "/v1/messages", headers: headers, body: body, timeoutMilliseconds: timeoutMilliseconds)
         var stream = AnthropicStream()
-        var text = ""
         var streamError: String?
         var status = 0
         var errorBody: [UInt8] = []
@@ -98,8 +87,7 @@ final class AnthropicFixProvider: FixProvider {
         let timeout = timeoutMilliseconds
         // Error bodies come from the network (a proxy may echo request fields); the key must never reach an event.
         let fail = { [apiKey] (reason: String) in
-            completion(.failure(FixProviderError(
-                description: apiKey.isEmpty ? reason : reason.replacingOccurrences(of: apiKey, with: "[redacted]"))))
+            completion(.failure(ModelError(apiKey.isEmpty ? reason : reason.replacingOccurrences(of: apiKey, with: "[redacted]"))))
         }
         executeWithRetry(
             client: client, loop: loop, request: request, policy: retryPolicy,
@@ -115,9 +103,8 @@ final class AnthropicFixProvider: FixProvider {
                 }
                 for event in stream.feed(chunk) {
                     switch event {
-                    case .textDelta(let delta):
-                        text += delta
-                        onDelta(delta)
+                    case .textDelta(let delta): onDelta(.text(delta))
+                    case .toolUseStarted(let id, let name): onDelta(.toolUseStarted(id: id, name: name))
                     case .messageStop: break
                     case .error(let type, let message): streamError = "\(type): \(message)"
                     }
@@ -137,7 +124,7 @@ final class AnthropicFixProvider: FixProvider {
                     if let streamError {
                         fail("Anthropic API stream error: \(streamError)")
                     } else {
-                        completion(.success(text))
+                        completion(.success(stream.response))
                     }
                 }
             })
