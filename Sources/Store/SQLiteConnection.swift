@@ -97,7 +97,7 @@ final class SQLiteConnection: SQLConnection {
         } else {
             // `$N` and `?N` both number parameters in SQLite, but `$N` is a *named* parameter whose index is
             // its order of first appearance; `?N` pins the index, so rewrite.
-            let text = sql.replacingOccurrences(of: "$", with: "?")
+            let text = Self.numberedParameters(sql)
             var prepared: OpaquePointer?
             let rc = sqlite3_prepare_v3(db, text, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil)
             guard rc == SQLITE_OK, let prepared else { throw error(rc, nil, sql: sql) }
@@ -172,5 +172,23 @@ final class SQLiteConnection: SQLConnection {
         default:
             return .invalid("SQLite error \(rc) in `\(where_)`: \(message)")
         }
+    }
+
+    /// `$N` → `?N`, only for `$` followed by a digit outside string literals: a JSON path such as
+    /// `'$.testResult'` is SQL text, not a parameter.
+    static func numberedParameters(_ sql: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(sql.utf8.count)
+        var inLiteral = false
+        var previous: UInt8 = 0
+        for byte in sql.utf8 {
+            if byte == UInt8(ascii: "'") { inLiteral.toggle() }
+            if previous == UInt8(ascii: "$"), !inLiteral, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                out[out.count - 1] = UInt8(ascii: "?")
+            }
+            out.append(byte)
+            previous = byte
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

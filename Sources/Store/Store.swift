@@ -168,6 +168,12 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.proposals(statuses: statuses, on: c) }
     }
 
+    /// The pipeline's figures over every stored proposal, computed in the database (see
+    /// `StoreOperations.proposalFigures`).
+    public func proposalFigures(passingStatuses: [String], completion: @escaping @Sendable (Result<ProposalFigures, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.proposalFigures(passingStatuses: passingStatuses, on: c) }
+    }
+
     /// The stored response of a command, nil if that (principal, commandId) was never committed.
     public func commandResponse(
         principal: String, commandId: String, completion: @escaping @Sendable (Result<String?, StoreError>) -> Void

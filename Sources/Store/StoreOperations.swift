@@ -277,6 +277,60 @@ enum StoreOperations {
         ).map(proposalRow)
     }
 
+    /// The pipeline's figures over every stored proposal, computed by the engine (one pass over `proposals`
+    /// and `revisions`, reading the revision documents' `testResult` and `analysis.category` with the engine's
+    /// own JSON functions: SQLite's `json_extract`, PostgreSQL's `jsonb` operators), so a server with 100,000
+    /// proposals answers without loading them. `passingStatuses` says which statuses count as a success (the
+    /// store knows no status meanings).
+    static func proposalFigures(passingStatuses: [String], on c: any SQLConnection) throws(StoreError) -> ProposalFigures {
+        var figures = ProposalFigures()
+        let marks = passingStatuses.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+        let passing = passingStatuses.isEmpty ? "FALSE" : "status IN (\(marks))"
+        if let row = try c.query(
+            """
+            SELECT COUNT(*), COALESCE(SUM(attempts), 0), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN attempts > 0 AND \(passing) THEN 1 ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN status = 'unfixable' THEN 1 ELSE 0 END), 0)
+            FROM proposals
+            """, passingStatuses.map(SQLValue.text)
+        ).first {
+            figures.proposals = Int(row[0].int)
+            figures.attempts = Int(row[1].int)
+            figures.proposalsWithFixes = Int(row[2].int)
+            figures.successful = Int(row[3].int)
+            figures.unfixable = Int(row[4].int)
+        }
+        // A revision's run failed unless it exited 0, in time, without a signal, no test failed and the disk
+        // quota held (Pipeline's `TestResult.succeeded`).
+        let (result, field, category): (String, (String) -> String, String) = switch c.dialect {
+        case .sqlite: (
+            "json_extract(doc, '$.testResult')",
+            { "json_extract(doc, '$.testResult.\($0)')" },
+            "json_extract(doc, '$.analysis.category')")
+        case .postgres: (
+            "(doc::jsonb -> 'testResult')",
+            { "(doc::jsonb -> 'testResult' ->> '\($0)')" },
+            "(doc::jsonb -> 'analysis' ->> 'category')")
+        }
+        // SQLite's json_extract gives JSON true/false as 1/0; PostgreSQL's ->> gives the text 'true'/'false'.
+        let (yes, no, zero) = c.dialect == .sqlite ? ("1", "0", "0") : ("'true'", "'false'", "'0'")
+        if let row = try c.query(
+            """
+            SELECT COUNT(*) FROM revisions WHERE \(result) IS NOT NULL AND NOT (
+                \(field("exitCode")) = \(zero) AND COALESCE(\(field("timedOut")), \(no)) <> \(yes) AND \(field("signal")) IS NULL
+                AND COALESCE(\(field("failed")), \(zero)) = \(zero) AND COALESCE(\(field("diskQuotaExceeded")), \(no)) <> \(yes))
+            """, []
+        ).first {
+            figures.failures = Int(row[0].int)
+        }
+        for row in try c.query(
+            "SELECT \(category), COUNT(*) FROM revisions WHERE \(category) IS NOT NULL GROUP BY \(category)", [])
+        {
+            figures.byCategory[row[0].text] = Int(row[1].int)
+        }
+        return figures
+    }
+
     static func commandResponse(principal: String, commandId: String, on c: any SQLConnection) throws(StoreError)
         -> String?
     {

@@ -286,3 +286,21 @@ public enum WriteOutcome: Sendable, Equatable {
     /// The command id was already stored: nothing was written; this is the stored response.
     case duplicateCommand(response: String)
 }
+
+/// The pipeline's figures over every stored proposal (`Store.proposalFigures`).
+public struct ProposalFigures: Sendable, Equatable {
+    public var proposals = 0
+    /// Revisions whose test run failed.
+    public var failures = 0
+    /// Fix attempts started, summed over proposals.
+    public var attempts = 0
+    /// Proposals with at least one fix attempt.
+    public var proposalsWithFixes = 0
+    /// Of those, the ones in a passing status.
+    public var successful = 0
+    public var unfixable = 0
+    /// Analysed revisions per failure category.
+    public var byCategory: [String: Int] = [:]
+
+    public init() {}
+}

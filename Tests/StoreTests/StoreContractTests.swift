@@ -257,6 +257,48 @@ struct StoreContractTests {
         #expect(try store.sync { store.proposals(statuses: ["deploying", "testing", "analyzing", "fixing", "applying"], completion: $0) }.map(\.id) == ["p2"])
     }
 
+    @Test("the pipeline's figures are computed by the engine from proposals and revision documents", arguments: BackendKind.all)
+    func proposalFigures(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        #expect(try store.sync { store.proposalFigures(passingStatuses: ["applied"], completion: $0) } == ProposalFigures())
+        func result(exit: Int, timedOut: Bool = false, failed: Int? = nil, signal: Int? = nil, quota: Bool? = nil) -> String {
+            var fields = ["\"exitCode\":\(exit)", "\"timedOut\":\(timedOut)", "\"durationMs\":5"]
+            if let failed { fields.append("\"failed\":\(failed)") }
+            if let signal { fields.append("\"signal\":\(signal)") }
+            if let quota { fields.append("\"diskQuotaExceeded\":\(quota)") }
+            return "{" + fields.joined(separator: ",") + "}"
+        }
+        var a = proposalRow("a", status: "applied", createdAt: 1)
+        a.attempts = 2
+        var b = proposalRow("b", status: "unfixable", createdAt: 2)
+        b.attempts = 3
+        let c = proposalRow("c", status: "awaiting_review", createdAt: 3)
+        var w = StoreWrite(proposals: [a, b, c])
+        w.revisions = [
+            RevisionRow(proposalId: "a", number: 1, doc: "{\"testResult\":\(result(exit: 1)),\"analysis\":{\"category\":\"test_failure\"}}", createdAt: 1),
+            RevisionRow(proposalId: "a", number: 2, doc: "{\"testResult\":\(result(exit: 0, timedOut: true)),\"analysis\":{\"category\":\"timeout\"}}", createdAt: 1),
+            RevisionRow(proposalId: "a", number: 3, doc: "{\"testResult\":\(result(exit: 0, failed: 0))}", createdAt: 1),
+            RevisionRow(proposalId: "b", number: 1, doc: "{\"testResult\":\(result(exit: 0, failed: 2)),\"analysis\":{\"category\":\"test_failure\"}}", createdAt: 1),
+            RevisionRow(proposalId: "b", number: 2, doc: "{\"testResult\":\(result(exit: 0, signal: 9))}", createdAt: 1),
+            RevisionRow(proposalId: "b", number: 3, doc: "{\"testResult\":\(result(exit: 0, quota: true))}", createdAt: 1),
+            RevisionRow(proposalId: "b", number: 4, doc: "{\"testResult\":\(result(exit: 0, quota: false))}", createdAt: 1),
+            RevisionRow(proposalId: "c", number: 1, doc: "{\"changes\":[]}", createdAt: 1),
+        ]
+        _ = try store.sync { store.write(w, completion: $0) }
+        let figures = try store.sync { store.proposalFigures(passingStatuses: ["applied", "awaiting_review"], completion: $0) }
+        var expected = ProposalFigures()
+        expected.proposals = 3
+        expected.attempts = 5
+        expected.proposalsWithFixes = 2
+        expected.successful = 1
+        expected.unfixable = 1
+        expected.failures = 5  // exit 1, timed out, 2 failed, signal 9, disk quota
+        expected.byCategory = ["test_failure": 2, "timeout": 1]
+        #expect(figures == expected)
+    }
+
     @Test("principals: only the token's SHA-256 is stored; lookup, conflict, revoke, re-create", arguments: BackendKind.all)
     func principals(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)
