@@ -90,6 +90,10 @@ let package = Package(
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
+        /// The proposal workflow driven whole against fake executors: no sockets, no bwrap, no sleeps.
+        .testTarget(
+            name: "MedicHostTests", dependencies: ["MedicHost", "Pipeline", "Protocol", "Store", "Sandbox", "EventLoop", log],
+            swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

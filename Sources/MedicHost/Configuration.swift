@@ -94,6 +94,9 @@ public struct MedicConfiguration: Sendable {
     /// Most megabytes (10^6 bytes) one test run's workspace may hold, repository copy included; also the
     /// size of its private `/tmp`. Over it the run is killed and analysed as `disk_quota`.
     public var sandboxDiskQuotaMB: Int = 1024
+    /// Seconds a workflow instance (a proposal) stays in memory after its last input when it holds no sandbox,
+    /// run or queued input; then it is evicted and loaded from the store again when named (default 300).
+    public var instanceIdleSeconds: Int = 300
     /// The config file read by `load(file:)`, if any (hidden from sandboxes like the data directory).
     public var configFile: String?
 
@@ -128,6 +131,7 @@ public struct MedicConfiguration: Sendable {
         if let v = file.sandbox_readonly_paths { sandboxReadOnlyPaths = v }
         if let v = file.sandbox_retention { sandboxRetention = try Self.parseRetention(v) }
         if let v = file.sandbox_disk_quota_mb { sandboxDiskQuotaMB = v }
+        if let v = file.instance_idle_seconds { instanceIdleSeconds = v }
         try validate()
     }
 
@@ -202,6 +206,9 @@ public struct MedicConfiguration: Sendable {
             guard names.insert(repo.name).inserted else { throw ConfigurationError("repository name '\(repo.name)' is used twice") }
         }
         guard sandboxDiskQuotaMB > 0 else { throw ConfigurationError("sandbox_disk_quota_mb must be positive") }
+        guard (1...86_400).contains(instanceIdleSeconds) else {
+            throw ConfigurationError("instance_idle_seconds must be 1…86400, got \(instanceIdleSeconds)")
+        }
         // A sandbox is a copy of its repository: a repository holding Medic's data, keys or config would hand
         // them to the code under test.
         let hidden = sandboxHiddenPaths
@@ -245,6 +252,7 @@ public struct MedicConfiguration: Sendable {
         var sandbox_readonly_paths: [String]?
         var sandbox_retention: String?
         var sandbox_disk_quota_mb: Int?
+        var instance_idle_seconds: Int?
     }
 }
 

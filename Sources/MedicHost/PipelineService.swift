@@ -19,6 +19,8 @@ final class ProposalRuntime {
     /// Revisions already stored (rows are rewritten from the current one on, as results attach to it).
     var storedRevisions = 0
     var lastPublishedStatus: ProposalStatus?
+    /// When an input last arrived (clock milliseconds): an idle instance that holds nothing is evicted.
+    var lastActive: Int64 = 0
     /// Inputs waiting for the machine (one store write in flight per proposal).
     var inbox: [PendingInput] = []
     /// A batch of this proposal is being stored; the inbox waits.
@@ -43,6 +45,13 @@ final class ProposalRuntime {
 
     var id: String { machine.info.id }
     var topic: String { "proposal:\(machine.info.id)" }
+
+    /// Holds nothing that only memory has: no queued input, no write in flight, no sandbox, no run, and the
+    /// machine is not busy (a busy machine waits for an executor's answer).
+    var isEvictable: Bool {
+        inbox.isEmpty && !writing && inFlight == nil && workspace == nil && testRun == nil && !machine.status.isBusy
+            && !machine.revisions.isEmpty
+    }
 }
 
 /// One input waiting for its proposal's machine (`PipelineService.feed`).
@@ -87,12 +96,24 @@ public final class PipelineService: CommandExecutor {
     let logger: Logger
     /// Clock, sandboxes, git and the language model (real ones on the loop; fakes in MedicHostTests).
     let executors: WorkflowExecutors
+    /// Stored proposals that are not resident.
+    let records: any ProposalRecords
+    /// The resident instances: live ones (work in flight, a sandbox held, inputs queued) and recently used
+    /// ones. Everything else is loaded from `records` when a command or read names it.
     var runtimes: [String: ProposalRuntime] = [:]
+    /// Loads in flight, with everyone waiting for them (one store read per proposal at a time).
+    private var loading: [String: [(ProposalRuntime?) -> Void]] = [:]
+    /// The pipeline's figures over every stored proposal: read from the store at startup, then kept current
+    /// by each committed transition (its old contribution out, its new one in).
+    var figures = ProposalFigures()
+    /// An instance idle this long that holds no sandbox, run or queued input leaves memory.
+    var idleEvictionMilliseconds: Int64 = 300_000
 
-    init(sink: any EventSink, configuration: MedicConfiguration, executors: WorkflowExecutors, logger: Logger) {
+    init(sink: any EventSink, configuration: MedicConfiguration, executors: WorkflowExecutors, records: any ProposalRecords, logger: Logger) {
         self.sink = sink
         self.configuration = configuration
         self.executors = executors
+        self.records = records
         self.logger = logger
     }
 
@@ -120,34 +141,90 @@ public final class PipelineService: CommandExecutor {
                 app.logger.info("sandbox isolation: \(isolation.mode.rawValue)")
             }
         }
-        let service = PipelineService(sink: app, configuration: configuration, executors: executors, logger: app.logger)
-        try service.recover(store: app.store)
-        service.removeFinishedSandboxes()
+        let records = StoreProposalRecords(store: app.store, loop: app.loop)
+        let service = PipelineService(sink: app, configuration: configuration, executors: executors, records: records, logger: app.logger)
+        service.idleEvictionMilliseconds = Int64(configuration.instanceIdleSeconds) * 1000
+        try service.recover()
         return service
     }
 
-    /// Loads every stored proposal's machine; work that was in flight when the server stopped is marked
-    /// interrupted (an admin's auto_fix re-deploys it), never left silently stuck.
-    func recover(store: Store) throws {
-        let rows = try store.sync { store.proposals(status: nil, limit: 1_000_000, completion: $0) }
-        let decoder = JSONDecoder()
-        for row in rows.reversed() {
-            guard let machine = try? decoder.decode(ProposalMachine.self, from: Data(row.doc.utf8)) else {
-                logger.error("cannot decode the stored state of proposal \(row.id); it stays read-only")
-                continue
-            }
-            let runtime = ProposalRuntime(
-                machine: machine, repository: configuration.repositories.first { $0.name == row.repo }, createdAt: row.createdAt)
-            runtime.storedRevisions = machine.revisions.count
-            runtime.lastPublishedStatus = machine.status
-            runtimes[row.id] = runtime
-            if machine.status.isBusy {
-                clock.schedule(afterNanoseconds: 0) { [weak self] in
-                    self?.feed(runtime, .interrupted(reason: "the server restarted while the proposal was \(machine.status.rawValue)"))
-                }
+    /// At startup: reads the figures, and loads only the proposals that were busy when the server stopped —
+    /// they are marked interrupted (an admin's auto_fix re-deploys them), never left silently stuck. Every
+    /// other proposal stays in the store until something names it. Then removes the sandboxes of finished
+    /// proposals and starts the eviction sweep.
+    func recover() throws {
+        figures = try records.figures(passingStatuses: ProposalStatus.allCases.filter(\.hasPassingTests).map(\.rawValue))
+        let busy = try records.loadAll(statuses: ProposalStatus.allCases.filter(\.isBusy).map(\.rawValue))
+        for stored in busy {
+            guard let runtime = makeRuntime(stored) else { continue }
+            runtimes[runtime.id] = runtime
+            let status = runtime.machine.status
+            clock.schedule(afterNanoseconds: 0) { [weak self] in
+                self?.feed(runtime, .interrupted(reason: "the server restarted while the proposal was \(status.rawValue)"))
             }
         }
-        if !runtimes.isEmpty { logger.info("recovered \(runtimes.count) proposals") }
+        if !busy.isEmpty { logger.info("\(busy.count) proposals were busy when the server stopped; marking them interrupted") }
+        removeFinishedSandboxes()
+        scheduleEvictionSweep()
+    }
+
+    /// A resident instance from its stored record; nil (logged) when the record cannot be read — the proposal
+    /// then stays read-only: its events and rows are served, commands on it are refused.
+    func makeRuntime(_ stored: StoredProposal) -> ProposalRuntime? {
+        guard let machine = try? JSONDecoder().decode(ProposalMachine.self, from: Data(stored.row.doc.utf8)) else {
+            logger.error("cannot decode the stored state of proposal \(stored.row.id); it stays read-only")
+            return nil
+        }
+        let runtime = ProposalRuntime(
+            machine: machine, repository: configuration.repositories.first { $0.name == stored.row.repo }, createdAt: stored.row.createdAt)
+        runtime.storedRevisions = machine.revisions.count
+        runtime.lastPublishedStatus = machine.status
+        runtime.lastActive = clock.nowMilliseconds()
+        return runtime
+    }
+
+    /// The instance `id`: resident, or loaded from the store (concurrent callers share one load). nil when no
+    /// such proposal is stored, its record is unreadable, or the store failed (logged).
+    func withRuntime(_ id: String, _ body: @escaping (ProposalRuntime?) -> Void) {
+        if let runtime = runtimes[id] { return body(runtime) }
+        if loading[id] != nil {
+            loading[id]?.append(body)
+            return
+        }
+        loading[id] = [body]
+        records.load(id) { [weak self] result in
+            guard let self else { return }
+            let waiting = self.loading.removeValue(forKey: id) ?? []
+            var runtime: ProposalRuntime?
+            switch result {
+            case .success(let stored?):
+                // A proposal created meanwhile by this server is already resident: that one is the truth.
+                runtime = self.runtimes[id] ?? self.makeRuntime(stored)
+                if let runtime { self.runtimes[id] = runtime }
+            case .success(nil): runtime = self.runtimes[id]
+            case .failure(let error):
+                self.logger.error("loading proposal \(id) failed: \(error)")
+                runtime = self.runtimes[id]
+            }
+            for body in waiting { body(runtime) }
+        }
+    }
+
+    /// Resident instances that hold nothing (no queued input, no write in flight, no sandbox, no test run)
+    /// and saw no input for `idleEvictionMilliseconds` leave memory; the store has all of them.
+    func evictIdle() {
+        let now = clock.nowMilliseconds()
+        for (id, runtime) in runtimes where runtime.isEvictable && now - runtime.lastActive >= idleEvictionMilliseconds {
+            runtimes[id] = nil
+        }
+    }
+
+    private func scheduleEvictionSweep() {
+        let period = UInt64(max(1_000, min(idleEvictionMilliseconds / 4, 60_000))) * 1_000_000
+        clock.schedule(afterNanoseconds: period) { [weak self] in
+            self?.evictIdle()
+            self?.scheduleEvictionSweep()
+        }
     }
 
     // MARK: commands
@@ -156,27 +233,32 @@ public final class PipelineService: CommandExecutor {
         switch message {
         case .propose(let command): propose(command, commandID: commandID, principal: principal, reply: reply)
         case .review(let review):
-            guard let runtime = runtime(review.proposal, reply) else { return }
-            feed(runtime, .review(principal: principal.name, role: principal.role, verdict: review.verdict,
-                                  revision: Int(review.revision), comment: review.comment),
-                 command: PendingCommand(principal: principal.name, id: commandID,
-                                         ackFields: ["proposal": .string(review.proposal), "revision": .int(review.revision)], reply: reply),
-                 review: (principal.name, review))
+            runtime(review.proposal, reply) { runtime in
+                self.feed(runtime, .review(principal: principal.name, role: principal.role, verdict: review.verdict,
+                                           revision: Int(review.revision), comment: review.comment),
+                          command: PendingCommand(principal: principal.name, id: commandID,
+                                                  ackFields: ["proposal": .string(review.proposal), "revision": .int(review.revision)], reply: reply),
+                          review: (principal.name, review))
+            }
         case .autoFix(let proposal):
-            guard let runtime = runtime(proposal, reply) else { return }
-            feed(runtime, .autoFixRequested(principal: principal.name, role: principal.role),
-                 command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+            runtime(proposal, reply) { runtime in
+                self.feed(runtime, .autoFixRequested(principal: principal.name, role: principal.role),
+                          command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+            }
         case .rollback(let proposal):
-            guard let runtime = runtime(proposal, reply) else { return }
-            feed(runtime, .rollbackRequested(principal: principal.name, role: principal.role),
-                 command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+            runtime(proposal, reply) { runtime in
+                self.feed(runtime, .rollbackRequested(principal: principal.name, role: principal.role),
+                          command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+            }
         case .withdraw(let proposal, let reason):
-            guard let runtime = runtime(proposal, reply) else { return }
-            feed(runtime, .withdrawRequested(principal: principal.name, role: principal.role, reason: reason),
-                 command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+            runtime(proposal, reply) { runtime in
+                self.feed(runtime, .withdrawRequested(principal: principal.name, role: principal.role, reason: reason),
+                          command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(proposal)], reply: reply))
+            }
         case .comment(let proposal, let text):
-            guard let runtime = runtime(proposal, reply) else { return }
-            comment(runtime, text: text, principal: principal, commandID: commandID, reply: reply)
+            runtime(proposal, reply) { runtime in
+                self.comment(runtime, text: text, principal: principal, commandID: commandID, reply: reply)
+            }
         case .stats:
             reply(.success(stats()))
         case .hello, .subscribe, .unsubscribe:
@@ -184,12 +266,12 @@ public final class PipelineService: CommandExecutor {
         }
     }
 
-    private func runtime(_ id: String, _ reply: CommandReply) -> ProposalRuntime? {
-        guard let runtime = runtimes[id] else {
-            reply(.failure(ProtocolError(code: .notFound, message: "no proposal \(id)")))
-            return nil
+    /// The instance a command names, loaded if need be; a refusal when there is none.
+    private func runtime(_ id: String, _ reply: @escaping CommandReply, _ body: @escaping (ProposalRuntime) -> Void) {
+        withRuntime(id) { runtime in
+            guard let runtime else { return reply(.failure(ProtocolError(code: .notFound, message: "no proposal \(id)"))) }
+            body(runtime)
         }
-        return runtime
     }
 
     private func propose(_ command: ProposeCommand, commandID: String?, principal: Principal, reply: @escaping CommandReply) {
@@ -266,6 +348,7 @@ public final class PipelineService: CommandExecutor {
                 return
             }
         }
+        runtime.lastActive = clock.nowMilliseconds()
         runtime.inbox.append(PendingInput(
             event: event, command: command, review: review, isCreation: isCreation, applied: applied, reverted: reverted))
         drain(runtime)
@@ -365,6 +448,8 @@ public final class PipelineService: CommandExecutor {
             guard let self else { return }
             switch result {
             case .success(.committed):
+                self.figures.count(runtime.machine, sign: -1)
+                self.figures.count(next, sign: 1)
                 runtime.machine = next
                 runtime.storedRevisions = next.revisions.count
                 runtime.lastPublishedStatus = next.status
@@ -594,7 +679,13 @@ public final class PipelineService: CommandExecutor {
     }
 
     public func baseFiles(proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void) {
-        guard let runtime = runtimes[proposal], let rev = runtime.machine.revisions.first(where: { $0.number == revision }) else {
+        withRuntime(proposal) { [weak self] runtime in
+            self?.baseFiles(runtime, proposal: proposal, revision: revision, reply: reply)
+        }
+    }
+
+    private func baseFiles(_ runtime: ProposalRuntime?, proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void) {
+        guard let runtime, let rev = runtime.machine.revisions.first(where: { $0.number == revision }) else {
             return reply(.failure(ProtocolError(code: .notFound, message: "no revision \(revision) of proposal \(proposal)")))
         }
         guard let repository = runtime.repository, let commit = rev.baseCommit else {
@@ -645,7 +736,7 @@ public final class PipelineService: CommandExecutor {
         // Re-test first if the repository moved since the sandbox was made (its tests passed on the old base).
         git.headCommit { [weak self] head in
             guard let self else { return }
-            guard case .success(let current) = head, let base = runtime.workspace?.baseCommit, current != base else {
+            guard case .success(let current) = head, let base = revision.baseCommit ?? runtime.workspace?.baseCommit, current != base else {
                 commit()
                 return
             }
@@ -752,8 +843,18 @@ public final class PipelineService: CommandExecutor {
     func removeFinishedSandboxes() {
         guard configuration.sandboxRetention == .remove else { return }
         for name in executors.sandbox.directoryNames(in: sandboxesRoot) {
-            if let runtime = runtimes[name], !runtime.machine.status.releasesSandbox { continue }
-            removeSandboxes(of: name, runtime: runtimes[name])
+            if let runtime = runtimes[name] {
+                if runtime.machine.status.releasesSandbox { removeSandboxes(of: name, runtime: runtime) }
+                continue
+            }
+            records.load(name) { [weak self] result in
+                // Kept only for a proposal the store says still needs it; an unknown name is a leftover.
+                if case .success(let stored?) = result, let status = ProposalStatus(rawValue: stored.row.status), !status.releasesSandbox {
+                    return
+                }
+                if case .failure = result { return }  // cannot tell: keep it, the next start decides
+                self?.removeSandboxes(of: name, runtime: nil)
+            }
         }
     }
 
@@ -778,35 +879,17 @@ public final class PipelineService: CommandExecutor {
     /// The customer's metrics: failures, auto-fix attempted/successful, success rate, average attempts,
     /// unfixable, and counts per error category.
     public func stats() -> JSONObject {
-        var failures = 0
-        var attempted = 0
-        var proposalsWithFixes = 0
-        var successful = 0
-        var unfixable = 0
-        var categories: [String: Int] = [:]
-        for runtime in runtimes.values {
-            let m = runtime.machine
-            for revision in m.revisions {
-                if let result = revision.testResult, !result.succeeded { failures += 1 }
-                if let analysis = revision.analysis { categories[analysis.category.rawValue, default: 0] += 1 }
-            }
-            attempted += m.attempt
-            if m.attempt > 0 {
-                proposalsWithFixes += 1
-                if m.status.hasPassingTests { successful += 1 }
-            }
-            if m.status == .unfixable { unfixable += 1 }
-        }
+        let f = figures
         var byCategory = JSONObject()
-        for category in categories.keys.sorted() { byCategory[category] = .int(Int64(categories[category]!)) }
+        for category in f.byCategory.keys.sorted() where f.byCategory[category]! > 0 { byCategory[category] = .int(Int64(f.byCategory[category]!)) }
         return [
-            "proposals": .int(Int64(runtimes.count)),
-            "total_failures": .int(Int64(failures)),
-            "auto_fix_attempted": .int(Int64(attempted)),
-            "auto_fix_successful": .int(Int64(successful)),
-            "success_rate": .number(proposalsWithFixes == 0 ? 0 : Double(successful) / Double(proposalsWithFixes)),
-            "average_attempts": .number(proposalsWithFixes == 0 ? 0 : Double(attempted) / Double(proposalsWithFixes)),
-            "unfixable": .int(Int64(unfixable)),
+            "proposals": .int(Int64(f.proposals)),
+            "total_failures": .int(Int64(f.failures)),
+            "auto_fix_attempted": .int(Int64(f.attempts)),
+            "auto_fix_successful": .int(Int64(f.successful)),
+            "success_rate": .number(f.proposalsWithFixes == 0 ? 0 : Double(f.successful) / Double(f.proposalsWithFixes)),
+            "average_attempts": .number(f.proposalsWithFixes == 0 ? 0 : Double(f.attempts) / Double(f.proposalsWithFixes)),
+            "unfixable": .int(Int64(f.unfixable)),
             "by_category": .object(byCategory),
         ]
     }

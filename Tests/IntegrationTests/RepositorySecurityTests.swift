@@ -143,7 +143,9 @@ struct RepositorySecurityTests {
 
         let requests = try fake.requests()
         #expect(requests.count == 1)
-        let prompt = requests.first?["body"]?["messages"]?.arrayValue?.first?["content"]?.stringValue ?? ""
+        // The first turn's text blocks (Medic sends content as blocks).
+        let turn = requests.first?["body"]?["messages"]?.arrayValue?.first?["content"]
+        let prompt = turn?.stringValue ?? (turn?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
         #expect(prompt.contains("app/calc.py is a symbolic link (not followed)"), "prompt: \(prompt)")
         #expect(prompt.contains("app/env.py is a symbolic link (not followed)"))
         // The server runs in this process: its environment is this process's initial one.
