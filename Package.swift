@@ -50,6 +50,8 @@ let package = Package(
         .target(name: "Protocol", swiftSettings: strict),
         .target(name: "Hub", dependencies: ["Protocol", "IOBytes"], swiftSettings: strict),
         .target(name: "Pipeline", dependencies: ["Protocol"], swiftSettings: strict),
+        /// The codebase navigator's pure parts: terms, ctags output, imports, stack frames, ranking, file checks.
+        .target(name: "Navigator", dependencies: ["Protocol"], swiftSettings: strict),
 
         // Adapters: loop-bound executors.
         .target(
@@ -88,6 +90,7 @@ let package = Package(
         .testTarget(name: "TLSTests", dependencies: ["TLS", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
+        .testTarget(name: "NavigatorTests", dependencies: ["Navigator"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
         /// The proposal workflow driven whole against fake executors: no sockets, no bwrap, no sleeps.
