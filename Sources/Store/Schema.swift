@@ -58,6 +58,8 @@ let migrations: [Migration] = [
         CREATE INDEX sessions_by_principal ON sessions (principal);
         """
     },
+    // The codebase navigator's index (CodeIndex.swift).
+    CodeIndexOperations.migration,
 ]
 
 /// Brings the schema up to date. Safe to run on every open and from several processes at once: on Postgres

@@ -174,6 +174,39 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.proposalFigures(passingStatuses: passingStatuses, on: c) }
     }
 
+    // MARK: code index (CodeIndex.swift)
+
+    public func codeIndexState(repo: String, completion: @escaping @Sendable (Result<CodeIndexState?, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try CodeIndexOperations.state(repo: repo, on: c) }
+    }
+
+    public func codeFiles(repo: String, completion: @escaping @Sendable (Result<[CodeFileRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try CodeIndexOperations.files(repo: repo, on: c) }
+    }
+
+    /// Replaces `files`' rows and drops `removed`'s in one transaction; `commit: .some(x)` marks the index as
+    /// reflecting commit x (nil: keep what it said).
+    public func updateCodeIndex(
+        repo: String, files: [IndexedFile], removed: [String], commit: String??, now: Int64,
+        completion: @escaping @Sendable (Result<CodeIndexState, StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in
+            try CodeIndexOperations.update(repo: repo, files: files, removed: removed, commit: commit, now: now, on: c)
+        }
+    }
+
+    public func searchCode(repo: String, terms: [String], limit: Int, completion: @escaping @Sendable (Result<[CodeSearchRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try CodeIndexOperations.search(repo: repo, terms: terms, limit: limit, on: c) }
+    }
+
+    public func codeSymbols(repo: String, path: String, completion: @escaping @Sendable (Result<[CodeSymbolRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try CodeIndexOperations.symbols(repo: repo, path: path, on: c) }
+    }
+
+    public func codeImports(repo: String, completion: @escaping @Sendable (Result<[CodeImportRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try CodeIndexOperations.imports(repo: repo, on: c) }
+    }
+
     /// The stored response of a command, nil if that (principal, commandId) was never committed.
     public func commandResponse(
         principal: String, commandId: String, completion: @escaping @Sendable (Result<String?, StoreError>) -> Void

@@ -299,6 +299,73 @@ struct StoreContractTests {
         #expect(figures == expected)
     }
 
+    @Test("code index: files, symbols, imports; stemmed, weighted search; incremental replace and delete", arguments: BackendKind.all)
+    func codeIndex(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        func file(_ path: String, symbols: [(String, String, String)], imports: [(String, String?)] = [], hash: String = "h1") -> IndexedFile {
+            let pathTerms = path.split(whereSeparator: { $0 == "/" || $0 == "." || $0 == "_" }).joined(separator: " ")
+            return IndexedFile(
+                file: CodeFileRow(path: path, language: "python", size: 100, hash: hash, lines: 10),
+                symbols: symbols.enumerated().map { i, s in
+                    CodeSymbolRow(path: path, name: s.0, kind: "function", scope: nil, signature: "()", line: i + 1, endLine: i + 2, doc: s.2)
+                },
+                imports: imports.enumerated().map { i, m in CodeImportRow(path: path, module: m.0, resolved: m.1, line: i + 1) },
+                docs: [CodeDocRow(kind: "file", name: path, line: 1, nameTerms: pathTerms, pathTerms: pathTerms, docTerms: "")]
+                    + symbols.enumerated().map { i, s in
+                        CodeDocRow(kind: "function", name: s.0, line: i + 1, nameTerms: s.1, pathTerms: pathTerms, docTerms: s.2)
+                    })
+        }
+        #expect(try store.sync { store.codeIndexState(repo: "r", completion: $0) } == nil)
+        let first = try store.sync {
+            store.updateCodeIndex(
+                repo: "r",
+                files: [
+                    file("auth/login.py", symbols: [("validate_password", "validate password validatepassword", "checks the password hash")],
+                         imports: [("auth.util", "auth/util.py"), ("os", nil)]),
+                    file("http/redirects.py", symbols: [("follow_redirect", "follow redirect followredirect", "follows Location headers")]),
+                    file("auth/util.py", symbols: [("hash_value", "hash value hashvalue", "")]),
+                ],
+                removed: [], commit: .some("abc"), now: 5, completion: $0)
+        }
+        #expect(first == CodeIndexState(repo: "r", commit: "abc", indexedAt: 5, files: 3, symbols: 3))
+        // Another repository's documents never answer for this one.
+        _ = try store.sync {
+            store.updateCodeIndex(repo: "other", files: [file("auth/password.py", symbols: [("password", "password", "")])], removed: [],
+                                  commit: .some("zzz"), now: 5, completion: $0)
+        }
+        let hits = try store.sync { store.searchCode(repo: "r", terms: ["password", "validation"], limit: 10, completion: $0) }
+        #expect(hits.first?.path == "auth/login.py" && hits.first?.name == "validate_password")
+        #expect(hits.allSatisfy { $0.path != "auth/password.py" && $0.rank > 0 })
+        // Stemming: "redirects" and "following" find follow_redirect.
+        let stemmed = try store.sync { store.searchCode(repo: "r", terms: ["redirects", "following"], limit: 10, completion: $0) }
+        #expect(stemmed.first?.name == "follow_redirect")
+        // Terms carrying FTS or tsquery syntax are reduced to letters and digits; nothing is an error.
+        for hostile in [["\"", "OR", "*"], ["a:b", "NEAR(x)", "!c"], ["'); DROP TABLE code_docs; --"], [""], []] {
+            _ = try store.sync { store.searchCode(repo: "r", terms: hostile, limit: 10, completion: $0) }
+        }
+        #expect(try store.sync { store.searchCode(repo: "r", terms: ["validate"], limit: 10, completion: $0) }.isEmpty == false)
+        #expect(try store.sync { store.codeSymbols(repo: "r", path: "auth/login.py", completion: $0) }.map(\.name) == ["validate_password"])
+        #expect(try store.sync { store.codeImports(repo: "r", completion: $0) }.map(\.resolved) == ["auth/util.py", nil])
+
+        // Incremental: login.py changes (its old documents go), redirects.py is deleted.
+        let second = try store.sync {
+            store.updateCodeIndex(
+                repo: "r", files: [file("auth/login.py", symbols: [("sign_in", "sign in signin", "starts a session")], hash: "h2")],
+                removed: ["http/redirects.py"], commit: .some("def"), now: 6, completion: $0)
+        }
+        #expect(second == CodeIndexState(repo: "r", commit: "def", indexedAt: 6, files: 2, symbols: 2))
+        #expect(try store.sync { store.searchCode(repo: "r", terms: ["validate"], limit: 10, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.searchCode(repo: "r", terms: ["redirect"], limit: 10, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.searchCode(repo: "r", terms: ["session"], limit: 10, completion: $0) }.first?.name == "sign_in")
+        #expect(try store.sync { store.codeFiles(repo: "r", completion: $0) }.map { "\($0.path)@\($0.hash)" } == ["auth/login.py@h2", "auth/util.py@h1"])
+        #expect(try store.sync { store.codeImports(repo: "r", completion: $0) }.isEmpty)
+        // A batch without a commit keeps the commit the index says it reflects.
+        let third = try store.sync { store.updateCodeIndex(repo: "r", files: [], removed: ["auth/util.py"], commit: nil, now: 7, completion: $0) }
+        #expect(third.commit == "def" && third.files == 1)
+    }
+
     @Test("principals: only the token's SHA-256 is stored; lookup, conflict, revoke, re-create", arguments: BackendKind.all)
     func principals(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)
