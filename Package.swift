@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "MedicHost",
             dependencies: [
-                "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Hub", "Protocol", "EventLoop", "HTTP1",
+                "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Hub", "Protocol", "EventLoop", "HTTP1",
                 "WebSocket", "IOBytes", log,
             ],
             swiftSettings: strict),
@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MedicHost", "MedicClient", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub",
+                "MedicHost", "MedicClient", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Protocol", "Hub",
                 "IOBytes", "WebSocket", "HTTP1", "TLS",
             ],
             exclude: ["fixtures"],

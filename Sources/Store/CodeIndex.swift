@@ -305,4 +305,13 @@ enum CodeIndexOperations {
             CodeImportRow(path: $0[0].text, module: $0[1].text, resolved: $0[2].optionalText, line: Int($0[3].int))
         }
     }
+
+    /// Symbol name → the files defining it (sorted, deduplicated).
+    static func definitions(repo: String, on c: any SQLConnection) throws(StoreError) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for row in try c.query("SELECT DISTINCT name, path FROM code_symbols WHERE repo = $1 ORDER BY name, path", [.text(repo)]) {
+            out[row[0].text, default: []].append(row[1].text)
+        }
+        return out
+    }
 }
