@@ -108,9 +108,9 @@ private final class Navigator: Sendable {
     let service: LoopBound<NavigatorService>
     let root: String
 
-    init(root: String, ctags: String? = "/usr/bin/ctags") throws {
+    init(root: String, ctags: String? = "/usr/bin/ctags", storePath: String? = nil) throws {
         self.root = root
-        let path = root + "-store.sqlite"
+        let path = storePath ?? root + "-store.sqlite"
         (thread, service) = try LoopThread.start { loop in
             let store = try Store.open(url: "sqlite:\(path)", logger: Logger(label: "nav"))
             let repo = RepositoryConfig(name: "app", path: root, testCommand: "true")
@@ -150,8 +150,9 @@ private final class Navigator: Sendable {
         try ask(mode, query).get()["results"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? []
     }
 
-    func stop() {
+    func stop(removing: Bool = true) {
         thread.stop()
+        guard removing else { return }
         try? FileManager.default.removeItem(atPath: root)
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: root + "-store.sqlite" + suffix) }
     }
@@ -257,5 +258,61 @@ struct NavigatorIntegrationTests {
             return
         }
         #expect(error.description.contains("universal-ctags"))
+    }
+}
+
+/// The search quality floor on real code we did not write: urllib3 from PyPI (pinned in Tests/requirements.txt,
+/// installed into the test venv by scripts/test.sh), 42 questions with the files that answer them.
+@Suite("Navigator quality on urllib3", .serialized)
+struct NavigatorQualityTests {
+    @Test func recallAndMRROnUrllib3StayAboveTheFloor() throws {
+        let venv = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".venv/lib").path
+        let python = (try? FileManager.default.contentsOfDirectory(atPath: venv))?.first { $0.hasPrefix("python3") }
+        let root = ProcessInfo.processInfo.environment["MEDIC_EVAL_URLLIB3"] ?? python.map { "\(venv)/\($0)/site-packages/urllib3" } ?? ""
+        guard FileManager.default.fileExists(atPath: root + "/poolmanager.py") else {
+            Issue.record("urllib3 is not installed in .venv (scripts/test.sh installs Tests/requirements.txt); set MEDIC_EVAL_URLLIB3 to its directory")
+            return
+        }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("fixtures/navigator-eval-urllib3.json")
+        let queries = try JSONValue.parse(Array(try Data(contentsOf: fixture))).self["queries"]?.arrayValue ?? []
+        #expect(queries.count >= 40)
+        let store = FileManager.default.temporaryDirectory.appendingPathComponent("medic-eval-\(UUID().uuidString).sqlite").path
+        let nav = try Navigator(root: root, storePath: store)
+        defer {
+            nav.stop(removing: false)
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
+        }
+        let outcome = try nav.index().get()
+        #expect(outcome.state.files >= 35)
+        var hitsAt1 = 0
+        var hitsAt5 = 0
+        var reciprocal = 0.0
+        var misses: [String] = []
+        for query in queries {
+            let question = query["q"]?.stringValue ?? ""
+            let answers = Set(query["a"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            // Files in rank order (a file's first appearance).
+            var files: [String] = []
+            for path in try nav.paths(.find, question) where !files.contains(path) { files.append(path) }
+            if let rank = files.firstIndex(where: answers.contains) {
+                if rank == 0 { hitsAt1 += 1 }
+                if rank < 5 { hitsAt5 += 1 }
+                reciprocal += 1 / Double(rank + 1)
+                if rank > 0 { misses.append("\(question) → #\(rank + 1)") }
+            } else {
+                misses.append("\(question) → not found (got \(files.prefix(3)))")
+            }
+        }
+        let n = Double(queries.count)
+        let recall1 = Double(hitsAt1) / n
+        let recall5 = Double(hitsAt5) / n
+        let mrr = reciprocal / n
+        print("[NavigatorQuality] urllib3: \(queries.count) queries, recall@1 \(recall1), recall@5 \(recall5), MRR \(mrr)")
+        for miss in misses { print("[NavigatorQuality]   \(miss)") }
+        // The floor (measured values in Benchmarks/README.md, "Navigator"); a regression below it fails.
+        #expect(recall1 >= 0.6)
+        #expect(recall5 >= 0.85)
+        #expect(mrr >= 0.7)
     }
 }
