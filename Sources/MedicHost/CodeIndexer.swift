@@ -99,29 +99,31 @@ struct IndexRun: Sendable {
             return .failure(IndexerError(description: "repository \(repo): \(root) is not a directory"))
         }
         progress(IndexProgress(repo: repo, phase: "scanning", done: 0, total: 0))
-        let previous: [String: String]
+        let previous: [String: CodeFileRow]
         do {
-            previous = Dictionary(try store.sync { store.codeFiles(repo: repo, completion: $0) }.map { ($0.path, $0.hash) }, uniquingKeysWith: { a, _ in a })
+            previous = Dictionary(try store.sync { store.codeFiles(repo: repo, completion: $0) }.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         } catch {
             return .failure(IndexerError(description: "reading the index of \(repo) failed: \(error)"))
         }
+        // Pass 1: which files are indexable, and which changed. Same size and mtime as indexed: unchanged,
+        // not read. Otherwise read and hashed, then dropped (pass 2 reads a batch at a time: memory stays
+        // bounded by a batch, not the tree).
         let walk = listRepositoryFiles(root: root, skip: rules.skippedDirectories)
-        var contents: [String: [UInt8]] = [:]
-        var hashes: [String: String] = [:]
+        var listed: [String: ListedFile] = [:]
+        var changed: [String] = []
         var skipped = 0
         for file in walk.files {
-            let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
-            guard file.size <= rules.maxFileBytes, !IndexRules.isGenerated(name) else { skipped += 1; continue }
-            guard case .file(let bytes, _) = readWorkspaceFile(file.path, in: root, maxBytes: rules.maxFileBytes) else { skipped += 1; continue }
-            guard !IndexRules.looksBinary(bytes), !IndexRules.looksMinified(bytes) else { skipped += 1; continue }
-            let hash = sha256Hex(bytes: bytes)
-            hashes[file.path] = hash
-            if previous[file.path] != hash { contents[file.path] = bytes }
+            if let old = previous[file.path], old.size == file.size, old.mtime == file.mtime, old.mtime != 0 {
+                listed[file.path] = file
+                continue
+            }
+            guard let bytes = indexableBytes(file) else { skipped += 1; continue }
+            listed[file.path] = file
+            if previous[file.path]?.hash != sha256Hex(bytes: bytes) { changed.append(file.path) }
         }
-        let allFiles = Set(hashes.keys)
+        let allFiles = Set(listed.keys)
         let removed = previous.keys.filter { !allFiles.contains($0) }.sorted()
-        let changed = contents.keys.sorted()
-        let goModule = hashes["go.mod"] != nil
+        let goModule = allFiles.contains("go.mod")
             ? readWorkspaceFile("go.mod", in: root, maxBytes: 65536).bytes.flatMap { Imports.goModule(String(decoding: $0, as: UTF8.self)) } : nil
         let commit = headCommit()
         var done = 0
@@ -130,9 +132,14 @@ struct IndexRun: Sendable {
         if batches.isEmpty { batches = [[]] }
         for (index, batch) in batches.enumerated() {
             progress(IndexProgress(repo: repo, phase: "indexing", done: done, total: changed.count))
+            // Read again (it may have changed since pass 1: what is stored is what was indexed).
+            var contents: [String: [UInt8]] = [:]
+            for path in batch { contents[path] = listed[path].flatMap(indexableBytes) ?? [] }
             let symbols = runCtags(ctags, paths: batch)
             let files = batch.map { path in
-                indexedFile(path: path, bytes: contents[path]!, hash: hashes[path]!, ctagsSymbols: symbols[path] ?? [], files: allFiles, goModule: goModule)
+                indexedFile(
+                    path: path, bytes: contents[path]!, mtime: listed[path]?.mtime ?? 0, ctagsSymbols: symbols[path] ?? [], files: allFiles,
+                    goModule: goModule)
             }
             let last = index == batches.count - 1
             do {
@@ -154,7 +161,17 @@ struct IndexRun: Sendable {
     }
 
     /// The rows and search documents of one file.
-    func indexedFile(path: String, bytes: [UInt8], hash: String, ctagsSymbols: [CodeSymbol], files: Set<String>, goModule: String?) -> IndexedFile {
+    /// A file's bytes if the index takes it: within the size limit, not generated, binary or minified.
+    func indexableBytes(_ file: ListedFile) -> [UInt8]? {
+        let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
+        guard file.size <= rules.maxFileBytes, !IndexRules.isGenerated(name) else { return nil }
+        guard case .file(let bytes, let size) = readWorkspaceFile(file.path, in: root, maxBytes: rules.maxFileBytes), size <= rules.maxFileBytes else {
+            return nil
+        }
+        return IndexRules.looksBinary(bytes) || IndexRules.looksMinified(bytes) ? nil : bytes
+    }
+
+    func indexedFile(path: String, bytes: [UInt8], mtime: Int64, ctagsSymbols: [CodeSymbol], files: Set<String>, goModule: String?) -> IndexedFile {
         // Invalid UTF-8 is replaced (U+FFFD), never refused: the file is still found by its path and symbols.
         let text = String(decoding: bytes, as: UTF8.self)
         let language = Language.of(path: path)
@@ -181,7 +198,7 @@ struct IndexRun: Sendable {
                 docTerms: String([scope, symbol.signature ?? "", symbol.doc ?? ""].filter { !$0.isEmpty }.joined(separator: " ").prefix(1000)))
         }
         return IndexedFile(
-            file: CodeFileRow(path: path, language: language.rawValue, size: bytes.count, hash: hash, lines: lines.count),
+            file: CodeFileRow(path: path, language: language.rawValue, size: bytes.count, hash: sha256Hex(bytes: bytes), lines: lines.count, mtime: mtime),
             symbols: symbols.map {
                 CodeSymbolRow(path: path, name: $0.name, kind: $0.kind, scope: $0.scope, signature: $0.signature, line: $0.line, endLine: $0.endLine, doc: $0.doc)
             },

@@ -8,6 +8,9 @@ public struct ListedFile: Sendable, Equatable {
     /// Relative to the root, `/`-separated.
     public var path: String
     public var size: Int
+    /// Modification time in nanoseconds since the epoch (with the size, how an unchanged file is recognised
+    /// without reading it).
+    public var mtime: Int64
 }
 
 /// What the walk saw besides files (reported, not errors).
@@ -48,7 +51,8 @@ public func listRepositoryFiles(root: String, skip: Set<String>, maxDepth: Int =
                     report.truncated = true
                     return sorted(report)
                 }
-                report.files.append(ListedFile(path: path, size: Int(info.st_size)))
+                report.files.append(ListedFile(
+                    path: path, size: Int(info.st_size), mtime: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)))
             default:
                 break  // FIFOs, sockets, devices: never opened
             }
