@@ -28,7 +28,7 @@ while [ "$(find "$TREE" -type f | wc -l)" -lt "$FILES" ]; do
   copy=$((copy + 1))
 done
 # Exactly FILES files (drop the surplus).
-find "$TREE" -type f | sort | tail -n +$((FILES + 1)) | xargs -r rm -f
+find "$TREE" -type f | sort | sed -n "$((FILES + 1)),\$p" | xargs -r rm -f
 count=$(find "$TREE" -type f | wc -l)
 git -C "$TREE" init -q && git -C "$TREE" add -A && git -C "$TREE" -c user.name=b -c user.email=b@b commit -qm tree
 echo "tree: $count files, $(du -sh "$TREE" --exclude=.git | cut -f1)"
@@ -39,7 +39,7 @@ echo "== full index"
 echo "index size: $(du -ch "$STORE"* | tail -1 | cut -f1)"
 
 echo "== incremental after a 10-file commit"
-find "$TREE" -name '*.py' -type f | sort | head -10 | while read -r f; do printf '\n# touched by the benchmark\ndef benchmark_marker():\n    return 1\n' >> "$f"; done
+find "$TREE" -name '*.py' -type f | sort | sed -n '1,10p' | while read -r f; do printf '\n# touched by the benchmark\ndef benchmark_marker():\n    return 1\n' >> "$f"; done
 git -C "$TREE" -c user.name=b -c user.email=b@b commit -qam ten
 /usr/bin/time -f "wall %e s, max RSS %M KB" "$MEDIC" index "$TREE" --name bench --store "sqlite:$STORE"
 
