@@ -61,6 +61,8 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "COpenSSL", log], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
         .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", log], swiftSettings: strict),
+        /// Read-only query sources for plain-language questions: untrusted SQL against SQLite/PostgreSQL, engine-enforced.
+        .target(name: "QuerySources", dependencies: ["CSQLite", "CLibPQ", "Protocol"], swiftSettings: strict),
 
         // Client side on the same loop and codecs: `medic watch` (and the coming `medic ask`, `medic bug`).
         .target(name: "MedicClient", dependencies: ["EventLoop", "TLS", "WebSocket", "Protocol"], swiftSettings: strict),
@@ -91,6 +93,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "NavigatorTests", dependencies: ["Navigator"], swiftSettings: strict),
+        .testTarget(name: "QuerySourcesTests", dependencies: ["QuerySources", "Protocol"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
         /// The proposal workflow driven whole against fake executors: no sockets, no bwrap, no sleeps.
