@@ -74,38 +74,51 @@ public final class PostgresQuerySource: QuerySource {
         }
         guard let plan = try? JSONValue.parse(String(cString: text)) else { throw QueryRefusal(.invalid, "unreadable plan") }
         var relations: [(schema: String, name: String)] = []
-        var outputs: [String] = []
+        var expressions: [String] = []
         var modifies = false
-        func walk(_ node: JSONValue) {
+        // Which node outputs say what the statement reads: the top node (what it returns) and every node that
+        // computes something. Scans and pass-through nodes are skipped: the planner gives them the table's
+        // whole row ("physical tlist") whatever the statement needs, so they would name every column.
+        let passThrough: Set<String> = ["Hash", "Materialize", "Memoize", "Gather", "Gather Merge", "Sort", "Incremental Sort", "Unique", "Limit", "Append", "Result"]
+        func walk(_ node: JSONValue, top: Bool) {
             switch node {
-            case .array(let items): items.forEach(walk)
+            case .array(let items): items.forEach { walk($0, top: top) }
             case .object(let object):
-                if object["Node Type"]?.stringValue == "ModifyTable" { modifies = true }
+                let type = object["Node Type"]?.stringValue
+                if type == "ModifyTable" { modifies = true }
                 if let name = object["Relation Name"]?.stringValue { relations.append((object["Schema"]?.stringValue ?? "", name)) }
-                for item in object["Output"]?.arrayValue ?? [] { if let s = item.stringValue { outputs.append(s) } }
-                for key in ["Filter", "Index Cond", "Hash Cond", "Join Filter", "Sort Key", "Group Key", "Recheck Cond"] {
-                    if let s = object[key]?.stringValue { outputs.append(s) }
-                    for item in object[key]?.arrayValue ?? [] { if let s = item.stringValue { outputs.append(s) } }
+                if let type, top || (!type.hasSuffix("Scan") && !passThrough.contains(type)) {
+                    for item in object["Output"]?.arrayValue ?? [] { if let s = item.stringValue { expressions.append(s) } }
                 }
-                for member in object.members { walk(member.value) }
+                for key in ["Filter", "Index Cond", "Hash Cond", "Merge Cond", "Join Filter", "Recheck Cond", "Sort Key", "Group Key", "Presorted Key"] {
+                    if let s = object[key]?.stringValue { expressions.append(s) }
+                    for item in object[key]?.arrayValue ?? [] { if let s = item.stringValue { expressions.append(s) } }
+                }
+                for member in object.members where member.key != "Output" {
+                    walk(member.value, top: top && type == nil)
+                }
             default: break
             }
         }
-        walk(plan)
+        walk(plan, top: true)
         if modifies { throw QueryRefusal(.notReadOnly, "the statement would modify a table") }
         for relation in relations {
             if relation.schema == "pg_catalog" || relation.schema == "information_schema" || !policy.allows(table: relation.name) {
                 throw QueryRefusal(.notAllowed, "table \(relation.schema.isEmpty ? "" : relation.schema + ".")\(relation.name) is not allowed for questions")
             }
         }
-        // Output expressions name columns as table.column (VERBOSE); any sensitive one refuses the statement.
-        for expression in outputs {
+        // Column references appear as table.column, or bare when one relation is scanned; a sensitive one
+        // refuses the statement (conservative: a string literal equal to a sensitive name refuses too).
+        let tables = Set(relations.map { $0.name.lowercased() })
+        for expression in expressions {
             for token in expression.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == ".") }) {
-                let parts = token.split(separator: ".")
-                guard let column = parts.last.map(String.init) else { continue }
-                let table = parts.count >= 2 ? String(parts[parts.count - 2]) : nil
-                if parts.count >= 2, policy.isSensitive(table: table, column: column) {
-                    throw QueryRefusal(.sensitiveColumn, "\(token) is a sensitive column; it cannot be read, filtered or counted")
+                let parts = token.split(separator: ".").map(String.init)
+                guard let column = parts.last else { continue }
+                let sensitive = parts.count >= 2
+                    ? policy.isSensitive(table: parts[parts.count - 2], column: column) || tables.contains { policy.isSensitive(table: $0, column: column) }
+                    : tables.contains { policy.isSensitive(table: $0, column: column) } || policy.isSensitive(table: nil, column: column)
+                if sensitive {
+                    throw QueryRefusal(.sensitiveColumn, "\(token) is a sensitive column; it cannot be read, filtered or sorted by")
                 }
             }
         }
