@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Protocol"], swiftSettings: strict),
         /// The codebase navigator's pure parts: terms, ctags output, imports, stack frames, ranking, file checks.
         .target(name: "Navigator", dependencies: ["Protocol"], swiftSettings: strict),
+        /// The monitor's pure parts: log parsing, fingerprints, anomaly detection with an injected clock.
+        .target(name: "Monitor", dependencies: ["Protocol"], swiftSettings: strict),
 
         // Adapters: loop-bound executors.
         .target(
@@ -93,6 +95,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "NavigatorTests", dependencies: ["Navigator"], swiftSettings: strict),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor", "Protocol"], swiftSettings: strict),
         .testTarget(name: "QuerySourcesTests", dependencies: ["QuerySources", "Protocol"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
