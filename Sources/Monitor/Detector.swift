@@ -20,10 +20,13 @@ public struct DetectionThresholds: Sendable, Equatable {
     /// A fingerprint never seen before with at least this many events in its first bucket (default 20).
     public var newFingerprintMinCount = 20
     /// Service error ratio (5xx / requests) at least this (default 0.05) and this many times its baseline (3),
-    /// over at least `minRequests` requests (50).
+    /// over at least `minRequests` requests (50)…
     public var errorRatioFloor = 0.05
     public var errorRatioMultiple = 3.0
     public var minRequests = 50
+    /// …with at least this many errors (default 10), more than `spikeSigma` binomial standard deviations over
+    /// what the baseline ratio predicts for that many requests (a few 5xx in a small bucket are noise).
+    public var errorRateMinErrors = 10
     /// p95 latency at least this many times its baseline (default 2) and this much higher (200 ms).
     public var latencyMultiple = 2.0
     public var latencyMinIncreaseMs = 200.0
@@ -190,8 +193,11 @@ public struct Detector: Sendable {
         for (name, var bucket) in services {
             if bucket.requests > 0 {
                 let ratio = Double(bucket.errors) / Double(bucket.requests)
+                let expected = bucket.ratio.mean * Double(bucket.requests)
+                let sigma = (Double(bucket.requests) * bucket.ratio.mean * (1 - bucket.ratio.mean)).squareRoot()
                 if bucket.ratio.buckets >= t.warmupBuckets, bucket.requests >= t.minRequests, ratio >= t.errorRatioFloor,
-                    ratio >= bucket.ratio.mean * t.errorRatioMultiple
+                    ratio >= bucket.ratio.mean * t.errorRatioMultiple, bucket.errors >= t.errorRateMinErrors,
+                    Double(bucket.errors) >= expected + t.spikeSigma * max(sigma, 1)
                 {
                     out.append(Anomaly(
                         kind: .errorRate, subject: name, service: name, value: ratio, baseline: bucket.ratio.mean, bucketStart: bucketStart,
