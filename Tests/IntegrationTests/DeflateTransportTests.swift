@@ -170,3 +170,40 @@ struct DeflateFanOutTests {
         #expect(deflateEvent.0["data"]?["text"]?.stringValue == text)
     }
 }
+
+@Suite("permessage-deflate settings")
+struct DeflateSettingsTests {
+    func load(_ json: String) throws -> MedicConfiguration {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("deflate-\(UInt32.random(in: 0...UInt32.max)).json").path
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var configuration = MedicConfiguration()
+        try configuration.load(file: path)
+        return configuration
+    }
+
+    @Test func theExampleAndTheFileKeys() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        var example = MedicConfiguration()
+        try example.load(file: root + "/config/medic.example.json")
+        #expect(example.deflate && example.deflateMinBytes == 64 && example.deflateLevel == 6)
+        let off = try load(#"{"deflate": "off", "deflate_min_bytes": 0, "deflate_level": 1}"#)
+        #expect(!off.deflate && off.deflateMinBytes == 0 && off.deflateLevel == 1)
+    }
+
+    @Test(arguments: [#"{"deflate": "yes"}"#, #"{"deflate": true}"#, #"{"deflate_level": 0}"#, #"{"deflate_level": 10}"#, #"{"deflate_min_bytes": -1}"#])
+    func badValuesAreRefused(_ json: String) {
+        #expect(throws: (any Error).self) { try load(json) }
+    }
+
+    @Test func medicServeWithDeflateOffNegotiatesNothing() throws {
+        let medic = try MedicHarness { configuration, _ in configuration.deflate = false }
+        defer { medic.stop() }
+        let token = try medic.token("alice", role: "admin")
+        let raw = try TestClient(port: medic.port, timeoutSeconds: 20)
+        let head = try raw.upgrade(path: "/ws", headers: ["Authorization: Bearer \(token)", browserOffer], subprotocols: ["medic.v1"])
+        #expect(!head.lowercased().contains("sec-websocket-extensions"))
+        let welcome = try raw.readMessage()
+        #expect(!welcome.rsv1 && welcome.text.contains("welcome"))
+    }
+}
