@@ -328,17 +328,22 @@ public final class Connection: IOHandler {
     /// and has not yet sent Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect to
     /// send a Pong frame for only the most recently processed Ping frame." So while a Pong is still queued,
     /// the new one is only remembered (replacing an older one) and queued when the queue empties: a Ping
-    /// flood from a client that does not read costs one Pong, not one per Ping.
+    /// flood from a client that does not read costs a few Pongs, not one per Ping. The first
+    /// `pongsBeforeCoalescing` Pings of a burst are each answered (Autobahn 2.10 sends 10 Pings in one write
+    /// and expects 10 Pongs: not required by §5.5.3, but what peers expect of a server that keeps up).
     private func sendPong(_ frame: [UInt8]) {
         let out = outbound()
-        if out.pongQueued {
+        if out.pongsQueued >= Self.pongsBeforeCoalescing {
             out.owedPong = frame
             return
         }
         guard admit(frame.count) else { return }
-        out.pongQueued = true
+        out.pongsQueued += 1
         frame.withUnsafeBytes { enqueueCopy($0) }
     }
+
+    /// Pongs queued at once before further ones coalesce into the latest (at most 32 × 127 bytes).
+    static let pongsBeforeCoalescing: UInt8 = 32
 
     /// Lifts `ServerConfiguration.restrictedWebSocket` (see `WebSocketUpgradePolicy.restrictedUntilLifted`):
     /// the server's normal WebSocket limits apply from the next frame on.
@@ -526,7 +531,7 @@ public final class Connection: IOHandler {
             if drained, let pong = out.owedPong {
                 // The queue emptied with a Pong owed (see `sendPong`): it goes now.
                 out.owedPong = nil
-                out.pongQueued = true
+                out.pongsQueued = 1
                 if let tls {
                     if pong.withUnsafeBytes({ tls.writePlaintext($0) }) != nil {
                         abort()
