@@ -36,6 +36,10 @@ public final class Connection: IOHandler {
     /// once WebSocket (0 = none): the two never overlap, so they share the field.
     private var phaseStartedAt: UInt64 = 0
     private var ws: WebSocketConnection?
+    /// permessage-deflate: 0 when not negotiated, else the server's LZ77 window bits (8–15) agreed in the
+    /// handshake (RFC 7692 §7.1.2.1). One byte, in the padding after `ws` (91 bytes): the zlib state itself
+    /// lives on the server, per loop.
+    private var deflateWindowBits: UInt8 = 0
     let fd: Int32
     /// Whether `registration` is live with the loop.
     var isRegistered = false
@@ -54,9 +58,6 @@ public final class Connection: IOHandler {
     private var processingHTTP = false
     /// Nothing is read while set (see `pauseReadingIfNeeded`).
     private var readPaused = false
-    /// permessage-deflate: 0 when not negotiated, else the server's LZ77 window bits (8–15) agreed in the
-    /// handshake (RFC 7692 §7.1.2.1). One byte: the zlib state itself lives on the server, per loop.
-    private var deflateWindowBits: UInt8 = 0
 
     var registration: Registration? { isRegistered ? Registration(uniqueID: id) : nil }
     private var requestStartedAt: UInt64 {

@@ -42,6 +42,11 @@ public struct WebSocketConnection: Sendable {
     private var sharedLimits: WebSocketLimits.Shared
     /// Why we failed the connection, if we did (for the executor's log line).
     public private(set) var failure: WebSocketProtocolError?
+    // The two flags sit in the padding after `failure` (9 bytes) so the struct does not grow.
+    /// permessage-deflate (RFC 7692) was negotiated in the handshake: RSV1 may mark a compressed message.
+    public private(set) var perMessageDeflate = false
+    /// The message being read had RSV1 on its first frame (RFC 7692 §6): inflate it before delivery.
+    private var compressed = false
     private var fragmentCount: UInt32 = 0
     /// The 4 masking-key bytes as on the wire, wire byte 0 in the low bits (see `WebSocketMask`).
     private var maskingKey: UInt32 = 0
@@ -57,10 +62,6 @@ public struct WebSocketConnection: Sendable {
     private var masked = false
     /// `.text` or `.binary` while a fragmented message is in progress, nil between messages.
     private var messageOpcode: WebSocketOpcode?
-    /// permessage-deflate (RFC 7692) was negotiated in the handshake: RSV1 may mark a compressed message.
-    public private(set) var perMessageDeflate = false
-    /// The message being read had RSV1 on its first frame (RFC 7692 §6): inflate it before delivery.
-    private var compressed = false
 
     public var limits: WebSocketLimits { sharedLimits.value }
 
@@ -405,7 +406,7 @@ public struct WebSocketConnection: Sendable {
         } catch {
             switch error {
             case .tooBig: throw .init(.inflatedMessageTooBig(limits.maxMessageSize))
-            case .invalidData(let message): throw .init(.invalidCompressedData(message))
+            case .invalidData: throw .init(.invalidCompressedData)
             }
         }
     }

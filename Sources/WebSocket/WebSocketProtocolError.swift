@@ -22,7 +22,8 @@ public struct WebSocketProtocolError: Error, Sendable, Equatable, CustomStringCo
         case tooManyFragments(Int)
         case compressedBitOnControlOrContinuation
         case inflatedMessageTooBig(Int)
-        case invalidCompressedData(String)
+        // No zlib message kept: a String payload would widen every connection's `failure` field by 8 bytes.
+        case invalidCompressedData
         case noInflater
     }
 
@@ -74,7 +75,7 @@ public struct WebSocketProtocolError: Error, Sendable, Equatable, CustomStringCo
         case .compressedBitOnControlOrContinuation:
             return "RSV1 on a control frame or a continuation frame (RFC 7692 §6)"
         case .inflatedMessageTooBig(let limit): return "compressed message inflates past the \(limit)-byte limit"
-        case .invalidCompressedData(let message): return "invalid DEFLATE data (RFC 7692 §6.2): \(message)"
+        case .invalidCompressedData: return "invalid DEFLATE data in a compressed message (RFC 7692 §6.2)"
         case .noInflater: return "compressed message with no inflater configured"
         }
     }
