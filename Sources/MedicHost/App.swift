@@ -53,7 +53,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     public let store: Store
     public let configuration: MedicConfiguration
     let logger: Logger
-    let hub = Hub<SharedBytes>()
+    let hub = Hub<SharedMessage>()
     let staticFiles: StaticFiles?
     /// Set after init (the executor needs the app as its EventSink).
     public var commands: (any CommandExecutor)?
@@ -427,7 +427,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     /// The one executor of Hub actions. `ids` maps topics to the command id to echo in acks/errors.
-    func perform(_ actions: [HubAction<SharedBytes>], ids: [String: String?] = [:]) {
+    func perform(_ actions: [HubAction<SharedMessage>], ids: [String: String?] = [:]) {
         for action in actions {
             switch action {
             case .deliver(let sub, let frame):
@@ -526,18 +526,19 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     // MARK: output
 
-    static func frame(stored event: StoredEvent) -> SharedBytes {
+    /// Framed once: the plain frame now, the permessage-deflate frame on first demand (see `SharedMessage`).
+    static func frame(stored event: StoredEvent) -> SharedMessage {
         frame(EventFrame.encode(topic: event.topic, seq: event.seq, ts: event.ts, kind: event.kind, dataJSON: Array(event.data.utf8)))
     }
 
-    static func frame(_ json: [UInt8]) -> SharedBytes {
-        json.withUnsafeBytes { WebSocketFrame.encodeShared(.text, payload: $0) }
+    static func frame(_ json: [UInt8]) -> SharedMessage {
+        json.withUnsafeBytes { SharedMessage(.text, payload: $0) }
     }
 
     @inline(__always)
-    func deliver(_ frame: SharedBytes, to sub: SubscriberID, deferred: Bool = false) {
+    func deliver(_ frame: SharedMessage, to sub: SubscriberID, deferred: Bool = false) {
         guard let session = session(sub) else { return }
-        if session.connection.send(frame: frame, deferred: deferred) { metrics.deliveries += 1 }
+        if session.connection.send(message: frame, deferred: deferred) { metrics.deliveries += 1 }
     }
 
     /// A reply for one session: framed straight into its outbound buffer (no shared frame to allocate).

@@ -35,6 +35,8 @@ public final class MedicServer {
         serverConfiguration.websocket = WebSocketLimits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20, maxFragments: 4096)
         // A REST body may be as large as a WebSocket message the protocol accepts: one limit for both.
         serverConfiguration.http.maxBodyBytes = app.protocolLimits.maxMessageBytes
+        serverConfiguration.deflate = DeflateConfiguration(
+            enabled: configuration.deflate, minimumSize: configuration.deflateMinBytes, level: Int32(configuration.deflateLevel))
         server = Server(loop: loop, configuration: serverConfiguration, http: app, websocket: app)
         app.server = server
         if let makeExecutor { app.commands = try makeExecutor(app) }

@@ -239,6 +239,8 @@ window.medicPage = Object.freeze({
   connectionState: () => state.connState.state,
   notices: () => [...state.noticeLog],
   fixDeltas: () => fixDeltaCount,
+  // The extensions the server agreed for the current socket (permessage-deflate, RFC 7692), for the tests.
+  socketExtensions: () => state.conn?.socket?.extensions ?? null,
 });
 let fixDeltaCount = 0;
 
