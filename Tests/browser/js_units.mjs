@@ -4,6 +4,9 @@ import { diffLines, hunks, diffChange, splitLines } from '../../web-static/js/di
 import { SeqTracker, backoffDelay, Connection } from '../../web-static/js/connection.js';
 import { ProposalModel, ProposalList, reviewPermissions, initials, mergeChanges } from '../../web-static/js/store.js';
 import { ReplyReader, readReply } from '../../web-static/js/reply.js';
+import { Router, HashHistory, hashSegments, MAX_HASH_LENGTH } from '../../web-static/js/router.js';
+import { ROUTES as LIST_ROUTES } from '../../web-static/js/pages/proposal-list.js';
+import { ROUTES as DETAIL_ROUTES } from '../../web-static/js/pages/proposal-detail.js';
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -334,6 +337,74 @@ check('mergeChanges follows the server\'s FileChange.merge', () => {
     [c('a', 'create', '1'), c('b', 'modify', '2'), c('d', 'delete'), c('e', 'create', 'x')],
     [c('a', 'modify', '3'), c('d', 'create', '4'), c('f', 'create', '5'), c('e', 'delete'), c('b', 'delete')]);
   assert.deepEqual(merged, [c('a', 'create', '3'), c('b', 'delete'), c('d', 'modify', '4'), c('f', 'create', '5')]);
+});
+
+// ---- router ----
+
+/** The page's own route table (the list and detail views' declared routes, in registry order). */
+function pageRouter() {
+  const r = new Router();
+  for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES]) r.add(route);
+  return r;
+}
+
+check('router: path and legacy forms name the same routes', () => {
+  const r = pageRouter();
+  assert.deepEqual(r.match(''), { name: 'home', params: {} });
+  assert.deepEqual(r.match('#'), { name: 'home', params: {} });
+  assert.deepEqual(r.match('#/proposals'), { name: 'proposals', params: {} });
+  assert.deepEqual(r.match('#/proposals/'), { name: 'proposals', params: {} });
+  assert.deepEqual(r.match('#/proposals/p_ab-1'), { name: 'proposal', params: { id: 'p_ab-1' } });
+  assert.deepEqual(r.match('#p=p_ab-1'), { name: 'proposal', params: { id: 'p_ab-1' } });
+  assert.deepEqual(r.match('#p=p_1&token=x'), { name: 'proposal', params: { id: 'p_1' } });
+  assert.deepEqual(r.match('#token=x'), { name: 'home', params: {} }, 'credentials alone are not a place');
+  assert.equal(r.href('proposal', { id: 'p_1' }), '#p=p_1');
+  assert.equal(r.href('proposals'), '#/proposals');
+});
+
+check('router: unknown shapes are not found, hostile or long ids are invalid', () => {
+  const r = pageRouter();
+  for (const h of ['#/bugs', '#/proposals/p_1/extra', '#/nope/x', '#//x/y/z']) {
+    assert.deepEqual(r.match(h), { name: 'not-found', params: {}, reason: 'unknown' }, h);
+  }
+  const hostile = ['<img src=x onerror=alert(1)>', '%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E', 'a'.repeat(65), 'p 1',
+    '..', 'p_1%00', '%E0%A4%A', '"><script>', 'p_1?x=<b>', '\u0441'];
+  for (const id of hostile) {
+    const m = r.match('#/proposals/' + id);
+    assert.equal(m.name, 'not-found', id);
+    assert.equal(m.reason, 'invalid', id);
+    assert.equal(r.match('#p=' + encodeURIComponent(id)).name, 'not-found', id);
+  }
+  assert.equal(r.match('#/proposals/' + 'a'.repeat(64)).name, 'proposal', '64 characters is the limit, inclusive');
+  assert.equal(hashSegments('#/' + 'a'.repeat(MAX_HASH_LENGTH)), null);
+  assert.equal(r.match('#/' + 'a'.repeat(MAX_HASH_LENGTH)).name, 'not-found');
+  assert.throws(() => r.href('proposal', { id: '<b>' }), /bad id/);
+  assert.throws(() => r.add({ name: 'home', pattern: '/x' }), /twice/);
+});
+
+check('HashHistory: push, replace, back (location-driven) and same-place dedupe', () => {
+  const r = pageRouter();
+  const entries = [''];
+  let index = 0;
+  const win = {
+    location: { get hash() { return entries[index]; } },
+    history: {
+      pushState: (_s, _t, href) => { entries.splice(index + 1); entries.push(href); index++; },
+      replaceState: (_s, _t, href) => { entries[index] = href; },
+    },
+  };
+  const seen = [];
+  const h = new HashHistory(r, (m, opts) => seen.push([m.name, m.params.id ?? null, opts.replace, opts.fromLocation]), win);
+  h.sync();
+  h.go('#p=p_1', { replace: true });
+  h.go('#p=p_2');
+  h.go('#/proposals/p_2');   // the same place in the other spelling: not a change
+  assert.deepEqual(entries, ['#p=p_1', '#p=p_2']);
+  index = 0;   // the browser's back button
+  h.sync();
+  h.sync();
+  assert.deepEqual(seen, [['home', null, false, true], ['proposal', 'p_1', true, false], ['proposal', 'p_2', false, false],
+    ['proposal', 'p_1', false, true]]);
 });
 
 let failed = 0;

@@ -1,8 +1,15 @@
-// app.js: the review page's wiring — sign-in, routing, connection callbacks into the store and views, commands.
+// app.js: the page's shell — one connection, one event store and one router shared by the views of pages/.
+//
+// The shell signs in, keeps the connection and the identity, records every event's seq, and hands each
+// connection callback to every view; the router decides which view owns the main area. A view (see
+// pages/index.js) is `{name, routes, section, enter(match), leave(), reset(), render(), renderAlways?(),
+// onEvent?(ev), onSubscribed?(topic, ack), onPresence?(p), onTopicReset?(topic), onTopicError?(topic, err)}`.
 
 import { Connection } from './connection.js';
-import { ProposalList, ProposalModel, reviewPermissions, humanStatus, setStatusPredicates, statusSentence } from './store.js';
-import { ConsoleView, TimelineView, renderCommitted, renderPresence, renderProposalList, statusBadge, el } from './views.js';
+import { ProposalList, setStatusPredicates } from './store.js';
+import { HashHistory, Router } from './router.js';
+import { PAGES } from './pages/index.js';
+import { createSignIn } from './pages/signin.js';
 
 const TOKEN_KEY = 'medic.token';
 const $ = (id) => document.getElementById(id);
@@ -27,68 +34,58 @@ function errorText(err) {
   return known ? `${known}${err.message && err.code !== 'offline' ? ` (${err.message})` : ''}` : `Error: ${err?.message ?? err}`;
 }
 
-const state = {
+const router = new Router();
+
+/** What every view shares: the connection, who is signed in, the event store, navigation and rendering. */
+const ctx = {
+  $,
   me: null,
   conn: null,
   connState: { state: 'idle' },
-  list: new ProposalList(),
-  openId: null,
-  model: null,
-  busy: false,   // a review command is in flight
-  proposalsHead: null,   // the `proposals` topic's head when subscribed (null until the ack)
-  /**
-   * The outcome of the last command, bound to the state it speaks about: `{text, kind, proposal, revision,
-   * statuses}`. It is shown only while the open proposal is that one, at that revision, in one of those
-   * statuses; the first render after the state moves on drops it (no "Rollback requested." after rolled_back).
-   */
-  notice: null,
-  noticeLog: [],   // every notice shown, for the browser tests (medicPage.notices())
-  /** The page opens a proposal by itself at most once per sign-in, and never after the user chose one. */
-  autoOpenDone: false,
+  store: {
+    list: new ProposalList(),
+    /**
+     * Every seq processed per topic, for the browser tests and for debugging in the console
+     * (`medicPage.seenSeqs('proposal:p_…')`): after a reconnect it must still read 1, 2, 3, … with
+     * no hole and no repeat. Bounded so a long-open tab does not grow without limit.
+     */
+    seen: new Map(),
+    proposalsHead: null,   // the `proposals` topic's head when subscribed (null until the ack)
+    /** The page opens a proposal by itself at most once per sign-in, and never after the user chose one. */
+    autoOpenDone: false,
+  },
+  errorText,
+  token: () => sessionStorage.getItem(TOKEN_KEY),
+  route: () => hashHistory.current,
+  href: (name, params) => router.href(name, params),
+  go: (name, params, opts) => hashHistory.go(router.href(name, params), opts),
+  queueRender,
 };
 
-let timeline, consoleView, countdownTimer = null, renderQueued = false;
+const views = PAGES.map((make) => make(ctx));
+/** The view that answers each route name ('not-found' included). */
+const owner = new Map();
+for (const view of views) for (const route of view.routes) { router.add(route); owner.set(route.name, view); }
+owner.set('not-found', views.find((v) => v.name === 'not-found'));
+let active = null;
+const hashHistory = new HashHistory(router, showRoute);
+const signin = createSignIn(ctx, { onToken: signIn });
+let countdownTimer = null, renderQueued = false, fixDeltaCount = 0;
+
+// ---- routes ----
+
+/** Hands the main area to the view that owns `match`'s route. */
+function showRoute(match, { replace, fromLocation }) {
+  // The user went somewhere (a click, a typed or pasted address, back/forward): never open anything for them.
+  if (!replace && (!fromLocation || match.name !== 'home' || active)) ctx.store.autoOpenDone = true;
+  const next = owner.get(match.name);
+  if (active && active !== next) active.leave();
+  active = next;
+  next.enter(match);
+  queueRender();
+}
 
 // ---- sign-in ----
-
-/** Reads `#NAME=…` from the fragment and removes it from the URL (it must not linger in the address bar,
- *  history or a copied link). */
-function takeFromFragment(name) {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const value = params.get(name);
-  if (!value) return null;
-  params.delete(name);
-  const rest = params.toString();
-  history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
-  return value;
-}
-
-/** `#token=…` is what `medic serve` prints at first start. */
-function takeTokenFromURL() {
-  return takeFromFragment('token');
-}
-
-/** `#login=CODE` is what `medic login` prints: a single-use code exchanged for a session token. */
-async function signInWithCode(code) {
-  try {
-    const response = await fetch('/api/v1/session', {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code }),
-    });
-    const body = await response.json().catch(() => ({}));
-    if (response.ok && typeof body.token === 'string') { signIn(body.token); return; }
-    showSignIn(body?.error?.message ?? 'This sign-in link did not work. Run `medic login` on the server for a new one.');
-  } catch {
-    showSignIn('The server could not be reached to use this sign-in link. Try again.');
-  }
-}
-
-function showSignIn(message = '') {
-  $('app').hidden = true;
-  $('identity').hidden = true;
-  $('signin').hidden = false;
-  $('signin-error').textContent = message;
-  $('token-input').focus();
-}
 
 function signIn(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -99,25 +96,28 @@ function signIn(token) {
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
-  state.conn?.stop();
-  state.conn = null;
-  state.me = null;
-  closeProposal();
-  state.list.clear();
-  showSignIn('');
+  ctx.conn?.stop();
+  ctx.conn = null;
+  ctx.me = null;
+  active?.leave();
+  for (const view of views) view.reset();
+  active = null;
+  hashHistory.current = null;
+  ctx.store.list.clear();
+  signin.show('');
   setConnState({ state: 'idle' });
 }
 
 // ---- connection ----
 
 function connect(token) {
-  state.conn?.stop();
+  ctx.conn?.stop();
   // A new connection replays every topic from 0: start from empty state, not on top of the old one.
-  seen.clear();
-  state.proposalsHead = null;
-  state.list.clear();
-  state.model = null;
-  state.openId = null;
+  ctx.store.seen.clear();
+  ctx.store.proposalsHead = null;
+  ctx.store.list.clear();
+  for (const view of views) view.reset();
+  const each = (method, ...args) => { for (const view of views) view[method]?.(...args); };
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const conn = new Connection({
     url: `${scheme}://${location.host}/ws`,
@@ -127,31 +127,25 @@ function connect(token) {
       onWelcome,
       onEvent,
       onSubscribed: (topic, ack) => {
-        if (topic !== 'proposals') return;
-        state.proposalsHead = typeof ack?.head === 'number' ? ack.head : 0;
-        maybeAutoOpen(null);
+        if (topic === 'proposals') ctx.store.proposalsHead = typeof ack?.head === 'number' ? ack.head : 0;
+        each('onSubscribed', topic, ack);
       },
-      onPresence: (p) => {
-        if (state.model && p.topic === `proposal:${state.model.id}`) { state.model.setPresence(p.members); queueRender(); }
-      },
-      onTopicReset: (topic) => {
-        if (topic === 'proposals') { seen.delete(topic); state.list.clear(); queueRender(); }
-        else if (state.model && topic === `proposal:${state.model.id}`) resetModel(state.model.id);
-      },
-      onTopicError: (topic, err) => {
-        if (state.model && topic === `proposal:${state.model.id}`) $('p-error').textContent = errorText(err);
-      },
+      onPresence: (p) => each('onPresence', p),
+      onTopicReset: (topic) => each('onTopicReset', topic),
+      onTopicError: (topic, err) => each('onTopicError', topic, err),
     },
   });
-  state.conn = conn;
+  ctx.conn = conn;
   conn.subscribe('proposals');
-  const routed = routeId();
-  if (routed) openProposal(routed);
+  // The route's view subscribes what it shows (a deep link counts as the user's choice).
+  active = null;
+  hashHistory.current = null;
+  hashHistory.sync({ force: true });
   conn.start();
 }
 
 function onWelcome(w) {
-  state.me = { principal: w.principal, role: w.role };
+  ctx.me = { principal: w.principal, role: w.role };
   $('identity-name').textContent = w.principal;
   $('identity-role').textContent = w.role;
   $('identity-role').dataset.role = w.role;
@@ -165,7 +159,7 @@ function onWelcome(w) {
 /** What each status allows, from the server (GET /api/v1/meta), so the buttons follow its rules. */
 async function loadMeta() {
   try {
-    const response = await fetch('/api/v1/meta', { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
+    const response = await fetch('/api/v1/meta', { headers: { Authorization: `Bearer ${ctx.token()}` } });
     if (!response.ok) return;
     setStatusPredicates((await response.json()).statuses);
     queueRender();
@@ -174,98 +168,30 @@ async function loadMeta() {
 
 function onEvent(ev) {
   if (typeof ev.seq === 'number') recordSeen(ev.topic, ev.seq);
-  if (ev.topic === 'proposals') {
-    if (state.list.apply(ev)) {
-      maybeAutoOpen(ev);
-      queueRender();
-    }
-    return;
-  }
-  const model = state.model;
-  if (ev.kind === 'fix_delta') fixDeltaCount++;
-  if (!model || ev.topic !== `proposal:${model.id}`) return;
-  applyChanges(model.apply(ev));
-  if (ev.kind === 'sandbox_ready' && ev.data?.base_commit) fetchBase(model, ev.data.revision);
-  queueRender();
+  if (ev.topic !== 'proposals' && ev.kind === 'fix_delta') fixDeltaCount++;
+  for (const view of views) view.onEvent?.(ev);
 }
 
-function applyChanges(changes) {
-  for (const change of changes) {
-    if (change.type === 'append') timeline.append(change.entry);
-    else if (change.type === 'update') timeline.update(change.entry);
-    else if (change.type === 'console') consoleView.append(change.lines);
-  }
-}
-
-/**
- * Fetches the repository's files at a revision's base commit (GET …/revisions/{n}/base) so that modified files
- * show real diffs and the review panel can show what will be committed. Once per revision and proposal.
- */
-async function fetchBase(model, revision) {
-  const requested = fetchedBases.get(model) ?? new Set();
-  fetchedBases.set(model, requested);
-  if (!revision || requested.has(revision)) return;
-  requested.add(revision);
-  try {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    const response = await fetch(`/api/v1/proposals/${encodeURIComponent(model.id)}/revisions/${revision}/base`, {
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    if (!response.ok) { requested.delete(revision); return; }
-    const base = await response.json();
-    if (state.model !== model) return;  // another proposal is open now
-    applyChanges(model.setBase(revision, base));
-    queueRender();
-  } catch {
-    requested.delete(revision);  // tried again with the next sandbox_ready or reopen
-  }
-}
-/** Per open proposal's model: the revisions whose base was asked for (a reopened proposal asks again). */
-const fetchedBases = new WeakMap();
-
-/**
- * Every seq processed per topic, for the browser tests and for debugging in the console
- * (`medicPage.seenSeqs('proposal:p_…')`): after a reconnect it must still read 1, 2, 3, … with
- * no hole and no repeat. Bounded so a long-open tab does not grow without limit.
- */
-const seen = new Map();
 function recordSeen(topic, seq) {
-  const list = seen.get(topic) ?? [];
+  const list = ctx.store.seen.get(topic) ?? [];
   if (list.length < 100000) list.push(seq);
-  seen.set(topic, list);
+  ctx.store.seen.set(topic, list);
 }
-window.medicPage = Object.freeze({
-  seenSeqs: (topic) => [...(seen.get(topic) ?? [])],
-  connectionState: () => state.connState.state,
-  notices: () => [...state.noticeLog],
-  fixDeltas: () => fixDeltaCount,
-  // The extensions the server agreed for the current socket (permessage-deflate, RFC 7692), for the tests.
-  socketExtensions: () => state.conn?.socket?.extensions ?? null,
-});
-let fixDeltaCount = 0;
 
-/**
- * Opens a proposal without being asked when nothing is open and the user has not chosen one: the
- * demo's (filed by `demo-bot`) as soon as it appears, or the only proposal there is — so whoever
- * opens the link `medic serve` printed watches the demo from its first step.
- */
-function maybeAutoOpen(ev) {
-  if (state.autoOpenDone || state.model || routeId()) return;
-  // "The only one" is known once the list's replay is complete (up to the head the subscription reported).
-  const seqs = seen.get('proposals') ?? [];
-  const replayed = state.proposalsHead !== null && (state.proposalsHead === 0 || (seqs.at(-1) ?? 0) >= state.proposalsHead);
-  const only = replayed && state.list.byId.size === 1 ? state.list.byId.keys().next().value : null;
-  const demo = ev?.data?.author === 'demo-bot' && ev.data.status === 'proposed' ? ev.data.id : null;
-  const id = demo ?? only;
-  if (!id) return;
-  state.autoOpenDone = true;
-  openProposal(id, { replace: true });
-}
+window.medicPage = Object.freeze({
+  seenSeqs: (topic) => [...(ctx.store.seen.get(topic) ?? [])],
+  connectionState: () => ctx.connState.state,
+  notices: () => views.flatMap((v) => v.noticeLog ?? []),
+  fixDeltas: () => fixDeltaCount,
+  route: () => (hashHistory.current ? { ...hashHistory.current } : null),
+  // The extensions the server agreed for the current socket (permessage-deflate, RFC 7692), for the tests.
+  socketExtensions: () => ctx.conn?.socket?.extensions ?? null,
+});
 
 const STATE_TEXT = { idle: 'Not connected', connecting: 'Connecting…', live: 'Live', unauthorized: 'Signed out' };
 
 function setConnState(s) {
-  state.connState = s;
+  ctx.connState = s;
   const box = $('conn-state');
   box.dataset.state = s.state;
   clearInterval(countdownTimer);
@@ -283,47 +209,8 @@ function setConnState(s) {
   $('conn-retry').hidden = !(s.state === 'reconnecting' || s.state === 'offline');
   if (s.state === 'unauthorized') {
     sessionStorage.removeItem(TOKEN_KEY);
-    showSignIn('The server did not accept this token. Check it and sign in again.');
+    signin.show('The server did not accept this token. Check it and sign in again.');
   }
-  queueRender();
-}
-
-// ---- routing ----
-
-/** The open proposal lives in the fragment (`#p=<id>`) so it survives reloads and can be linked. */
-function routeId() {
-  const id = new URLSearchParams(location.hash.slice(1)).get('p');
-  return id && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : null;
-}
-
-function openProposal(id, { replace = false } = {}) {
-  if (!replace) state.autoOpenDone = true;   // the user chose: never switch under them
-  if (state.model?.id === id) return;
-  closeProposal();
-  if (location.hash !== `#p=${id}`) history[replace ? 'replaceState' : 'pushState'](null, '', `#p=${id}`);
-  resetModel(id);
-  state.conn?.subscribe(`proposal:${id}`);
-}
-
-function closeProposal() {
-  if (state.model) state.conn?.unsubscribe(`proposal:${state.model.id}`);
-  state.model = null;
-  state.openId = null;
-  queueRender();
-}
-
-/** A fresh model and empty views for `id` (also after the server reset the topic). */
-function resetModel(id) {
-  seen.delete(`proposal:${id}`);
-  state.model = new ProposalModel(id);
-  state.openId = id;
-  timeline.reset([]);
-  consoleView.reset([]);
-  $('p-error').textContent = '';
-  state.notice = null;
-  $('review-message').textContent = '';
-  $('comment-message').textContent = '';
-  $('review-comment').value = '';
   queueRender();
 }
 
@@ -336,284 +223,33 @@ function queueRender() {
 }
 
 function render() {
-  const proposals = state.list.sorted();
-  renderProposalList($('proposal-list'), proposals, state.openId, openProposal);
-  $('proposal-count').textContent = proposals.length ? `(${proposals.length})` : '';
-  $('proposal-list-empty').hidden = proposals.length > 0;
-
-  const m = state.model;
-  $('placeholder').hidden = !!m;
-  $('proposal').hidden = !m;
-  if (!m) { document.title = 'Medic — review'; return; }
-
-  const summary = state.list.byId.get(m.id);
-  $('p-title').textContent = m.info?.title ?? summary?.title ?? m.id;
-  const badge = statusBadge(m.status ?? summary?.status, 'proposal-status');
-  badge.id = 'p-status';
-  $('p-status').replaceWith(badge);
-  const fixing = m.status === 'fixing';
-  const attemptEl = $('p-attempt');
-  attemptEl.textContent = `Attempt ${m.attempt}/${m.maxAttemptsShown}`;
-  attemptEl.classList.toggle('active', fixing);
-  attemptEl.hidden = m.attempt === 0 && !fixing;
-  const meta = [m.id, m.info?.author && `by ${m.info.author}`, (m.info?.repo ?? summary?.repo) && `repo ${m.info?.repo ?? summary?.repo}`, m.revision && `revision ${m.revision}`].filter(Boolean);
-  $('p-meta').textContent = meta.join(' · ');
-  $('p-description').textContent = m.info?.description ?? '';
-  renderPresence($('presence'), m.presence, state.me);
-  timeline.collapseOlderThan(m.revision);
-  document.title = `${humanStatus(m.status)} · ${m.info?.title ?? m.id} — Medic`;
-  const announcement = `${m.info?.title ?? m.id}: ${humanStatus(m.status)}${fixing ? `, attempt ${m.attempt} of ${m.maxAttemptsShown}` : ''}`;
-  if ($('announce').textContent !== announcement) $('announce').textContent = announcement;
-  renderReviewPanel(m);
+  for (const view of views) view.renderAlways?.();
+  // Exactly one main section shows: the active view's (before the first route, the list's placeholder).
+  const shown = active ?? views[0];
+  for (const view of views) if (view.section) $(view.section).hidden = view !== shown;
+  shown.render();
 }
 
-/** True while `notice` still speaks about the open proposal's current state. */
-function noticeHolds(notice, m) {
-  return !!(notice && m && notice.proposal === m.id && notice.revision === m.revision && notice.statuses.includes(m.status));
-}
-
-function renderReviewPanel(m) {
-  const live = state.connState.state === 'live';
-  const perms = reviewPermissions({ me: state.me, model: m, live });
-  const revisionLine = $('review-revision');
-  revisionLine.textContent = m.revision ? `Revision ${m.revision}` : '';
-  revisionLine.dataset.revision = String(m.revision || '');
-  if (m.revision) revisionLine.append(' · ', el('span', { class: 'muted small', text: 'your review applies to this revision' }));
-
-  const reviews = m.currentReviews();
-  // The quorum is known from review events; before the first one, Medic's list summary may carry it.
-  const summaryQuorum = state.list.byId.get(m.id)?.quorum;
-  const quorum = reviews.quorum ?? m.quorum ?? (typeof summaryQuorum === 'number' ? summaryQuorum : null);
-  const count = reviews.approvals.length;
-  $('quorum-text').textContent = quorum
-    ? `${count} of ${quorum} approval${quorum === 1 ? '' : 's'}`
-    : (count ? `${count} approval${count === 1 ? '' : 's'}` : 'No approvals yet');
-  $('quorum-text').dataset.approvals = String(count);
-  $('quorum-text').dataset.quorum = String(quorum ?? '');
-  $('quorum-fill').style.width = quorum ? `${Math.min(100, (100 * count) / quorum)}%` : '0%';
-  $('approvers').replaceChildren(...reviews.approvals.map((p) => el('li', { class: 'approver', dataset: { testid: 'approver', principal: p } }, '✓ ', p)));
-
-  const disabled = !perms.canReview || state.busy;
-  $('btn-approve').disabled = disabled || !perms.canApprove;
-  $('btn-reject').disabled = state.busy || !perms.canReject;
-  $('btn-request').disabled = disabled;
-  $('review-comment').disabled = !perms.canReview && !perms.canReject && !perms.canWithdraw;
-  $('btn-withdraw').hidden = !perms.canWithdraw;
-  $('btn-withdraw').disabled = state.busy;
-  $('review-why').textContent = perms.why || perms.approveWhy;
-  $('review-panel').dataset.canReview = String(perms.canReview);
-  $('btn-autofix').hidden = !perms.canAutoFix;
-  $('btn-autofix').disabled = state.busy;
-  $('btn-rollback').hidden = !perms.canRollback;
-  $('btn-rollback').disabled = state.busy;
-  $('comment-send').disabled = !live;
-
-  $('review-state').textContent = statusSentence(m);
-  $('review-state').dataset.status = m.status ?? '';
-  if (state.notice && !state.busy && !noticeHolds(state.notice, m)) state.notice = null;
-  const message = $('review-message');
-  const text = state.busy ? 'Sending…' : (state.notice?.text ?? '');
-  if (message.textContent !== text) message.textContent = text;
-  message.dataset.kind = state.busy ? 'pending' : (state.notice?.kind ?? '');
-  if (rollbackDialog.open && !(confirming === 'withdraw' ? perms.canWithdraw : perms.canRollback)) closeRollbackDialog();
-  renderCommitted($('committed-view'), $('committed-summary'), m.committed(m.revision));
-}
-
-// ---- commands ----
-
-function setMessage(id, text, kind) {
-  const p = $(id);
-  p.textContent = text;
-  p.dataset.kind = kind;
-}
-
-/**
- * Shows the outcome of a command until the proposal leaves `statuses` (default: the status it is in now)
- * or its revision changes.
- */
-function setNotice(text, kind, statuses) {
-  const m = state.model;
-  state.notice = m ? { text, kind, proposal: m.id, revision: m.revision, statuses: statuses ?? [m.status] } : null;
-  if (m) state.noticeLog.push(text);
-  if (m) renderReviewPanel(m);
-}
-
-/**
- * Sends a review/auto-fix/rollback command and reports its outcome in the panel. `success(ack)` returns
- * `[text, statuses]`: the message and the statuses it stays true in.
- */
-async function runCommand(msg, success) {
-  if (state.busy || !state.conn) return;
-  const m = state.model;
-  state.busy = true;
-  renderReviewPanel(m);
-  let outcome;
-  try {
-    const ack = await state.conn.command(msg);
-    outcome = [...success(ack), 'ok'];
-    if (msg.type !== 'auto_fix' && msg.type !== 'rollback') $('review-comment').value = '';
-  } catch (err) {
-    outcome = [errorText(err), undefined, 'error'];
-    if (err.code === 'stale_revision') $('review-revision').focus?.();
-  } finally {
-    state.busy = false;
-  }
-  if (state.model !== m) return;   // another proposal is open now: the outcome is not about it
-  const [text, statuses, kind] = outcome;
-  setNotice(text, kind, statuses);
-}
-
-function review(verdict) {
-  const m = state.model;
-  if (!m) return;
-  // Bind the review to the revision on screen, not whatever the model may hold a moment later.
-  const revision = Number($('review-revision').dataset.revision);
-  const comment = $('review-comment').value.trim();
-  if (verdict !== 'approve' && !comment) {
-    setNotice(verdict === 'reject' ? 'Write a comment saying why you reject it.' : 'Write a comment saying what should change.', 'error');
-    $('review-comment').focus();
-    return;
-  }
-  const msg = { type: verdict, proposal: m.id, revision };
-  if (comment) msg.comment = comment;
-  runCommand(msg, (ack) => {
-    if (verdict === 'approve') {
-      // The review event precedes the ack, so the model already knows the approvals if the ack omits them.
-      const known = state.model?.id === m.id ? m.reviews.get(revision) : undefined;
-      const count = (ack.approvals ?? known?.approvals ?? []).length;
-      const q = ack.quorum ?? known?.quorum;
-      const progress = q ? ` (${count} of ${q})` : '';
-      return ack.status === 'approved' || ack.status === 'applying' || ack.status === 'applied'
-        ? [`Approved revision ${revision}: quorum reached${progress}, applying.`, ['awaiting_review', 'approved', 'applying']]
-        : [`Approved revision ${revision}${progress}.`, ['awaiting_review']];
-    }
-    return verdict === 'reject'
-      ? [`Rejected revision ${revision}.`, ['awaiting_review', 'rejected']]
-      : [`Requested changes on revision ${revision}; a new fix attempt follows.`, ['awaiting_review', 'changes_requested', 'analyzing']];
-  });
-}
-
-// ---- rollback confirmation ----
-
-const rollbackDialog = $('confirm-rollback');
-let rollbackOpener = null;
-/** What the confirmation dialog is asking about: 'rollback' or 'withdraw' (one dialog, two questions). */
-let confirming = 'rollback';
-
-function openRollbackDialog(kind = 'rollback') {
-  const m = state.model;
-  if (!m || rollbackDialog.open) return;
-  confirming = kind;
-  const withdraw = kind === 'withdraw';
-  $('confirm-rollback-title').textContent = withdraw ? 'Withdraw this proposal?' : 'Roll back this change?';
-  $('confirm-rollback-text').hidden = withdraw;
-  $('confirm-withdraw-text').hidden = !withdraw;
-  $('confirm-rollback-ok').textContent = withdraw ? 'Withdraw' : 'Roll back';
-  rollbackDialog.querySelector('.muted.small').textContent = withdraw ? 'Enter withdraws · Escape cancels' : 'Enter rolls back · Escape cancels';
-  rollbackOpener = document.activeElement;
-  $('confirm-rollback-commit').textContent = m.applied?.commit ?? 'the applied commit';
-  $('confirm-rollback-repo').textContent = m.info?.repo ?? state.list.byId.get(m.id)?.repo ?? 'the repository';
-  rollbackDialog.showModal();
-  $('confirm-rollback-ok').focus();
-}
-
-function closeRollbackDialog() {
-  if (rollbackDialog.open) rollbackDialog.close();
-  const back = rollbackOpener;
-  rollbackOpener = null;
-  // Focus returns to where it was (the Roll back button), or to the panel if that button is gone.
-  if (back && back.isConnected && !back.hidden && !back.disabled) back.focus();
-  else $('review-heading').focus();
-}
-
-function confirmRollback() {
-  const m = state.model;
-  closeRollbackDialog();
-  if (!m) return;
-  if (confirming === 'withdraw') {
-    const reason = $('review-comment').value.trim();
-    const msg = { type: 'withdraw', proposal: m.id };
-    if (reason) msg.reason = reason;
-    runCommand(msg, () => ['Withdrawn.', []]);
-    return;
-  }
-  runCommand({ type: 'rollback', proposal: m.id }, () => ['Rollback requested.', ['applied']]);
-}
-
-function bindUI() {
-  timeline = new TimelineView($('timeline'));
-  consoleView = new ConsoleView($('console'), $('console-follow'), $('console-jump'));
-
-  $('signin-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    const token = $('token-input').value.trim();
-    if (!token) { $('signin-error').textContent = 'Enter a token.'; return; }
-    $('token-input').value = '';
-    signIn(token);
-  });
-  $('sign-out').addEventListener('click', signOut);
-  $('conn-retry').addEventListener('click', () => state.conn?.retryNow());
-  $('btn-approve').addEventListener('click', () => review('approve'));
-  $('btn-reject').addEventListener('click', () => review('reject'));
-  $('btn-request').addEventListener('click', () => review('request_changes'));
-  $('btn-autofix').addEventListener('click', () => state.model && runCommand({ type: 'auto_fix', proposal: state.model.id },
-    () => ['Auto-fix started: a new attempt is being written.', ['tests_failed', 'analyzing', 'fixing']]));
-  $('btn-rollback').addEventListener('click', () => state.model && openRollbackDialog('rollback'));
-  $('btn-withdraw').addEventListener('click', () => state.model && openRollbackDialog('withdraw'));
-  $('confirm-rollback-cancel').addEventListener('click', () => closeRollbackDialog());
-  $('confirm-rollback-ok').addEventListener('click', () => confirmRollback());
-  rollbackDialog.addEventListener('cancel', (e) => { e.preventDefault(); closeRollbackDialog(); });   // Escape
-  rollbackDialog.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && e.target !== $('confirm-rollback-cancel')) { e.preventDefault(); confirmRollback(); }
-    else if (e.key === 'Tab') {
-      // Focus stays in the dialog: Tab and Shift+Tab cycle through its buttons.
-      const items = [...rollbackDialog.querySelectorAll('button:not([disabled])')];
-      const i = items.indexOf(document.activeElement);
-      e.preventDefault();
-      items[(i + (e.shiftKey ? items.length - 1 : 1)) % items.length]?.focus();
-    }
-  });
-  $('comment-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const text = $('comment-text').value.trim();
-    if (!text || !state.model || !state.conn) { setMessage('comment-message', 'Write something first.', 'error'); return; }
-    setMessage('comment-message', 'Posting…', 'pending');
-    try {
-      await state.conn.command({ type: 'comment', proposal: state.model.id, text });
-      $('comment-text').value = '';
-      setMessage('comment-message', 'Comment posted.', 'ok');
-    } catch (err) {
-      setMessage('comment-message', errorText(err), 'error');
-    }
-  });
-  window.addEventListener('hashchange', () => {
-    const id = routeId();
-    state.autoOpenDone = true;
-    if (id && state.conn) openProposal(id);
-    else if (!id) closeProposal();
-  });
-  window.addEventListener('popstate', () => {
-    const id = routeId();
-    if (id && state.conn) openProposal(id);
-  });
-  window.addEventListener('online', () => state.conn?.retryNow());
-}
+// ---- start ----
 
 function main() {
-  bindUI();
-  const code = takeFromFragment('login');
-  const fromURL = takeTokenFromURL();
-  const token = fromURL ?? sessionStorage.getItem(TOKEN_KEY);
-  if (code) signInWithCode(code);
-  else if (token) signIn(token);
-  else showSignIn();
-  // A link pasted into a tab that already shows the page changes only the fragment.
-  window.addEventListener('hashchange', () => {
-    const code = takeFromFragment('login');
-    const token = code ? null : takeTokenFromURL();
-    if (!code && !token) return;
-    if (code) signInWithCode(code); else signIn(token);
-  });
+  $('sign-out').addEventListener('click', signOut);
+  $('conn-retry').addEventListener('click', () => ctx.conn?.retryNow());
+  window.addEventListener('online', () => ctx.conn?.retryNow());
+  // The skip link moves focus only: following its `#proposal-view` would be read as a route (home).
+  document.querySelector('.skip-link').addEventListener('click', (e) => { e.preventDefault(); $('proposal-view').focus(); });
+  // A link pasted into a tab that already shows the page changes only the fragment: credentials first
+  // (they are taken out of the URL), then the route. Back/forward fire popstate (and hashchange).
+  const follow = () => {
+    if (signin.fromFragment()) return;
+    if (ctx.conn) hashHistory.sync();
+  };
+  window.addEventListener('hashchange', follow);
+  window.addEventListener('popstate', follow);
+  if (signin.fromFragment()) return;
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token);
+  else signin.show();
 }
 
 main();
