@@ -63,6 +63,8 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "COpenSSL", log], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
         .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", log], swiftSettings: strict),
+        /// Log files followed on the loop (inotify), for the monitor.
+        .target(name: "LogTail", dependencies: ["EventLoop"], swiftSettings: strict),
         /// Read-only query sources for plain-language questions: untrusted SQL against SQLite/PostgreSQL, engine-enforced.
         .target(name: "QuerySources", dependencies: ["CSQLite", "CLibPQ", "Protocol"], swiftSettings: strict),
 
@@ -95,7 +97,7 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "NavigatorTests", dependencies: ["Navigator"], swiftSettings: strict),
-        .testTarget(name: "MonitorTests", dependencies: ["Monitor", "Protocol"], swiftSettings: strict),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor", "Protocol", "LogTail", "EventLoop", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "QuerySourcesTests", dependencies: ["QuerySources", "Protocol"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
