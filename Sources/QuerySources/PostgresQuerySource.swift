@@ -42,7 +42,7 @@ public final class PostgresQuerySource: QuerySource {
         return conn!
     }
 
-    public func run(_ sql: String) -> Result<QueryResult, QueryRefusal> {
+    public func run(_ sql: String, parameters: [JSONValue]) -> Result<QueryResult, QueryRefusal> {
         if let refusal = checkStatementText(sql) { return .failure(refusal) }
         let started = DispatchTime.now().uptimeNanoseconds
         do throws(QueryRefusal) {
@@ -54,8 +54,17 @@ public final class PostgresQuerySource: QuerySource {
             try exec(conn, "SET LOCAL statement_timeout = \(ms)")
             try exec(conn, "SET LOCAL lock_timeout = \(ms)")
             try exec(conn, "SET LOCAL idle_in_transaction_session_timeout = \(ms * 2)")
-            try checkPlan(conn, sql)
-            var result = try fetch(conn, sql)
+            let values: [String?] = parameters.map { value in
+                switch value {
+                case .int(let n): String(n)
+                case .number(let d): String(d)
+                case .bool(let b): b ? "true" : "false"
+                case .string(let text): text
+                case .null, .array, .object: nil
+                }
+            }
+            try checkPlan(conn, sql, values)
+            var result = try fetch(conn, sql, values)
             result.durationMs = Int((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
             return .success(result)
         } catch {
@@ -66,8 +75,8 @@ public final class PostgresQuerySource: QuerySource {
     /// The planner's view of the statement, before it runs: it must be a plan (EXPLAIN refuses COPY, SET,
     /// transaction control and anything else that is not a query), must not modify a table, and may touch only
     /// allowed relations and no sensitive column. EXPLAIN without ANALYZE executes nothing.
-    private func checkPlan(_ conn: OpaquePointer, _ sql: String) throws(QueryRefusal) {
-        let res = PQexecParams(conn, "EXPLAIN (VERBOSE, FORMAT JSON) " + sql, 0, nil, nil, nil, nil, 0)
+    private func checkPlan(_ conn: OpaquePointer, _ sql: String, _ values: [String?]) throws(QueryRefusal) {
+        let res = withParameters(values) { count, pointers in PQexecParams(conn, "EXPLAIN (VERBOSE, FORMAT JSON) " + sql, count, nil, pointers, nil, nil, 0) }
         defer { PQclear(res) }
         guard PQresultStatus(res) == PGRES_TUPLES_OK, PQntuples(res) == 1, let text = PQgetvalue(res, 0, 0) else {
             throw refusal(res, conn)
@@ -125,8 +134,10 @@ public final class PostgresQuerySource: QuerySource {
     }
 
     /// Runs the statement in single-row mode, keeping at most the caps; then cancels the rest.
-    private func fetch(_ conn: OpaquePointer, _ sql: String) throws(QueryRefusal) -> QueryResult {
-        guard PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 else { throw refusal(nil, conn) }
+    private func fetch(_ conn: OpaquePointer, _ sql: String, _ values: [String?]) throws(QueryRefusal) -> QueryResult {
+        guard withParameters(values, { count, pointers in PQsendQueryParams(conn, sql, count, nil, pointers, nil, nil, 0) }) == 1 else {
+            throw refusal(nil, conn)
+        }
         PQsetSingleRowMode(conn)
         var columns: [String] = []
         var rows: [[JSONValue]] = []
@@ -250,6 +261,15 @@ public final class PostgresQuerySource: QuerySource {
     }
 
     private func quoteIdentifier(_ name: String) -> String { "\"" + name.replacingAll("\"", with: "\"\"") + "\"" }
+}
+
+/// Calls `body` with libpq's parameter array (text format; nil is SQL NULL).
+func withParameters<R>(_ values: [String?], _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    guard !values.isEmpty else { return body(0, nil) }
+    let pointers = values.map { $0.map { strdup($0) } ?? nil }
+    defer { pointers.forEach { free($0) } }
+    let array = pointers.map { $0.map { UnsafePointer($0) } }
+    return array.withUnsafeBufferPointer { body(Int32(values.count), $0.baseAddress) }
 }
 
 /// Calls `body` with a NULL-terminated array of C strings.

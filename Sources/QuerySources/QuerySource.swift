@@ -100,8 +100,20 @@ public struct TableInfo: Sendable, Equatable {
 /// A source the host can ask. Blocking; one statement at a time per source object.
 public protocol QuerySource: AnyObject {
     var kind: String { get }
-    func run(_ sql: String) -> Result<QueryResult, QueryRefusal>
+    /// Runs one statement; `parameters` bind `?N` (SQLite) / `$N` (PostgreSQL) placeholders.
+    func run(_ sql: String, parameters: [JSONValue]) -> Result<QueryResult, QueryRefusal>
     func tables() -> Result<[TableInfo], QueryRefusal>
+}
+
+extension QuerySource {
+    public func run(_ sql: String) -> Result<QueryResult, QueryRefusal> { run(sql, parameters: []) }
+
+    /// A structured query (`StructuredQuery`) compiled against this source's schema and run.
+    public func run(structured request: JSONValue) -> Result<(CompiledQuery, QueryResult), QueryRefusal> {
+        let dialect: StructuredQuery.Dialect = kind == "postgres" ? .postgres : .sqlite
+        return tables().flatMap { StructuredQuery.compile(request, tables: $0, dialect: dialect) }
+            .flatMap { compiled in run(compiled.sql, parameters: compiled.parameters).map { (compiled, $0) } }
+    }
 }
 
 /// The longest statement accepted (an LLM's SQL is short; 100 KB is an attack).

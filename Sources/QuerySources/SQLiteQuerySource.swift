@@ -95,7 +95,7 @@ public final class SQLiteQuerySource: QuerySource {
         }
     }
 
-    public func run(_ sql: String) -> Result<QueryResult, QueryRefusal> {
+    public func run(_ sql: String, parameters: [JSONValue]) -> Result<QueryResult, QueryRefusal> {
         if let refusal = checkStatementText(sql) { return .failure(refusal) }
         guard let db else { return .failure(QueryRefusal(.unavailable, "the source is closed")) }
         let started = DispatchTime.now().uptimeNanoseconds
@@ -129,6 +129,19 @@ public final class SQLiteQuerySource: QuerySource {
         }
         defer { sqlite3_finalize(stmt) }
         guard sqlite3_stmt_readonly(stmt) != 0 else { return .failure(QueryRefusal(.notReadOnly, "the statement would write")) }
+        guard Int(sqlite3_bind_parameter_count(stmt)) == parameters.count else {
+            return .failure(QueryRefusal(.invalid, "the statement has \(sqlite3_bind_parameter_count(stmt)) parameters, \(parameters.count) given"))
+        }
+        for (i, value) in parameters.enumerated() {
+            let index = Int32(i + 1)
+            switch value {
+            case .int(let n): sqlite3_bind_int64(stmt, index, n)
+            case .number(let d): sqlite3_bind_double(stmt, index, d)
+            case .bool(let b): sqlite3_bind_int64(stmt, index, b ? 1 : 0)
+            case .string(let text): _ = csqlite_bind_text_transient(stmt, index, text, Int32(text.utf8.count))
+            case .null, .array, .object: sqlite3_bind_null(stmt, index)
+            }
+        }
         let count = Int(sqlite3_column_count(stmt))
         var columns: [String] = []
         var masked: [String] = []

@@ -219,3 +219,63 @@ struct PostgresSourceTests {
         #expect(throws: QueryRefusal.self) { try PostgresQuerySource(url: "postgres://127.0.0.1:1/nothing", policy: policy) }
     }
 }
+
+@Suite("Structured queries compile to parameterized SQL", .serialized)
+struct StructuredQueryTests {
+    private func request(_ text: String) throws -> JSONValue { try JSONValue.parse(text) }
+
+    private func check(_ source: any QuerySource) throws {
+        let tokyo = try request(#"{"table": "users", "where": {"gender": "female", "is_active": 1, "country": "Japan", "region": "Tokyo", "wallet_balance_usd": {"min": 500, "max": 1950}}, "aggregate": "count"}"#)
+        let (compiled, result) = try source.run(structured: tokyo).get()
+        #expect(!compiled.sql.contains("Tokyo") && compiled.parameters.contains("Tokyo"))
+        let raw = try source.run("SELECT count(*) FROM users WHERE gender = 'female' AND is_active = 1 AND country = 'Japan' AND region = 'Tokyo' AND wallet_balance_usd >= 500 AND wallet_balance_usd < 1950").get()
+        #expect(result.rows == raw.rows && result.rows.first?.first?.intValue ?? 0 > 0)
+        let byRegion = try source.run(structured: try request(#"{"table": "users", "group_by": "region", "aggregate": "avg", "of": "wallet_balance_usd", "order_by": "region"}"#)).get().1
+        #expect(byRegion.columns == ["region", "avg_wallet_balance_usd"] && byRegion.rows.map { $0[0] } == ["Berlin", "California", "Osaka", "Tokyo"])
+        let top = try source.run(structured: try request(#"{"table": "users", "where": {"kyc_verified": 1}, "order_by": "activity_score", "descending": true, "limit": 10}"#)).get().1
+        #expect(top.rows.count == 10 && !top.columns.contains("email") && !top.columns.contains("wallet_address"))
+        let injected = try source.run(structured: try request(#"{"table": "users", "where": {"region": "Tokyo' OR '1'='1"}, "aggregate": "count"}"#)).get().1
+        #expect(injected.rows == [[.int(0)]])
+        let hostile: [(String, QueryRefusal.Code)] = [
+            (#"{"table": "secrets"}"#, .notAllowed),
+            (#"{"table": "users", "where": {"email": "user1@example.com"}}"#, .sensitiveColumn),
+            (#"{"table": "users", "group_by": "wallet_address"}"#, .sensitiveColumn),
+            (#"{"table": "users", "where": {"region; DROP TABLE users": 1}}"#, .invalid),
+            (#"{"table": "users", "aggregate": "sum", "of": "1); DROP TABLE users; --"}"#, .invalid),
+            (#"{"table": "users", "aggregate": "median", "of": "age"}"#, .invalid),
+            (#"{"table": "users", "order_by": "random()"}"#, .invalid),
+            (#"{"table": "users", "limit": 0}"#, .invalid),
+            (#"{"table": "users", "limit": 1000000000}"#, .invalid),
+            (#"{"table": "users", "where": {"age": {"in": []}}}"#, .invalid),
+            (#"{"table": "users", "where": {"age": {"between": [1, 2]}}}"#, .invalid),
+            (#"{"table": "users", "where": {"age": [1, 2]}}"#, .invalid),
+            (#"{"table": "users", "sql": "DROP TABLE users"}"#, .invalid),
+            (#"[1]"#, .invalid),
+        ]
+        for (text, expected) in hostile {
+            let result = source.run(structured: try request(text))
+            if case .failure(let refusal) = result { #expect(refusal.code == expected, "\(text)") } else { Issue.record("accepted: \(text)") }
+        }
+        #expect(try source.run("SELECT count(*) FROM users").get().rows == [[.int(2000)]])
+    }
+
+    @Test func onSQLite() throws {
+        let (source, path) = try sqliteSource()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try check(source)
+    }
+
+    @Test func onPostgreSQL() throws {
+        guard let base = ProcessInfo.processInfo.environment["MEDIC_TEST_POSTGRES_URL"], let slash = base.lastIndex(of: "/") else {
+            Issue.record("MEDIC_TEST_POSTGRES_URL is not set (scripts/test.sh starts a cluster)")
+            return
+        }
+        let name = "medic_structured_" + UUID().uuidString.prefix(8).lowercased()
+        try run("/usr/bin/psql", [base, "-qc", "CREATE DATABASE \(name)"])
+        defer { _ = try? run("/usr/bin/psql", [base, "-qc", "DROP DATABASE \(name) WITH (FORCE)"]) }
+        let url = String(base[...slash]) + name
+        try run("/usr/bin/psql", [url, "-q", "-v", "ON_ERROR_STOP=1"], input: createUsers.replacingOccurrences(of: "REAL", with: "DOUBLE PRECISION")
+            + "INSERT INTO users VALUES " + usersRows().joined(separator: ",\n") + ";")
+        try check(try PostgresQuerySource(url: url, policy: policy))
+    }
+}
