@@ -74,7 +74,7 @@ struct Serve: ParsableCommand {
         var logger = Logger(label: "medic")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let loop = try EventLoop(logger: logger)
-        let medic = try MedicServer(configuration: configuration, loop: loop, logger: logger, makeExecutor: Pipelines.make)
+        let medic = try MedicServer(configuration: configuration, loop: loop, logger: logger)
         for listener in medic.listeners {
             logger.info("listening on \(listener.scheme)://\(listener.address) (WebSocket at /ws)")
         }
