@@ -87,3 +87,7 @@ public struct WorkflowExecutors {
         self.model = model
     }
 }
+
+/// Which stream a run's output came from (EventLoop's `OutputStream`; Foundation has a type of that name too,
+/// and files that import both use this one).
+public typealias RunOutputStream = OutputStream

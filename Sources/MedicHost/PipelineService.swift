@@ -58,23 +58,12 @@ final class ProposalRuntime {
 struct PendingInput {
     var event: ProposalEvent
     var command: PendingCommand?
-    var review: (String, ReviewCommand)?
-    var isCreation: Bool
-    var applied: (revision: Int, commit: String)?
-    var reverted: (commit: String, revert: String)?
     /// Repeats of the same command id that arrived meanwhile: they get the same answer.
     var followers: [CommandReply] = []
 
-    init(
-        event: ProposalEvent, command: PendingCommand?, review: (String, ReviewCommand)?, isCreation: Bool,
-        applied: (revision: Int, commit: String)?, reverted: (commit: String, revert: String)?
-    ) {
+    init(event: ProposalEvent, command: PendingCommand?) {
         self.event = event
         self.command = command
-        self.review = review
-        self.isCreation = isCreation
-        self.applied = applied
-        self.reverted = reverted
     }
 
     /// principal + NUL + command id, when the command has an id.
@@ -174,8 +163,13 @@ public final class PipelineService {
     /// A resident instance from its stored record; nil (logged) when the record cannot be read — the proposal
     /// then stays read-only: its events and rows are served, commands on it are refused.
     func makeRuntime(_ stored: StoredProposal) -> ProposalRuntime? {
-        guard let machine = try? JSONDecoder().decode(ProposalMachine.self, from: Data(stored.row.doc.utf8)) else {
-            logger.error("cannot decode the stored state of proposal \(stored.row.id); it stays read-only")
+        let decoder = JSONDecoder()
+        let revisions = stored.revisions.compactMap { try? decoder.decode(Revision.self, from: Data($0.doc.utf8)) }
+        let machine: ProposalMachine
+        do throws(RecordError) {
+            machine = try ProposalMachine.load(document: stored.row.doc, revisions: revisions)
+        } catch {
+            logger.error("cannot read the stored state of proposal \(stored.row.id) (\(error)); it stays read-only")
             return nil
         }
         let runtime = ProposalRuntime(
@@ -240,8 +234,7 @@ public final class PipelineService {
                 self.feed(runtime, .review(principal: principal.name, role: principal.role, verdict: review.verdict,
                                            revision: Int(review.revision), comment: review.comment),
                           command: PendingCommand(principal: principal.name, id: commandID,
-                                                  ackFields: ["proposal": .string(review.proposal), "revision": .int(review.revision)], reply: reply),
-                          review: (principal.name, review))
+                                                  ackFields: ["proposal": .string(review.proposal), "revision": .int(review.revision)], reply: reply))
             }
         case .autoFix(let proposal):
             runtime(proposal, reply) { runtime in
@@ -303,8 +296,7 @@ public final class PipelineService {
         let runtime = ProposalRuntime(machine: machine, repository: repository, createdAt: now)
         runtimes[id] = runtime
         feed(runtime, .created(Revision(number: 1, changes: changes)),
-             command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(id)], reply: reply),
-             isCreation: true)
+             command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(id)], reply: reply))
     }
 
     private func comment(_ runtime: ProposalRuntime, text: String, principal: Principal, commandID: String?, reply: @escaping CommandReply) {
@@ -331,11 +323,7 @@ public final class PipelineService {
     /// command's idempotency record), and only when that write is durable does the copy become the proposal's
     /// machine, the command get its answer and the side effects (deploy, test, fix, apply …) run. An input that
     /// arrives while a write is in flight waits its turn, so nothing is ever rolled back under it.
-    func feed(
-        _ runtime: ProposalRuntime, _ event: ProposalEvent, command: PendingCommand? = nil,
-        review: (String, ReviewCommand)? = nil, isCreation: Bool = false, applied: (revision: Int, commit: String)? = nil,
-        reverted: (commit: String, revert: String)? = nil
-    ) {
+    func feed(_ runtime: ProposalRuntime, _ event: ProposalEvent, command: PendingCommand? = nil) {
         // A repeated command id (same principal) never applies twice (invariant 5). The store answers repeats of
         // committed commands, but a repeat can overtake its original's commit: it then shares the original's
         // answer — from the recent acks, or by waiting with it in the inbox.
@@ -352,8 +340,7 @@ public final class PipelineService {
             }
         }
         runtime.lastActive = clock.nowMilliseconds()
-        runtime.inbox.append(PendingInput(
-            event: event, command: command, review: review, isCreation: isCreation, applied: applied, reverted: reverted))
+        runtime.inbox.append(PendingInput(event: event, command: command))
         drain(runtime)
     }
 
@@ -399,8 +386,17 @@ public final class PipelineService {
             switch action {
             case .publish(let pipelineEvent):
                 write.events.append(NewEvent(topic: runtime.topic, kind: pipelineEvent.kind, data: pipelineEvent.data.jsonString, ts: now))
-            case .deploy, .runTests, .analyze, .requestFix, .applyToRepository, .rollback, .stopWork:
+            case .deploy, .runTests, .analyze, .requestFix, .reaskFix, .checkBase, .runPreApplyTests, .applyToRepository, .runPostApply,
+                .revert, .rollback, .stopWork:
                 effects.append(action)
+            case .record(.review(let revision, let principal, let verdict, let comment)):
+                write.reviews.append(ReviewRow(
+                    proposalId: runtime.id, revision: revision, principal: principal, verdict: verdict.rawValue, comment: comment, ts: now))
+            case .record(.applied(let revision, let commit)):
+                write.appliedChanges.append(AppliedChangeRow(proposalId: runtime.id, revision: revision, commit: commit, ts: now, revertedBy: nil))
+            case .record(.reverted(let revision, let commit, let revert)):
+                // An upsert on (proposal, commit) that sets only reverted_by: the apply's revision and time stay.
+                write.appliedChanges.append(AppliedChangeRow(proposalId: runtime.id, revision: revision, commit: commit, ts: now, revertedBy: revert))
             case .setStatus, .createRevision:
                 break  // captured by the proposal and revision rows below
             case .ignored(let why):
@@ -414,23 +410,12 @@ public final class PipelineService {
         write.revisions = next.revisions[first...].map { revision in
             RevisionRow(proposalId: runtime.id, number: revision.number, doc: Self.encode(revision), createdAt: now)
         }
-        if runtime.lastPublishedStatus != next.status || input.isCreation {
+        if runtime.lastPublishedStatus != next.status {
             write.events.append(NewEvent(topic: "proposals", kind: "proposal", data: summary(next, now: now).jsonString, ts: now))
-        }
-        if let (name, review) = input.review {
-            write.reviews = [ReviewRow(proposalId: runtime.id, revision: Int(review.revision), principal: name,
-                                       verdict: review.verdict.rawValue, comment: review.comment, ts: now)]
-        }
-        if let applied = input.applied {
-            write.appliedChanges = [AppliedChangeRow(proposalId: runtime.id, revision: applied.revision, commit: applied.commit, ts: now, revertedBy: nil)]
-        }
-        if let reverted = input.reverted, let revision = next.revisions.last?.number {
-            // An upsert on (proposal, commit) that sets only reverted_by: the apply's revision and time stay.
-            write.appliedChanges = [AppliedChangeRow(proposalId: runtime.id, revision: revision, commit: reverted.commit, ts: now, revertedBy: reverted.revert)]
         }
         var ackFields = input.command?.ackFields ?? [:]
         ackFields["status"] = .string(next.status.rawValue)
-        if input.review != nil {
+        if case .review = input.event {
             ackFields["approvals"] = .array(next.approvals.map { .string($0) })
             ackFields["quorum"] = .int(Int64(next.configuration.quorum))
         }
@@ -494,11 +479,18 @@ public final class PipelineService {
         case .deploy(let revision): deploy(runtime, revision: revision)
         case .runTests(let revision): runTests(runtime, revision: revision)
         case .analyze(let revision): analyze(runtime, revision: revision)
-        case .requestFix(let attempt, let context): requestFix(runtime, attempt: attempt, context: context)
+        case .requestFix(let attempt, let context): requestFix(runtime, attempt: attempt, context: context, retry: nil)
+        case .reaskFix(let attempt, let context, let previous, let complaint):
+            logger.info("proposal \(runtime.id): malformed fix reply; asking once more")
+            requestFix(runtime, attempt: attempt, context: context, retry: (previous, complaint))
+        case .checkBase: checkBase(runtime)
+        case .runPreApplyTests(let revision, let base): runPreApplyTests(runtime, revision: revision, baseCommit: base)
         case .applyToRepository(let revision, let approvers): apply(runtime, revision: revision, approvers: approvers)
+        case .runPostApply(let commit): runPostApply(runtime, commit: commit)
+        case .revert(let commit): revert(runtime, commit: commit)
         case .rollback(let commit): rollback(runtime, commit: commit)
         case .stopWork: stopWork(runtime)
-        case .setStatus, .publish, .createRevision, .reject, .ignored: break
+        case .setStatus, .publish, .createRevision, .record, .reject, .ignored: break
         }
     }
 
@@ -555,33 +547,37 @@ public final class PipelineService {
         }
     }
 
+    /// `test_started` for a run of `command` (`phase`: nil for the revision's own run, else pre/post apply).
+    private func publishTestStarted(_ runtime: ProposalRuntime, revision: Int, command: String, setup: String?, isolation: SandboxIsolation.Mode, phase: String?) {
+        var data: JSONObject = [
+            "revision": .int(Int64(revision)), "command": .string(command), "setup_command": setup.map { .string($0) } ?? .null,
+            "isolation": .string(isolation.rawValue),
+        ]
+        if let phase { data["phase"] = .string(phase) }
+        publish(runtime, kind: "test_started", data: .object(data))
+    }
+
+    /// Streams a run's output as `test_output` events, batched by `OutputBatcher`.
+    private func outputStreamer(_ runtime: ProposalRuntime, revision: Int, phase: String?) -> (RunOutputStream, [String]) -> Void {
+        { [weak self] stream, lines in
+            for batch in OutputBatcher.batches(lines) {
+                var data: JSONObject = [
+                    "revision": .int(Int64(revision)), "stream": .string(stream.rawValue), "lines": .array(batch.map { .string($0) }),
+                ]
+                if let phase { data["phase"] = .string(phase) }
+                self?.publish(runtime, kind: "test_output", data: .object(data))
+            }
+        }
+    }
+
     private func startTests(
         _ runtime: ProposalRuntime, revision: Int, repository: RepositoryConfig, workspace: any SandboxWorkspace, isolation: SandboxIsolation
     ) {
         let config = sandboxedRun(workspace: workspace.path, repository: repository)
-        publish(runtime, kind: "test_started", data: .object([
-            "revision": .int(Int64(revision)), "command": .string(repository.testCommand),
-            "setup_command": repository.setupCommand.map { .string($0) } ?? .null, "isolation": .string(isolation.mode.rawValue),
-        ]))
+        publishTestStarted(runtime, revision: revision, command: repository.testCommand, setup: repository.setupCommand, isolation: isolation.mode, phase: nil)
         runtime.testRun = executors.sandbox.startRun(
             config, isolation: isolation,
-            onLines: { [weak self] stream, lines in
-                // One event per ≤ 64 KiB of lines: a tick's batch can be large, and every watcher parses each event.
-                var start = 0
-                while start < lines.count {
-                    var end = start
-                    var bytes = 0
-                    while end < lines.count && (end == start || bytes + lines[end].utf8.count <= 64 << 10) {
-                        bytes += lines[end].utf8.count
-                        end += 1
-                    }
-                    self?.publish(runtime, kind: "test_output", data: .object([
-                        "revision": .int(Int64(revision)), "stream": .string(stream.rawValue),
-                        "lines": .array(lines[start..<end].map { .string($0) }),
-                    ]))
-                    start = end
-                }
-            },
+            onLines: outputStreamer(runtime, revision: revision, phase: String?.none),
             onFinished: { [weak self] result in
                 guard let self else { return }
                 runtime.testRun = nil
@@ -613,10 +609,14 @@ public final class PipelineService {
     /// 24 KiB), so the prompt's own cut marks a longer file as truncated.
     static let promptFileReadBytes = 32 << 10
 
-    private func requestFix(_ runtime: ProposalRuntime, attempt: Int, context: FixContext) {
+    /// Builds the fix prompt (files read from the sandbox) and asks the model; a re-ask adds the malformed
+    /// reply and the parser's complaint as the next turns. The machine decides whether to re-ask.
+    private func requestFix(_ runtime: ProposalRuntime, attempt: Int, context: FixContext, retry: (reply: String, complaint: String)?) {
         readPromptFiles(context.relevantPaths()[...], context: context, workspace: runtime.workspace, files: [], notes: []) { [weak self] files, notes in
             let prompt = FixPrompt.build(context: context, relevantFiles: files, fileNotes: notes)
-            self?.ask(runtime, attempt: attempt, system: prompt.system, messages: [ModelMessage(.user, prompt.user)], reasked: false)
+            var messages = [ModelMessage(.user, prompt.user)]
+            if let retry { messages += [ModelMessage(.assistant, retry.reply), ModelMessage(.user, retry.complaint)] }
+            self?.ask(runtime, attempt: attempt, system: prompt.system, messages: messages)
         }
     }
 
@@ -646,8 +646,8 @@ public final class PipelineService {
         }
     }
 
-    /// One LLM exchange; a malformed reply gets exactly one re-ask with the parser's complaint.
-    private func ask(_ runtime: ProposalRuntime, attempt: Int, system: String, messages: [ModelMessage], reasked: Bool) {
+    /// One model exchange; its text goes to the machine as is.
+    private func ask(_ runtime: ProposalRuntime, attempt: Int, system: String, messages: [ModelMessage]) {
         let request = ModelRequest(
             system: system, messages: messages,
             labels: ["purpose": "fix", "proposal": runtime.id, "title": runtime.machine.info.title, "attempt": String(attempt)])
@@ -660,23 +660,8 @@ public final class PipelineService {
             completion: { [weak self] result in
                 guard let self else { return }
                 switch result {
-                case .failure(let error):
-                    self.feed(runtime, .fixFailed(reason: error.description))
-                case .success(let response):
-                    let text = response.text
-                    do throws(FixReplyError) {
-                        let reply = try FixReply.parse(text)
-                        self.feed(runtime, .fixReceived(reply))
-                    } catch {
-                        if reasked || !error.isMalformed {
-                            self.feed(runtime, .fixFailed(reason: "the LLM's reply was refused: \(error.description)"))
-                        } else {
-                            self.logger.info("proposal \(runtime.id): malformed fix reply (\(error)); asking once more")
-                            self.ask(runtime, attempt: attempt, system: system,
-                                     messages: messages + [ModelMessage(.assistant, text), ModelMessage(.user, FixPrompt.retryMessage(error: error))],
-                                     reasked: true)
-                        }
-                    }
+                case .failure(let error): self.feed(runtime, .modelFailed(reason: error.description))
+                case .success(let response): self.feed(runtime, .modelReplied(text: response.text))
                 }
             })
     }
@@ -716,84 +701,86 @@ public final class PipelineService {
         }
     }
 
+    /// The repository's HEAD, for the machine to compare with the revision's base.
+    private func checkBase(_ runtime: ProposalRuntime) {
+        guard let repository = runtime.repository else { return feed(runtime, .baseChecked(head: nil)) }
+        executors.git(repository.path).headCommit { [weak self] head in
+            self?.feed(runtime, .baseChecked(head: try? head.get()))
+        }
+    }
+
+    private func workspaceChanges(_ revision: Revision) -> [WorkspaceChange] {
+        revision.changes.map {
+            WorkspaceChange(path: $0.path, action: WorkspaceChange.Action(rawValue: $0.action.rawValue) ?? .modify, content: $0.content)
+        }
+    }
+
+    /// The revision's tests on a fresh copy of the repository at its new HEAD, streamed like any run (`phase:
+    /// pre_apply`).
+    private func runPreApplyTests(_ runtime: ProposalRuntime, revision number: Int, baseCommit: String) {
+        guard let repository = runtime.repository, let revision = runtime.machine.revisions.first(where: { $0.number == number }) else {
+            return feed(runtime, .preApplyTestsFinished(passed: false, detail: "the repository or revision is not available"))
+        }
+        logger.info("proposal \(runtime.id): repository moved to \(baseCommit.prefix(8)); re-testing before apply")
+        let parent = (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes/\(runtime.id)")
+        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: parent) { [weak self] result in
+            guard let self else { return }
+            guard case .success(let workspace) = result, case .success = workspace.apply(self.workspaceChanges(revision)) else {
+                return self.feed(runtime, .preApplyTestsFinished(passed: false, detail: "could not prepare a sandbox on the new base"))
+            }
+            let config = self.sandboxedRun(workspace: workspace.path, repository: repository)
+            self.executors.sandbox.whenIsolationKnown { isolation in
+                self.publishTestStarted(
+                    runtime, revision: number, command: repository.testCommand, setup: repository.setupCommand, isolation: isolation.mode, phase: "pre_apply")
+                _ = self.executors.sandbox.startRun(config, isolation: isolation, onLines: self.outputStreamer(runtime, revision: number, phase: "pre_apply")) { result in
+                    workspace.remove { _ in }
+                    let detail = "exit \(result.exitCode.map(String.init) ?? "-"): \(result.outputTail.suffix(300))"
+                    self.feed(runtime, .preApplyTestsFinished(passed: result.passed, detail: detail))
+                }
+            }
+        }
+    }
+
+    /// Commits the approved revision (the reviewed paths only; see `GitRepository.applyAndCommit`).
     private func apply(_ runtime: ProposalRuntime, revision number: Int, approvers: [String]) {
         guard let repository = runtime.repository, let revision = runtime.machine.revisions.first(where: { $0.number == number }) else {
             feed(runtime, .applyFailed(reason: "the repository or revision is not available"))
             return
         }
-        let git = executors.git(repository.path)
         let info = runtime.machine.info
-        let changes = revision.changes.map {
-            WorkspaceChange(path: $0.path, action: WorkspaceChange.Action(rawValue: $0.action.rawValue) ?? .modify, content: $0.content)
-        }
         let message = "\(info.title)\n\nApplied by Medic: proposal \(info.id), revision \(number).\nApproved-by: \(approvers.joined(separator: ", "))\n"
-        let commit = { [weak self] in
-            git.applyAndCommit(changes, message: message, author: GitAuthor(name: info.author, email: "\(info.author)@medic.invalid")) { result in
-                guard let self else { return }
-                switch result {
-                case .failure(let error): self.feed(runtime, .applyFailed(reason: error.description))
-                case .success(let commitID): self.afterCommit(runtime, repository: repository, git: git, commit: commitID, revision: number)
-                }
-            }
-        }
-        // Re-test first if the repository moved since the sandbox was made (its tests passed on the old base).
-        git.headCommit { [weak self] head in
-            guard let self else { return }
-            guard case .success(let current) = head, let base = revision.baseCommit ?? runtime.workspace?.baseCommit, current != base else {
-                commit()
-                return
-            }
-            self.logger.info("proposal \(runtime.id): repository moved (\(base.prefix(8)) → \(current.prefix(8))); re-testing before apply")
-            self.verify(runtime, repository: repository, changes: changes) { passed, detail in
-                if passed { commit() } else {
-                    self.feed(runtime, .applyFailed(reason: "the repository moved since the sandbox's base commit and the tests fail on the new base: \(detail)"))
-                }
+        executors.git(repository.path).applyAndCommit(
+            workspaceChanges(revision), message: message, author: GitAuthor(name: info.author, email: "\(info.author)@medic.invalid")
+        ) { [weak self] result in
+            switch result {
+            case .failure(let error): self?.feed(runtime, .applyFailed(reason: error.description))
+            case .success(let commit): self?.feed(runtime, .committed(commit: commit, postApply: repository.postApplyCommand != nil))
             }
         }
     }
 
-    /// Runs the tests of `changes` on a fresh copy of the repository (used when the repository moved).
-    private func verify(_ runtime: ProposalRuntime, repository: RepositoryConfig, changes: [WorkspaceChange], completion: @escaping (Bool, String) -> Void) {
-        let parent = (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes/\(runtime.id)")
-        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: parent) { [weak self] result in
-            guard let self else { return }
-            guard case .success(let workspace) = result, case .success = workspace.apply(changes) else {
-                completion(false, "could not prepare a sandbox on the new base")
-                return
-            }
-            let config = self.sandboxedRun(workspace: workspace.path, repository: repository)
-            self.executors.sandbox.whenIsolationKnown { isolation in
-                _ = self.executors.sandbox.startRun(config, isolation: isolation, onLines: { _, _ in }) { result in
-                    workspace.remove { _ in }
-                    completion(result.passed, "exit \(result.exitCode.map(String.init) ?? "-"): \(result.outputTail.suffix(300))")
-                }
-            }
+    /// The repository's post-apply command, in the real repository, streamed (`phase: post_apply`).
+    private func runPostApply(_ runtime: ProposalRuntime, commit: String) {
+        guard let repository = runtime.repository, let smoke = repository.postApplyCommand else {
+            return feed(runtime, .postApplyFinished(passed: true, detail: "no post-apply command"))
         }
-    }
-
-    private func afterCommit(_ runtime: ProposalRuntime, repository: RepositoryConfig, git: any GitExecutor, commit: String, revision: Int) {
-        guard let smoke = repository.postApplyCommand else {
-            feed(runtime, .applied(commit: commit), applied: (revision, commit))
-            return
-        }
-        // The post-apply smoke test runs in the real repository; its failure reverts the commit.
         let config = TestRunConfiguration(
             workspacePath: repository.path, testCommand: smoke,
             timeoutNanoseconds: UInt64(configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork)
-        _ = executors.sandbox.startRun(config, isolation: .unisolated, onLines: { _, _ in }) { [weak self] result in
-            guard let self else { return }
-            if result.passed {
-                self.feed(runtime, .applied(commit: commit), applied: (revision, commit))
-                return
-            }
-            git.revert(commit) { revert in
-                let detail = "post-apply command failed (exit \(result.exitCode.map(String.init) ?? "-")); "
-                switch revert {
-                case .success(let revertCommit):
-                    self.feed(runtime, .applyFailed(reason: detail + "commit \(commit.prefix(12)) was reverted by \(revertCommit.prefix(12))"))
-                case .failure(let error):
-                    self.feed(runtime, .applyFailed(reason: detail + "and reverting \(commit.prefix(12)) failed: \(error)"))
-                }
+        let revision = runtime.machine.currentRevision
+        publishTestStarted(runtime, revision: revision, command: smoke, setup: nil, isolation: .none, phase: "post_apply")
+        _ = executors.sandbox.startRun(config, isolation: .unisolated, onLines: outputStreamer(runtime, revision: revision, phase: "post_apply")) { [weak self] result in
+            self?.feed(runtime, .postApplyFinished(passed: result.passed, detail: "exit \(result.exitCode.map(String.init) ?? "-")"))
+        }
+    }
+
+    /// Reverts a commit whose post-apply command failed.
+    private func revert(_ runtime: ProposalRuntime, commit: String) {
+        guard let repository = runtime.repository else { return feed(runtime, .revertFailed(reason: "the repository is not configured")) }
+        executors.git(repository.path).revert(commit) { [weak self] result in
+            switch result {
+            case .success(let revert): self?.feed(runtime, .reverted(revertCommit: revert))
+            case .failure(let error): self?.feed(runtime, .revertFailed(reason: error.description))
             }
         }
     }
@@ -806,7 +793,7 @@ public final class PipelineService {
         executors.git(repository.path).revert(commit) { [weak self] result in
             guard let self else { return }
             switch result {
-            case .success(let revert): self.feed(runtime, .rolledBack(revertCommit: revert), reverted: (commit, revert))
+            case .success(let revert): self.feed(runtime, .rolledBack(revertCommit: revert))
             case .failure(let error): self.feed(runtime, .rollbackFailed(reason: error.description))
             }
         }
@@ -867,7 +854,7 @@ public final class PipelineService {
         ProposalRow(
             id: m.info.id, title: m.info.title, description: m.info.description, repo: m.info.repo, status: m.status.rawValue,
             currentRevision: m.currentRevision, author: m.info.author, createdAt: createdAt, updatedAt: now,
-            attempts: m.attempt, doc: Self.encode(m))
+            attempts: m.attempt, doc: m.record())
     }
 
     private func summary(_ m: ProposalMachine, now: Int64) -> JSONValue {

@@ -54,13 +54,32 @@ public enum ProposalEvent: Sendable, Hashable {
     case analyzed(FailureAnalysis)
     /// The LLM answered with a parsed, validated reply.
     case fixReceived(FixReply)
-    /// The LLM call or its reply failed (after the executor's one re-ask on malformed JSON).
+    /// The LLM call or its reply failed.
     case fixFailed(reason: String)
+    /// The model answered a fix request with this text (raw: the machine parses it, and asks once more with
+    /// the parser's complaint when it is malformed).
+    case modelReplied(text: String)
+    /// The model request failed (network, API error, timeout).
+    case modelFailed(reason: String)
     /// approve / reject / request_changes from a principal, naming the revision they saw.
     case review(principal: String, role: Role, verdict: Verdict, revision: Int, comment: String?)
     /// An admin's `auto_fix` command.
     case autoFixRequested(principal: String, role: Role)
-    /// The executor committed the approved revision.
+    /// The repository's HEAD when the approved revision is about to be committed (nil: not a git repository
+    /// or unknown; the revision is committed as is).
+    case baseChecked(head: String?)
+    /// The revision's tests on the repository's new HEAD (it moved since the sandbox was made) ended.
+    case preApplyTestsFinished(passed: Bool, detail: String)
+    /// The executor committed the approved revision; `postApply`: the repository has a post-apply command to
+    /// run now (its failure reverts the commit).
+    case committed(commit: String, postApply: Bool)
+    /// The post-apply command ended.
+    case postApplyFinished(passed: Bool, detail: String)
+    /// The executor reverted a commit whose post-apply command failed.
+    case reverted(revertCommit: String)
+    /// … or could not revert it.
+    case revertFailed(reason: String)
+    /// The executor committed the approved revision and nothing runs after it (= `committed` without post-apply).
     case applied(commit: String)
     /// The executor could not commit it.
     case applyFailed(reason: String)
@@ -88,12 +107,27 @@ public enum ProposalAction: Sendable, Hashable {
     case runTests(revision: Int)
     /// Run `FailureAnalyzer` on the revision's output; answer `.analyzed`.
     case analyze(revision: Int)
-    /// Ask the LLM for a fix; answer `.fixReceived`/`.fixFailed`.
+    /// Ask the LLM for a fix; answer `.modelReplied`/`.modelFailed` (or, parsed by the executor,
+    /// `.fixReceived`/`.fixFailed`).
     case requestFix(attempt: Int, context: FixContext)
+    /// Ask again, once, after a malformed reply: the same request plus `previousReply` and the parser's
+    /// `complaint` as the next turns; answer as for `requestFix`.
+    case reaskFix(attempt: Int, context: FixContext, previousReply: String, complaint: String)
     /// Store a new revision: `changes` is the full patch (previous revision merged with the fix).
     case createRevision(number: Int, changes: [FileChange], explanation: String)
-    /// Commit the revision to the repository; answer `.applied`/`.applyFailed`.
+    /// Read the repository's HEAD before committing; answer `.baseChecked`.
+    case checkBase(revision: Int)
+    /// The repository moved since the revision's sandbox was made: run the revision's tests on a fresh copy
+    /// of `baseCommit` (output streamed like any run); answer `.preApplyTestsFinished`.
+    case runPreApplyTests(revision: Int, baseCommit: String)
+    /// Commit the revision to the repository; answer `.committed`/`.applied`/`.applyFailed`.
     case applyToRepository(revision: Int, approvers: [String])
+    /// Run the repository's post-apply command in the repository; answer `.postApplyFinished`.
+    case runPostApply(commit: String)
+    /// Revert `commit` (its post-apply command failed); answer `.reverted`/`.revertFailed`.
+    case revert(commit: String)
+    /// A row the handled event adds to the proposal's history (stored with the proposal row).
+    case record(RecordRow)
     /// Revert the commit; answer `.rolledBack`/`.rollbackFailed`.
     case rollback(commit: String)
     /// Stop whatever runs for the proposal (its test run); its sandbox is released as for any finished proposal.
@@ -102,6 +136,13 @@ public enum ProposalAction: Sendable, Hashable {
     case reject(RejectCode, message: String)
     /// An executor result arrived in a state that no longer expects it (e.g. after an interruption); log only.
     case ignored(String)
+}
+
+/// A history row an event adds (besides the proposal and revision rows, which are always written).
+public enum RecordRow: Sendable, Hashable {
+    case review(revision: Int, principal: String, verdict: Verdict, comment: String?)
+    case applied(revision: Int, commit: String)
+    case reverted(revision: Int, commit: String, revertCommit: String)
 }
 
 /// The per-proposal state machine.
@@ -120,11 +161,17 @@ public enum ProposalAction: Sendable, Hashable {
 ///   reviewer asked for it). It opens a fresh budget: attempts keep counting (n+1, n+2 …) and the limit moves to
 ///   n + maxAttempts, reported as `max_attempts`. If that round gives up while the reviewed revision still passes,
 ///   the proposal returns to `awaiting_review` instead of `unfixable`.
-/// - Persistence: the machine is `Codable`; the host may store a snapshot after each handled event and decode
-///   it after a restart, then feed `.interrupted` so in-flight work is marked.
+/// - Applying (a nested step machine, `ApplyStep`): HEAD is read first; if the repository moved since the
+///   revision's sandbox was made, the revision is tested again on the new HEAD (output streamed like any
+///   run) and committed only if that passes; after the commit the post-apply command, if any, runs, and its
+///   failure reverts the commit — all of it `apply_failed` with the reason when it goes wrong.
+/// - Fix replies: the machine parses the model's text; a malformed reply is asked again once with the
+///   parser's complaint, a second malformed or a refused reply counts as a failed attempt.
+/// - Persistence: `record` is an explicit, versioned document (`ProposalMachine+Record.swift`) without the
+///   revisions (they are their own rows); `load` reads it and every earlier version.
 /// - Interruptions (server restart) end in-flight work in `interrupted`; an admin's `auto_fix` re-deploys the
 ///   current revision, unless the interruption hit `applying` (the commit may or may not exist; a human decides).
-public struct ProposalMachine: Sendable, Codable {
+public struct ProposalMachine: Sendable {
     /// Whether fixes start by themselves.
     public enum FixMode: String, Sendable, Hashable, Codable {
         case auto
@@ -148,14 +195,51 @@ public struct ProposalMachine: Sendable, Codable {
     }
 
     /// Same category at the same place: the signal that attempts stopped making progress.
-    private struct FailureSignature: Hashable, Codable {
+    struct FailureSignature: Hashable, Codable, Sendable {
         var category: FailureCategory
         var location: SourceLocation?
     }
 
+    /// Where the proposal is, with the data only that phase has. The public `status` is derived from it;
+    /// the passing statuses (`tests_passed`, `approved`, `changes_requested`, `tests_failed` before an
+    /// analysis) are published as they are passed through, never rested in.
+    public enum Phase: Sendable, Hashable {
+        case proposed
+        case deploying
+        case testing
+        case analyzing
+        /// A fix request is out; `reasked`: the one re-ask after a malformed reply was made.
+        case fixing(reasked: Bool)
+        /// Tests failed and the proposal waits (manual mode, or a failed fix in manual mode) for `auto_fix`.
+        case testsFailed
+        case awaitingReview
+        case applying(ApplyStep)
+        case applied(commit: String, rollingBack: Bool)
+        case applyFailed
+        case rejected
+        case unfixable
+        case rolledBack(commit: String)
+        case withdrawn
+        case interrupted(from: ProposalStatus)
+    }
+
+    /// The steps of applying an approved revision (a nested machine owned by `.applying`).
+    public enum ApplyStep: Sendable, Hashable {
+        /// Waiting for the repository's HEAD.
+        case checkingBase
+        /// The repository moved to `head`: the revision's tests run there first.
+        case retesting(head: String)
+        /// Waiting for the commit.
+        case committing
+        /// Committed; the post-apply command runs.
+        case smokeTesting(commit: String)
+        /// The post-apply command failed (`detail`): the commit is being reverted.
+        case reverting(commit: String, detail: String)
+    }
+
     public let info: ProposalInfo
     public let configuration: Configuration
-    public private(set) var status: ProposalStatus = .proposed
+    public private(set) var phase: Phase = .proposed
     /// All revisions, oldest first; the last is current.
     public private(set) var revisions: [Revision] = []
     /// Fix attempts started so far.
@@ -172,15 +256,34 @@ public struct ProposalMachine: Sendable, Codable {
     public private(set) var commit: String?
     /// Approvers of the applied revision.
     public private(set) var appliedApprovers: [String] = []
-    private var lastOutput: String?
-    private var lastFixSignature: FailureSignature?
-    private var rollbackPending = false
-    private var interruptedFrom: ProposalStatus?
+    var lastOutput: String?
+    var lastFixSignature: FailureSignature?
 
     public init(info: ProposalInfo, configuration: Configuration = Configuration()) {
         self.info = info
         self.configuration = configuration
         self.attemptLimit = configuration.maxAttempts
+    }
+
+    /// The public status of the phase.
+    public var status: ProposalStatus {
+        switch phase {
+        case .proposed: .proposed
+        case .deploying: .deploying
+        case .testing: .testing
+        case .analyzing: .analyzing
+        case .fixing: .fixing
+        case .testsFailed: .testsFailed
+        case .awaitingReview: .awaitingReview
+        case .applying: .applying
+        case .applied: .applied
+        case .applyFailed: .applyFailed
+        case .rejected: .rejected
+        case .unfixable: .unfixable
+        case .rolledBack: .rolledBack
+        case .withdrawn: .withdrawn
+        case .interrupted: .interrupted
+        }
     }
 
     /// The revision under work (0 before `.created`).
@@ -206,10 +309,18 @@ public struct ProposalMachine: Sendable, Codable {
         case .analyzed(let analysis): return analyzed(analysis)
         case .fixReceived(let reply): return fixReceived(reply)
         case .fixFailed(let reason): return fixFailed(reason)
+        case .modelReplied(let text): return modelReplied(text)
+        case .modelFailed(let reason): return fixFailed(reason)
         case .review(let principal, let role, let verdict, let revision, let comment):
             return review(principal, role, verdict, revision, comment)
         case .autoFixRequested(let principal, let role): return autoFixRequested(principal, role)
-        case .applied(let commit): return applied(commit)
+        case .baseChecked(let head): return baseChecked(head)
+        case .preApplyTestsFinished(let passed, let detail): return preApplyTestsFinished(passed, detail)
+        case .committed(let commit, let postApply): return committed(commit, postApply: postApply)
+        case .applied(let commit): return committed(commit, postApply: false)
+        case .postApplyFinished(let passed, let detail): return postApplyFinished(passed, detail)
+        case .reverted(let revert): return reverted(revert)
+        case .revertFailed(let reason): return revertFailed(reason)
         case .applyFailed(let reason): return applyFailed(reason)
         case .rollbackRequested(let principal, let role): return rollbackRequested(principal, role)
         case .withdrawRequested(let principal, let role, let reason): return withdrawRequested(principal, role, reason)
@@ -221,50 +332,55 @@ public struct ProposalMachine: Sendable, Codable {
 
     // MARK: Transitions
 
-    private mutating func transition(_ to: ProposalStatus, reason: String? = nil) -> [ProposalAction] {
-        status = to
-        return [
-            .setStatus(to, reason: reason),
-            .publish(.statusChanged(to, revision: currentRevision, attempt: attempt, maxAttempts: attemptLimit, reason: reason)),
+    /// Publishes passing through `status` (the proposal row is written with the phase's status).
+    private func pass(_ status: ProposalStatus, reason: String? = nil) -> [ProposalAction] {
+        [
+            .setStatus(status, reason: reason),
+            .publish(.statusChanged(status, revision: currentRevision, attempt: attempt, maxAttempts: attemptLimit, reason: reason)),
         ]
+    }
+
+    /// Moves to `phase` and publishes its status.
+    private mutating func enter(_ phase: Phase, reason: String? = nil) -> [ProposalAction] {
+        self.phase = phase
+        return pass(status, reason: reason)
     }
 
     private func ignored(_ what: String) -> [ProposalAction] { [.ignored("\(what) while \(status.rawValue)")] }
 
     private mutating func created(_ revision: Revision) -> [ProposalAction] {
-        guard status == .proposed, revisions.isEmpty else { return ignored("created") }
+        guard case .proposed = phase, revisions.isEmpty else { return ignored("created") }
         var first = revision
         first.number = 1
         revisions = [first]
-        return [.publish(.proposalCreated(info, status: .proposed, revision: first, maxAttempts: attemptLimit))]
-            + deployCurrent()
+        return [.publish(.proposalCreated(info, status: .proposed, revision: first, maxAttempts: attemptLimit))] + deployCurrent()
     }
 
     private mutating func deployCurrent() -> [ProposalAction] {
-        transition(.deploying) + [.deploy(revision: currentRevision)]
+        enter(.deploying) + [.deploy(revision: currentRevision)]
     }
 
     private mutating func sandboxReady(
         _ isolation: String, _ durationMs: Int, _ warning: String?, _ visible: [SandboxPath], _ baseCommit: String?
     ) -> [ProposalAction] {
-        guard status == .deploying else { return ignored("sandbox_ready") }
+        guard case .deploying = phase else { return ignored("sandbox_ready") }
         revisions[revisions.count - 1].baseCommit = baseCommit
         return [.publish(.sandboxReady(
             revision: currentRevision, isolation: isolation, durationMs: durationMs, warning: warning, visible: visible, baseCommit: baseCommit))]
-            + transition(.testing) + [.runTests(revision: currentRevision)]
+            + enter(.testing) + [.runTests(revision: currentRevision)]
     }
 
     private mutating func sandboxFailed(_ reason: String) -> [ProposalAction] {
-        guard status == .deploying else { return ignored("sandbox_failed") }
+        guard case .deploying = phase else { return ignored("sandbox_failed") }
         let analysis = FailureAnalysis(
             category: .other, categories: [.other],
             rootCause: "The sandbox could not deploy revision \(currentRevision): \(reason)", locations: [], messages: [reason])
         lastOutput = reason
-        return transition(.testsFailed, reason: "sandbox failed: \(reason)") + transition(.analyzing) + analyzed(analysis)
+        return pass(.testsFailed, reason: "sandbox failed: \(reason)") + enter(.analyzing) + analyzed(analysis)
     }
 
     private mutating func testsFinished(_ result: TestResult, _ output: String) -> [ProposalAction] {
-        guard status == .testing else { return ignored("tests_finished") }
+        guard case .testing = phase else { return ignored("tests_finished") }
         revisions[revisions.count - 1].testResult = result
         updateLastRecord { $0.testResult = result }
         var actions: [ProposalAction] = [.publish(.testFinished(revision: currentRevision, result))]
@@ -272,20 +388,18 @@ public struct ProposalMachine: Sendable, Codable {
             lastFixSignature = nil
             lastOutput = nil
             approvals = []
-            actions += transition(.testsPassed)
-            actions += transition(.awaitingReview)
-            return actions
+            return actions + pass(.testsPassed) + enter(.awaitingReview)
         }
         lastOutput = output
         let reason = result.timedOut ? "timed out" : result.signal.map { "killed by signal \($0)" } ?? "exit code \(result.exitCode)"
-        actions += transition(.testsFailed, reason: reason)
-        actions += transition(.analyzing)
+        actions += pass(.testsFailed, reason: reason)
+        actions += enter(.analyzing)
         actions.append(.analyze(revision: currentRevision))
         return actions
     }
 
     private mutating func analyzed(_ analysis: FailureAnalysis) -> [ProposalAction] {
-        guard status == .analyzing else { return ignored("analyzed") }
+        guard case .analyzing = phase else { return ignored("analyzed") }
         revisions[revisions.count - 1].analysis = analysis
         updateLastRecord { $0.analysis = analysis }
         let actions: [ProposalAction] = [.publish(.analysis(revision: currentRevision, analysis))]
@@ -304,26 +418,41 @@ public struct ProposalMachine: Sendable, Codable {
         }
         switch configuration.fixMode {
         case .auto: return actions + startFix()
-        case .manual: return actions + transition(.testsFailed, reason: "waiting for auto_fix")
+        case .manual: return actions + enter(.testsFailed, reason: "waiting for auto_fix")
         }
+    }
+
+    private func fixContext() -> FixContext {
+        let current = revisions[revisions.count - 1]
+        return FixContext(
+            title: info.title, description: info.description, revision: current.number, changes: current.changes,
+            analysis: current.analysis, testOutput: current.testResult?.succeeded == true ? nil : lastOutput,
+            attempts: attemptRecords, reviewerComments: reviewerComments, attempt: attempt, maxAttempts: attemptLimit)
     }
 
     private mutating func startFix() -> [ProposalAction] {
         attempt += 1
-        let current = revisions[revisions.count - 1]
-        let context = FixContext(
-            title: info.title, description: info.description, revision: current.number, changes: current.changes,
-            analysis: current.analysis, testOutput: current.testResult?.succeeded == true ? nil : lastOutput,
-            attempts: attemptRecords, reviewerComments: reviewerComments, attempt: attempt, maxAttempts: attemptLimit)
-        return transition(.fixing)
+        return enter(.fixing(reasked: false))
             + [
-                .publish(.fixStarted(revision: current.number, attempt: attempt, maxAttempts: attemptLimit)),
-                .requestFix(attempt: attempt, context: context),
+                .publish(.fixStarted(revision: currentRevision, attempt: attempt, maxAttempts: attemptLimit)),
+                .requestFix(attempt: attempt, context: fixContext()),
             ]
     }
 
+    /// The model's raw answer: parsed here (the parser is pure); malformed → one re-ask with the complaint.
+    private mutating func modelReplied(_ text: String) -> [ProposalAction] {
+        guard case .fixing(let reasked) = phase else { return ignored("model_replied") }
+        do throws(FixReplyError) {
+            return fixReceived(try FixReply.parse(text))
+        } catch {
+            guard !reasked, error.isMalformed else { return fixFailed("the LLM's reply was refused: \(error.description)") }
+            phase = .fixing(reasked: true)
+            return [.reaskFix(attempt: attempt, context: fixContext(), previousReply: text, complaint: FixPrompt.retryMessage(error: error))]
+        }
+    }
+
     private mutating func fixReceived(_ reply: FixReply) -> [ProposalAction] {
-        guard status == .fixing else { return ignored("fix_received") }
+        guard case .fixing = phase else { return ignored("fix_received") }
         if reply.unfixable {
             return giveUp(reason: "the model judged the failure unfixable", explanation: reply.explanation)
         }
@@ -339,7 +468,7 @@ public struct ProposalMachine: Sendable, Codable {
     }
 
     private mutating func fixFailed(_ reason: String) -> [ProposalAction] {
-        guard status == .fixing else { return ignored("fix_failed") }
+        guard case .fixing = phase else { return ignored("fix_failed") }
         let actions: [ProposalAction] = [.publish(.fixFailed(attempt: attempt, reason: reason))]
         if attempt >= attemptLimit {
             return actions + giveUp(reason: "no usable fix after \(attempt) attempts: \(reason)", explanation: nil)
@@ -347,7 +476,7 @@ public struct ProposalMachine: Sendable, Codable {
         let currentPasses = revisions.last?.testResult?.succeeded == true
         switch (configuration.fixMode, currentPasses) {
         case (.auto, _), (.manual, true): return actions + startFix()
-        case (.manual, false): return actions + transition(.testsFailed, reason: "fix failed; waiting for auto_fix")
+        case (.manual, false): return actions + enter(.testsFailed, reason: "fix failed; waiting for auto_fix")
         }
     }
 
@@ -356,9 +485,9 @@ public struct ProposalMachine: Sendable, Codable {
         if revisions.last?.testResult?.succeeded == true {
             approvals = []
             return [.publish(.fixFailed(attempt: attempt, reason: reason))]
-                + transition(.awaitingReview, reason: "requested changes not made: \(reason)")
+                + enter(.awaitingReview, reason: "requested changes not made: \(reason)")
         }
-        return [.publish(.unfixable(reason: reason, explanation: explanation))] + transition(.unfixable, reason: reason)
+        return [.publish(.unfixable(reason: reason, explanation: explanation))] + enter(.unfixable, reason: reason)
     }
 
     private mutating func updateLastRecord(_ update: (inout AttemptRecord) -> Void) {
@@ -381,6 +510,7 @@ public struct ProposalMachine: Sendable, Codable {
             let allowed = verdict == .reject ? "awaiting_review, unfixable, tests_failed or interrupted" : "awaiting_review"
             return [.reject(.invalidState, message: "proposal is \(status.rawValue), not \(allowed)")]
         }
+        let row = ProposalAction.record(.review(revision: revision, principal: principal, verdict: verdict, comment: comment))
         switch verdict {
         case .approve:
             guard principal != info.author else {
@@ -390,28 +520,28 @@ public struct ProposalMachine: Sendable, Codable {
                 return [.reject(.alreadyReviewed, message: "\(principal) already approved revision \(revision)")]
             }
             approvals.append(principal)
-            var actions: [ProposalAction] = [.publish(reviewEvent(principal, verdict, comment))]
+            var actions: [ProposalAction] = [row, .publish(reviewEvent(principal, verdict, comment))]
             if approvals.count >= configuration.quorum {
                 appliedApprovers = approvals
-                actions += transition(.approved)
-                actions += transition(.applying)
-                actions.append(.applyToRepository(revision: currentRevision, approvers: approvals))
+                actions += pass(.approved)
+                actions += enter(.applying(.checkingBase))
+                actions.append(.checkBase(revision: currentRevision))
             }
             return actions
         case .reject:
-            return [.publish(reviewEvent(principal, verdict, comment))]
-                + transition(.rejected, reason: comment.map { "rejected by \(principal): \($0)" } ?? "rejected by \(principal)")
+            return [row, .publish(reviewEvent(principal, verdict, comment))]
+                + enter(.rejected, reason: comment.map { "rejected by \(principal): \($0)" } ?? "rejected by \(principal)")
         case .requestChanges:
             let text = comment ?? ""
             if !text.isEmpty { reviewerComments.append(text) }
-            let actions: [ProposalAction] = [.publish(reviewEvent(principal, verdict, comment))]
+            let actions: [ProposalAction] = [row, .publish(reviewEvent(principal, verdict, comment))]
             attemptLimit = attempt + configuration.maxAttempts
             lastFixSignature = nil
             approvals = []
             guard configuration.maxAttempts > 0 else {
-                return actions + transition(.changesRequested, reason: text) + transition(.awaitingReview, reason: "fixing is disabled")
+                return actions + pass(.changesRequested, reason: text) + enter(.awaitingReview, reason: "fixing is disabled")
             }
-            return actions + transition(.changesRequested, reason: text) + startFix()
+            return actions + pass(.changesRequested, reason: text) + startFix()
         }
     }
 
@@ -423,55 +553,116 @@ public struct ProposalMachine: Sendable, Codable {
 
     private mutating func autoFixRequested(_ principal: String, _ role: Role) -> [ProposalAction] {
         guard role.mayReview else { return [.reject(.forbidden, message: "role \(role.rawValue) may not request fixes")] }
-        switch status {
+        switch phase {
         case .testsFailed:
             guard revisions.last?.analysis != nil else {
                 return [.reject(.invalidState, message: "the failure is still being analysed")]
             }
             return startFix()
-        case .interrupted:
-            guard interruptedFrom != .applying, interruptedFrom != .approved else {
+        case .interrupted(let from):
+            guard from != .applying, from != .approved else {
                 return [.reject(.invalidState, message: "interrupted while applying; check the repository by hand")]
             }
-            interruptedFrom = nil
             return deployCurrent()
-        case .proposed, .deploying, .testing, .testsPassed, .analyzing, .fixing, .awaitingReview, .approved, .applying,
-            .applied, .applyFailed, .rejected, .changesRequested, .unfixable, .rolledBack, .withdrawn:
+        case .proposed, .deploying, .testing, .analyzing, .fixing, .awaitingReview, .applying, .applied, .applyFailed, .rejected,
+            .unfixable, .rolledBack, .withdrawn:
             return [.reject(.invalidState, message: "auto_fix is not possible while \(status.rawValue)")]
         }
     }
 
-    private mutating func applied(_ commit: String) -> [ProposalAction] {
-        guard status == .applying else { return ignored("applied") }
+    // MARK: Applying (the ApplyStep machine)
+
+    private mutating func baseChecked(_ head: String?) -> [ProposalAction] {
+        guard case .applying(.checkingBase) = phase else { return ignored("base_checked") }
+        if let head, let base = revisions.last?.baseCommit, head != base {
+            phase = .applying(.retesting(head: head))
+            return [.runPreApplyTests(revision: currentRevision, baseCommit: head)]
+        }
+        phase = .applying(.committing)
+        return [.applyToRepository(revision: currentRevision, approvers: appliedApprovers)]
+    }
+
+    private mutating func preApplyTestsFinished(_ passed: Bool, _ detail: String) -> [ProposalAction] {
+        guard case .applying(.retesting) = phase else { return ignored("pre_apply_tests_finished") }
+        guard passed else {
+            return applyFailed("the repository moved since the sandbox's base commit and the tests fail on the new base: \(detail)")
+        }
+        phase = .applying(.committing)
+        return [.applyToRepository(revision: currentRevision, approvers: appliedApprovers)]
+    }
+
+    /// The commit exists. It is applied now, or after the post-apply command passes.
+    private mutating func committed(_ commit: String, postApply: Bool) -> [ProposalAction] {
+        // `.applied` from an executor that checks nothing before committing is accepted while the base is
+        // being checked too (the step is then skipped).
+        switch phase {
+        case .applying(.committing), .applying(.checkingBase): break
+        default: return ignored("committed")
+        }
+        if postApply {
+            phase = .applying(.smokeTesting(commit: commit))
+            return [.runPostApply(commit: commit)]
+        }
         self.commit = commit
-        return [.publish(.applied(revision: currentRevision, commit: commit, approvers: appliedApprovers))] + transition(.applied)
+        phase = .applied(commit: commit, rollingBack: false)
+        return [
+            .record(.applied(revision: currentRevision, commit: commit)),
+            .publish(.applied(revision: currentRevision, commit: commit, approvers: appliedApprovers)),
+        ] + pass(.applied)
+    }
+
+    private mutating func postApplyFinished(_ passed: Bool, _ detail: String) -> [ProposalAction] {
+        guard case .applying(.smokeTesting(let commit)) = phase else { return ignored("post_apply_finished") }
+        if passed {
+            phase = .applying(.committing)
+            return committed(commit, postApply: false)
+        }
+        phase = .applying(.reverting(commit: commit, detail: "post-apply command failed (\(detail)); "))
+        return [.revert(commit: commit)]
+    }
+
+    private mutating func reverted(_ revert: String) -> [ProposalAction] {
+        guard case .applying(.reverting(let commit, let detail)) = phase else { return ignored("reverted") }
+        return [
+            .record(.applied(revision: currentRevision, commit: commit)),
+            .record(.reverted(revision: currentRevision, commit: commit, revertCommit: revert)),
+        ] + applyFailed(detail + "commit \(commit.prefix(12)) was reverted by \(revert.prefix(12))")
+    }
+
+    private mutating func revertFailed(_ reason: String) -> [ProposalAction] {
+        guard case .applying(.reverting(let commit, let detail)) = phase else { return ignored("revert_failed") }
+        return [.record(.applied(revision: currentRevision, commit: commit))]
+            + applyFailed(detail + "and reverting \(commit.prefix(12)) failed: \(reason)")
     }
 
     private mutating func applyFailed(_ reason: String) -> [ProposalAction] {
-        guard status == .applying else { return ignored("apply_failed") }
-        return [.publish(.applyFailed(reason: reason))] + transition(.applyFailed, reason: reason)
+        guard case .applying = phase else { return ignored("apply_failed") }
+        return [.publish(.applyFailed(reason: reason))] + enter(.applyFailed, reason: reason)
     }
+
+    // MARK: Rollback, withdraw, interruption
 
     private mutating func rollbackRequested(_ principal: String, _ role: Role) -> [ProposalAction] {
         guard role.mayReview else { return [.reject(.forbidden, message: "role \(role.rawValue) may not roll back")] }
-        guard status == .applied, let commit else {
+        guard case .applied(let commit, let rollingBack) = phase else {
             return [.reject(.invalidState, message: "only an applied proposal can be rolled back (it is \(status.rawValue))")]
         }
-        guard !rollbackPending else { return [.reject(.invalidState, message: "a rollback is already in progress")] }
-        rollbackPending = true
+        guard !rollingBack else { return [.reject(.invalidState, message: "a rollback is already in progress")] }
+        phase = .applied(commit: commit, rollingBack: true)
         return [.rollback(commit: commit)]
     }
 
     private mutating func rolledBack(_ revert: String) -> [ProposalAction] {
-        guard status == .applied, rollbackPending, let commit else { return ignored("rolled_back") }
-        rollbackPending = false
-        return [.publish(.rolledBack(commit: commit, revertCommit: revert))] + transition(.rolledBack, reason: "reverted by \(revert)")
+        guard case .applied(let commit, true) = phase else { return ignored("rolled_back") }
+        return [
+            .record(.reverted(revision: currentRevision, commit: commit, revertCommit: revert)),
+            .publish(.rolledBack(commit: commit, revertCommit: revert)),
+        ] + enter(.rolledBack(commit: commit), reason: "reverted by \(revert)")
     }
 
     private mutating func rollbackFailed(_ reason: String) -> [ProposalAction] {
-        guard status == .applied, rollbackPending else { return ignored("rollback_failed") }
-        rollbackPending = false
-        return transition(.applied, reason: "rollback failed: \(reason)")
+        guard case .applied(let commit, true) = phase else { return ignored("rollback_failed") }
+        return enter(.applied(commit: commit, rollingBack: false), reason: "rollback failed: \(reason)")
     }
 
     private mutating func withdrawRequested(_ principal: String, _ role: Role, _ reason: String?) -> [ProposalAction] {
@@ -487,18 +678,43 @@ public struct ProposalMachine: Sendable, Codable {
             return [.reject(.invalidState, message: message)]
         }
         approvals = []
-        rollbackPending = false
         let why = reason.map { "withdrawn by \(principal): \($0)" } ?? "withdrawn by \(principal)"
-        return transition(.withdrawn, reason: why) + [.stopWork]
+        return enter(.withdrawn, reason: why) + [.stopWork]
     }
 
     private mutating func interrupted(_ reason: String) -> [ProposalAction] {
-        guard status.isBusy else {
-            // Nothing was in flight: the proposal waits for a person or is finished, and survives a restart as is.
-            rollbackPending = false
+        if case .applied(let commit, true) = phase {
+            // A rollback in flight when the server stopped: the proposal stays applied; roll back again.
+            phase = .applied(commit: commit, rollingBack: false)
             return ignored("interrupted")
         }
-        interruptedFrom = status
-        return transition(.interrupted, reason: reason)
+        guard status.isBusy else {
+            // Nothing was in flight: the proposal waits for a person or is finished, and survives a restart as is.
+            return ignored("interrupted")
+        }
+        return enter(.interrupted(from: status), reason: reason)
+    }
+
+    // MARK: Loading (ProposalMachine+Record.swift)
+
+    /// A machine with every field given (the record loader).
+    init(
+        info: ProposalInfo, configuration: Configuration, phase: Phase, revisions: [Revision], attempt: Int, attemptLimit: Int,
+        approvals: [String], reviewerComments: [String], attemptRecords: [AttemptRecord], commit: String?, appliedApprovers: [String],
+        lastOutput: String?, lastFixSignature: FailureSignature?
+    ) {
+        self.info = info
+        self.configuration = configuration
+        self.phase = phase
+        self.revisions = revisions
+        self.attempt = attempt
+        self.attemptLimit = attemptLimit
+        self.approvals = approvals
+        self.reviewerComments = reviewerComments
+        self.attemptRecords = attemptRecords
+        self.commit = commit
+        self.appliedApprovers = appliedApprovers
+        self.lastOutput = lastOutput
+        self.lastFixSignature = lastFixSignature
     }
 }

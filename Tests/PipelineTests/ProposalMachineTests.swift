@@ -78,9 +78,12 @@ extension ProposalMachine {
         let approved = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: "lgtm"))
         #expect(approved.statuses == [.approved, .applying])
         #expect(approved.events.first == .review(revision: 1, principal: "bob", verdict: .approve, comment: "lgtm", approvals: ["bob"], quorum: 1))
-        #expect(approved.last == .applyToRepository(revision: 1, approvers: ["bob"]))
+        #expect(approved.first == .record(.review(revision: 1, principal: "bob", verdict: .approve, comment: "lgtm")))
+        #expect(approved.last == .checkBase(revision: 1))
+        // No sandbox base recorded (sandboxReady carried none): nothing to compare, commit.
+        #expect(m.handle(.baseChecked(head: "h1")) == [.applyToRepository(revision: 1, approvers: ["bob"])])
         let applied = m.handle(.applied(commit: "abc123"))
-        #expect(applied.first == .publish(.applied(revision: 1, commit: "abc123", approvers: ["bob"])))
+        #expect(applied.prefix(2) == [.record(.applied(revision: 1, commit: "abc123")), .publish(.applied(revision: 1, commit: "abc123", approvers: ["bob"]))])
         #expect(m.status == .applied)
     }
 
@@ -93,7 +96,7 @@ extension ProposalMachine {
         #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)) == [.rollback(commit: "abc")])
         #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)).rejection == .invalidState)
         let done = m.handle(.rolledBack(revertCommit: "def"))
-        #expect(done.first == .publish(.rolledBack(commit: "abc", revertCommit: "def")))
+        #expect(done.prefix(2) == [.record(.reverted(revision: 1, commit: "abc", revertCommit: "def")), .publish(.rolledBack(commit: "abc", revertCommit: "def"))])
         #expect(m.status == .rolledBack)
         #expect(m.handle(.rollbackRequested(principal: "bob", role: .admin)).rejection == .invalidState)
     }
@@ -266,7 +269,8 @@ extension ProposalMachine {
         #expect(m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .alreadyReviewed)
         let second = m.handle(.review(principal: "carol", role: .admin, verdict: .approve, revision: 1, comment: nil))
         #expect(second.statuses == [.approved, .applying])
-        #expect(second.last == .applyToRepository(revision: 1, approvers: ["bob", "carol"]))
+        #expect(second.last == .checkBase(revision: 1))
+        #expect(m.handle(.baseChecked(head: nil)) == [.applyToRepository(revision: 1, approvers: ["bob", "carol"])])
         #expect(m.handle(.review(principal: "dave", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .invalidState)
     }
 
@@ -387,8 +391,7 @@ extension ProposalMachine {
         var m = makeMachine(quorum: 2)
         m.toReview()
         _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
-        let data = try JSONEncoder().encode(m)
-        var restored = try JSONDecoder().decode(ProposalMachine.self, from: data)
+        var restored = try ProposalMachine.load(document: m.record(), revisions: m.revisions)
         #expect(restored.status == .awaitingReview)
         #expect(restored.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil)).rejection == .alreadyReviewed)
         #expect(restored.handle(.review(principal: "carol", role: .admin, verdict: .approve, revision: 1, comment: nil)).statuses == [.approved, .applying])
@@ -524,5 +527,111 @@ func json(_ text: String) -> JSONValue {
             let interrupted = d.handle(.interrupted(reason: "restart"))
             #expect(interrupted.statuses.contains(.interrupted) == status.isBusy, "restart while \(status)")
         }
+    }
+}
+
+@Suite struct OutputBatcherTests {
+    @Test func linesAreCutIntoBoundedOrderedBatches() {
+        #expect(OutputBatcher.batches([]).isEmpty)
+        let lines = (0..<1000).map { String(repeating: "x", count: $0 % 200) + "\($0)" }
+        let batches = OutputBatcher.batches(lines, maxBytes: 4096)
+        #expect(batches.flatMap { $0 } == lines)
+        #expect(batches.allSatisfy { $0.count == 1 || $0.reduce(0) { $0 + $1.utf8.count } <= 4096 })
+        #expect(batches.count > 10)
+        let huge = String(repeating: "é", count: 50_000)
+        #expect(OutputBatcher.batches(["a", huge, "b"], maxBytes: 1000).map(\.count) == [1, 1, 1])
+    }
+}
+
+/// The apply step machine: base check, re-test on a moved repository, commit, post-apply command, revert.
+@Suite struct ProposalMachineApplyTests {
+    /// Awaiting review of revision 1 whose sandbox was made from commit "base1", approved.
+    func approved() -> ProposalMachine {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.handle(.sandboxReady(isolation: "bwrap", durationMs: 1, baseCommit: "base1"))
+        _ = m.handle(.testsFinished(passed, outputSummary: "ok"))
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        return m
+    }
+
+    @Test func anUnmovedRepositoryIsCommittedAtOnce() {
+        var m = approved()
+        #expect(m.phase == .applying(.checkingBase))
+        #expect(m.handle(.baseChecked(head: "base1")) == [.applyToRepository(revision: 1, approvers: ["bob"])])
+        #expect(m.handle(.committed(commit: "c1", postApply: false)).events.map(\.kind) == ["applied", "status_changed"])
+        #expect(m.phase == .applied(commit: "c1", rollingBack: false) && m.commit == "c1")
+    }
+
+    @Test func aMovedRepositoryIsReTestedFirst() {
+        var m = approved()
+        #expect(m.handle(.baseChecked(head: "moved2")) == [.runPreApplyTests(revision: 1, baseCommit: "moved2")])
+        #expect(m.status == .applying)
+        var failing = m
+        let failed = failing.handle(.preApplyTestsFinished(passed: false, detail: "exit 1: boom"))
+        #expect(failing.status == .applyFailed)
+        #expect(failed.events.first == .applyFailed(reason: "the repository moved since the sandbox's base commit and the tests fail on the new base: exit 1: boom"))
+        #expect(m.handle(.preApplyTestsFinished(passed: true, detail: "exit 0")) == [.applyToRepository(revision: 1, approvers: ["bob"])])
+        // A result for a step that is over is ignored, not applied twice.
+        #expect(m.handle(.preApplyTestsFinished(passed: true, detail: "again")).first.map { if case .ignored = $0 { true } else { false } } == true)
+    }
+
+    @Test func aFailingPostApplyCommandRevertsTheCommit() {
+        var m = approved()
+        _ = m.handle(.baseChecked(head: "base1"))
+        #expect(m.handle(.committed(commit: "c1", postApply: true)) == [.runPostApply(commit: "c1")])
+        #expect(m.handle(.postApplyFinished(passed: false, detail: "exit 3")) == [.revert(commit: "c1")])
+        var unrevertable = m
+        let reverted = m.handle(.reverted(revertCommit: "r1"))
+        #expect(reverted.prefix(2) == [.record(.applied(revision: 1, commit: "c1")), .record(.reverted(revision: 1, commit: "c1", revertCommit: "r1"))])
+        #expect(reverted.events.first == .applyFailed(reason: "post-apply command failed (exit 3); commit c1 was reverted by r1"))
+        #expect(m.status == .applyFailed)
+        let stuck = unrevertable.handle(.revertFailed(reason: "conflict"))
+        #expect(stuck.events.first == .applyFailed(reason: "post-apply command failed (exit 3); and reverting c1 failed: conflict"))
+    }
+
+    @Test func aPassingPostApplyCommandApplies() {
+        var m = approved()
+        _ = m.handle(.baseChecked(head: nil))
+        _ = m.handle(.committed(commit: "c1", postApply: true))
+        #expect(m.handle(.postApplyFinished(passed: true, detail: "exit 0")).events.map(\.kind) == ["applied", "status_changed"])
+        #expect(m.status == .applied)
+    }
+}
+
+/// The model's raw reply: parsed by the machine, one re-ask when malformed.
+@Suite struct ProposalMachineReplyTests {
+    func fixing() -> ProposalMachine {
+        var m = makeMachine(maxAttempts: 2)
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        _ = m.deployAndTest(failed)
+        _ = m.handle(.analyzed(failure()))
+        return m
+    }
+
+    @Test func aGoodReplyMakesARevision() {
+        var m = fixing()
+        let good = #"{"unfixable": false, "explanation": "guard the import", "changes": [{"path": "app.py", "action": "modify", "content": "x = 1\n"}]}"#
+        #expect(m.handle(.modelReplied(text: good)).kinds.contains("fix_generated"))
+        #expect(m.currentRevision == 2)
+    }
+
+    @Test func aMalformedReplyIsAskedAgainOnceThenCountsAsFailed() {
+        var m = fixing()
+        let reask = m.handle(.modelReplied(text: "Sure, here is the fix!"))
+        guard case .reaskFix(let attempt, let context, let previous, let complaint)? = reask.first, reask.count == 1 else {
+            Issue.record("expected one re-ask, got \(reask)")
+            return
+        }
+        #expect(attempt == 1 && context.attempt == 1 && previous == "Sure, here is the fix!" && !complaint.isEmpty)
+        #expect(m.phase == .fixing(reasked: true))
+        let second = m.handle(.modelReplied(text: "still not JSON"))
+        #expect(second.events.first.map { if case .fixFailed(1, let reason) = $0 { reason.hasPrefix("the LLM's reply was refused") } else { false } } == true)
+        #expect(second.fixRequest?.attempt == 2)  // auto mode: the next attempt starts
+    }
+
+    @Test func aModelFailureIsAFailedAttempt() {
+        var m = fixing()
+        #expect(m.handle(.modelFailed(reason: "HTTP 529")).events.first == .fixFailed(attempt: 1, reason: "HTTP 529"))
     }
 }
