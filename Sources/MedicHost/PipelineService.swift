@@ -16,8 +16,6 @@ final class ProposalRuntime {
     var workspace: (any SandboxWorkspace)?
     var testRun: (any RunningTest)?
     var lastRun: TestRunResult?
-    /// Revisions already stored (rows are rewritten from the current one on, as results attach to it).
-    var storedRevisions = 0
     var lastPublishedStatus: ProposalStatus?
     /// When an input last arrived (clock milliseconds): an idle instance that holds nothing is evicted.
     var lastActive: Int64 = 0
@@ -90,6 +88,9 @@ public final class PipelineService {
     /// The resident instances: live ones (work in flight, a sandbox held, inputs queued) and recently used
     /// ones. Everything else is loaded from `records` when a command or read names it.
     var runtimes: [String: ProposalRuntime] = [:]
+    /// Proposals whose stored record this Medic cannot read (e.g. written by a newer version), with why:
+    /// they stay read-only — served from the store, commands on them refused with the reason.
+    var unreadable: [String: String] = [:]
     /// Loads in flight, with everyone waiting for them (one store read per proposal at a time).
     private var loading: [String: [(ProposalRuntime?) -> Void]] = [:]
     /// The pipeline's figures over every stored proposal: read from the store at startup, then kept current
@@ -170,11 +171,11 @@ public final class PipelineService {
             machine = try ProposalMachine.load(document: stored.row.doc, revisions: revisions)
         } catch {
             logger.error("cannot read the stored state of proposal \(stored.row.id) (\(error)); it stays read-only")
+            unreadable[stored.row.id] = error.description
             return nil
         }
         let runtime = ProposalRuntime(
             machine: machine, repository: configuration.repositories.first { $0.name == stored.row.repo }, createdAt: stored.row.createdAt)
-        runtime.storedRevisions = machine.revisions.count
         runtime.lastPublishedStatus = machine.status
         runtime.lastActive = clock.nowMilliseconds()
         return runtime
@@ -265,7 +266,12 @@ public final class PipelineService {
     /// The instance a command names, loaded if need be; a refusal when there is none.
     private func runtime(_ id: String, _ reply: @escaping CommandReply, _ body: @escaping (ProposalRuntime) -> Void) {
         withRuntime(id) { runtime in
-            guard let runtime else { return reply(.failure(ProtocolError(code: .notFound, message: "no proposal \(id)"))) }
+            guard let runtime else {
+                if let why = self.unreadable[id] {
+                    return reply(.failure(ProtocolError(code: .invalidState, message: "proposal \(id) is read-only here: \(why)")))
+                }
+                return reply(.failure(ProtocolError(code: .notFound, message: "no proposal \(id)")))
+            }
             body(runtime)
         }
     }
@@ -389,6 +395,10 @@ public final class PipelineService {
             case .deploy, .runTests, .analyze, .requestFix, .reaskFix, .checkBase, .runPreApplyTests, .applyToRepository, .runPostApply,
                 .revert, .rollback, .stopWork:
                 effects.append(action)
+            case .record(.revision(let revision)):
+                // One input may change a revision twice (a failed sandbox is analysed at once): its last form wins.
+                write.revisions.removeAll { $0.number == revision.number }
+                write.revisions.append(RevisionRow(proposalId: runtime.id, number: revision.number, doc: Self.encode(revision), createdAt: now))
             case .record(.review(let revision, let principal, let verdict, let comment)):
                 write.reviews.append(ReviewRow(
                     proposalId: runtime.id, revision: revision, principal: principal, verdict: verdict.rawValue, comment: comment, ts: now))
@@ -397,19 +407,16 @@ public final class PipelineService {
             case .record(.reverted(let revision, let commit, let revert)):
                 // An upsert on (proposal, commit) that sets only reverted_by: the apply's revision and time stay.
                 write.appliedChanges.append(AppliedChangeRow(proposalId: runtime.id, revision: revision, commit: commit, ts: now, revertedBy: revert))
-            case .setStatus, .createRevision:
-                break  // captured by the proposal and revision rows below
+            case .setStatus:
+                break  // the proposal row below carries the status
             case .ignored(let why):
                 logger.debug("proposal \(runtime.id): \(why)")
             case .reject:
                 break
             }
         }
+        // Every handled input rewrites the proposal row: its document is the machine's state.
         write.proposals = [row(next, createdAt: runtime.createdAt, now: now)]
-        let first = max(0, min(runtime.storedRevisions, next.revisions.count) - 1)
-        write.revisions = next.revisions[first...].map { revision in
-            RevisionRow(proposalId: runtime.id, number: revision.number, doc: Self.encode(revision), createdAt: now)
-        }
         if runtime.lastPublishedStatus != next.status {
             write.events.append(NewEvent(topic: "proposals", kind: "proposal", data: summary(next, now: now).jsonString, ts: now))
         }
@@ -439,7 +446,6 @@ public final class PipelineService {
                 self.figures.count(runtime.machine, sign: -1)
                 self.figures.count(next, sign: 1)
                 runtime.machine = next
-                runtime.storedRevisions = next.revisions.count
                 runtime.lastPublishedStatus = next.status
                 self.answer(runtime, .success(ackFields))
                 for effect in effects { self.perform(effect, runtime) }
@@ -490,7 +496,7 @@ public final class PipelineService {
         case .revert(let commit): revert(runtime, commit: commit)
         case .rollback(let commit): rollback(runtime, commit: commit)
         case .stopWork: stopWork(runtime)
-        case .setStatus, .publish, .createRevision, .record, .reject, .ignored: break
+        case .setStatus, .publish, .record, .reject, .ignored: break
         }
     }
 

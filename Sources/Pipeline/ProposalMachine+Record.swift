@@ -127,12 +127,14 @@ struct PhaseRecord: Codable, Equatable {
         case "tests_failed": return .testsFailed
         case "awaiting_review": return .awaitingReview
         case "applying":
+            // A step this code does not know is refused like an unknown phase: guessing one could commit twice.
             switch step {
-            case "retesting": return .applying(.retesting(head: head ?? ""))
+            case nil, "checking_base": return .applying(.checkingBase)
+            case "retesting": return .applying(.retesting(head: try required(head, "head")))
             case "committing": return .applying(.committing)
-            case "smoke_testing": return .applying(.smokeTesting(commit: commit ?? ""))
-            case "reverting": return .applying(.reverting(commit: commit ?? "", detail: detail ?? ""))
-            default: return .applying(.checkingBase)
+            case "smoke_testing": return .applying(.smokeTesting(commit: try required(commit, "commit")))
+            case "reverting": return .applying(.reverting(commit: try required(commit, "commit"), detail: detail ?? ""))
+            case let step?: throw RecordError(description: "unknown applying step '\(step)'")
             }
         case "applied": return .applied(commit: commit ?? "", rollingBack: rollingBack ?? false)
         case "apply_failed": return .applyFailed
@@ -140,9 +142,17 @@ struct PhaseRecord: Codable, Equatable {
         case "unfixable": return .unfixable
         case "rolled_back": return .rolledBack(commit: commit ?? "")
         case "withdrawn": return .withdrawn
-        case "interrupted": return .interrupted(from: from.flatMap(ProposalStatus.init(rawValue:)) ?? .testing)
+        case "interrupted":
+            guard let from else { return .interrupted(from: .testing) }
+            guard let status = ProposalStatus(rawValue: from) else { throw RecordError(description: "unknown status '\(from)' in interrupted") }
+            return .interrupted(from: status)
         default: throw RecordError(description: "unknown phase '\(name)'")
         }
+    }
+
+    private func required(_ value: String?, _ key: String) throws -> String {
+        guard let value else { throw RecordError(description: "phase \(name) without its \(key)") }
+        return value
     }
 }
 

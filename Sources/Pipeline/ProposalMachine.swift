@@ -113,8 +113,6 @@ public enum ProposalAction: Sendable, Hashable {
     /// Ask again, once, after a malformed reply: the same request plus `previousReply` and the parser's
     /// `complaint` as the next turns; answer as for `requestFix`.
     case reaskFix(attempt: Int, context: FixContext, previousReply: String, complaint: String)
-    /// Store a new revision: `changes` is the full patch (previous revision merged with the fix).
-    case createRevision(number: Int, changes: [FileChange], explanation: String)
     /// Read the repository's HEAD before committing; answer `.baseChecked`.
     case checkBase(revision: Int)
     /// The repository moved since the revision's sandbox was made: run the revision's tests on a fresh copy
@@ -126,7 +124,8 @@ public enum ProposalAction: Sendable, Hashable {
     case runPostApply(commit: String)
     /// Revert `commit` (its post-apply command failed); answer `.reverted`/`.revertFailed`.
     case revert(commit: String)
-    /// A row the handled event adds to the proposal's history (stored with the proposal row).
+    /// A row the handled event writes besides the proposal's own row (which every handled input rewrites:
+    /// the machine's document changes with it).
     case record(RecordRow)
     /// Revert the commit; answer `.rolledBack`/`.rollbackFailed`.
     case rollback(commit: String)
@@ -138,8 +137,11 @@ public enum ProposalAction: Sendable, Hashable {
     case ignored(String)
 }
 
-/// A history row an event adds (besides the proposal and revision rows, which are always written).
+/// A row an event writes, besides the proposal row.
 public enum RecordRow: Sendable, Hashable {
+    /// A revision as it is now: new (the author's patch, a fix merged into the previous one) or with a result
+    /// attached (its sandbox's base commit, its test result, its analysis).
+    case revision(Revision)
     case review(revision: Int, principal: String, verdict: Verdict, comment: String?)
     case applied(revision: Int, commit: String)
     case reverted(revision: Int, commit: String, revertCommit: String)
@@ -239,7 +241,7 @@ public struct ProposalMachine: Sendable {
 
     public let info: ProposalInfo
     public let configuration: Configuration
-    public private(set) var phase: Phase = .proposed
+    public internal(set) var phase: Phase = .proposed
     /// All revisions, oldest first; the last is current.
     public private(set) var revisions: [Revision] = []
     /// Fix attempts started so far.
@@ -253,7 +255,7 @@ public struct ProposalMachine: Sendable {
     /// Earlier fix attempts as shown to the LLM.
     public private(set) var attemptRecords: [AttemptRecord] = []
     /// The commit that applied the proposal.
-    public private(set) var commit: String?
+    public internal(set) var commit: String?
     /// Approvers of the applied revision.
     public private(set) var appliedApprovers: [String] = []
     var lastOutput: String?
@@ -314,14 +316,19 @@ public struct ProposalMachine: Sendable {
         case .review(let principal, let role, let verdict, let revision, let comment):
             return review(principal, role, verdict, revision, comment)
         case .autoFixRequested(let principal, let role): return autoFixRequested(principal, role)
-        case .baseChecked(let head): return baseChecked(head)
-        case .preApplyTestsFinished(let passed, let detail): return preApplyTestsFinished(passed, detail)
-        case .committed(let commit, let postApply): return committed(commit, postApply: postApply)
-        case .applied(let commit): return committed(commit, postApply: false)
-        case .postApplyFinished(let passed, let detail): return postApplyFinished(passed, detail)
-        case .reverted(let revert): return reverted(revert)
-        case .revertFailed(let reason): return revertFailed(reason)
-        case .applyFailed(let reason): return applyFailed(reason)
+        // Applying: the nested machine (ProposalMachine+Apply.swift) decides; the parent routes.
+        case .baseChecked(let head):
+            let testedBase = revisions.last?.baseCommit
+            return routeApply("base_checked") { $0.baseChecked(head: head, testedBase: testedBase) }
+        case .preApplyTestsFinished(let passed, let detail):
+            return routeApply("pre_apply_tests_finished") { $0.preApplyTestsFinished(passed: passed, detail: detail) }
+        case .committed(let commit, let postApply): return routeApply("committed") { $0.committed(commit, postApply: postApply) }
+        case .applied(let commit): return routeApply("committed") { $0.committed(commit, postApply: false) }
+        case .postApplyFinished(let passed, let detail):
+            return routeApply("post_apply_finished") { $0.postApplyFinished(passed: passed, detail: detail) }
+        case .reverted(let revert): return routeApply("reverted") { $0.reverted(revert) }
+        case .revertFailed(let reason): return routeApply("revert_failed") { $0.revertFailed(reason) }
+        case .applyFailed(let reason): return routeApply("apply_failed") { $0.commitFailed(reason) }
         case .rollbackRequested(let principal, let role): return rollbackRequested(principal, role)
         case .withdrawRequested(let principal, let role, let reason): return withdrawRequested(principal, role, reason)
         case .rolledBack(let revert): return rolledBack(revert)
@@ -333,7 +340,7 @@ public struct ProposalMachine: Sendable {
     // MARK: Transitions
 
     /// Publishes passing through `status` (the proposal row is written with the phase's status).
-    private func pass(_ status: ProposalStatus, reason: String? = nil) -> [ProposalAction] {
+    func pass(_ status: ProposalStatus, reason: String? = nil) -> [ProposalAction] {
         [
             .setStatus(status, reason: reason),
             .publish(.statusChanged(status, revision: currentRevision, attempt: attempt, maxAttempts: attemptLimit, reason: reason)),
@@ -341,7 +348,7 @@ public struct ProposalMachine: Sendable {
     }
 
     /// Moves to `phase` and publishes its status.
-    private mutating func enter(_ phase: Phase, reason: String? = nil) -> [ProposalAction] {
+    mutating func enter(_ phase: Phase, reason: String? = nil) -> [ProposalAction] {
         self.phase = phase
         return pass(status, reason: reason)
     }
@@ -353,7 +360,7 @@ public struct ProposalMachine: Sendable {
         var first = revision
         first.number = 1
         revisions = [first]
-        return [.publish(.proposalCreated(info, status: .proposed, revision: first, maxAttempts: attemptLimit))] + deployCurrent()
+        return [.record(.revision(first)), .publish(.proposalCreated(info, status: .proposed, revision: first, maxAttempts: attemptLimit))] + deployCurrent()
     }
 
     private mutating func deployCurrent() -> [ProposalAction] {
@@ -364,8 +371,8 @@ public struct ProposalMachine: Sendable {
         _ isolation: String, _ durationMs: Int, _ warning: String?, _ visible: [SandboxPath], _ baseCommit: String?
     ) -> [ProposalAction] {
         guard case .deploying = phase else { return ignored("sandbox_ready") }
-        revisions[revisions.count - 1].baseCommit = baseCommit
-        return [.publish(.sandboxReady(
+        let row = updateCurrentRevision { $0.baseCommit = baseCommit }
+        return [row, .publish(.sandboxReady(
             revision: currentRevision, isolation: isolation, durationMs: durationMs, warning: warning, visible: visible, baseCommit: baseCommit))]
             + enter(.testing) + [.runTests(revision: currentRevision)]
     }
@@ -381,9 +388,9 @@ public struct ProposalMachine: Sendable {
 
     private mutating func testsFinished(_ result: TestResult, _ output: String) -> [ProposalAction] {
         guard case .testing = phase else { return ignored("tests_finished") }
-        revisions[revisions.count - 1].testResult = result
+        let row = updateCurrentRevision { $0.testResult = result }
         updateLastRecord { $0.testResult = result }
-        var actions: [ProposalAction] = [.publish(.testFinished(revision: currentRevision, result))]
+        var actions: [ProposalAction] = [row, .publish(.testFinished(revision: currentRevision, result))]
         if result.succeeded {
             lastFixSignature = nil
             lastOutput = nil
@@ -400,9 +407,9 @@ public struct ProposalMachine: Sendable {
 
     private mutating func analyzed(_ analysis: FailureAnalysis) -> [ProposalAction] {
         guard case .analyzing = phase else { return ignored("analyzed") }
-        revisions[revisions.count - 1].analysis = analysis
+        let row = updateCurrentRevision { $0.analysis = analysis }
         updateLastRecord { $0.analysis = analysis }
-        let actions: [ProposalAction] = [.publish(.analysis(revision: currentRevision, analysis))]
+        let actions: [ProposalAction] = [row, .publish(.analysis(revision: currentRevision, analysis))]
         let signature = FailureSignature(category: analysis.category, location: analysis.locations.first)
         if revisions.last?.attempt != nil {
             if let previous = lastFixSignature, previous == signature {
@@ -458,11 +465,12 @@ public struct ProposalMachine: Sendable {
         }
         let number = currentRevision + 1
         let merged = FileChange.merge(base: revisions[revisions.count - 1].changes, fix: reply.changes)
-        revisions.append(Revision(number: number, changes: merged, explanation: reply.explanation, attempt: attempt))
+        let revision = Revision(number: number, changes: merged, explanation: reply.explanation, attempt: attempt)
+        revisions.append(revision)
         attemptRecords.append(AttemptRecord(number: attempt, changes: reply.changes, explanation: reply.explanation))
         approvals = []
         return [
-            .createRevision(number: number, changes: merged, explanation: reply.explanation),
+            .record(.revision(revision)),
             .publish(.fixGenerated(attempt: attempt, revision: number, explanation: reply.explanation, changes: reply.changes)),
         ] + deployCurrent()
     }
@@ -488,6 +496,12 @@ public struct ProposalMachine: Sendable {
                 + enter(.awaitingReview, reason: "requested changes not made: \(reason)")
         }
         return [.publish(.unfixable(reason: reason, explanation: explanation))] + enter(.unfixable, reason: reason)
+    }
+
+    /// Changes the current revision and names its row to rewrite.
+    private mutating func updateCurrentRevision(_ change: (inout Revision) -> Void) -> ProposalAction {
+        change(&revisions[revisions.count - 1])
+        return .record(.revision(revisions[revisions.count - 1]))
     }
 
     private mutating func updateLastRecord(_ update: (inout AttemptRecord) -> Void) {
@@ -570,76 +584,6 @@ public struct ProposalMachine: Sendable {
         }
     }
 
-    // MARK: Applying (the ApplyStep machine)
-
-    private mutating func baseChecked(_ head: String?) -> [ProposalAction] {
-        guard case .applying(.checkingBase) = phase else { return ignored("base_checked") }
-        if let head, let base = revisions.last?.baseCommit, head != base {
-            phase = .applying(.retesting(head: head))
-            return [.runPreApplyTests(revision: currentRevision, baseCommit: head)]
-        }
-        phase = .applying(.committing)
-        return [.applyToRepository(revision: currentRevision, approvers: appliedApprovers)]
-    }
-
-    private mutating func preApplyTestsFinished(_ passed: Bool, _ detail: String) -> [ProposalAction] {
-        guard case .applying(.retesting) = phase else { return ignored("pre_apply_tests_finished") }
-        guard passed else {
-            return applyFailed("the repository moved since the sandbox's base commit and the tests fail on the new base: \(detail)")
-        }
-        phase = .applying(.committing)
-        return [.applyToRepository(revision: currentRevision, approvers: appliedApprovers)]
-    }
-
-    /// The commit exists. It is applied now, or after the post-apply command passes.
-    private mutating func committed(_ commit: String, postApply: Bool) -> [ProposalAction] {
-        // `.applied` from an executor that checks nothing before committing is accepted while the base is
-        // being checked too (the step is then skipped).
-        switch phase {
-        case .applying(.committing), .applying(.checkingBase): break
-        default: return ignored("committed")
-        }
-        if postApply {
-            phase = .applying(.smokeTesting(commit: commit))
-            return [.runPostApply(commit: commit)]
-        }
-        self.commit = commit
-        phase = .applied(commit: commit, rollingBack: false)
-        return [
-            .record(.applied(revision: currentRevision, commit: commit)),
-            .publish(.applied(revision: currentRevision, commit: commit, approvers: appliedApprovers)),
-        ] + pass(.applied)
-    }
-
-    private mutating func postApplyFinished(_ passed: Bool, _ detail: String) -> [ProposalAction] {
-        guard case .applying(.smokeTesting(let commit)) = phase else { return ignored("post_apply_finished") }
-        if passed {
-            phase = .applying(.committing)
-            return committed(commit, postApply: false)
-        }
-        phase = .applying(.reverting(commit: commit, detail: "post-apply command failed (\(detail)); "))
-        return [.revert(commit: commit)]
-    }
-
-    private mutating func reverted(_ revert: String) -> [ProposalAction] {
-        guard case .applying(.reverting(let commit, let detail)) = phase else { return ignored("reverted") }
-        return [
-            .record(.applied(revision: currentRevision, commit: commit)),
-            .record(.reverted(revision: currentRevision, commit: commit, revertCommit: revert)),
-        ] + applyFailed(detail + "commit \(commit.prefix(12)) was reverted by \(revert.prefix(12))")
-    }
-
-    private mutating func revertFailed(_ reason: String) -> [ProposalAction] {
-        guard case .applying(.reverting(let commit, let detail)) = phase else { return ignored("revert_failed") }
-        return [.record(.applied(revision: currentRevision, commit: commit))]
-            + applyFailed(detail + "and reverting \(commit.prefix(12)) failed: \(reason)")
-    }
-
-    private mutating func applyFailed(_ reason: String) -> [ProposalAction] {
-        guard case .applying = phase else { return ignored("apply_failed") }
-        return [.publish(.applyFailed(reason: reason))] + enter(.applyFailed, reason: reason)
-    }
-
     // MARK: Rollback, withdraw, interruption
 
     private mutating func rollbackRequested(_ principal: String, _ role: Role) -> [ProposalAction] {
@@ -670,10 +614,12 @@ public struct ProposalMachine: Sendable {
             return [.reject(.forbidden, message: "only the proposal's author or an admin may withdraw it")]
         }
         guard status.isWithdrawable else {
-            let message = switch status {
-            case .approved, .applying: "the proposal is being applied; roll it back once applied"
+            let message = switch phase {
+            case .applying: "the proposal is being applied; roll it back once applied"
             case .applied: "the proposal is applied; roll it back instead"
-            default: "the proposal is already \(status.rawValue)"
+            case .proposed, .deploying, .testing, .analyzing, .fixing, .testsFailed, .awaitingReview, .applyFailed, .rejected, .unfixable,
+                .rolledBack, .withdrawn, .interrupted:
+                "the proposal is already \(status.rawValue)"
             }
             return [.reject(.invalidState, message: message)]
         }

@@ -315,6 +315,13 @@ final class FakeStore: Publisher, ProposalRecords {
     /// Damages a stored record (as a bad migration or a hand edit would).
     func corrupt(_ id: String) { rows[id]?.doc = "{\"not\": \"a proposal\"}" }
 
+    /// Marks a stored record as written by document version `version` (as a newer Medic would).
+    func stampVersion(_ id: String, _ version: Int) {
+        guard let doc = rows[id]?.doc, case .object(var object)? = try? JSONValue.parse(doc) else { return }
+        object["version"] = .int(Int64(version))
+        rows[id]?.doc = JSONValue.object(object).jsonString
+    }
+
     func publishEphemeral(topic: String, kind: String, data: JSONValue) { ephemeral.append((topic, kind)) }
 
     func kinds(_ topic: String) -> [String] { events[topic]?.map(\.kind) ?? [] }

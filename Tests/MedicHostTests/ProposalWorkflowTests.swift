@@ -1,6 +1,7 @@
 // ProposalWorkflowTests: whole proposals through PipelineService on fake executors — the demo flow, the re-ask,
 // the re-test when the repository moved, the post-apply revert, request_changes, a restart, a burst of
 // commands on one proposal, loading on demand and eviction, and the figures.
+import Foundation
 import Pipeline
 import Protocol
 import Store
@@ -233,9 +234,38 @@ struct ProposalWorkflowTests {
         #expect(world.service.runtimes[id] == nil)
         world.store.corrupt(id)
         if case .failure(let error) = world.command(.rollback(proposal: id), as: World.alice) {
-            #expect(error.code == .notFound)
+            #expect(error.code == .invalidState && error.message.contains("read-only"))
         } else { Issue.record("a command on an unreadable proposal was accepted") }
         #expect(world.git.commits.count == 2)  // the apply only: no revert
         #expect(world.store.rows[id]?.status == "applied")
+    }
+
+    /// A record written by a newer Medic is refused with the reason, and nothing is done to the proposal.
+    @Test func aRecordFromANewerVersionIsRefusedClearly() throws {
+        let world = try World()
+        let id = try world.propose([FileChange(path: "NOTES", action: .create, content: "hello\n")])
+        try world.command(review(id, 1, .approve), as: World.alice).get()
+        world.clock.advance(milliseconds: world.service.idleEvictionMilliseconds * 2)
+        #expect(world.service.runtimes[id] == nil)
+        world.store.stampVersion(id, 99)
+        if case .failure(let error) = world.command(.rollback(proposal: id), as: World.alice) {
+            #expect(error.code == .invalidState && error.message.contains("newer than this Medic"))
+        } else { Issue.record("a command on a record from a newer version was accepted") }
+        #expect(world.git.commits.count == 2)  // the apply only: no revert
+        #expect(world.store.rows[id]?.status == "applied")
+    }
+
+    /// The revision rows the machine names carry every result: base commit, test result, analysis.
+    @Test func revisionRowsCarryEveryResult() throws {
+        let world = try World()
+        world.model.replies = [fixReply([("calc.py", goodAdd)])]
+        let id = try world.propose([brokenAdd])
+        let rows = world.store.revisions[id] ?? [:]
+        let decoded = try rows.keys.sorted().map { try JSONDecoder().decode(Revision.self, from: Data(rows[$0]!.doc.utf8)) }
+        #expect(decoded.map(\.number) == [1, 2])
+        #expect(decoded.first?.testResult?.succeeded == false && decoded.first?.analysis != nil && decoded.first?.baseCommit != nil)
+        #expect(decoded.last?.testResult?.succeeded == true && decoded.last?.attempt == 1 && decoded.last?.baseCommit != nil)
+        // The proposal document no longer carries them: a restart combines it with these rows.
+        #expect(world.store.rows[id]?.doc.contains("\"revisions\"") == false)
     }
 }

@@ -60,6 +60,7 @@ extension ProposalMachine {
         var m = makeMachine()
         let created = m.handle(.created(Revision(number: 1, changes: initialChanges)))
         #expect(created == [
+            .record(.revision(Revision(number: 1, changes: initialChanges))),
             .publish(.proposalCreated(m.info, status: .proposed, revision: Revision(number: 1, changes: initialChanges), maxAttempts: 3)),
             .setStatus(.deploying, reason: nil),
             .publish(.statusChanged(.deploying, revision: 1, attempt: 0, maxAttempts: 3, reason: nil)),
@@ -67,6 +68,7 @@ extension ProposalMachine {
         ])
         let ready = m.handle(.sandboxReady(isolation: "bwrap", durationMs: 12, warning: nil))
         #expect(ready == [
+            .record(.revision(Revision(number: 1, changes: initialChanges))),
             .publish(.sandboxReady(revision: 1, isolation: "bwrap", durationMs: 12, warning: nil)),
             .setStatus(.testing, reason: nil),
             .publish(.statusChanged(.testing, revision: 1, attempt: 0, maxAttempts: 3, reason: nil)),
@@ -133,7 +135,8 @@ extension ProposalMachine {
         #expect(request?.context.testOutput == "Traceback ...")
         #expect(request?.context.revision == 1)
         let fixed = m.handle(.fixReceived(fix("import os\n")))
-        #expect(fixed.first == .createRevision(number: 2, changes: [FileChange(path: "app.py", action: .modify, content: "import os\n")], explanation: "fixed import os\n"))
+        #expect(fixed.first == .record(.revision(Revision(
+            number: 2, changes: [FileChange(path: "app.py", action: .modify, content: "import os\n")], explanation: "fixed import os\n", attempt: 1))))
         #expect(fixed.kinds == ["fix_generated", "status_changed"])
         #expect(fixed.last == .deploy(revision: 2))
         #expect(m.deployAndTest(passed).statuses == [.testsPassed, .awaitingReview])
@@ -633,5 +636,55 @@ func json(_ text: String) -> JSONValue {
     @Test func aModelFailureIsAFailedAttempt() {
         var m = fixing()
         #expect(m.handle(.modelFailed(reason: "HTTP 529")).events.first == .fixFailed(attempt: 1, reason: "HTTP 529"))
+    }
+}
+
+/// The nested apply machine on its own: each step takes only its own result.
+@Suite struct ApplyStepTests {
+    typealias Step = ProposalMachine.ApplyStep
+
+    @Test func aMovedBaseIsReTestedAndAnUnknownOneIsNot() {
+        var moved = Step.checkingBase
+        #expect(moved.baseChecked(head: "h2", testedBase: "h1") == .runPreApplyTests(head: "h2") && moved == .retesting(head: "h2"))
+        var unknown = Step.checkingBase
+        #expect(unknown.baseChecked(head: nil, testedBase: "h1") == .commit && unknown == .committing)
+        var untested = Step.checkingBase
+        #expect(untested.baseChecked(head: "h2", testedBase: nil) == .commit)
+    }
+
+    @Test func everyStepIgnoresTheOthersResults() {
+        let steps: [Step] = [.checkingBase, .retesting(head: "h"), .committing, .smokeTesting(commit: "c"), .reverting(commit: "c", detail: "d; ")]
+        for step in steps {
+            var s = step
+            let accepted: [Bool] = [
+                s.baseChecked(head: "h", testedBase: "h") != .ignored,
+            ]
+            s = step
+            let preApply = s.preApplyTestsFinished(passed: true, detail: "") != .ignored
+            s = step
+            let postApply = s.postApplyFinished(passed: true, detail: "") != .ignored
+            s = step
+            let reverted = s.reverted("r") != .ignored
+            s = step
+            let committed = s.committed("c", postApply: false) != .ignored
+            s = step
+            let commitFailed = s.commitFailed("x") != .ignored
+            let expected: [Bool] = switch step {
+            case .checkingBase: [true, false, false, false, true, true]
+            case .retesting: [false, true, false, false, false, true]
+            case .committing: [false, false, false, false, true, true]
+            case .smokeTesting: [false, false, true, false, false, false]
+            case .reverting: [false, false, false, true, false, false]
+            }
+            #expect(accepted + [preApply, postApply, reverted, committed, commitFailed] == expected, "\(step)")
+        }
+    }
+
+    @Test func aFailedPostApplyNamesTheCommitAndItsRevert() {
+        var s = Step.smokeTesting(commit: "c1")
+        #expect(s.postApplyFinished(passed: false, detail: "exit 2") == .revert(commit: "c1"))
+        var reverted = s
+        #expect(reverted.reverted("r1") == .failed(reason: "post-apply command failed (exit 2); commit c1 was reverted by r1", commit: "c1", revertedBy: "r1"))
+        #expect(s.revertFailed("conflict") == .failed(reason: "post-apply command failed (exit 2); and reverting c1 failed: conflict", commit: "c1", revertedBy: nil))
     }
 }

@@ -151,4 +151,87 @@ let recordFixturesV2 = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         let next: ProposalEvent = .interrupted(reason: "restart")
         #expect(a.handle(next) == b.handle(next))
     }
+
+    /// What each loaded proposal must still do (issue 11): the next commands and results a proposal in that
+    /// state can get, each handled by the loaded machine exactly as by the machine that was stored.
+    static let followUps: [ProposalEvent] = [
+        .interrupted(reason: "restart"),
+        .autoFixRequested(principal: "bob", role: .admin),
+        .rollbackRequested(principal: "bob", role: .admin),
+        .review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil),
+        .review(principal: "dave", role: .admin, verdict: .reject, revision: 3, comment: "no"),
+        .withdrawRequested(principal: "alice", role: .bot, reason: nil),
+        .modelReplied(text: #"{"unfixable": false, "explanation": "x", "changes": [{"path": "app.py", "action": "modify", "content": "y\n"}]}"#),
+        .modelReplied(text: "not JSON"),
+    ]
+
+    /// Both stored forms of `name`, loaded.
+    func loadedVersions(_ name: String) throws -> [(version: Int, machine: ProposalMachine)] {
+        let v1 = try String(contentsOf: recordFixtures.appendingPathComponent("\(name).json"), encoding: .utf8)
+        let v2 = try String(contentsOf: recordFixturesV2.appendingPathComponent("\(name).json"), encoding: .utf8)
+        let revisions = try JSONDecoder().decode([Revision].self, from: Data(contentsOf: recordFixturesV2.appendingPathComponent("\(name).revisions.json")))
+        return [(1, try ProposalMachine.load(document: v1, revisions: [])), (2, try ProposalMachine.load(document: v2, revisions: revisions))]
+    }
+
+    @Test(arguments: recordHistories.map(\.name))
+    func loadedRecordsBehaveAsStored(_ name: String) throws {
+        let expected = recordHistories.first { $0.name == name }!.build()
+        for (version, loaded) in try loadedVersions(name) {
+            for event in Self.followUps {
+                var a = loaded
+                var b = expected
+                #expect(a.handle(event) == b.handle(event), "version \(version) of \(name) after \(event)")
+                #expect(a.record() == b.record(), "version \(version) of \(name) after \(event)")
+            }
+        }
+    }
+
+    /// The promises spelled out: an interrupted proposal re-deploys on auto_fix, an applied one rolls back, a
+    /// manual one waiting in tests_failed asks for a fix, one awaiting review goes to apply on approval.
+    @Test func loadedRecordsKeepTheirPromises() throws {
+        for (version, m) in try loadedVersions("interrupted-while-testing") {
+            var interrupted = m
+            #expect(interrupted.status == .interrupted, "v\(version)")
+            #expect(interrupted.handle(.autoFixRequested(principal: "bob", role: .admin)).last == .deploy(revision: 1), "v\(version)")
+        }
+        for (version, m) in try loadedVersions("applied") {
+            var applied = m
+            #expect(applied.handle(.rollbackRequested(principal: "bob", role: .admin))
+                == [.rollback(commit: "0123456789abcdef0123456789abcdef01234567")], "v\(version)")
+        }
+        for (version, m) in try loadedVersions("manual-tests-failed") {
+            var waiting = m
+            #expect(waiting.handle(.autoFixRequested(principal: "bob", role: .admin)).fixRequest?.attempt == 1, "v\(version)")
+        }
+        for (version, m) in try loadedVersions("awaiting-review-after-two-fixes") {
+            var reviewed = m
+            #expect(reviewed.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 3, comment: nil)).last
+                == .checkBase(revision: 3), "v\(version)")
+        }
+        for (version, m) in try loadedVersions("rolled-back") {
+            var done = m
+            #expect(done.handle(.rollbackRequested(principal: "bob", role: .admin)).rejection == .invalidState, "v\(version)")
+        }
+    }
+
+    /// A version 1 document with keys this code never wrote still loads; a version 2 phase whose data this
+    /// code cannot read is refused, never guessed.
+    @Test func unknownKeysInVersion1AndUnreadablePhases() throws {
+        let v1 = try JSONValue.parse(String(contentsOf: recordFixtures.appendingPathComponent("applied.json"), encoding: .utf8))
+        guard case .object(var object) = v1 else {
+            Issue.record("fixture is not an object")
+            return
+        }
+        object["someFutureFlag"] = .bool(true)
+        #expect(try ProposalMachine.load(document: JSONValue.object(object).jsonString, revisions: []).status == .applied)
+        let info = #"{"author":"a","createdAt":"t","description":"d","id":"p","repo":"r","title":"t"}"#
+        for phase in [#"{"name": "applying", "step": "levitating"}"#, #"{"name": "applying", "step": "retesting"}"#,
+                      #"{"name": "interrupted", "from": "sleeping"}"#] {
+            #expect(throws: RecordError.self) {
+                try ProposalMachine.load(document: #"{"version": 2, "info": \#(info), "phase": \#(phase)}"#, revisions: [])
+            }
+        }
+        let committing = #"{"version": 2, "info": \#(info), "phase": {"name": "applying", "step": "committing"}}"#
+        #expect(try ProposalMachine.load(document: committing, revisions: []).phase == .applying(.committing))
+    }
 }
