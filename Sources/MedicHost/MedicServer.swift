@@ -20,6 +20,8 @@ public final class MedicServer {
 
     /// The proposal pipeline, when `withPipeline` built it.
     public private(set) var pipeline: PipelineService?
+    /// The code navigator, when repositories are configured.
+    public private(set) var navigator: NavigatorService?
 
     /// Opens the store (migrations run), builds the app, registers the features — proposals (the pipeline,
     /// publishing through the app) unless `withPipeline` is false, then `extraFeatures` — and binds every
@@ -47,6 +49,17 @@ public final class MedicServer {
             let pipeline = try PipelineService.make(loop: loop, store: store, configuration: configuration, publisher: app, logger: logger)
             self.pipeline = pipeline
             app.register(ProposalsFeature(pipeline: pipeline))
+        }
+        if !configuration.repositories.isEmpty {
+            // The code navigator: every configured repository is indexed at start (off the loop) and again
+            // after every change Medic makes to it.
+            let indexer = CodeIndexer(store: store, loop: loop)
+            guard indexer.hasCtags else { throw ConfigurationError(CodeIndexer.ctagsMissing) }
+            let navigator = NavigatorService(store: store, loop: loop, repositories: configuration.repositories, indexer: indexer, logger: logger)
+            app.register(NavigatorFeature(navigator: navigator, publisher: app))
+            pipeline?.onRepositoryChanged = { [unowned navigator] repository in navigator.index(repo: repository.name) }
+            _ = loop.schedule(afterNanoseconds: 0) { [unowned navigator] in navigator.indexAll() }
+            self.navigator = navigator
         }
         for feature in try extraFeatures(app) { app.register(feature) }
         for text in configuration.listen {

@@ -98,6 +98,9 @@ public final class PipelineService {
     var figures = ProposalFigures()
     /// An instance idle this long that holds no sandbox, run or queued input leaves memory.
     var idleEvictionMilliseconds: Int64 = 300_000
+    /// Called when a proposal's end may have changed its repository (applied, rolled back, or a failed apply
+    /// that committed and reverted): the code index follows.
+    public var onRepositoryChanged: ((RepositoryConfig) -> Void)?
 
     init(sink: any Publisher, configuration: MedicConfiguration, executors: WorkflowExecutors, records: any ProposalRecords, logger: Logger) {
         self.sink = sink
@@ -443,6 +446,12 @@ public final class PipelineService {
             guard let self else { return }
             switch result {
             case .success(.committed):
+                let before = runtime.machine.status
+                defer {
+                    if before != next.status, [.applied, .rolledBack, .applyFailed].contains(next.status), let repository = runtime.repository {
+                        self.onRepositoryChanged?(repository)
+                    }
+                }
                 self.figures.count(runtime.machine, sign: -1)
                 self.figures.count(next, sign: 1)
                 runtime.machine = next

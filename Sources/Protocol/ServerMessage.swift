@@ -59,9 +59,14 @@ public enum EventKind: String, Sendable, CaseIterable, Hashable {
     case rolledBack = "rolled_back"
     /// On topic `proposals`: a summary of one proposal after any change.
     case proposal
+    /// On topic `repo:<name>` (the navigator): an index run completed / failed.
+    case indexed
+    case indexFailed = "index_failed"
+    /// Ephemeral, on `repo:<name>`: an index run's progress.
+    case indexProgress = "index_progress"
 
     /// Ephemeral kinds are delivered live only: no `seq`, not stored, not replayed.
-    public var isEphemeral: Bool { self == .fixDelta }
+    public var isEphemeral: Bool { self == .fixDelta || self == .indexProgress }
 }
 
 /// Proposal statuses (`status_changed.status`, `proposal.status`).

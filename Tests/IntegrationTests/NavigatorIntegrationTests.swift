@@ -316,3 +316,56 @@ struct NavigatorQualityTests {
         #expect(mrr >= 0.7)
     }
 }
+
+/// The navigator as a feature of a running Medic: search_code over WebSocket, the REST routes, the repo topic,
+/// and the index following an applied proposal.
+@Suite("Navigator served by medic serve", .serialized)
+struct NavigatorServedTests {
+    @Test func searchOverWebSocketAndRESTAndReindexAfterApply() throws {
+        let medic = try MedicHarness { configuration, directory in
+            let repo = try makeRepository([
+                "auth/login.py": "def check_password(user, password):\n    \"\"\"Verify a password against the stored hash.\"\"\"\n    return True\n",
+                "README": "base\n",
+            ], in: directory)
+            configuration.repositories = [RepositoryConfig(name: "repo", path: repo, testCommand: "true")]
+            configuration.llm = .scripted(path: (directory as NSString).appendingPathComponent("none.json"))
+            try #"{"replies":[]}"#.write(toFile: (directory as NSString).appendingPathComponent("none.json"), atomically: true, encoding: .utf8)
+        }
+        defer { medic.stop() }
+        let admin = try medic.session(try medic.token("ada", role: "admin"))
+        let bot = try medic.session(try medic.token("robo", role: "bot"))
+        #expect(try admin.call(["type": "subscribe", "topic": "repo:repo", "since": 0])["type"] == "ack")
+        // The startup index: an `indexed` event on the repo's topic.
+        _ = try admin.until { $0["type"] == "event" && $0["kind"] == "indexed" }
+        let found = try bot.call(["type": "search_code", "repo": "repo", "query": "password check"])
+        #expect(found["type"] == "ack" && found["results"]?.arrayValue?.first?["path"] == "auth/login.py")
+        #expect(try bot.call(["type": "search_code", "repo": "repo", "query": "x", "mode": "dance"])["code"] == "invalid_message")
+        #expect(try bot.call(["type": "search_code", "repo": "nope", "query": "password"])["code"] == "not_found")
+        #expect(try bot.call(["type": "search_code", "repo": "repo", "query": .string(String(repeating: "q", count: 100_000))])["code"] == "too_large")
+        #expect(try bot.call(["type": "search_code", "repo": "repo"])["code"] == "invalid_message")
+        // REST, and re-indexing on demand is for admins.
+        let viewer = try medic.token("vera", role: "viewer")
+        func http(_ method: String, _ path: String, _ token: String) throws -> (Int, JSONValue?) {
+            let client = try TestClient(port: medic.port)
+            try client.write(Array("\(method) \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\nContent-Length: 0\r\n\r\n".utf8))
+            let (head, bytes) = try client.readHTTPResponse()
+            return (Int(head.split(separator: " ")[1])!, try? JSONValue.parse(bytes))
+        }
+        let (status, body) = try http("GET", "/api/v1/repos/repo/search?q=stored%20hash&mode=find", viewer)
+        #expect(status == 200 && body?["results"]?.arrayValue?.first?["path"] == "auth/login.py")
+        #expect(try http("POST", "/api/v1/repos/repo/index", viewer).0 == 403)
+        // A proposal applied by Medic is in the index afterwards.
+        var skipped: [JSONValue] = []
+        let proposed = try bot.call([
+            "type": "propose", "title": "rate limiter", "description": "d",
+            "changes": .array([.object(["path": "api/throttle.py", "action": "create", "content": "class TokenBucketThrottle:\n    \"\"\"Limits requests per client.\"\"\"\n"])]),
+        ], skipped: &skipped)
+        let id = try #require(proposed["proposal"]?.stringValue)
+        #expect(try admin.call(["type": "subscribe", "topic": .string("proposal:\(id)"), "since": 0])["type"] == "ack")
+        _ = try admin.untilStatus("awaiting_review")
+        #expect(try admin.call(["type": "approve", "proposal": .string(id), "revision": 1])["type"] == "ack")
+        _ = try admin.until { $0["type"] == "event" && $0["kind"] == "indexed" && $0["data"]?["changed"] == 1 }
+        let after = try bot.call(["type": "search_code", "repo": "repo", "query": "throttle requests per client"])
+        #expect(after["results"]?.arrayValue?.first?["path"] == "api/throttle.py")
+    }
+}
