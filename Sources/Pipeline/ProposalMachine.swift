@@ -225,6 +225,11 @@ public struct ProposalMachine: Sendable {
         case interrupted(from: ProposalStatus)
     }
 
+    /// The kind of result a phase waits for. Results of any other kind are late or stray and are ignored.
+    enum Awaited: Equatable {
+        case nothing, sandbox, testRun, analysis, modelReply, applyStep, rollback
+    }
+
     /// The steps of applying an approved revision (a nested machine owned by `.applying`).
     public enum ApplyStep: Sendable, Hashable {
         /// Waiting for the repository's HEAD.
@@ -285,6 +290,22 @@ public struct ProposalMachine: Sendable {
         case .rolledBack: .rolledBack
         case .withdrawn: .withdrawn
         case .interrupted: .interrupted
+        }
+    }
+
+    /// What the phase waits for: one exhaustive switch, so a new phase makes the compiler ask which results
+    /// it takes (each result's handler checks it instead of matching one phase and ignoring the rest).
+    var awaited: Awaited {
+        switch phase {
+        case .deploying: .sandbox
+        case .testing: .testRun
+        case .analyzing: .analysis
+        case .fixing: .modelReply
+        case .applying: .applyStep
+        case .applied(_, rollingBack: true): .rollback
+        case .applied(_, rollingBack: false), .proposed, .testsFailed, .awaitingReview, .applyFailed, .rejected, .unfixable, .rolledBack,
+            .withdrawn, .interrupted:
+            .nothing
         }
     }
 
@@ -370,7 +391,7 @@ public struct ProposalMachine: Sendable {
     private mutating func sandboxReady(
         _ isolation: String, _ durationMs: Int, _ warning: String?, _ visible: [SandboxPath], _ baseCommit: String?
     ) -> [ProposalAction] {
-        guard case .deploying = phase else { return ignored("sandbox_ready") }
+        guard awaited == .sandbox else { return ignored("sandbox_ready") }
         let row = updateCurrentRevision { $0.baseCommit = baseCommit }
         return [row, .publish(.sandboxReady(
             revision: currentRevision, isolation: isolation, durationMs: durationMs, warning: warning, visible: visible, baseCommit: baseCommit))]
@@ -378,7 +399,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func sandboxFailed(_ reason: String) -> [ProposalAction] {
-        guard case .deploying = phase else { return ignored("sandbox_failed") }
+        guard awaited == .sandbox else { return ignored("sandbox_failed") }
         let analysis = FailureAnalysis(
             category: .other, categories: [.other],
             rootCause: "The sandbox could not deploy revision \(currentRevision): \(reason)", locations: [], messages: [reason])
@@ -387,7 +408,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func testsFinished(_ result: TestResult, _ output: String) -> [ProposalAction] {
-        guard case .testing = phase else { return ignored("tests_finished") }
+        guard awaited == .testRun else { return ignored("tests_finished") }
         let row = updateCurrentRevision { $0.testResult = result }
         updateLastRecord { $0.testResult = result }
         var actions: [ProposalAction] = [row, .publish(.testFinished(revision: currentRevision, result))]
@@ -406,7 +427,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func analyzed(_ analysis: FailureAnalysis) -> [ProposalAction] {
-        guard case .analyzing = phase else { return ignored("analyzed") }
+        guard awaited == .analysis else { return ignored("analyzed") }
         let row = updateCurrentRevision { $0.analysis = analysis }
         updateLastRecord { $0.analysis = analysis }
         let actions: [ProposalAction] = [row, .publish(.analysis(revision: currentRevision, analysis))]
@@ -459,7 +480,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func fixReceived(_ reply: FixReply) -> [ProposalAction] {
-        guard case .fixing = phase else { return ignored("fix_received") }
+        guard awaited == .modelReply else { return ignored("fix_received") }
         if reply.unfixable {
             return giveUp(reason: "the model judged the failure unfixable", explanation: reply.explanation)
         }
@@ -476,7 +497,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func fixFailed(_ reason: String) -> [ProposalAction] {
-        guard case .fixing = phase else { return ignored("fix_failed") }
+        guard awaited == .modelReply else { return ignored("fix_failed") }
         let actions: [ProposalAction] = [.publish(.fixFailed(attempt: attempt, reason: reason))]
         if attempt >= attemptLimit {
             return actions + giveUp(reason: "no usable fix after \(attempt) attempts: \(reason)", explanation: nil)
@@ -597,7 +618,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func rolledBack(_ revert: String) -> [ProposalAction] {
-        guard case .applied(let commit, true) = phase else { return ignored("rolled_back") }
+        guard awaited == .rollback, case .applied(let commit, _) = phase else { return ignored("rolled_back") }
         return [
             .record(.reverted(revision: currentRevision, commit: commit, revertCommit: revert)),
             .publish(.rolledBack(commit: commit, revertCommit: revert)),
@@ -605,7 +626,7 @@ public struct ProposalMachine: Sendable {
     }
 
     private mutating func rollbackFailed(_ reason: String) -> [ProposalAction] {
-        guard case .applied(let commit, true) = phase else { return ignored("rollback_failed") }
+        guard awaited == .rollback, case .applied(let commit, _) = phase else { return ignored("rollback_failed") }
         return enter(.applied(commit: commit, rollingBack: false), reason: "rollback failed: \(reason)")
     }
 

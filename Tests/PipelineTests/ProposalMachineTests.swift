@@ -688,3 +688,29 @@ func json(_ text: String) -> JSONValue {
         #expect(s.revertFailed("conflict") == .failed(reason: "post-apply command failed (exit 2); and reverting c1 failed: conflict", commit: "c1", revertedBy: nil))
     }
 }
+
+/// Results no phase waits for change nothing (each handler asks `awaited`, one exhaustive switch).
+@Suite struct ProposalMachineStrayResultTests {
+    @Test func aRollbackResultWithoutARollbackInFlightIsIgnored() {
+        var m = makeMachine()
+        m.toReview()
+        _ = m.handle(.review(principal: "bob", role: .admin, verdict: .approve, revision: 1, comment: nil))
+        _ = m.handle(.applied(commit: "abc"))
+        #expect(m.handle(.rolledBack(revertCommit: "def")) == [.ignored("rolled_back while applied")])
+        #expect(m.handle(.rollbackFailed(reason: "x")) == [.ignored("rollback_failed while applied")])
+        #expect(m.phase == .applied(commit: "abc", rollingBack: false))
+    }
+
+    @Test func eachResultIsTakenOnlyInTheOnePhaseWaitingForIt() {
+        var m = makeMachine()
+        _ = m.handle(.created(Revision(number: 1, changes: initialChanges)))
+        #expect(m.awaited == .sandbox)
+        #expect(m.handle(.analyzed(failure())) == [.ignored("analyzed while deploying")])
+        #expect(m.handle(.modelReplied(text: "{}")) == [.ignored("model_replied while deploying")])
+        _ = m.handle(.sandboxReady())
+        #expect(m.awaited == .testRun)
+        #expect(m.handle(.sandboxFailed(reason: "late")) == [.ignored("sandbox_failed while testing")])
+        _ = m.handle(.testsFinished(passed, outputSummary: "ok"))
+        #expect(m.awaited == .nothing)
+    }
+}
