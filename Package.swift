@@ -52,6 +52,8 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Protocol"], swiftSettings: strict),
         /// The codebase navigator's pure parts: terms, ctags output, imports, stack frames, ranking, file checks.
         .target(name: "Navigator", dependencies: ["Protocol"], swiftSettings: strict),
+        /// The monitor's pure parts: log parsing, fingerprints, anomaly detection with an injected clock.
+        .target(name: "Monitor", dependencies: ["Protocol"], swiftSettings: strict),
 
         // Adapters: loop-bound executors.
         .target(
@@ -61,6 +63,10 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "COpenSSL", log], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: ["CCurl", "EventLoop", log], swiftSettings: strict),
         .target(name: "Sandbox", dependencies: ["EventLoop", "CSystem", log], swiftSettings: strict),
+        /// Log files followed on the loop (inotify), for the monitor.
+        .target(name: "LogTail", dependencies: ["EventLoop"], swiftSettings: strict),
+        /// Read-only query sources for plain-language questions: untrusted SQL against SQLite/PostgreSQL, engine-enforced.
+        .target(name: "QuerySources", dependencies: ["CSQLite", "CLibPQ", "Protocol"], swiftSettings: strict),
 
         // Client side on the same loop and codecs: `medic watch` (and the coming `medic ask`, `medic bug`).
         .target(name: "MedicClient", dependencies: ["EventLoop", "TLS", "WebSocket", "Protocol"], swiftSettings: strict),
@@ -69,7 +75,7 @@ let package = Package(
         .target(
             name: "MedicHost",
             dependencies: [
-                "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Hub", "Protocol", "EventLoop", "HTTP1",
+                "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Hub", "Protocol", "EventLoop", "HTTP1",
                 "WebSocket", "IOBytes", log,
             ],
             swiftSettings: strict),
@@ -91,6 +97,8 @@ let package = Package(
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "NavigatorTests", dependencies: ["Navigator"], swiftSettings: strict),
+        .testTarget(name: "MonitorTests", dependencies: ["Monitor", "Protocol", "LogTail", "EventLoop", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "QuerySourcesTests", dependencies: ["QuerySources", "Protocol"], swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
         /// The proposal workflow driven whole against fake executors: no sockets, no bwrap, no sleeps.
@@ -100,7 +108,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "MedicHost", "MedicClient", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Protocol", "Hub",
+                "MedicHost", "MedicClient", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Protocol", "Hub",
                 "IOBytes", "WebSocket", "HTTP1", "TLS",
             ],
             exclude: ["fixtures"],

@@ -3,9 +3,9 @@
 # Usage: scripts/deps.sh [run|test]   — "run" installs what `medic serve` needs, "test" adds the test tools.
 set -euo pipefail
 mode=${1:-test}
-packages=(pkg-config git libssl-dev libpq-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev bubblewrap python3 ca-certificates)
+packages=(pkg-config git libssl-dev libpq-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev bubblewrap universal-ctags python3 ca-certificates)
 if [ "$mode" = test ]; then
-  packages+=(postgresql python3-venv chromium chromium-driver procps curl openssl)
+  packages+=(postgresql python3-venv chromium chromium-driver procps curl openssl sqlite3)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -49,13 +49,23 @@ public enum HubAction<Frame> {
 public final class Hub<Frame> {
     /// Events per `readStore` request. Default 500.
     public let replayPageSize: Int
+    /// Instance topic kinds that track presence (`proposal` for `proposal:<id>`): the feature registry says
+    /// which; the hub only routes.
+    public var presenceKinds: Set<String>
 
     private var topics: [String: TopicState<Frame>] = [:]
     private var subscriptions: [SubscriberID: Set<String>] = [:]
 
-    public init(replayPageSize: Int = 500) {
+    public init(replayPageSize: Int = 500, presenceKinds: Set<String> = ["proposal"]) {
         precondition(replayPageSize > 0, "replayPageSize must be positive")
         self.replayPageSize = replayPageSize
+        self.presenceKinds = presenceKinds
+    }
+
+    /// Whether `topic` (`kind:id`) is of a kind with presence.
+    func hasPresence(_ topic: String) -> Bool {
+        guard let colon = topic.firstIndex(of: ":") else { return false }
+        return presenceKinds.contains(String(topic[..<colon]))
     }
 
     // MARK: Publication
@@ -103,7 +113,7 @@ public final class Hub<Frame> {
     /// - `since > head`: refused with `since_beyond_head`; an existing subscription is kept.
     ///
     /// `head` is the durable head the executor knows for the topic. `member` (nil for
-    /// anonymous/internal subscribers) joins the topic's presence on `proposal:` topics.
+    /// anonymous/internal subscribers) joins the topic's presence on instance topics of a `presenceKinds` kind.
     /// Subscribing again to the same topic restarts its delivery from the new `since`.
     public func subscribe(
         _ sub: SubscriberID, topic: String, since: Int64?, head: Int64, member: Member?
@@ -120,7 +130,7 @@ public final class Hub<Frame> {
         if let existing = topics[topic] {
             state = existing
         } else {
-            state = TopicState(head: knownHead, hasPresence: topic.hasPrefix("proposal:"))
+            state = TopicState(head: knownHead, hasPresence: hasPresence(topic))
             topics[topic] = state
         }
         state.head = knownHead

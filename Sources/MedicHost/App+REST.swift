@@ -84,123 +84,55 @@ extension App {
         }
     }
 
+    /// Dispatches an authenticated `/api/` request to the registered feature route it matches (method and
+    /// path); a known path with another method is 405 with `Allow` (RFC 9110 §15.5.6), anything else 404.
     private func route(_ request: HTTPRequest, principal: Principal, on connection: Connection) {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        let method = request.method
-        let commandID = request.headers["idempotency-key"]
-        if method == "POST", parts == ["api", "v1", "proposals"] {
-            guard let body = jsonBody(request, on: connection) else { return }
-            switch ClientMessage.decode(type: "propose", fields: body, id: commandID, limits: protocolLimits) {
-            case .success(let message): restCommand(message, id: commandID, principal: principal, status: 201, on: connection)
-            case .failure(let error): respondError(error, on: connection)
+        var allowed: [String] = []
+        for route in features.routes {
+            guard let captures = route.captures(parts) else { continue }
+            guard route.method == request.method else {
+                if !allowed.contains(route.method) { allowed.append(route.method) }
+                continue
             }
-        } else if method == "GET", parts == ["api", "v1", "meta"] {
-            // What clients need to know to act without copying the server's rules (issue: one set of predicates).
-            respondJSON(200, JSONValue.object([
-                "protocol": .string(medicSubprotocol), "statuses": ProposalStatus.predicatesJSON,
-                "quorum": .int(Int64(configuration.quorum)), "max_attempts": .int(Int64(configuration.maxAttempts)),
-                "fix_mode": .string(configuration.autoFix ? "auto" : "manual"),
-            ]).bytes, on: connection)
-        } else if method == "GET", parts == ["api", "v1", "proposals"] {
-            let query = request.queryItems()
-            let limit = min(max(Int(query["limit"] ?? "") ?? 100, 1), 1000)
-            readStore(on: connection, { self.store.proposals(status: query["status"], limit: limit, completion: $0) }) { rows in
-                .object(["proposals": .array(rows.map(Self.json(proposal:)))])
+            if let roles = route.roles, !roles.contains(principal.role) {
+                return respondError(
+                    ProtocolError(code: .forbidden, message: "role \(principal.role.rawValue) may not use \(request.method) \(request.path)"), on: connection)
             }
-        } else if method == "GET", let id = Self.match(parts, ["api", "v1", "proposals", "*"]) {
-            readStore(on: connection, { self.store.proposal(id: id, completion: $0) }) { detail in
-                detail.map(Self.json(detail:))
-            }
-        } else if method == "GET", let id = Self.match(parts, ["api", "v1", "proposals", "*", "events"]) {
-            let query = request.queryItems()
-            guard let since = Int64(query["since"] ?? "0"), since >= 0 else {
-                respondError(ProtocolError(code: .invalidMessage, message: "since must be a non-negative integer"), on: connection)
-                return
-            }
-            let limit = min(max(Int(query["limit"] ?? "") ?? 500, 1), 5000)
-            let topic = "proposal:\(id)"
-            // The head first, then the page: a client pages until its last seq reaches `head`.
-            let store = self.store
-            readStore(on: connection, { (completion: @escaping @Sendable (Result<EventPage, StoreError>) -> Void) in
-                store.head(topic: topic) { head in
-                    switch head {
-                    case .failure(let error): completion(.failure(error))
-                    case .success(let head):
-                        store.events(topic: topic, after: since, limit: limit) { completion($0.map { EventPage(head: head, events: $0) }) }
-                    }
-                }
-            }) { (page: EventPage) in
-                .object(["topic": .string(topic), "head": .int(page.head), "events": .array(page.events.map(Self.json(event:)))])
-            }
-        } else if method == "GET", parts.count == 7, parts[0...2] == ["api", "v1", "proposals"], parts[4] == "revisions", parts[6] == "base",
-            Topic.isValidProposalID(parts[3]), let revision = Int(parts[5]), revision >= 1
-        {
-            guard let commands else { return respondError(ProtocolError(code: .internal, message: "pipeline not configured"), on: connection) }
-            commands.baseFiles(proposal: parts[3], revision: revision) { [unretained] result in
-                guard let self = unretained.value, !connection.isClosed else { return }
-                switch result {
-                case .success(let json): self.respondJSON(200, json.bytes, on: connection)
-                case .failure(let error): self.respondError(error, on: connection)
-                }
-            }
-        } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "review"]) {
-            guard let body = jsonBody(request, on: connection) else { return }
-            switch ClientMessage.decodeReviewBody(proposal: id, body: body, limits: protocolLimits) {
-            case .success(let review): restCommand(.review(review), id: commandID, principal: principal, status: 200, on: connection)
-            case .failure(let error): respondError(error, on: connection)
-            }
-        } else if method == "POST", let id = Self.match(parts, ["api", "v1", "proposals", "*", "withdraw"]) {
-            guard var body = request.body.isEmpty ? JSONObject() : jsonBody(request, on: connection) else { return }
-            body["proposal"] = .string(id)  // the path names the proposal
-            switch ClientMessage.decode(type: "withdraw", fields: body, id: commandID, limits: protocolLimits) {
-            case .success(let message): restCommand(message, id: commandID, principal: principal, status: 200, on: connection)
-            case .failure(let error): respondError(error, on: connection)
-            }
-        } else if method == "POST", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) {
-            restCommand(.autoFix(proposal: id), id: commandID, principal: principal, status: 200, on: connection)
-        } else if method == "GET", let id = Self.match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "status", "*"]) {
-            // Everything under /api/v1/admin/ is for admins, reads included (protocol/README.md §8).
-            guard principal.role == .admin else {
-                respondError(ProtocolError(code: .forbidden, message: "role \(principal.role.rawValue) may not read admin endpoints"), on: connection)
-                return
-            }
-            let manual = !configuration.autoFix
-            readStore(on: connection, { self.store.proposal(id: id, completion: $0) }) { detail in
-                detail.map { Self.autoFixStatus($0, manual: manual) }
-            }
-        } else if parts.starts(with: ["api", "v1", "proposals"]) || parts.starts(with: ["api", "v1", "admin"]) {
-            respondMethodNotAllowed(request, allow: Self.allowedMethods(parts), on: connection)
+            return route.handler(RESTCall(request: request, principal: principal, captures: captures, connection: connection, app: self))
+        }
+        if !allowed.isEmpty {
+            respondMethodNotAllowed(request, allow: allowed.joined(separator: ", "), on: connection)
         } else {
-            respondError(ProtocolError(code: .notFound, message: "no such endpoint: \(method) \(request.path)"), on: connection)
+            respondError(ProtocolError(code: .notFound, message: "no such endpoint: \(request.method) \(request.path)"), on: connection)
         }
     }
 
-    /// The methods a known API path answers (the `Allow` header of its 405, RFC 9110 §15.5.6).
-    static func allowedMethods(_ parts: [String]) -> String {
-        if parts == ["api", "v1", "proposals"] { return "GET, POST" }
-        if match(parts, ["api", "v1", "proposals", "*", "review"]) != nil
-            || match(parts, ["api", "v1", "proposals", "*", "withdraw"]) != nil
-            || match(parts, ["api", "v1", "admin", "proposals", "auto-fix", "*"]) != nil { return "POST" }
-        return "GET"
-    }
-
-    /// Matches path segments against a pattern with one "*" capture; returns the captured segment.
-    static func match(_ parts: [String], _ pattern: [String]) -> String? {
-        guard parts.count == pattern.count else { return nil }
-        var captured: String?
-        for (part, expected) in zip(parts, pattern) {
-            if expected == "*" {
-                guard Topic.isValidProposalID(part) else { return nil }
-                captured = part
-            } else if part != expected {
-                return nil
+    /// `GET …/events?since=N&limit=M`: a page of a topic's events with the topic's head (any feature's topic).
+    func respondEvents(topic: String, _ call: RESTCall) {
+        let query = call.request.queryItems()
+        guard let since = Int64(query["since"] ?? "0"), since >= 0 else {
+            return respondError(ProtocolError(code: .invalidMessage, message: "since must be a non-negative integer"), on: call.connection)
+        }
+        let limit = min(max(Int(query["limit"] ?? "") ?? 500, 1), 5000)
+        // The head first, then the page: a client pages until its last seq reaches `head`.
+        let store = self.store
+        readStore(on: call.connection, { (completion: @escaping @Sendable (Result<EventPage, StoreError>) -> Void) in
+            store.head(topic: topic) { head in
+                switch head {
+                case .failure(let error): completion(.failure(error))
+                case .success(let head):
+                    store.events(topic: topic, after: since, limit: limit) { completion($0.map { EventPage(head: head, events: $0) }) }
+                }
             }
+        }) { (page: EventPage) in
+            .object(["topic": .string(topic), "head": .int(page.head), "events": .array(page.events.map(Self.json(event:)))])
         }
-        return captured
     }
 
-    private func restCommand(_ message: ClientMessage, id: String?, principal: Principal, status: Int, on connection: Connection) {
-        guard principal.role.may(message) else {
+    /// Runs a command for a REST call (same path as the WebSocket: role, idempotency, store re-check).
+    func restCommand(_ message: ClientMessage, id: String?, principal: Principal, status: Int, on connection: Connection) {
+        guard may(principal, message) else {
             respondError(ProtocolError(code: .forbidden, message: "role \(principal.role.rawValue) may not send \(message.type)"), on: connection)
             return
         }
@@ -217,7 +149,7 @@ extension App {
 
     /// Runs a store read and answers with `render`'s JSON, `notFound` (404 by default) when it renders nil,
     /// 503 on store failure.
-    private func readStore<T: Sendable>(
+    func readStore<T: Sendable>(
         on connection: Connection, _ call: (@escaping @Sendable (Result<T, StoreError>) -> Void) -> Void,
         render: @escaping (T) -> JSONValue?,
         notFound: @escaping () -> ProtocolError = { ProtocolError(code: .notFound, message: "not found") }
@@ -243,7 +175,7 @@ extension App {
 
     /// A request body, parsed under the same limits as a WebSocket message (`protocolLimits`: size and
     /// nesting), so that REST and WebSocket accept exactly the same commands.
-    private func jsonBody(_ request: HTTPRequest, on connection: Connection) -> JSONObject? {
+    func jsonBody(_ request: HTTPRequest, on connection: Connection) -> JSONObject? {
         do {
             let limits = JSONParseLimits(maxBytes: protocolLimits.maxMessageBytes, maxDepth: protocolLimits.maxDepth)
             guard case .object(let object) = try JSONValue.parse(request.body, limits: limits) else {
@@ -270,7 +202,7 @@ extension App {
     }
 
     /// 405 with the `Allow` header (RFC 9110 §15.5.6) and error code `invalid_message`.
-    private func respondMethodNotAllowed(_ request: HTTPRequest, allow: String, on connection: Connection) {
+    func respondMethodNotAllowed(_ request: HTTPRequest, allow: String, on connection: Connection) {
         let error = ProtocolError(code: .invalidMessage, message: "method \(request.method) not allowed on \(request.path)")
         respondJSON(405, error.restBody, extraHeaders: [("Allow", allow)], on: connection)
     }
@@ -291,56 +223,8 @@ extension App {
         }
     }
 
-    static func json(proposal row: ProposalRow) -> JSONValue {
-        .object([
-            "id": .string(row.id), "title": .string(row.title), "description": .string(row.description),
-            "repo": .string(row.repo), "status": .string(row.status), "revision": .int(Int64(row.currentRevision)),
-            "attempts": .int(Int64(row.attempts)), "author": .string(row.author),
-            "created_at": .int(row.createdAt), "updated_at": .int(row.updatedAt), "state": parsed(row.doc),
-        ])
-    }
-
-    static func json(detail: ProposalDetail) -> JSONValue {
-        guard case .object(var object) = json(proposal: detail.proposal) else { return .null }
-        object["revisions"] = .array(detail.revisions.map { revision in
-            var doc = parsed(revision.doc).objectValue ?? JSONObject()
-            doc["number"] = .int(Int64(revision.number))
-            doc["created_at"] = .int(revision.createdAt)
-            return .object(doc)
-        })
-        object["reviews"] = .array(detail.reviews.map { review in
-            .object([
-                "revision": .int(Int64(review.revision)), "principal": .string(review.principal),
-                "verdict": .string(review.verdict), "comment": review.comment.map { .string($0) } ?? .null, "ts": .int(review.ts),
-            ])
-        })
-        object["comments"] = .array(detail.comments.map { comment in
-            .object(["principal": .string(comment.principal), "text": .string(comment.text), "ts": .int(comment.ts)])
-        })
-        object["applied"] = .array(detail.appliedChanges.map { change in
-            .object([
-                "revision": .int(Int64(change.revision)), "commit": .string(change.commit), "ts": .int(change.ts),
-                "reverted_by": change.revertedBy.map { .string($0) } ?? .null,
-            ])
-        })
-        return .object(object)
-    }
-
     static func json(event: StoredEvent) -> JSONValue {
         .object(["topic": .string(event.topic), "seq": .int(event.seq), "ts": .int(event.ts), "kind": .string(event.kind), "data": parsed(event.data)])
-    }
-
-    /// The customer's auto-fix status endpoint: needs_auto_fix, auto_fix_applied, auto_fix_attempts.
-    static func autoFixStatus(_ detail: ProposalDetail, manual: Bool) -> JSONValue {
-        let row = detail.proposal
-        let fixedRevisions = detail.revisions.filter { $0.number > 1 }.count
-        return .object([
-            "proposal": .string(row.id), "status": .string(row.status),
-            "needs_auto_fix": .bool(ProposalStatus(rawValue: row.status)?.acceptsAutoFix == true),
-            "auto_fix_applied": .bool(fixedRevisions > 0),
-            "auto_fix_attempts": .int(Int64(row.attempts)),
-            "mode": .string(manual ? "manual" : "auto"),
-        ])
     }
 
     // MARK: /metrics
@@ -371,25 +255,36 @@ extension App {
         metric("protocol_errors_total", "counter", "Malformed client messages.", metrics.protocolErrors)
         metric("events_published_total", "counter", "Durable events published.", metrics.eventsPublished)
         metric("event_deliveries_total", "counter", "Event frames queued to subscribers.", metrics.deliveries)
-        let finish = { (stats: JSONObject) in
-            for (key, value) in stats.members {
-                if let n = value.intValue {
-                    lines.append("# TYPE medic_pipeline_\(key) gauge")
-                    lines.append("medic_pipeline_\(key) \(n)")
-                } else if case .number(let d) = value {
-                    lines.append("# TYPE medic_pipeline_\(key) gauge")
-                    lines.append("medic_pipeline_\(key) \(d)")
-                } else if case .object(let perCategory) = value {
-                    lines.append("# TYPE medic_pipeline_\(key) gauge")
-                    for (label, count) in perCategory.members {
-                        lines.append("medic_pipeline_\(key){category=\"\(label)\"} \(count.intValue ?? 0)")
-                    }
+        // Each feature's own series, read from the feature (no command, no principal).
+        for feature in features.features {
+            var described: Set<String> = []
+            for sample in feature.metrics() {
+                let name = "medic_" + sample.name
+                if described.insert(name).inserted {
+                    lines.append("# HELP \(name) \(sample.help)")
+                    lines.append("# TYPE \(name) \(sample.type)")
                 }
+                let labels = sample.labels.isEmpty ? "" : "{" + sample.labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
+                let value = sample.value.rounded() == sample.value && abs(sample.value) < 1e15 ? String(Int64(sample.value)) : String(sample.value)
+                lines.append("\(name)\(labels) \(value)")
             }
-            var headers = HTTPHeaders()
-            headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            connection.respond(HTTPResponse(status: 200, headers: headers, body: Array((lines.joined(separator: "\n") + "\n").utf8)))
         }
-        finish(commands?.stats() ?? JSONObject())
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        connection.respond(HTTPResponse(status: 200, headers: headers, body: Array((lines.joined(separator: "\n") + "\n").utf8)))
+    }
+
+    /// A Prometheus label value: backslash, quote and newline escaped (exposition format 0.0.4).
+    static func escapeLabel(_ value: String) -> String {
+        var out = ""
+        for c in value {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
     }
 }

@@ -48,15 +48,17 @@ final class SharedPrincipal {
 
 /// The Medic application on one loop: WebSocket sessions (`/ws`, subprotocol `medic.v1`), the REST API,
 /// static files, and the durable publish path (store → frame once → hub → every subscriber's queue).
-public final class App: HTTPHandler, WebSocketHandler, EventSink {
+public final class App: HTTPHandler, WebSocketHandler, Publisher {
     public let loop: EventLoop
     public let store: Store
     public let configuration: MedicConfiguration
     let logger: Logger
-    let hub = Hub<SharedBytes>()
+    let hub = Hub<SharedMessage>()
     let staticFiles: StaticFiles?
-    /// Set after init (the executor needs the app as its EventSink).
-    public var commands: (any CommandExecutor)?
+    /// The features whose commands, topics and routes the app serves (`register`).
+    public let features = FeatureRegistry()
+    /// Command types decoded by the features themselves (`ClientMessage.feature`).
+    private var featureTypes: Set<String> = []
     /// Called on the loop each time a WebSocket session is authenticated, after its `welcome` went out
     /// (`medic serve` files the demo proposal when the first admin arrives, so that admin watches it live).
     public var onSessionAuthenticated: ((Principal) -> Void)?
@@ -184,11 +186,34 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         server?.connection(id: id).map(Session.init)
     }
 
+    /// Adds a feature: its commands, topics (and their presence) and routes become served.
+    public func register(_ feature: any Feature) {
+        features.register(feature)
+        featureTypes = features.passThroughTypes
+        hub.presenceKinds = features.presenceKinds
+    }
+
+    /// Runs a feature's command as `principal` outside any session (the demo filed at the first sign-in).
+    public func execute(_ message: ClientMessage, commandID: String?, principal: Principal, reply: @escaping CommandReply) {
+        guard let feature = features.command(message.type)?.feature else {
+            return reply(.failure(ProtocolError(code: .unknownType, message: "no feature handles \(message.type)")))
+        }
+        feature.execute(message, commandID: commandID, principal: principal, reply: reply)
+    }
+
+    /// Whether `principal` may send `message`: the session commands always, a feature's as it declares.
+    func may(_ principal: Principal, _ message: ClientMessage) -> Bool {
+        switch message {
+        case .hello, .subscribe, .unsubscribe, .stats: true
+        default: features.command(message.type)?.declaration.roles.contains(principal.role) ?? false
+        }
+    }
+
     // MARK: commands
 
     private func handle(_ session: Session, _ payload: UnsafeRawBufferPointer) {
         let request: ClientRequest
-        switch ClientMessage.decode(payload, limits: protocolLimits) {
+        switch ClientMessage.decode(payload, limits: protocolLimits, featureTypes: featureTypes) {
         case .success(let decoded): request = decoded
         case .failure(let error):
             metrics.protocolErrors += 1
@@ -203,7 +228,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
             }
             return
         }
-        guard principal.role.may(request.message) else {
+        guard may(principal, request.message) else {
             send(session, ServerMessage.error(id: request.id, code: .forbidden,
                 message: "role \(principal.role.rawValue) may not send \(request.message.type)"))
             return
@@ -212,16 +237,24 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         case .hello:
             send(session, ServerMessage.error(id: request.id, code: .invalidState, message: "already authenticated"))
         case .subscribe(let topic, let since):
+            guard features.knows(topic) else {
+                send(session, ServerMessage.error(id: request.id, code: .invalidMessage,
+                    message: "unknown topic '\(topic.description)'; topics: \(features.topicForms)"))
+                return
+            }
             subscribe(session, topic: topic.description, since: since, id: request.id)
         case .unsubscribe(let topic):
             perform(hub.unsubscribe(session.connection.id, topic: topic.description), ids: [topic.description: request.id])
         case .stats:
+            // Every feature's figures, merged (their own fields; proposals' are the customer's metrics).
+            send(session, ServerMessage.ack(id: request.id, fields: features.stats()))
+        case _ where features.command(request.message.type)?.declaration.changesState != true:
             let id = session.connection.id
             runCommand(request, principal: principal) { [unretained] bytes in
                 guard let self = unretained.value, let session = self.session(id) else { return }
                 self.send(session, bytes)
             }
-        case .propose, .review, .autoFix, .rollback, .withdraw, .comment:
+        default:
             // State-changing: the token is checked against the store again first, so a revoked token or a
             // lowered role stops working for the very next command (not only at the next recheck).
             guard let shared = session.connection.userData as? SharedPrincipal else { return }
@@ -262,15 +295,16 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         }
     }
 
-    /// Runs a pipeline command: a repeated id replays the first ack (invariant 5), else the executor runs it.
+    /// Runs a feature's command: a repeated id of a state-changing command replays the first ack (invariant 5),
+    /// else the feature runs it.
     func runCommand(_ request: ClientRequest, principal: Principal, respond: @escaping ([UInt8]) -> Void) {
-        guard let commands else {
-            respond(ServerMessage.error(id: request.id, code: .internal, message: "pipeline not configured"))
+        guard let (feature, declaration) = features.command(request.message.type) else {
+            respond(ServerMessage.error(id: request.id, code: .unknownType, message: "no feature handles \(request.message.type)"))
             return
         }
         let execute = { [unretained] in
             guard unretained.value != nil else { return }
-            commands.execute(request.message, commandID: request.id, principal: principal) { result in
+            feature.execute(request.message, commandID: request.id, principal: principal) { result in
                 switch result {
                 case .success(let fields): respond(ServerMessage.ack(id: request.id, fields: fields))
                 case .failure(var error):
@@ -279,7 +313,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
                 }
             }
         }
-        guard let id = request.id, request.message.isIdempotentByID else {
+        guard let id = request.id, declaration.changesState else {
             execute()
             return
         }
@@ -427,7 +461,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
     }
 
     /// The one executor of Hub actions. `ids` maps topics to the command id to echo in acks/errors.
-    func perform(_ actions: [HubAction<SharedBytes>], ids: [String: String?] = [:]) {
+    func perform(_ actions: [HubAction<SharedMessage>], ids: [String: String?] = [:]) {
         for action in actions {
             switch action {
             case .deliver(let sub, let frame):
@@ -469,7 +503,7 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
         }
     }
 
-    // MARK: EventSink
+    // MARK: Publisher
 
     public func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void) {
         let bound = LoopBound((self, completion), loop: loop)
@@ -526,18 +560,19 @@ public final class App: HTTPHandler, WebSocketHandler, EventSink {
 
     // MARK: output
 
-    static func frame(stored event: StoredEvent) -> SharedBytes {
+    /// Framed once: the plain frame now, the permessage-deflate frame on first demand (see `SharedMessage`).
+    static func frame(stored event: StoredEvent) -> SharedMessage {
         frame(EventFrame.encode(topic: event.topic, seq: event.seq, ts: event.ts, kind: event.kind, dataJSON: Array(event.data.utf8)))
     }
 
-    static func frame(_ json: [UInt8]) -> SharedBytes {
-        json.withUnsafeBytes { WebSocketFrame.encodeShared(.text, payload: $0) }
+    static func frame(_ json: [UInt8]) -> SharedMessage {
+        json.withUnsafeBytes { SharedMessage(.text, payload: $0) }
     }
 
     @inline(__always)
-    func deliver(_ frame: SharedBytes, to sub: SubscriberID, deferred: Bool = false) {
+    func deliver(_ frame: SharedMessage, to sub: SubscriberID, deferred: Bool = false) {
         guard let session = session(sub) else { return }
-        if session.connection.send(frame: frame, deferred: deferred) { metrics.deliveries += 1 }
+        if session.connection.send(message: frame, deferred: deferred) { metrics.deliveries += 1 }
     }
 
     /// A reply for one session: framed straight into its outbound buffer (no shared frame to allocate).

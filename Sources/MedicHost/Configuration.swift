@@ -97,6 +97,13 @@ public struct MedicConfiguration: Sendable {
     /// Seconds a workflow instance (a proposal) stays in memory after its last input when it holds no sandbox,
     /// run or queued input; then it is evicted and loaded from the store again when named (default 300).
     public var instanceIdleSeconds: Int = 300
+    /// permessage-deflate (RFC 7692) with clients that offer it (`deflate: "on"|"off"`, `--deflate`; default on).
+    public var deflate: Bool = true
+    /// Messages shorter than this go out uncompressed (`deflate_min_bytes`, default 64).
+    public var deflateMinBytes: Int = 64
+    /// zlib level 1–9 for outgoing messages (`deflate_level`, default 6). Incoming compressed messages are
+    /// bounded after inflation by the WebSocket message limit (8 KiB before authentication, then 16 MiB).
+    public var deflateLevel: Int = 6
     /// The config file read by `load(file:)`, if any (hidden from sandboxes like the data directory).
     public var configFile: String?
 
@@ -132,6 +139,9 @@ public struct MedicConfiguration: Sendable {
         if let v = file.sandbox_retention { sandboxRetention = try Self.parseRetention(v) }
         if let v = file.sandbox_disk_quota_mb { sandboxDiskQuotaMB = v }
         if let v = file.instance_idle_seconds { instanceIdleSeconds = v }
+        if let v = file.deflate { deflate = try Self.parseOnOff(v, setting: "deflate") }
+        if let v = file.deflate_min_bytes { deflateMinBytes = v }
+        if let v = file.deflate_level { deflateLevel = v }
         try validate()
     }
 
@@ -183,6 +193,15 @@ public struct MedicConfiguration: Sendable {
         outer == "/" || inner == outer || inner.hasPrefix(outer + "/")
     }
 
+    /// "on" → true, "off" → false (the `deflate` setting and `--deflate`).
+    public static func parseOnOff(_ text: String, setting: String) throws -> Bool {
+        switch text {
+        case "on": return true
+        case "off": return false
+        default: throw ConfigurationError("\(setting) must be 'on' or 'off', got '\(text)'")
+        }
+    }
+
     public static func parseAutoFix(_ text: String) throws -> Bool {
         switch text {
         case "auto": return true
@@ -209,6 +228,8 @@ public struct MedicConfiguration: Sendable {
         guard (1...86_400).contains(instanceIdleSeconds) else {
             throw ConfigurationError("instance_idle_seconds must be 1…86400, got \(instanceIdleSeconds)")
         }
+        guard deflateMinBytes >= 0 else { throw ConfigurationError("deflate_min_bytes must not be negative") }
+        guard (1...9).contains(deflateLevel) else { throw ConfigurationError("deflate_level must be 1…9, got \(deflateLevel)") }
         // A sandbox is a copy of its repository: a repository holding Medic's data, keys or config would hand
         // them to the code under test.
         let hidden = sandboxHiddenPaths
@@ -253,6 +274,9 @@ public struct MedicConfiguration: Sendable {
         var sandbox_retention: String?
         var sandbox_disk_quota_mb: Int?
         var instance_idle_seconds: Int?
+        var deflate: String?
+        var deflate_min_bytes: Int?
+        var deflate_level: Int?
     }
 }
 

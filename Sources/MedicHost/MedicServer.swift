@@ -18,11 +18,15 @@ public final class MedicServer {
     /// (scheme, address) of every listener, in order: plain ones first.
     public private(set) var listeners: [(scheme: String, address: SocketAddressSpec)] = []
 
-    /// Opens the store (migrations run), builds the app and the pipeline, and binds every listener.
-    /// `makeExecutor` builds the command executor over the app (the pipeline); nil leaves commands unconfigured.
+    /// The proposal pipeline, when `withPipeline` built it.
+    public private(set) var pipeline: PipelineService?
+
+    /// Opens the store (migrations run), builds the app, registers the features — proposals (the pipeline,
+    /// publishing through the app) unless `withPipeline` is false, then `extraFeatures` — and binds every
+    /// listener.
     public init(
-        configuration: MedicConfiguration, loop: EventLoop, logger: Logger,
-        makeExecutor: ((App) throws -> any CommandExecutor)? = nil
+        configuration: MedicConfiguration, loop: EventLoop, logger: Logger, withPipeline: Bool = true,
+        extraFeatures: (App) throws -> [any Feature] = { _ in [] }
     ) throws {
         self.configuration = configuration
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
@@ -35,9 +39,16 @@ public final class MedicServer {
         serverConfiguration.websocket = WebSocketLimits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20, maxFragments: 4096)
         // A REST body may be as large as a WebSocket message the protocol accepts: one limit for both.
         serverConfiguration.http.maxBodyBytes = app.protocolLimits.maxMessageBytes
+        serverConfiguration.deflate = DeflateConfiguration(
+            enabled: configuration.deflate, minimumSize: configuration.deflateMinBytes, level: Int32(configuration.deflateLevel))
         server = Server(loop: loop, configuration: serverConfiguration, http: app, websocket: app)
         app.server = server
-        if let makeExecutor { app.commands = try makeExecutor(app) }
+        if withPipeline {
+            let pipeline = try PipelineService.make(loop: loop, store: store, configuration: configuration, publisher: app, logger: logger)
+            self.pipeline = pipeline
+            app.register(ProposalsFeature(pipeline: pipeline))
+        }
+        for feature in try extraFeatures(app) { app.register(feature) }
         for text in configuration.listen {
             guard let spec = SocketAddressSpec(parsing: text) else { throw ConfigurationError("listen address must be HOST:PORT, got '\(text)'") }
             let port = try server.listen(spec)

@@ -1,12 +1,12 @@
 // PipelineService: the one executor of every proposal's state machine — sandbox, tests, analysis, LLM fixes,
 // reviews, git apply and rollback — storing each step before anyone sees it.
-import EventLoop
+public import EventLoop
 import Foundation
-import Logging
+public import Logging
 import Pipeline
 public import Protocol
 import Sandbox
-import Store
+public import Store
 
 /// One proposal's live state: its machine plus the executor's handles (sandbox, test run).
 final class ProposalRuntime {
@@ -89,9 +89,9 @@ struct PendingCommand {
     var reply: CommandReply
 }
 
-/// Executes commands and machine actions for every proposal (see `CommandExecutor`, `ProposalMachine`).
-public final class PipelineService: CommandExecutor {
-    let sink: any EventSink
+/// Executes commands and machine actions for every proposal (see `ProposalsFeature`, `ProposalMachine`).
+public final class PipelineService {
+    let sink: any Publisher
     let configuration: MedicConfiguration
     let logger: Logger
     /// Clock, sandboxes, git and the language model (real ones on the loop; fakes in MedicHostTests).
@@ -109,7 +109,7 @@ public final class PipelineService: CommandExecutor {
     /// An instance idle this long that holds no sandbox, run or queued input leaves memory.
     var idleEvictionMilliseconds: Int64 = 300_000
 
-    init(sink: any EventSink, configuration: MedicConfiguration, executors: WorkflowExecutors, records: any ProposalRecords, logger: Logger) {
+    init(sink: any Publisher, configuration: MedicConfiguration, executors: WorkflowExecutors, records: any ProposalRecords, logger: Logger) {
         self.sink = sink
         self.configuration = configuration
         self.executors = executors
@@ -119,30 +119,33 @@ public final class PipelineService: CommandExecutor {
 
     var clock: any WorkflowClock { executors.clock }
 
-    /// Builds the service for `app`: the configured LLM, isolation probe, and recovery of stored proposals.
-    public static func make(app: App) throws -> PipelineService {
-        let configuration = app.configuration
+    /// Builds the service: the configured LLM, the sandbox isolation probe, and recovery of stored proposals.
+    /// It publishes through `publisher` (the App, in a server) and reads stored proposals from `store`; it does
+    /// not know the App.
+    public static func make(
+        loop: EventLoop, store: Store, configuration: MedicConfiguration, publisher: any Publisher, logger: Logger
+    ) throws -> PipelineService {
         let model: any LanguageModel
         switch configuration.llm {
-        case .scripted(let path): model = try ScriptedModel(loop: app.loop, path: path)
+        case .scripted(let path): model = try ScriptedModel(loop: loop, path: path)
         case .anthropic:
             guard let key = configuration.anthropicAPIKey else {
                 throw ConfigurationError("--llm anthropic needs ANTHROPIC_API_KEY in the environment")
             }
             let anthropic = try AnthropicModel(
-                loop: app.loop, baseURL: configuration.llmBaseURL, model: configuration.llmModel, apiKey: key, logger: app.logger)
+                loop: loop, baseURL: configuration.llmBaseURL, model: configuration.llmModel, apiKey: key, logger: logger)
             anthropic.timeoutMilliseconds = configuration.llmTimeoutSeconds * 1000
             model = anthropic
         }
-        let executors = WorkflowExecutors.local(loop: app.loop, model: model) { isolation in
+        let executors = WorkflowExecutors.local(loop: loop, model: model) { isolation in
             if let warning = isolation.warning {
-                app.logger.warning("sandbox isolation: \(isolation.mode.rawValue) — \(warning)")
+                logger.warning("sandbox isolation: \(isolation.mode.rawValue) — \(warning)")
             } else {
-                app.logger.info("sandbox isolation: \(isolation.mode.rawValue)")
+                logger.info("sandbox isolation: \(isolation.mode.rawValue)")
             }
         }
-        let records = StoreProposalRecords(store: app.store, loop: app.loop)
-        let service = PipelineService(sink: app, configuration: configuration, executors: executors, records: records, logger: app.logger)
+        let records = StoreProposalRecords(store: store, loop: loop)
+        let service = PipelineService(sink: publisher, configuration: configuration, executors: executors, records: records, logger: logger)
         service.idleEvictionMilliseconds = Int64(configuration.instanceIdleSeconds) * 1000
         try service.recover()
         return service
@@ -261,7 +264,7 @@ public final class PipelineService: CommandExecutor {
             }
         case .stats:
             reply(.success(stats()))
-        case .hello, .subscribe, .unsubscribe:
+        case .hello, .subscribe, .unsubscribe, .feature:
             reply(.failure(ProtocolError(code: .invalidMessage, message: "\(message.type) is not a pipeline command")))
         }
     }

@@ -1,4 +1,4 @@
-// Services: the seams between the app's front (sockets, REST) and the proposal pipeline behind it.
+// Services: the seams between the app's front (sockets, REST) and the features behind it.
 public import Protocol
 public import Store
 
@@ -15,23 +15,9 @@ public struct Principal: Sendable, Equatable {
 /// The answer to a command: the ack's extra fields, or a refusal.
 public typealias CommandReply = (Result<JSONObject, ProtocolError>) -> Void
 
-/// What the front needs from the pipeline: it executes state-changing commands (propose, reviews,
-/// auto_fix, rollback, comment) and answers `stats`. Loop-bound.
-///
-/// Contract: `reply` is called exactly once, on the loop thread, only after the command's effect is
-/// durable (invariant 1). When `commandID` is non-nil, the command's `StoreWrite` carries
-/// `CommandRecord(principal, commandID, response: <the ack's JSON>)` so a repeated id never applies twice.
-public protocol CommandExecutor: AnyObject {
-    func execute(_ message: ClientMessage, commandID: String?, principal: Principal, reply: @escaping CommandReply)
-    /// The pipeline metrics (the `stats` ack's fields), read by `/metrics` without a command or a principal.
-    func stats() -> JSONObject
-    /// The repository's files at revision `revision`'s base commit that the revision modifies or deletes
-    /// (`GET /api/v1/proposals/{id}/revisions/{n}/base`).
-    func baseFiles(proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void)
-}
-
-/// How the pipeline stores and publishes events. Implemented by `App`.
-public protocol EventSink: AnyObject {
+/// How a workflow stores and publishes events: the seam between features and the App (which implements
+/// it), so a feature depends on this protocol and the store, never on the App.
+public protocol Publisher: AnyObject {
     /// Stores `write` (group commit), then publishes its events to subscribers in seq order, then calls
     /// `completion` — all on the loop thread. A failed write publishes nothing.
     func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void)

@@ -52,9 +52,17 @@ public enum Terms {
     public static func query(_ text: some StringProtocol, limit: Int = 24) -> [String] {
         var seen: Set<String> = []
         var out: [String] = []
-        for term in split(text) where term.count > 1 && !questionNoise.contains(term) && seen.insert(term).inserted {
-            out.append(term)
-            if out.count == limit { break }
+        let all = split(text)
+        for (i, term) in all.enumerated() {
+            // "HTTP/2", "python 3": a short number after a word is also read joined to it (http2, python3).
+            var candidates = [term]
+            if i + 1 < all.count, all[i + 1].count <= 2, all[i + 1].allSatisfy(\.isNumber), term.first?.isLetter == true {
+                candidates.append(term + all[i + 1])
+            }
+            for candidate in candidates where candidate.count > 1 && !questionNoise.contains(candidate) && seen.insert(candidate).inserted {
+                out.append(candidate)
+                if out.count == limit { return out }
+            }
         }
         return out
     }

@@ -126,6 +126,9 @@ public enum ClientMessage: Sendable, Equatable {
     case withdraw(proposal: String, reason: String?)
     case comment(proposal: String, text: String)
     case stats
+    /// A command of a registered feature that this module does not decode itself: the feature validates
+    /// `fields` (the whole message object, under the same size and depth limits).
+    case feature(type: String, fields: JSONObject)
 
     /// Every wire `type` a client may send.
     public static let types: [String] = [
@@ -146,13 +149,14 @@ public enum ClientMessage: Sendable, Equatable {
         case .withdraw: "withdraw"
         case .comment: "comment"
         case .stats: "stats"
+        case .feature(let type, _): type
         }
     }
 
     /// Whether a repeated command id must not apply the command twice (state-changing commands).
     public var isIdempotentByID: Bool {
         switch self {
-        case .propose, .review, .autoFix, .rollback, .withdraw, .comment: true
+        case .propose, .review, .autoFix, .rollback, .withdraw, .comment, .feature: true
         case .hello, .subscribe, .unsubscribe, .stats: false
         }
     }
@@ -206,13 +210,18 @@ extension ClientMessage {
             return object
         case .comment(let proposal, let text): return ["proposal": .string(proposal), "text": .string(text)]
         case .stats: return [:]
+        case .feature(_, let fields):
+            var object = fields
+            object["type"] = nil
+            object["id"] = nil
+            return object
         }
     }
 
     /// Decodes one text message. Order of checks: size (`too_large`), JSON (`bad_json`), shape
     /// (`invalid_message`), `type` (`unknown_type`), fields (`invalid_message` naming the field).
     /// Unknown fields are ignored so clients may add fields (forward compatibility).
-    public static func decode(_ bytes: UnsafeRawBufferPointer, limits: ProtocolLimits = ProtocolLimits())
+    public static func decode(_ bytes: UnsafeRawBufferPointer, limits: ProtocolLimits = ProtocolLimits(), featureTypes: Set<String> = [])
         -> Result<ClientRequest, ProtocolError>
     {
         guard bytes.count <= limits.maxMessageBytes else {
@@ -242,19 +251,19 @@ extension ClientMessage {
         guard case .string(let type) = rawType else {
             return .failure(.field("type", must: "a string", id: id))
         }
-        return decode(type: type, fields: object, id: id, limits: limits).map { ClientRequest(id: id, message: $0) }
+        return decode(type: type, fields: object, id: id, limits: limits, featureTypes: featureTypes).map { ClientRequest(id: id, message: $0) }
     }
 
     /// Decodes a byte array; see `decode(_: UnsafeRawBufferPointer, limits:)`.
-    public static func decode(_ bytes: [UInt8], limits: ProtocolLimits = ProtocolLimits())
+    public static func decode(_ bytes: [UInt8], limits: ProtocolLimits = ProtocolLimits(), featureTypes: Set<String> = [])
         -> Result<ClientRequest, ProtocolError>
     {
-        bytes.withUnsafeBytes { decode($0, limits: limits) }
+        bytes.withUnsafeBytes { decode($0, limits: limits, featureTypes: featureTypes) }
     }
 
     /// Decodes the fields of a command of the given `type` from an object. The REST API uses
     /// this for request bodies (e.g. `POST /api/v1/proposals` is `propose`'s fields).
-    public static func decode(type: String, fields object: JSONObject, id: String?, limits: ProtocolLimits)
+    public static func decode(type: String, fields object: JSONObject, id: String?, limits: ProtocolLimits, featureTypes: Set<String> = [])
         -> Result<ClientMessage, ProtocolError>
     {
         let reader = FieldReader(object: object, id: id, limits: limits)
@@ -297,7 +306,10 @@ extension ClientMessage {
             case "stats":
                 return .success(.stats)
             default:
-                return .failure(ProtocolError(code: .unknownType, message: "unknown message type '\(type)'", id: id))
+                guard featureTypes.contains(type) else {
+                    return .failure(ProtocolError(code: .unknownType, message: "unknown message type '\(type)'", id: id))
+                }
+                return .success(.feature(type: type, fields: object))
             }
         } catch {
             return .failure(error)
@@ -333,7 +345,7 @@ struct FieldReader {
     func topic(_ name: String) throws(ProtocolError) -> Topic {
         let text = try string(name, maxBytes: 128)
         guard let topic = Topic(text) else {
-            throw .field(name, must: "a topic: 'proposals' or 'proposal:<id>' with id in [A-Za-z0-9_-]{1,64}", id: id)
+            throw .field(name, must: "a topic: a collection such as 'proposals', or '<kind>:<id>' such as 'proposal:<id>' (kind in [a-z_]{1,32}, id in [A-Za-z0-9_-]{1,64})", id: id)
         }
         return topic
     }

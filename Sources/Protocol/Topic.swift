@@ -1,26 +1,49 @@
-// Topic: the names clients subscribe to — `proposal:<id>` (one proposal's events) and `proposals` (the list).
+// Topic: the names clients subscribe to — `<kind>:<id>` (one workflow instance's events) and collections.
 
-/// A subscribable topic. Its wire form is `description`.
-public enum Topic: Hashable, Sendable, CustomStringConvertible {
-    /// `proposal:<id>`: every event of one proposal, with a dense per-topic `seq`.
-    case proposal(String)
-    /// `proposals`: one `proposal` summary event per change to any proposal.
-    case proposals
+/// A subscribable topic: `<kind>:<id>` (one workflow instance's events: `proposal:p-…`, later `bug:…`,
+/// `ask:…`, `incident:…`) or a collection name (`proposals`, `bugs` …). The syntax is checked here; which
+/// kinds exist is the server's feature registry's business (an unknown kind is refused there). Wire form:
+/// `description`.
+public struct Topic: Hashable, Sendable, CustomStringConvertible {
+    /// The instance kind (`proposal`) or the collection name (`proposals`).
+    public let kind: String
+    /// The instance id; nil for a collection.
+    public let id: String?
 
-    /// Maximum length of a proposal id.
+    /// Maximum length of an id (proposal ids and every later kind's).
     public static let maxProposalIDLength = 64
+    /// Maximum length of a kind or collection name.
+    public static let maxKindLength = 32
 
-    /// Parses `proposal:<id>` (id in `[A-Za-z0-9_-]{1,64}`) or `proposals`; nil otherwise.
+    /// `proposal:<id>`.
+    public static func proposal(_ id: String) -> Topic { Topic(kind: "proposal", id: id) }
+    /// `proposals`.
+    public static let proposals = Topic(kind: "proposals", id: nil)
+
+    private init(kind: String, id: String?) {
+        self.kind = kind
+        self.id = id
+    }
+
+    /// Parses `<kind>:<id>` (kind in `[a-z_]{1,32}`, id in `[A-Za-z0-9_-]{1,64}`) or a collection `[a-z_]{1,32}`;
+    /// nil otherwise.
     public init?(_ text: String) {
-        if text == "proposals" {
-            self = .proposals
-            return
+        if let colon = text.firstIndex(of: ":") {
+            let kind = String(text[..<colon])
+            let id = String(text[text.index(after: colon)...])
+            guard Topic.isValidKind(kind), Topic.isValidProposalID(id) else { return nil }
+            self.init(kind: kind, id: id)
+        } else {
+            guard Topic.isValidKind(text) else { return nil }
+            self.init(kind: text, id: nil)
         }
-        let prefix = "proposal:"
-        guard text.hasPrefix(prefix) else { return nil }
-        let id = String(text.dropFirst(prefix.count))
-        guard Topic.isValidProposalID(id) else { return nil }
-        self = .proposal(id)
+    }
+
+    /// True for `[a-z_]{1,32}`.
+    public static func isValidKind(_ kind: String) -> Bool {
+        let utf8 = kind.utf8
+        return !utf8.isEmpty && utf8.count <= maxKindLength
+            && utf8.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || $0 == UInt8(ascii: "_") }
     }
 
     /// True for `[A-Za-z0-9_-]{1,64}`: safe in paths, URLs and topic names without escaping.
@@ -39,32 +62,19 @@ public enum Topic: Hashable, Sendable, CustomStringConvertible {
         return true
     }
 
-    public var description: String {
-        switch self {
-        case .proposal(let id): "proposal:\(id)"
-        case .proposals: "proposals"
-        }
-    }
+    public var description: String { id.map { "\(kind):\($0)" } ?? kind }
 
-    /// Presence is tracked on `proposal:` topics only.
-    public var hasPresence: Bool { if case .proposal = self { true } else { false } }
+    /// Whether this names one instance (`kind:id`) rather than a collection.
+    public var isInstance: Bool { id != nil }
 }
 
-/// What a principal may do. Names are fixed on the wire (`welcome.role`, `presence.members[].role`).
+/// Who a principal is. Names are fixed on the wire (`welcome.role`, `presence.members[].role`). What each
+/// may send is declared by the features that handle the commands (MedicHost's `CommandDeclaration`).
 public enum Role: String, Sendable, Codable, CaseIterable, Hashable {
     /// Everything.
     case admin
-    /// subscribe, unsubscribe, comment, stats.
+    /// Reads, comments and stats.
     case viewer
-    /// subscribe, unsubscribe, propose, comment, stats; never review.
+    /// Proposes and comments; never reviews.
     case bot
-
-    /// Whether this role may send `message` (the server answers `forbidden` otherwise).
-    public func may(_ message: ClientMessage) -> Bool {
-        switch message {
-        case .hello, .subscribe, .unsubscribe, .comment, .stats: true
-        case .propose, .withdraw: self != .viewer  // withdraw: a bot only its own proposals (checked by the pipeline)
-        case .review, .autoFix, .rollback: self == .admin
-        }
-    }
 }

@@ -98,9 +98,12 @@ public func readWorkspaceFile(_ path: String, in root: String, maxBytes: Int) ->
     let type = info.st_mode & S_IFMT
     guard type == S_IFREG else { return .notRegularFile(kind: fileKind(type)) }
     let limit = max(0, maxBytes)
-    var bytes = [UInt8](repeating: 0, count: limit)
+    // Sized for the file as fstat saw it (plus a byte to notice growth), not for the limit: a caller that keeps
+    // many small files (the code indexer) must not hold `maxBytes` of capacity per file. Grows if the file did.
+    var bytes = [UInt8](repeating: 0, count: min(limit, max(0, Int(info.st_size)) + 1))
     var filled = 0
     while filled < limit {
+        if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: min(limit - filled, max(bytes.count, 4096)))) }
         let n = bytes[filled...].withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 {
             if errno == EINTR { continue }

@@ -36,6 +36,10 @@ public final class Connection: IOHandler {
     /// once WebSocket (0 = none): the two never overlap, so they share the field.
     private var phaseStartedAt: UInt64 = 0
     private var ws: WebSocketConnection?
+    /// permessage-deflate: 0 when not negotiated, else the server's LZ77 window bits (8–15) agreed in the
+    /// handshake (RFC 7692 §7.1.2.1). One byte, in the padding after `ws` (91 bytes): the zlib state itself
+    /// lives on the server, per loop.
+    private var deflateWindowBits: UInt8 = 0
     let fd: Int32
     /// Whether `registration` is live with the loop.
     var isRegistered = false
@@ -80,6 +84,11 @@ public final class Connection: IOHandler {
     /// False above the high-water mark: a fan-out may prefer to drop this subscriber early.
     public var isWritable: Bool { queuedBytes < server.configuration.highWaterMark }
     public var isTLS: Bool { tls != nil }
+    /// Whether this WebSocket negotiated permessage-deflate (RFC 7692).
+    public var perMessageDeflate: Bool { deflateWindowBits != 0 }
+    /// Whether messages to this peer may be compressed: zlib cannot make a 256-byte window, so a peer that
+    /// asked for `server_max_window_bits=8` gets every message uncompressed (see `DeflateParameters`).
+    private var compressesOutbound: Bool { deflateWindowBits >= 9 }
 
     // MARK: reading
 
@@ -252,12 +261,20 @@ public final class Connection: IOHandler {
             headers.add("Connection", "Upgrade")
             headers.add("Sec-WebSocket-Accept", accepted.acceptValue)
             if let subprotocol = accepted.subprotocol { headers.add("Sec-WebSocket-Protocol", subprotocol) }
+            // RFC 7692 §5: accept the first acceptable permessage-deflate offer (a bad one declines only itself).
+            let deflate = DeflateParameters.negotiate(
+                offers: request.headers.values("Sec-WebSocket-Extensions"), configuration: server.configuration.deflate)
+            if let deflate { headers.add("Sec-WebSocket-Extensions", deflate.responseHeader) }
             awaitingResponse = false
             HTTPResponse(status: 101, headers: headers).encode(keepAlive: true, date: nil).withUnsafeBytes { enqueueCopy($0) }
             var leftover = http?.parser.takeBufferedBytes() ?? []
             http = nil
             requestStartedAt = 0
             ws = WebSocketConnection(role: .server, limits: policy.restrictedUntilLifted ? server.restrictedWebSocketLimits : server.websocketLimits)
+            if let deflate {
+                ws!.enablePerMessageDeflate()
+                deflateWindowBits = UInt8(deflate.serverMaxWindowBits)
+            }
             wsOpen = true
             server.metrics.websocketsOpened += 1
             handler.didOpen(self, request: request, subprotocol: accepted.subprotocol)
@@ -272,7 +289,7 @@ public final class Connection: IOHandler {
     private func receiveWebSocket(_ bytes: UnsafeMutableRawBufferPointer) {
         var actions = server.takeActionScratch()
         defer { server.returnActionScratch(&actions) }
-        ws!.receive(inPlace: bytes, into: &actions)
+        ws!.receive(inPlace: bytes, inflater: deflateWindowBits != 0 ? server.inflater : nil, into: &actions)
         // Messages that came before a Close or a protocol error in this same read are still delivered and
         // their answers queued ahead of our Close: RFC 6455 §7.1.7 fails the connection, but what earlier valid
         // frames produced goes out first (then the Close, then TCP closes once flushed). `wsOpen` turns false
@@ -312,17 +329,22 @@ public final class Connection: IOHandler {
     /// and has not yet sent Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect to
     /// send a Pong frame for only the most recently processed Ping frame." So while a Pong is still queued,
     /// the new one is only remembered (replacing an older one) and queued when the queue empties: a Ping
-    /// flood from a client that does not read costs one Pong, not one per Ping.
+    /// flood from a client that does not read costs a few Pongs, not one per Ping. The first
+    /// `pongsBeforeCoalescing` Pings of a burst are each answered (Autobahn 2.10 sends 10 Pings in one write
+    /// and expects 10 Pongs: not required by §5.5.3, but what peers expect of a server that keeps up).
     private func sendPong(_ frame: [UInt8]) {
         let out = outbound()
-        if out.pongQueued {
+        if out.pongsQueued >= Self.pongsBeforeCoalescing {
             out.owedPong = frame
             return
         }
         guard admit(frame.count) else { return }
-        out.pongQueued = true
+        out.pongsQueued += 1
         frame.withUnsafeBytes { enqueueCopy($0) }
     }
+
+    /// Pongs queued at once before further ones coalesce into the latest (at most 32 × 127 bytes).
+    static let pongsBeforeCoalescing: UInt8 = 32
 
     /// Lifts `ServerConfiguration.restrictedWebSocket` (see `WebSocketUpgradePolicy.restrictedUntilLifted`):
     /// the server's normal WebSocket limits apply from the next frame on.
@@ -345,9 +367,23 @@ public final class Connection: IOHandler {
     /// outbound staging buffer, so small messages cost no allocation. Shared frames go through `send(frame:)`.
     public func sendMessage(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) {
         guard wsOpen, !isClosed, !closeWhenDrained else { return }
+        if compressesOutbound && payload.count >= server.configuration.deflate.minimumSize,
+            let deflated = server.deflater.compress(payload, windowBits: Int(deflateWindowBits)),
+            deflated.count < payload.count
+        {
+            // RFC 7692 §6.1: the compressed payload, RSV1 on the (only) frame. Shorter or incompressible
+            // messages go out plain below: §6 lets every message choose.
+            deflated.withUnsafeBytes { sendFrame(opcode, payload: $0, compressed: true) }
+            return
+        }
+        sendFrame(opcode, payload: payload, compressed: false)
+    }
+
+    /// Frames one message of this connection alone into the staging buffer (or a shared frame when large).
+    private func sendFrame(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, compressed: Bool) {
         let count = payload.count
         guard count <= Self.copyLimit, tls == nil else {
-            send(frame: WebSocketFrame.encodeShared(opcode, payload: payload))
+            send(frame: WebSocketFrame.encodeShared(opcode, payload: payload, compressed: compressed))
             return
         }
         let total = WebSocketFrame.headerSize(payloadCount: count, masked: false) + count
@@ -357,7 +393,8 @@ public final class Connection: IOHandler {
         // The connection keeps `out` alive across the call: no retain/release per message (perf).
         Unmanaged.passUnretained(out!)._withUnsafeGuaranteedRef { out in
             out.appendCopy(count: total) { base in
-                let header = WebSocketFrame.writeHeader(base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil)
+                let header = WebSocketFrame.writeHeader(
+                    base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil, compressed: compressed)
                 if count > 0 { (base + header).copyMemory(from: payload.baseAddress!, byteCount: count) }
             }
         }
@@ -376,6 +413,18 @@ public final class Connection: IOHandler {
         guard wsOpen, !isClosed, !closeWhenDrained else { return false }
         server.metrics.messagesOut += 1
         return enqueue(frame, deferred: deferred)
+    }
+
+    /// Queues a message shared by many connections (the Hub's fan-out): its plain frame, or — when this
+    /// connection negotiated permessage-deflate — its compressed frame, made once for all such subscribers
+    /// (see `SharedMessage`). With deflate off this is `send(frame: message.plain)` plus one byte compare.
+    @discardableResult
+    public func send(message: SharedMessage, deferred: Bool = false) -> Bool {
+        guard compressesOutbound else { return send(frame: message.plain, deferred: deferred) }
+        let frame = message.frame(
+            windowBits: Int(deflateWindowBits), deflater: server.deflater,
+            minimumSize: server.configuration.deflate.minimumSize)
+        return send(frame: frame, deferred: deferred)
     }
 
     /// Starts the closing handshake (RFC 6455 §7.1.2) with `code`; the TCP connection closes when the
@@ -483,7 +532,7 @@ public final class Connection: IOHandler {
             if drained, let pong = out.owedPong {
                 // The queue emptied with a Pong owed (see `sendPong`): it goes now.
                 out.owedPong = nil
-                out.pongQueued = true
+                out.pongsQueued = 1
                 if let tls {
                     if pong.withUnsafeBytes({ tls.writePlaintext($0) }) != nil {
                         abort()

@@ -25,8 +25,8 @@ final class Outbound {
     private var stagingUsed = 0
     /// Bytes queued and not yet written.
     private(set) var byteCount = 0
-    /// A Pong of this connection is queued and not completely written (cleared when the queue empties).
-    var pongQueued = false
+    /// Pongs of this connection queued since the queue was last empty (cleared when it empties).
+    var pongsQueued: UInt8 = 0
     /// The Pong answering the latest Ping, held back while an earlier Pong is still queued and queued by the
     /// connection when this queue empties (RFC 6455 §5.5.3: only the most recent Ping needs an answer). It
     /// lives here, not in the connection, so an idle connection pays nothing for it.
@@ -126,7 +126,7 @@ final class Outbound {
 
     /// Everything was written (or dropped): forgets the segments but keeps an owed Pong.
     private func empty() {
-        pongQueued = false
+        pongsQueued = 0
         segments.removeAll(keepingCapacity: segments.capacity <= 1024)
         head = 0
         headStarted = false

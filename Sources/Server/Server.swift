@@ -47,6 +47,10 @@ public final class Server {
     let websocketLimits: WebSocketLimits.Shared
     /// One copy of the restricted limits (before the handler lifts them) for every connection.
     let restrictedWebSocketLimits: WebSocketLimits.Shared
+    /// permessage-deflate's zlib streams, one set per loop (made on first use; connections hold none, so an
+    /// idle connection costs no zlib memory — RFC 7692 §7.1.1: no context takeover either way).
+    private(set) lazy var deflater = MessageDeflater(level: configuration.deflate.level)
+    private(set) lazy var inflater = MessageInflater()
     private var plaintextScratch: [UInt8] = []
     private var actionScratch: [WebSocketAction] = []
     private var sweepTimer: TimerID?

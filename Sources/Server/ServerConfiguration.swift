@@ -40,6 +40,10 @@ public struct ServerConfiguration: Sendable {
     /// 5 ms covers a group commit on this machine: with 2 ms, fan-out took 0.082 writes per delivery, with
     /// 5–20 ms 0.066 (1/16 is the floor with a publisher window of 16) and ~20 % less CPU (Benchmarks/README).
     public var deferredFlushMicroseconds: Int = 5_000
+    /// permessage-deflate (RFC 7692): whether it is negotiated, the size below which messages go out
+    /// uncompressed, and the zlib level. Compressed input is bounded by `websocket.maxMessageSize` *after*
+    /// inflation (1009 before inflating past it). Default: on, 64 bytes, level 6.
+    public var deflate: DeflateConfiguration = .init()
 
     public init() {}
 }

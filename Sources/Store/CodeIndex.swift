@@ -20,13 +20,16 @@ public struct CodeFileRow: Sendable, Equatable {
     public var size: Int
     public var hash: String
     public var lines: Int
+    /// Modification time (ns) when indexed: a file with the same size and mtime is not read again.
+    public var mtime: Int64
 
-    public init(path: String, language: String, size: Int, hash: String, lines: Int) {
+    public init(path: String, language: String, size: Int, hash: String, lines: Int, mtime: Int64 = 0) {
         self.path = path
         self.language = language
         self.size = size
         self.hash = hash
         self.lines = lines
+        self.mtime = mtime
     }
 }
 
@@ -121,7 +124,7 @@ enum CodeIndexOperations {
                 repo TEXT PRIMARY KEY, commit_id TEXT, indexed_at BIGINT NOT NULL, files INTEGER NOT NULL, symbols INTEGER NOT NULL);
             CREATE TABLE code_files (
                 repo TEXT NOT NULL, path TEXT NOT NULL, language TEXT NOT NULL, size BIGINT NOT NULL, hash TEXT NOT NULL,
-                lines INTEGER NOT NULL, PRIMARY KEY (repo, path));
+                lines INTEGER NOT NULL, mtime BIGINT NOT NULL, PRIMARY KEY (repo, path));
             CREATE TABLE code_symbols (
                 repo TEXT NOT NULL, path TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, scope TEXT, signature TEXT,
                 line INTEGER NOT NULL, end_line INTEGER, doc TEXT);
@@ -162,8 +165,8 @@ enum CodeIndexOperations {
     }
 
     static func files(repo: String, on c: any SQLConnection) throws(StoreError) -> [CodeFileRow] {
-        try c.query("SELECT path, language, size, hash, lines FROM code_files WHERE repo = $1 ORDER BY path", [.text(repo)]).map {
-            CodeFileRow(path: $0[0].text, language: $0[1].text, size: Int($0[2].int), hash: $0[3].text, lines: Int($0[4].int))
+        try c.query("SELECT path, language, size, hash, lines, mtime FROM code_files WHERE repo = $1 ORDER BY path", [.text(repo)]).map {
+            CodeFileRow(path: $0[0].text, language: $0[1].text, size: Int($0[2].int), hash: $0[3].text, lines: Int($0[4].int), mtime: $0[5].int)
         }
     }
 
@@ -177,8 +180,8 @@ enum CodeIndexOperations {
             for indexed in files {
                 let f = indexed.file
                 try c.query(
-                    "INSERT INTO code_files (repo, path, language, size, hash, lines) VALUES ($1, $2, $3, $4, $5, $6)",
-                    [.text(repo), .text(f.path), .text(f.language), .int(Int64(f.size)), .text(f.hash), .int(Int64(f.lines))])
+                    "INSERT INTO code_files (repo, path, language, size, hash, lines, mtime) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    [.text(repo), .text(f.path), .text(f.language), .int(Int64(f.size)), .text(f.hash), .int(Int64(f.lines)), .int(f.mtime)])
                 for s in indexed.symbols {
                     try c.query(
                         """
@@ -304,5 +307,14 @@ enum CodeIndexOperations {
         try c.query("SELECT path, module, resolved, line FROM code_imports WHERE repo = $1 ORDER BY path, line", [.text(repo)]).map {
             CodeImportRow(path: $0[0].text, module: $0[1].text, resolved: $0[2].optionalText, line: Int($0[3].int))
         }
+    }
+
+    /// Symbol name → the files defining it (sorted, deduplicated).
+    static func definitions(repo: String, on c: any SQLConnection) throws(StoreError) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for row in try c.query("SELECT DISTINCT name, path FROM code_symbols WHERE repo = $1 ORDER BY name, path", [.text(repo)]) {
+            out[row[0].text, default: []].append(row[1].text)
+        }
+        return out
     }
 }

@@ -203,6 +203,10 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try CodeIndexOperations.symbols(repo: repo, path: path, on: c) }
     }
 
+    public func codeDefinitions(repo: String, completion: @escaping @Sendable (Result<[String: [String]], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try CodeIndexOperations.definitions(repo: repo, on: c) }
+    }
+
     public func codeImports(repo: String, completion: @escaping @Sendable (Result<[CodeImportRow], StoreError>) -> Void) {
         run(completion) { c throws(StoreError) in try CodeIndexOperations.imports(repo: repo, on: c) }
     }

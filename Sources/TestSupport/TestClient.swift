@@ -9,10 +9,13 @@ public struct TestFrame: Sendable, Equatable {
     public var fin: Bool
     public var opcode: UInt8
     public var payload: [UInt8]
-    public init(fin: Bool, opcode: UInt8, payload: [UInt8]) {
+    /// RSV1: the frame's message is compressed (permessage-deflate, RFC 7692 §6).
+    public var rsv1: Bool
+    public init(fin: Bool, opcode: UInt8, payload: [UInt8], rsv1: Bool = false) {
         self.fin = fin
         self.opcode = opcode
         self.payload = payload
+        self.rsv1 = rsv1
     }
     public var text: String { String(decoding: payload, as: UTF8.self) }
     /// For close frames: the status code (nil when the payload is empty).
@@ -253,7 +256,8 @@ public final class TestClient {
             let ext = try take(8)
             length = ext.reduce(0) { $0 << 8 | Int($1) }
         }
-        return TestFrame(fin: header[0] & 0x80 != 0, opcode: header[0] & 0x0F, payload: try take(length))
+        return TestFrame(
+            fin: header[0] & 0x80 != 0, opcode: header[0] & 0x0F, payload: try take(length), rsv1: header[0] & 0x40 != 0)
     }
 
     /// Reads frames until a data or close frame (pings are answered, pongs skipped).

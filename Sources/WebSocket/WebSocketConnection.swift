@@ -42,6 +42,11 @@ public struct WebSocketConnection: Sendable {
     private var sharedLimits: WebSocketLimits.Shared
     /// Why we failed the connection, if we did (for the executor's log line).
     public private(set) var failure: WebSocketProtocolError?
+    // The two flags sit in the padding after `failure` (9 bytes) so the struct does not grow.
+    /// permessage-deflate (RFC 7692) was negotiated in the handshake: RSV1 may mark a compressed message.
+    public private(set) var perMessageDeflate = false
+    /// The message being read had RSV1 on its first frame (RFC 7692 §6): inflate it before delivery.
+    private var compressed = false
     private var fragmentCount: UInt32 = 0
     /// The 4 masking-key bytes as on the wire, wire byte 0 in the low bits (see `WebSocketMask`).
     private var maskingKey: UInt32 = 0
@@ -70,6 +75,12 @@ public struct WebSocketConnection: Sendable {
         self.sharedLimits = limits
     }
 
+    /// permessage-deflate was agreed in the handshake (RFC 7692 §5): from now on RSV1 on the first frame of a
+    /// data message marks it compressed. Pass a `MessageInflater` to `receive` to read such messages.
+    public mutating func enablePerMessageDeflate() {
+        perMessageDeflate = true
+    }
+
     /// Replaces the limits (e.g. larger ones once the peer is authenticated). They apply from the next frame
     /// header on, including to the rest of a fragmented message in progress (checked against its size so far).
     public mutating func setLimits(_ limits: WebSocketLimits.Shared) {
@@ -78,10 +89,14 @@ public struct WebSocketConnection: Sendable {
 
     /// Feeds received bytes (split anywhere) and appends the resulting actions to `actions`.
     /// On a protocol error: `.send(close with the error's code)` then `.close`; later input is ignored.
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer, into actions: inout [WebSocketAction]) {
+    /// `inflater` (one per loop; the connection keeps no zlib state) reads compressed messages once
+    /// permessage-deflate is enabled; without one a compressed message fails the connection (1011).
+    public mutating func receive(
+        _ bytes: UnsafeRawBufferPointer, inflater: MessageInflater? = nil, into actions: inout [WebSocketAction]
+    ) {
         guard state != .closed, let base = bytes.baseAddress, bytes.count > 0 else { return }
         do {
-            try parse(base, count: bytes.count, inPlace: nil, into: &actions)
+            try parse(base, count: bytes.count, inPlace: nil, inflater: inflater, into: &actions)
         } catch {
             fail(error, into: &actions)
         }
@@ -91,18 +106,24 @@ public struct WebSocketConnection: Sendable {
     /// unmasked and validated in place and reported as `.messageInInput(opcode, range)` — a range of
     /// `bytes`, valid until the caller reuses that buffer — instead of being copied into a new array.
     /// Messages split across reads or fragmented (§5.4) are assembled and reported as `.message`.
-    public mutating func receive(inPlace bytes: UnsafeMutableRawBufferPointer, into actions: inout [WebSocketAction]) {
+    /// A compressed message is inflated into a new array and reported as `.message`.
+    public mutating func receive(
+        inPlace bytes: UnsafeMutableRawBufferPointer, inflater: MessageInflater? = nil,
+        into actions: inout [WebSocketAction]
+    ) {
         guard state != .closed, let base = bytes.baseAddress, bytes.count > 0 else { return }
         do {
-            try parse(UnsafeRawPointer(base), count: bytes.count, inPlace: base, into: &actions)
+            try parse(UnsafeRawPointer(base), count: bytes.count, inPlace: base, inflater: inflater, into: &actions)
         } catch {
             fail(error, into: &actions)
         }
     }
 
     /// Convenience overload of `receive(_:into:)` for arrays.
-    public mutating func receive(_ bytes: [UInt8], into actions: inout [WebSocketAction]) {
-        bytes.withUnsafeBytes { receive($0, into: &actions) }
+    public mutating func receive(
+        _ bytes: [UInt8], inflater: MessageInflater? = nil, into actions: inout [WebSocketAction]
+    ) {
+        bytes.withUnsafeBytes { receive($0, inflater: inflater, into: &actions) }
     }
 
     /// Starts the closing handshake from our side (RFC 6455 §7.1.2) and returns the Close frame to
@@ -131,7 +152,8 @@ public struct WebSocketConnection: Sendable {
 
     /// Runs the header/payload state machine over `count` bytes; stops early once closed.
     private mutating func parse(
-        _ base: UnsafeRawPointer, count: Int, inPlace: UnsafeMutableRawPointer?, into actions: inout [WebSocketAction]
+        _ base: UnsafeRawPointer, count: Int, inPlace: UnsafeMutableRawPointer?, inflater: MessageInflater?,
+        into actions: inout [WebSocketAction]
     ) throws(WebSocketProtocolError) {
         var index = 0
         while index < count && state != .closed {
@@ -142,14 +164,14 @@ public struct WebSocketConnection: Sendable {
             case .secondByte:
                 let byte = base.load(fromByteOffset: index, as: UInt8.self)
                 index += 1
-                try readSecondByte(byte, into: &actions)
+                try readSecondByte(byte, inflater: inflater, into: &actions)
             case .extendedLength(let remaining):
                 accumulator = accumulator << 8 | UInt64(base.load(fromByteOffset: index, as: UInt8.self))
                 index += 1
                 if remaining > 1 {
                     parseState = .extendedLength(remaining: remaining - 1)
                 } else {
-                    try readExtendedLength(into: &actions)
+                    try readExtendedLength(inflater: inflater, into: &actions)
                 }
             case .maskingKey(let remaining):
                 let byte = UInt32(base.load(fromByteOffset: index, as: UInt8.self))
@@ -158,13 +180,13 @@ public struct WebSocketConnection: Sendable {
                 if remaining > 1 {
                     parseState = .maskingKey(remaining: remaining - 1)
                 } else {
-                    try beginPayload(into: &actions)
+                    try beginPayload(inflater: inflater, into: &actions)
                 }
             case .payload:
                 if let inPlace, frameConsumed == 0, fin, opcode != .continuation, !opcode.isControl, state == .open,
                     count - index >= frameLength
                 {
-                    try finishInPlace(inPlace + index, at: index, into: &actions)
+                    try finishInPlace(inPlace + index, at: index, inflater: inflater, into: &actions)
                     index += frameLength
                     continue
                 }
@@ -172,18 +194,26 @@ public struct WebSocketConnection: Sendable {
                 try consumePayload(UnsafeRawPointer(base + index), count: chunk)
                 index += chunk
                 frameConsumed += chunk
-                if frameConsumed == frameLength { try finishFrame(into: &actions) }
+                if frameConsumed == frameLength { try finishFrame(inflater: inflater, into: &actions) }
             }
         }
     }
 
     /// FIN, RSV1-3 and opcode (RFC 6455 §5.2), with the fragmentation rules of §5.4.
     private mutating func readFirstByte(_ byte: UInt8) throws(WebSocketProtocolError) {
-        // §5.2: RSV bits MUST be 0 unless an extension defines them; we negotiate none.
+        // §5.2: RSV bits MUST be 0 unless an extension defines them. permessage-deflate defines RSV1 only
+        // (RFC 7692 §6), and only when it was negotiated; RSV2 and RSV3 are never ours.
         let reserved = (byte >> 4) & 0x7
-        guard reserved == 0 else { throw .init(.reservedBitsSet(reserved)) }
+        let rsv1 = reserved & 0x4 != 0
+        guard reserved & 0x3 == 0, !rsv1 || perMessageDeflate else { throw .init(.reservedBitsSet(reserved)) }
         guard let parsed = WebSocketOpcode(rawValue: byte & 0x0F) else {
             throw .init(.unknownOpcode(byte & 0x0F))
+        }
+        // RFC 7692 §6: "An endpoint MUST NOT set the "Per-Message Compressed" bit of control frames and
+        // non-first fragments of a data message. An endpoint receiving such a frame MUST _Fail the
+        // WebSocket Connection_."
+        if rsv1 && (parsed.isControl || parsed == .continuation) {
+            throw .init(.compressedBitOnControlOrContinuation)
         }
         fin = byte & 0x80 != 0
         opcode = parsed
@@ -196,13 +226,15 @@ public struct WebSocketConnection: Sendable {
         case .text, .binary:
             // §5.4: fragments of one message are not interleaved with another message.
             guard messageOpcode == nil else { throw .init(.dataFrameInsideFragmentedMessage) }
+            // The first frame of a message says whether the whole message is compressed (RFC 7692 §6).
+            compressed = rsv1
         }
         parseState = .secondByte
     }
 
     /// MASK and the 7-bit payload length (RFC 6455 §5.2).
     private mutating func readSecondByte(
-        _ byte: UInt8, into actions: inout [WebSocketAction]
+        _ byte: UInt8, inflater: MessageInflater?, into actions: inout [WebSocketAction]
     ) throws(WebSocketProtocolError) {
         masked = byte & 0x80 != 0
         // §5.1: a server MUST fail on an unmasked client frame; a client on a masked server frame.
@@ -222,13 +254,15 @@ public struct WebSocketConnection: Sendable {
             parseState = .extendedLength(remaining: 8)
         default:
             frameLength = Int(lengthCode)
-            try lengthKnown(into: &actions)
+            try lengthKnown(inflater: inflater, into: &actions)
         }
     }
 
     /// Checks the 16- or 64-bit length just read. §5.2: "the minimal number of bytes MUST be
     /// used to encode the length" and the 64-bit form's most significant bit MUST be 0.
-    private mutating func readExtendedLength(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+    private mutating func readExtendedLength(
+        inflater: MessageInflater?, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
         if lengthCode == 126 {
             guard accumulator >= 126 else { throw .init(.nonMinimalLength) }
         } else {
@@ -237,11 +271,13 @@ public struct WebSocketConnection: Sendable {
         }
         // Below 2^63, so it fits in Int on the 64-bit platforms we support.
         frameLength = Int(accumulator)
-        try lengthKnown(into: &actions)
+        try lengthKnown(inflater: inflater, into: &actions)
     }
 
     /// Enforces the limits before reading any payload, so an oversized frame costs nothing.
-    private mutating func lengthKnown(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+    private mutating func lengthKnown(
+        inflater: MessageInflater?, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
         if !opcode.isControl {
             guard frameLength <= limits.maxFrameSize else { throw .init(.frameTooBig(frameLength)) }
             // Written as a subtraction so a huge frame length cannot overflow the sum.
@@ -259,30 +295,38 @@ public struct WebSocketConnection: Sendable {
             maskingKey = 0
             parseState = .maskingKey(remaining: 4)
         } else {
-            try beginPayload(into: &actions)
+            try beginPayload(inflater: inflater, into: &actions)
         }
     }
 
     /// Header complete: start reading the payload (finishing at once when it is empty).
-    private mutating func beginPayload(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+    private mutating func beginPayload(
+        inflater: MessageInflater?, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
         frameConsumed = 0
         parseState = .payload
         // An empty frame has no payload bytes to wait for.
-        if frameLength == 0 { try finishFrame(into: &actions) }
+        if frameLength == 0 { try finishFrame(inflater: inflater, into: &actions) }
     }
 
     /// A lone final data frame whose payload is all in the caller's buffer: unmask and validate it there.
     private mutating func finishInPlace(
-        _ payload: UnsafeMutableRawPointer, at offset: Int, into actions: inout [WebSocketAction]
+        _ payload: UnsafeMutableRawPointer, at offset: Int, inflater: MessageInflater?,
+        into actions: inout [WebSocketAction]
     ) throws(WebSocketProtocolError) {
         if masked { WebSocketMask.apply(maskingKey, phase: 0, to: payload, count: frameLength) }
-        if opcode == .text {
+        if compressed {
+            // Inflated into a new array (the message grows), then delivered like an assembled one.
+            let inflated = try inflate(UnsafeRawBufferPointer(start: payload, count: frameLength), with: inflater)
+            try deliverInflated(opcode, inflated, into: &actions)
+        } else if opcode == .text {
             // §8.1 with §5.6: the whole text message must be valid UTF-8, ending on a character boundary.
             guard utf8.consume(UnsafeRawPointer(payload), count: frameLength) else { throw .init(.invalidUTF8) }
             guard utf8.isComplete else { throw .init(.incompleteUTF8AtEndOfMessage) }
             utf8 = UTF8Validator()
         }
-        actions.append(.messageInInput(opcode, offset..<offset + frameLength))
+        if !compressed { actions.append(.messageInInput(opcode, offset..<offset + frameLength)) }
+        compressed = false
         frameConsumed = frameLength
         parseState = .firstByte
         messageOpcode = nil
@@ -307,14 +351,17 @@ public struct WebSocketConnection: Sendable {
         let ok = message.withUnsafeMutableBytes { buffer -> Bool in
             let tail = buffer.baseAddress! + start
             if masked { WebSocketMask.apply(maskingKey, phase: frameConsumed, to: tail, count: count) }
-            // §8.1 with §5.6: validate as we go so bad text fails before the message completes.
-            return messageOpcode != .text || utf8.consume(UnsafeRawPointer(tail), count: count)
+            // §8.1 with §5.6: validate as we go so bad text fails before the message completes. A compressed
+            // message is validated after inflation (RFC 7692 §6.2: the payload is DEFLATE data, not text).
+            return messageOpcode != .text || compressed || utf8.consume(UnsafeRawPointer(tail), count: count)
         }
         guard ok else { throw .init(.invalidUTF8) }
     }
 
     /// The whole frame has arrived: act on a control frame, or deliver the message on FIN.
-    private mutating func finishFrame(into actions: inout [WebSocketAction]) throws(WebSocketProtocolError) {
+    private mutating func finishFrame(
+        inflater: MessageInflater?, into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
         parseState = .firstByte
         if opcode.isControl {
             if masked && !control.isEmpty {
@@ -328,15 +375,51 @@ public struct WebSocketConnection: Sendable {
         guard fin else { return }
         let kind = messageOpcode ?? .binary
         if state == .open {
-            // §8.1: the message must end on a character boundary.
-            guard kind != .text || utf8.isComplete else { throw .init(.incompleteUTF8AtEndOfMessage) }
-            actions.append(.message(kind, message))
+            if compressed {
+                // `withUnsafeBytes` rethrows untyped errors, so the outcome crosses it as a Result.
+                let inflated = message.withUnsafeBytes { bytes in
+                    Result { () throws(WebSocketProtocolError) in try inflate(bytes, with: inflater) }
+                }
+                try deliverInflated(kind, inflated.get(), into: &actions)
+            } else {
+                // §8.1: the message must end on a character boundary.
+                guard kind != .text || utf8.isComplete else { throw .init(.incompleteUTF8AtEndOfMessage) }
+                actions.append(.message(kind, message))
+            }
         }
         message = []
+        compressed = false
         messageOpcode = nil
         messageLength = 0
         fragmentCount = 0
         utf8 = UTF8Validator()
+    }
+
+    /// RFC 7692 §6.2: the message's payload with 0x00 0x00 0xff 0xff appended, inflated — never past the
+    /// message limit (a decompression bomb fails with 1009 having produced at most the limit).
+    private func inflate(
+        _ payload: UnsafeRawBufferPointer, with inflater: MessageInflater?
+    ) throws(WebSocketProtocolError) -> [UInt8] {
+        guard let inflater else { throw .init(.noInflater) }
+        do {
+            return try inflater.decompress(payload, maxBytes: limits.maxMessageSize)
+        } catch {
+            switch error {
+            case .tooBig: throw .init(.inflatedMessageTooBig(limits.maxMessageSize))
+            case .invalidData: throw .init(.invalidCompressedData)
+            }
+        }
+    }
+
+    /// An inflated message: text must be valid UTF-8 as a whole (RFC 6455 §8.1, after RFC 7692 §6.2).
+    private mutating func deliverInflated(
+        _ kind: WebSocketOpcode, _ inflated: [UInt8], into actions: inout [WebSocketAction]
+    ) throws(WebSocketProtocolError) {
+        if kind == .text {
+            let valid = inflated.withUnsafeBytes { UTF8Validator.isValid($0) }
+            guard valid else { throw .init(.invalidUTF8) }
+        }
+        actions.append(.message(kind, inflated))
     }
 
     /// Ping, pong and close (RFC 6455 §5.5), which may arrive between fragments of a message.
@@ -400,5 +483,6 @@ public struct WebSocketConnection: Sendable {
         message = []
         control = []
         messageOpcode = nil
+        compressed = false
     }
 }

@@ -22,11 +22,13 @@ public enum WebSocketFrame {
 
     /// Writes the frame header at `out` (which must have `headerSize` bytes) and returns its size.
     /// The masking key goes on the wire in big-endian order, so byte `i` of the payload is XORed
-    /// with byte `i % 4` of `key.bigEndian`.
+    /// with byte `i % 4` of `key.bigEndian`. `compressed` sets RSV1, permessage-deflate's "Per-Message
+    /// Compressed" bit (RFC 7692 §6): only on the first frame of a data message whose payload is compressed.
     public static func writeHeader(
-        _ out: UnsafeMutableRawPointer, opcode: WebSocketOpcode, fin: Bool, payloadCount: Int, maskingKey: UInt32?
+        _ out: UnsafeMutableRawPointer, opcode: WebSocketOpcode, fin: Bool, payloadCount: Int, maskingKey: UInt32?,
+        compressed: Bool = false
     ) -> Int {
-        out.storeBytes(of: (fin ? 0x80 : 0) | opcode.rawValue, as: UInt8.self)
+        out.storeBytes(of: (fin ? 0x80 : 0) | (compressed ? 0x40 : 0) | opcode.rawValue, as: UInt8.self)
         let maskBit: UInt8 = maskingKey == nil ? 0 : 0x80
         var offset: Int
         if payloadCount < 126 {
@@ -51,13 +53,15 @@ public enum WebSocketFrame {
 
     /// Encodes one frame into a new array. Pass `maskingKey` for client-to-server frames.
     public static func encode(
-        _ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, fin: Bool = true, maskingKey: UInt32? = nil
+        _ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, fin: Bool = true, maskingKey: UInt32? = nil,
+        compressed: Bool = false
     ) -> [UInt8] {
         let count = payload.count
         let total = headerSize(payloadCount: count, masked: maskingKey != nil) + count
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             let base = UnsafeMutableRawPointer(buffer.baseAddress!)
-            let header = writeHeader(base, opcode: opcode, fin: fin, payloadCount: count, maskingKey: maskingKey)
+            let header = writeHeader(
+                base, opcode: opcode, fin: fin, payloadCount: count, maskingKey: maskingKey, compressed: compressed)
             if count > 0 {
                 (base + header).copyMemory(from: payload.baseAddress!, byteCount: count)
                 if let key = maskingKey {
@@ -70,19 +74,23 @@ public enum WebSocketFrame {
 
     /// Convenience overload of `encode(_:payload:fin:maskingKey:)` for arrays.
     public static func encode(
-        _ opcode: WebSocketOpcode, payload: [UInt8], fin: Bool = true, maskingKey: UInt32? = nil
+        _ opcode: WebSocketOpcode, payload: [UInt8], fin: Bool = true, maskingKey: UInt32? = nil,
+        compressed: Bool = false
     ) -> [UInt8] {
-        payload.withUnsafeBytes { encode(opcode, payload: $0, fin: fin, maskingKey: maskingKey) }
+        payload.withUnsafeBytes { encode(opcode, payload: $0, fin: fin, maskingKey: maskingKey, compressed: compressed) }
     }
 
     /// Builds an unmasked, final server frame once, to be shared by every subscriber's write queue
     /// (DESIGN invariant 3, "encode once").
-    public static func encodeShared(_ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer) -> SharedBytes {
+    public static func encodeShared(
+        _ opcode: WebSocketOpcode, payload: UnsafeRawBufferPointer, compressed: Bool = false
+    ) -> SharedBytes {
         let count = payload.count
         let total = headerSize(payloadCount: count, masked: false) + count
         return SharedBytes(count: total) { out in
             let base = out.baseAddress!
-            let header = writeHeader(base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil)
+            let header = writeHeader(
+                base, opcode: opcode, fin: true, payloadCount: count, maskingKey: nil, compressed: compressed)
             if count > 0 {
                 (base + header).copyMemory(from: payload.baseAddress!, byteCount: count)
             }

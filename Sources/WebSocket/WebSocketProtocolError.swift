@@ -20,6 +20,11 @@ public struct WebSocketProtocolError: Error, Sendable, Equatable, CustomStringCo
         case frameTooBig(Int)
         case messageTooBig(Int)
         case tooManyFragments(Int)
+        case compressedBitOnControlOrContinuation
+        case inflatedMessageTooBig(Int)
+        // No zlib message kept: a String payload would widen every connection's `failure` field by 8 bytes.
+        case invalidCompressedData
+        case noInflater
     }
 
     let kind: Kind
@@ -31,12 +36,19 @@ public struct WebSocketProtocolError: Error, Sendable, Equatable, CustomStringCo
         switch kind {
         case .reservedBitsSet, .unknownOpcode, .fragmentedControlFrame, .controlFrameTooLong, .maskMismatch,
             .nonMinimalLength, .lengthMostSignificantBitSet, .continuationWithoutMessage,
-            .dataFrameInsideFragmentedMessage, .closePayloadOfOneByte, .invalidCloseCode:
+            .dataFrameInsideFragmentedMessage, .closePayloadOfOneByte, .invalidCloseCode,
+            .compressedBitOnControlOrContinuation:
             return WebSocketCloseCode.protocolError
         case .invalidUTF8, .incompleteUTF8AtEndOfMessage, .invalidCloseReason:
             return WebSocketCloseCode.invalidPayload
-        case .frameTooBig, .messageTooBig, .tooManyFragments:
+        case .invalidCompressedData:
+            // RFC 7692 names no code for undecodable DEFLATE data; it is a payload inconsistent with the
+            // message (1007, RFC 6455 §7.4.1), as invalid UTF-8 is.
+            return WebSocketCloseCode.invalidPayload
+        case .frameTooBig, .messageTooBig, .tooManyFragments, .inflatedMessageTooBig:
             return WebSocketCloseCode.messageTooBig
+        case .noInflater:
+            return WebSocketCloseCode.internalError
         }
     }
 
@@ -60,6 +72,11 @@ public struct WebSocketProtocolError: Error, Sendable, Equatable, CustomStringCo
         case .frameTooBig(let length): return "frame payload \(length) exceeds limit"
         case .messageTooBig(let length): return "message size \(length) exceeds limit"
         case .tooManyFragments(let count): return "message split into \(count) fragments exceeds limit"
+        case .compressedBitOnControlOrContinuation:
+            return "RSV1 on a control frame or a continuation frame (RFC 7692 §6)"
+        case .inflatedMessageTooBig(let limit): return "compressed message inflates past the \(limit)-byte limit"
+        case .invalidCompressedData: return "invalid DEFLATE data in a compressed message (RFC 7692 §6.2)"
+        case .noInflater: return "compressed message with no inflater configured"
         }
     }
 }

@@ -7,7 +7,7 @@ import Server
 import TLS
 import WebSocket
 
-/// `medic-echo --listen HOST:PORT [--tls-cert PATH --tls-key PATH]`.
+/// `medic-echo --listen HOST:PORT [--tls-cert PATH --tls-key PATH] [--deflate on|off]`.
 struct MedicEcho: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic-echo",
@@ -25,6 +25,12 @@ struct MedicEcho: ParsableCommand {
     @Option(help: "Maximum message size in bytes (default 16 MiB).")
     var maxMessageBytes: Int = 16 << 20
 
+    @Option(help: "permessage-deflate (RFC 7692): 'on' (default) negotiates it with clients that offer it, 'off' never.")
+    var deflate: String = "on"
+
+    @Option(help: "With --deflate on: messages shorter than this many bytes are sent uncompressed (default 64).")
+    var deflateMinBytes: Int = 64
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -38,12 +44,15 @@ struct MedicEcho: ParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
+        guard deflate == "on" || deflate == "off" else { throw ValidationError("--deflate must be on or off") }
+        guard deflateMinBytes >= 0 else { throw ValidationError("--deflate-min-bytes must not be negative") }
         let tls = try tlsCert.map { try TLSContext.server(certificatePath: $0, keyPath: tlsKey!) }
         let loop = try EventLoop(logger: logger)
         var configuration = ServerConfiguration()
         // Generous limits for conformance suites: 16 MiB messages, unlimited fragments.
         configuration.websocket = WebSocketLimits(maxFrameSize: maxMessageBytes, maxMessageSize: maxMessageBytes, maxFragments: nil)
         configuration.maxQueuedBytes = max(configuration.maxQueuedBytes, 4 * maxMessageBytes)
+        configuration.deflate = DeflateConfiguration(enabled: deflate == "on", minimumSize: deflateMinBytes)
         let echo = EchoHandler()
         let server = Server(loop: loop, configuration: configuration, http: echo, websocket: echo)
         let port = try server.listen(address, tls: tls)

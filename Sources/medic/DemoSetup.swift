@@ -60,7 +60,7 @@ enum DemoSetup {
             guard principal.role == .admin else { return }
             app.onSessionAuthenticated = nil
             app.loop.schedule(afterNanoseconds: 1_000_000_000) {
-                app.commands?.execute(message, commandID: "demo-proposal", principal: Principal(name: "demo-bot", role: .bot)) { result in
+                app.execute(message, commandID: "demo-proposal", principal: Principal(name: "demo-bot", role: .bot)) { result in
                     switch result {
                     case .success(let ack): app.loop.logger.info("demo proposal submitted: \(JSONValue.object(ack).jsonString)")
                     case .failure(let error): app.loop.logger.warning("demo proposal refused: \(error)")
@@ -68,12 +68,5 @@ enum DemoSetup {
                 }
             }
         }
-    }
-}
-
-/// The pipeline behind `medic serve`.
-enum Pipelines {
-    static func make(_ app: App) throws -> any CommandExecutor {
-        try PipelineService.make(app: app)
     }
 }

@@ -33,6 +33,7 @@ struct Serve: ParsableCommand {
     @Option(help: "'remove' (default) or 'keep' finished proposals' sandboxes.") var sandboxRetention: String?
     @Option(help: "Disk quota of one test run's workspace, and size of its /tmp, in MB (default 1024).") var sandboxDiskQuotaMb: Int?
     @Option(help: "Log level.") var logLevel: String?
+    @Option(help: "permessage-deflate (RFC 7692) with clients that offer it: 'on' (default) or 'off'.") var deflate: String?
     @Flag(help: "Do not file the demo proposal (otherwise filed on an empty store when the first admin signs in to the page).") var noDemo = false
 
     func run() throws {
@@ -66,13 +67,14 @@ struct Serve: ParsableCommand {
         if !sandboxReadonlyPath.isEmpty { configuration.sandboxReadOnlyPaths = sandboxReadonlyPath }
         if let sandboxRetention { configuration.sandboxRetention = try MedicConfiguration.parseRetention(sandboxRetention) }
         if let sandboxDiskQuotaMb { configuration.sandboxDiskQuotaMB = sandboxDiskQuotaMb }
+        if let deflate { configuration.deflate = try MedicConfiguration.parseOnOff(deflate, setting: "--deflate") }
         if usesDemo { try DemoSetup.prepareRepository(in: &configuration) }
         try configuration.validate()
 
         var logger = Logger(label: "medic")
         logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
         let loop = try EventLoop(logger: logger)
-        let medic = try MedicServer(configuration: configuration, loop: loop, logger: logger, makeExecutor: Pipelines.make)
+        let medic = try MedicServer(configuration: configuration, loop: loop, logger: logger)
         for listener in medic.listeners {
             logger.info("listening on \(listener.scheme)://\(listener.address) (WebSocket at /ws)")
         }

@@ -50,7 +50,10 @@ final class MedicHarness {
     let medic: LoopBound<MedicServer>
 
     /// Starts Medic with `configure` applied to a configuration whose data lives in a fresh temp directory.
-    init(directory existing: String? = nil, configure: (inout MedicConfiguration, String) throws -> Void) throws {
+    init(
+        directory existing: String? = nil, extraFeatures: (@Sendable (App) -> [any Feature])? = nil,
+        configure: (inout MedicConfiguration, String) throws -> Void
+    ) throws {
         let directory = existing ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("medic-e2e-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -65,7 +68,7 @@ final class MedicHarness {
         let (thread, started) = try LoopThread.start { loop in
             var logger = Logger(label: "medic.test")
             logger.logLevel = .warning
-            let medic = try MedicServer(configuration: frozen, loop: loop, logger: logger) { app in try PipelineService.make(app: app) }
+            let medic = try MedicServer(configuration: frozen, loop: loop, logger: logger) { app in extraFeatures?(app) ?? [] }
             return (medic.listeners[0].address.port, LoopBound(medic, loop: loop), UncheckedStore(store: medic.store))
         }
         self.thread = thread

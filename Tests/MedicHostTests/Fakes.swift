@@ -261,7 +261,7 @@ final class FakeModel: LanguageModel {
 
 /// The store and publisher: every write is kept (with per-topic seqs); the proposal rows form the "stored"
 /// state a restarted service loads. Commits complete at the next clock run, or only on `release()` when held.
-final class FakeStore: EventSink, ProposalRecords {
+final class FakeStore: Publisher, ProposalRecords {
     let clock: FakeClock
     private(set) var writes: [StoreWrite] = []
     private(set) var events: [String: [(seq: Int64, kind: String, data: JSONValue)]] = [:]
@@ -360,7 +360,7 @@ struct RecordDecoder {
     }
 }
 
-final class NullSink: EventSink {
+final class NullSink: Publisher {
     func commit(_ write: StoreWrite, completion: @escaping (Result<WriteOutcome, StoreError>) -> Void) {}
     func publishEphemeral(topic: String, kind: String, data: JSONValue) {}
 }

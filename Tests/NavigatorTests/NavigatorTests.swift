@@ -17,6 +17,7 @@ import Testing
     @Test func questionsLoseTheirNoise() {
         #expect(Terms.query("Where is the password validation logic?") == ["password", "validation"])
         #expect(Terms.query("") == [])
+        #expect(Terms.query("HTTP/2 connection") == ["http", "http2", "connection"])
         #expect(Terms.query(String(repeating: "päss wörd ", count: 10_000)).count == 2)
         #expect(Terms.query((0..<100).map { "term\($0)x" }.joined(separator: " ")).count == 24)
         // Nothing that is not a letter or a digit survives (no FTS or tsquery syntax from a user).

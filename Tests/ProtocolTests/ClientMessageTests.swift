@@ -113,13 +113,15 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
 
     @Test func rejectsBadTopicsAndProposalIDs() {
         for topic in [
-            "proposal:", "proposal:a b", "proposal:../x", "proposal:" + String(repeating: "a", count: 65), "other",
-            "Proposals",
+            "proposal:", "proposal:a b", "proposal:../x", "proposal:" + String(repeating: "a", count: 65), "Proposals", "PROPOSAL:x",
+            ":x", "a:", "bug:é", String(repeating: "k", count: 33), "proposal:x:y",
         ] {
             let error = failure(#"{"type":"subscribe","topic":"\#(topic)"}"#)
             #expect(error?.message.hasPrefix("field 'topic' must be a topic") == true, "\(topic)")
         }
         #expect(Topic("proposal:" + String(repeating: "a", count: 64)) == .proposal(String(repeating: "a", count: 64)))
+        // Any kind is syntax here; which kinds exist is the server's feature registry's business.
+        #expect(Topic("bug:b-1")?.kind == "bug" && Topic("bug:b-1")?.id == "b-1" && Topic("incidents")?.isInstance == false)
         #expect(
             failure(#"{"type":"auto_fix","proposal":"a/b"}"#)?.message.hasPrefix("field 'proposal' must be") == true)
     }
@@ -165,15 +167,17 @@ func failure(_ text: String, limits: ProtocolLimits = ProtocolLimits()) -> Proto
                 .message == "field 'changes' must be an array of at most 2 changes")
     }
 
-    @Test func rolesGateCommands() {
-        let review = ClientMessage.review(ReviewCommand(proposal: "p", revision: 1, verdict: .approve))
-        let propose = ClientMessage.propose(ProposeCommand(title: "t", description: "", changes: []))
-        #expect(Role.admin.may(review) && Role.admin.may(.autoFix(proposal: "p")) && Role.admin.may(propose))
-        #expect(!Role.bot.may(review) && !Role.bot.may(.rollback(proposal: "p")) && Role.bot.may(propose))
-        #expect(
-            !Role.viewer.may(propose) && !Role.viewer.may(review) && Role.viewer.may(.comment(proposal: "p", text: "x"))
-        )
-        #expect(Role.viewer.may(.stats) && Role.viewer.may(.subscribe(topic: .proposals, since: nil)))
+    @Test func featureCommandsPassThroughOnlyWhenDeclared() {
+        let text = #"{"type":"search_code","id":"q1","repo":"app","query":"password"}"#
+        #expect(failure(text)?.code == .unknownType)
+        guard case .success(let request) = ClientMessage.decode(Array(text.utf8), featureTypes: ["search_code"]) else {
+            Issue.record("a declared feature type was refused")
+            return
+        }
+        #expect(request.id == "q1" && request.message.type == "search_code")
+        #expect(request.message.fields == ["repo": "app", "query": "password"])
+        // Built-in types keep their own decoders even when a feature names them.
+        #expect(failure(#"{"type":"auto_fix","proposal":"a/b"}"#)?.code == .invalidMessage)
     }
 }
 

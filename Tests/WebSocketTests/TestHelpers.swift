@@ -67,19 +67,24 @@ func failure(_ code: UInt16) -> [Act] { [.send(serverClose(code)), .close] }
 
 /// Feeds `chunks` in order to a fresh connection and returns the actions. `inPlace` uses
 /// `receive(inPlace:into:)`, whose in-place messages are read back from each chunk's buffer.
+/// `deflate`: permessage-deflate negotiated, compressed messages read with one shared inflater.
 func feed(
-    _ chunks: [ArraySlice<UInt8>], role: WebSocketRole = .server, limits: WebSocketLimits = .init(), inPlace: Bool = false
+    _ chunks: [ArraySlice<UInt8>], role: WebSocketRole = .server, limits: WebSocketLimits = .init(), inPlace: Bool = false,
+    deflate: Bool = false
 ) -> ([Act], WebSocketConnection) {
     var connection = WebSocketConnection(role: role, limits: limits)
+    if deflate { connection.enablePerMessageDeflate() }
+    // One per feed, as a server keeps one per loop thread (tests run concurrently; a zlib stream is not shared).
+    let inflater = deflate ? MessageInflater() : nil
     var acts: [Act] = []
     for chunk in chunks {
         var buffer = Array(chunk)
         var actions: [WebSocketAction] = []
         buffer.withUnsafeMutableBytes { raw in
             if inPlace {
-                connection.receive(inPlace: raw, into: &actions)
+                connection.receive(inPlace: raw, inflater: inflater, into: &actions)
             } else {
-                connection.receive(UnsafeRawBufferPointer(raw), into: &actions)
+                connection.receive(UnsafeRawBufferPointer(raw), inflater: inflater, into: &actions)
             }
             acts += actions.map { Act($0, input: UnsafeRawBufferPointer(raw)) }
         }
@@ -91,18 +96,19 @@ func feed(
 /// expecting identical actions each way. Returns the actions and the connection after the whole feed.
 @discardableResult
 func drive(
-    _ input: [UInt8], role: WebSocketRole = .server, limits: WebSocketLimits = .init(),
+    _ input: [UInt8], role: WebSocketRole = .server, limits: WebSocketLimits = .init(), deflate: Bool = false,
     sourceLocation: SourceLocation = #_sourceLocation
 ) -> ([Act], WebSocketConnection) {
-    let (whole, connection) = feed([input[...]], role: role, limits: limits)
-    let (bytewise, _) = feed(input.indices.map { input[$0...$0] }, role: role, limits: limits)
+    let (whole, connection) = feed([input[...]], role: role, limits: limits, deflate: deflate)
+    let (bytewise, _) = feed(input.indices.map { input[$0...$0] }, role: role, limits: limits, deflate: deflate)
     #expect(bytewise == whole, "byte-at-a-time differs", sourceLocation: sourceLocation)
-    let (inPlaceWhole, _) = feed([input[...]], role: role, limits: limits, inPlace: true)
+    let (inPlaceWhole, _) = feed([input[...]], role: role, limits: limits, inPlace: true, deflate: deflate)
     #expect(inPlaceWhole == whole, "in-place parsing differs", sourceLocation: sourceLocation)
     if input.count <= 4096 {
         for split in 0...input.count {
-            let (parts, _) = feed([input[..<split], input[split...]], role: role, limits: limits)
-            let (inPlaceParts, _) = feed([input[..<split], input[split...]], role: role, limits: limits, inPlace: true)
+            let (parts, _) = feed([input[..<split], input[split...]], role: role, limits: limits, deflate: deflate)
+            let (inPlaceParts, _) = feed(
+                [input[..<split], input[split...]], role: role, limits: limits, inPlace: true, deflate: deflate)
             if parts != whole || inPlaceParts != whole {
                 Issue.record("split at \(split) differs: \(parts) / in place \(inPlaceParts) vs \(whole)", sourceLocation: sourceLocation)
                 break
@@ -110,7 +116,7 @@ func drive(
         }
     } else {
         for split in [1, 2, 5, 9, 13, 14, 15, 100, 4095, input.count / 2, input.count - 1] {
-            let (parts, _) = feed([input[..<split], input[split...]], role: role, limits: limits)
+            let (parts, _) = feed([input[..<split], input[split...]], role: role, limits: limits, deflate: deflate)
             #expect(parts == whole, "split at \(split) differs", sourceLocation: sourceLocation)
         }
     }
@@ -133,3 +139,4 @@ func bytes(count: Int, seed: UInt64 = 1) -> [UInt8] {
     var random = TestRandom(seed: seed)
     return (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
 }
+

@@ -184,6 +184,8 @@ window.medicPage = Object.freeze({
   notices: () => views.flatMap((v) => v.noticeLog ?? []),
   fixDeltas: () => fixDeltaCount,
   route: () => (hashHistory.current ? { ...hashHistory.current } : null),
+  // The extensions the server agreed for the current socket (permessage-deflate, RFC 7692), for the tests.
+  socketExtensions: () => ctx.conn?.socket?.extensions ?? null,
 });
 
 const STATE_TEXT = { idle: 'Not connected', connecting: 'Connecting…', live: 'Live', unauthorized: 'Signed out' };

@@ -49,6 +49,8 @@ struct Target {
     var path: String
     var subprotocol: String?
     var bearer: String?
+    /// Adds the extension offer Chromium sends.
+    var offersDeflate = false
 
     /// The upgrade request, identical for every client (the key is RFC 6455 §1.3's sample: servers do not
     /// check it, and the answer's `Sec-WebSocket-Accept` is not needed by a load generator).
@@ -57,6 +59,7 @@ struct Target {
         head += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         if let subprotocol { head += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
         if let bearer { head += "Authorization: Bearer \(bearer)\r\n" }
+        if offersDeflate { head += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" }
         return Array((head + "\r\n").utf8)
     }
 }

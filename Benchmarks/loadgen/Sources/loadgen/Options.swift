@@ -21,6 +21,9 @@ struct Options {
     var repo: String?
     /// Seconds allowed for setting up connections before the scenario gives up.
     var setupTimeout = 60.0
+    /// Offer permessage-deflate (RFC 7692) in the upgrade, as browsers do (`--deflate`; idle mode only: the
+    /// load generator does not inflate, so scenarios that read payloads stay uncompressed).
+    var deflate = false
 
     init(arguments: [String]) throws(UsageError) {
         var i = 0
@@ -52,6 +55,7 @@ struct Options {
             case "--lines": lines = try number(Int.self)
             case "--repo": repo = try value()
             case "--setup-timeout": setupTimeout = try number(Double.self)
+            case "--deflate": deflate = true
             default: throw UsageError(text: "unknown option \(arguments[i])")
             }
             i += 1
@@ -64,8 +68,8 @@ struct Options {
 
     var serverTarget: Target {
         isMedic
-            ? Target(port: port, path: "/ws", subprotocol: "medic.v1", bearer: token)
-            : Target(port: port, path: "/", subprotocol: nil, bearer: nil)
+            ? Target(port: port, path: "/ws", subprotocol: "medic.v1", bearer: token, offersDeflate: deflate)
+            : Target(port: port, path: "/", subprotocol: nil, bearer: nil, offersDeflate: deflate)
     }
 }
 

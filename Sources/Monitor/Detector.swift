@@ -1,0 +1,284 @@
+// Detector: anomalies in a stream of events, per time bucket, against baselines it learns — spikes of an error
+// fingerprint, a new error at volume, the error ratio and p95 latency of a service, bursts of authentication
+// failures from one source, and a complaint word across many errors. Pure: the caller feeds events and closes
+// buckets with its clock; nothing here reads time.
+
+/// Thresholds (config `monitor.detection`; every one documented in README "Monitor").
+public struct DetectionThresholds: Sendable, Equatable {
+    /// Bucket length (default 60 s).
+    public var bucketMilliseconds: Int64 = 60_000
+    /// EWMA weight of the newest bucket (default 0.1: about ten buckets of memory).
+    public var alpha = 0.1
+    /// Buckets of history before a baseline may flag a spike (default 10).
+    public var warmupBuckets = 10
+    /// A spike: at least this many standard deviations over the baseline… (default 6)
+    public var spikeSigma = 6.0
+    /// …and this many times the baseline mean… (default 3)
+    public var spikeRatio = 3.0
+    /// …and at least this many events in the bucket (default 20).
+    public var spikeMinCount = 20
+    /// A fingerprint never seen before with at least this many events in its first bucket (default 20).
+    public var newFingerprintMinCount = 20
+    /// Service error ratio (5xx / requests) at least this (default 0.05) and this many times its baseline (3),
+    /// over at least `minRequests` requests (50)…
+    public var errorRatioFloor = 0.05
+    public var errorRatioMultiple = 3.0
+    public var minRequests = 50
+    /// …with at least this many errors (default 10), more than `spikeSigma` binomial standard deviations over
+    /// what the baseline ratio predicts for that many requests (a few 5xx in a small bucket are noise).
+    public var errorRateMinErrors = 10
+    /// p95 latency at least this many times its baseline (default 2) and this much higher (200 ms).
+    public var latencyMultiple = 2.0
+    public var latencyMinIncreaseMs = 200.0
+    /// Authentication failures from one source (user or ip) in one bucket (default 20).
+    public var authFailuresPerSource = 20
+    /// A word in at least this many error messages of one bucket (default 50) and 3× its baseline.
+    public var keywordMinCount = 50
+    /// Most fingerprints tracked (default 100,000; the least recently seen are dropped first).
+    public var maxFingerprints = 100_000
+
+    public init() {}
+}
+
+/// One finding.
+public struct Anomaly: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case spike, newError = "new_error", errorRate = "error_rate", latency, authBurst = "auth_burst", keyword
+    }
+
+    public var kind: Kind
+    /// The fingerprint id (spike, new_error), service (error_rate, latency), source (auth_burst), or word.
+    public var subject: String
+    public var service: String
+    /// The bucket's value (count, ratio or p95 ms) and the baseline's.
+    public var value: Double
+    public var baseline: Double
+    public var bucketStart: Int64
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var affectedUsers: Int
+    public var samples: [String]
+}
+
+/// Learned state of one series: EWMA mean and variance of bucket values.
+public struct Baseline: Sendable, Equatable {
+    public var mean = 0.0
+    public var variance = 0.0
+    public var buckets = 0
+
+    /// Adds a bucket's value (West's incremental EWMA variance).
+    public mutating func add(_ value: Double, alpha: Double) {
+        if buckets == 0 {
+            mean = value
+            variance = 0
+        } else {
+            let diff = value - mean
+            let increment = alpha * diff
+            mean += increment
+            variance = (1 - alpha) * (variance + diff * increment)
+        }
+        buckets += 1
+    }
+
+    public var deviation: Double { variance.squareRoot() }
+}
+
+public struct Detector: Sendable {
+    public let thresholds: DetectionThresholds
+
+    /// A fingerprint's state.
+    struct Series: Sendable {
+        var service: String
+        var baseline = Baseline()
+        var count = 0
+        var firstSeen: Int64
+        var lastSeen: Int64
+        var users: Set<String> = []
+        var samples: [String] = []
+        /// Buckets closed since this fingerprint was first seen.
+        var age = 0
+    }
+
+    struct ServiceBucket: Sendable {
+        var requests = 0
+        var errors = 0
+        var latencies: [Double] = []
+        var ratio = Baseline()
+        var p95 = Baseline()
+    }
+
+    private var series: [String: Series] = [:]
+    private var services: [String: ServiceBucket] = [:]
+    private var authFailures: [String: (service: String, count: Int, first: Int64, last: Int64)] = [:]
+    private var keywordCounts: [String: Int] = [:]
+    private var keywordBaselines: [String: Baseline] = [:]
+    private var keywordSamples: [String: [String]] = [:]
+    /// Start of the open bucket.
+    public private(set) var bucketStart: Int64
+
+    public init(thresholds: DetectionThresholds = DetectionThresholds(), start: Int64) {
+        self.thresholds = thresholds
+        self.bucketStart = start - start % thresholds.bucketMilliseconds
+    }
+
+    public var trackedFingerprints: Int { series.count }
+
+    /// Counts one event into the open bucket. `fingerprint` is its `Fingerprint.id`, nil for events that are not
+    /// errors (they still count as requests).
+    public mutating func add(_ event: LogEvent, fingerprint: String?) {
+        if event.status != nil || event.latencyMs != nil {
+            var bucket = services[event.service] ?? ServiceBucket()
+            bucket.requests += 1
+            if (event.status ?? 0) >= 500 { bucket.errors += 1 }
+            if let latency = event.latencyMs, bucket.latencies.count < 10_000 { bucket.latencies.append(latency) }
+            services[event.service] = bucket
+        }
+        if Self.isAuthFailure(event) {
+            let source = event.tags["ip"] ?? event.user ?? "unknown"
+            var entry = authFailures[source] ?? (event.service, 0, event.ts, event.ts)
+            entry.count += 1
+            entry.last = max(entry.last, event.ts)
+            authFailures[source] = entry
+        }
+        guard let fingerprint, event.isError else { return }
+        if series[fingerprint] == nil, series.count >= thresholds.maxFingerprints { evictOldest() }
+        var s = series[fingerprint] ?? Series(service: event.service, firstSeen: event.ts, lastSeen: event.ts)
+        s.count += 1
+        s.lastSeen = max(s.lastSeen, event.ts)
+        if let user = event.user, s.users.count < 10_000 { s.users.insert(user) }
+        // The latest five distinct messages (an incident shows what is happening now, not last week).
+        let sample = String(event.message.prefix(500))
+        if !s.samples.contains(sample) {
+            s.samples.append(sample)
+            if s.samples.count > 5 { s.samples.removeFirst() }
+        }
+        series[fingerprint] = s
+        for word in Set(Self.words(event.message)) {
+            keywordCounts[word, default: 0] += 1
+            if keywordSamples[word, default: []].count < 3 { keywordSamples[word, default: []].append(String(event.message.prefix(200))) }
+        }
+    }
+
+    /// Closes every bucket that ended by `now`, learning from it, and returns what was anomalous in it.
+    public mutating func tick(now: Int64) -> [Anomaly] {
+        var anomalies: [Anomaly] = []
+        while now >= bucketStart + thresholds.bucketMilliseconds {
+            anomalies += closeBucket()
+            bucketStart += thresholds.bucketMilliseconds
+        }
+        return anomalies
+    }
+
+    private mutating func closeBucket() -> [Anomaly] {
+        let t = thresholds
+        var out: [Anomaly] = []
+        for (id, var s) in series {
+            let count = Double(s.count)
+            let b = s.baseline
+            if s.age == 0 {
+                if s.count >= t.newFingerprintMinCount {
+                    out.append(anomaly(.newError, id, s, value: count, baseline: 0))
+                }
+            } else if b.buckets >= t.warmupBuckets, s.count >= t.spikeMinCount,
+                count >= b.mean * t.spikeRatio, count >= b.mean + t.spikeSigma * max(b.deviation, 1)
+            {
+                out.append(anomaly(.spike, id, s, value: count, baseline: b.mean))
+            }
+            s.baseline.add(count, alpha: t.alpha)
+            s.age += 1
+            s.count = 0
+            s.users = []
+            series[id] = s
+        }
+        for (name, var bucket) in services {
+            if bucket.requests > 0 {
+                let ratio = Double(bucket.errors) / Double(bucket.requests)
+                let expected = bucket.ratio.mean * Double(bucket.requests)
+                let sigma = (Double(bucket.requests) * bucket.ratio.mean * (1 - bucket.ratio.mean)).squareRoot()
+                if bucket.ratio.buckets >= t.warmupBuckets, bucket.requests >= t.minRequests, ratio >= t.errorRatioFloor,
+                    ratio >= bucket.ratio.mean * t.errorRatioMultiple, bucket.errors >= t.errorRateMinErrors,
+                    Double(bucket.errors) >= expected + t.spikeSigma * max(sigma, 1)
+                {
+                    out.append(Anomaly(
+                        kind: .errorRate, subject: name, service: name, value: ratio, baseline: bucket.ratio.mean, bucketStart: bucketStart,
+                        firstSeen: bucketStart, lastSeen: bucketStart + t.bucketMilliseconds, affectedUsers: 0, samples: []))
+                }
+                bucket.ratio.add(ratio, alpha: t.alpha)
+            }
+            if bucket.latencies.count >= 20 {
+                let sorted = bucket.latencies.sorted()
+                let p95 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.95))]
+                if bucket.p95.buckets >= t.warmupBuckets, bucket.requests >= t.minRequests, p95 >= bucket.p95.mean * t.latencyMultiple,
+                    p95 >= bucket.p95.mean + t.latencyMinIncreaseMs
+                {
+                    out.append(Anomaly(
+                        kind: .latency, subject: name, service: name, value: p95, baseline: bucket.p95.mean, bucketStart: bucketStart,
+                        firstSeen: bucketStart, lastSeen: bucketStart + t.bucketMilliseconds, affectedUsers: 0, samples: []))
+                }
+                bucket.p95.add(p95, alpha: t.alpha)
+            }
+            bucket.requests = 0
+            bucket.errors = 0
+            bucket.latencies = []
+            services[name] = bucket
+        }
+        for (source, entry) in authFailures where entry.count >= t.authFailuresPerSource {
+            out.append(Anomaly(
+                kind: .authBurst, subject: source, service: entry.service, value: Double(entry.count), baseline: 0, bucketStart: bucketStart,
+                firstSeen: entry.first, lastSeen: entry.last, affectedUsers: 1, samples: []))
+        }
+        authFailures = [:]
+        var words = Set(keywordBaselines.keys)
+        words.formUnion(keywordCounts.keys)
+        for word in words {
+            let count = Double(keywordCounts[word] ?? 0)
+            var baseline = keywordBaselines[word] ?? Baseline()
+            if Int(count) >= t.keywordMinCount, count >= max(1, baseline.mean) * 3 {
+                out.append(Anomaly(
+                    kind: .keyword, subject: word, service: "", value: count, baseline: baseline.mean, bucketStart: bucketStart, firstSeen: bucketStart,
+                    lastSeen: bucketStart + t.bucketMilliseconds, affectedUsers: 0, samples: keywordSamples[word] ?? []))
+            }
+            baseline.add(count, alpha: t.alpha)
+            // A word that has faded out entirely is forgotten (bounded memory).
+            if baseline.mean < 0.01 && count == 0 { keywordBaselines[word] = nil } else { keywordBaselines[word] = baseline }
+        }
+        keywordCounts = [:]
+        keywordSamples = [:]
+        return out.sorted { ($0.kind.rawValue, $0.subject) < ($1.kind.rawValue, $1.subject) }
+    }
+
+    private func anomaly(_ kind: Anomaly.Kind, _ id: String, _ s: Series, value: Double, baseline: Double) -> Anomaly {
+        Anomaly(
+            kind: kind, subject: id, service: s.service, value: value, baseline: baseline, bucketStart: bucketStart, firstSeen: s.firstSeen,
+            lastSeen: s.lastSeen, affectedUsers: s.users.count, samples: s.samples)
+    }
+
+    private mutating func evictOldest() {
+        guard let oldest = series.min(by: { $0.value.lastSeen < $1.value.lastSeen })?.key else { return }
+        series[oldest] = nil
+    }
+
+    /// Login and token failures: a 401/403 response, or a message that says so.
+    static func isAuthFailure(_ event: LogEvent) -> Bool {
+        if event.status == 401 || event.status == 403 { return true }
+        let lower = event.message.prefix(300).lowercased()
+        return ["authentication failed", "login failed", "invalid password", "wrong password", "invalid credentials", "unauthorized"]
+            .contains { lower.contains($0) }
+    }
+
+    /// Words of an error message worth clustering: letters only, 4+ characters, not noise.
+    static func words(_ message: String) -> [String] {
+        let noise: Set<String> = ["error", "exception", "failed", "traceback", "most", "recent", "call", "last", "line", "file", "with", "from", "that", "this", "none", "null", "true", "false", "value", "object"]
+        var out: [String] = []
+        var word = ""
+        for c in message.prefix(500).lowercased() {
+            if c.isLetter { word.append(c) } else {
+                if word.count >= 4, !noise.contains(word) { out.append(word) }
+                word = ""
+            }
+            if out.count >= 20 { break }
+        }
+        if word.count >= 4, !noise.contains(word) { out.append(word) }
+        return out
+    }
+}

@@ -1,0 +1,115 @@
+// Fingerprint: what makes two errors "the same" — the message with its variable parts normalised (numbers,
+// hex, UUIDs, quoted values, paths, emails, IPs) plus the innermost stack frame in the repository.
+
+public enum Fingerprint {
+    /// The normalised message: variable parts replaced by placeholders, whitespace collapsed, at most 300
+    /// characters. `User 42 'bob' not found at /srv/x.py` → `User <n> <q> not found at <path>`.
+    public static func normalise(_ message: String) -> String {
+        var out = ""
+        var word = ""
+        var quote: Character?
+        func flush() {
+            guard !word.isEmpty else { return }
+            out += placeholder(word)
+            word = ""
+        }
+        for c in message.prefix(2000) {
+            if let open = quote {
+                if c == open { quote = nil; out += "<q>" }
+                continue
+            }
+            if c == "'" || c == "\"" || c == "`" {
+                flush()
+                quote = c
+                continue
+            }
+            if c.isWhitespace || c == "," || c == "(" || c == ")" || c == "[" || c == "]" || c == "{" || c == "}" || c == "=" || c == ";" {
+                flush()
+                if c.isWhitespace { if out.last != " " { out.append(" ") } } else { out.append(c) }
+                continue
+            }
+            word.append(c)
+        }
+        flush()
+        if quote != nil { out += "<q>" }
+        return String(out.trimmingSpaces().prefix(300))
+    }
+
+    /// One word → itself or a placeholder.
+    static func placeholder(_ word: String) -> String {
+        let trimmed = word.trimmingCharacters(in: ".:!?")
+        let suffix = String(word.dropFirst(trimmed.count + word.prefix { ".:!?".contains($0) }.count))
+        if trimmed.isEmpty { return word }
+        if trimmed.contains("/") && trimmed.count > 1 { return "<path>" + suffix }
+        if trimmed.contains("@") && trimmed.contains(".") { return "<email>" + suffix }
+        if isIPv4(trimmed) { return "<ip>" + suffix }
+        if let colon = trimmed.firstIndex(of: ":"), isIPv4(String(trimmed[..<colon])) {
+            return "<ip>:" + placeholder(String(trimmed[trimmed.index(after: colon)...])) + suffix
+        }
+        if trimmed.count >= 32 && trimmed.filter({ $0 == "-" }).count == 4 && trimmed.allSatisfy({ $0.isHexDigit || $0 == "-" }) { return "<uuid>" + suffix }
+        if trimmed.hasPrefix("0x"), trimmed.count > 2, trimmed.dropFirst(2).allSatisfy(\.isHexDigit) { return "<hex>" + suffix }
+        if trimmed.count >= 8, trimmed.allSatisfy(\.isHexDigit), trimmed.contains(where: \.isNumber) { return "<hex>" + suffix }
+        if trimmed.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) && trimmed.contains(where: \.isNumber) { return "<n>" + suffix }
+        // Words with digits inside ids (user_12345, req-8f3a…): the digits are the variable part.
+        if trimmed.filter(\.isNumber).count >= 3 {
+            return String(trimmed.map { $0.isNumber ? "#" : $0 }).replacingRuns(of: "#", with: "<n>") + suffix
+        }
+        return word
+    }
+
+    static func isIPv4(_ s: String) -> Bool {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) }
+    }
+
+    /// The key: the normalised message and the innermost frame (`path:function`, no line: a line number moves
+    /// with every edit) when one is known.
+    public static func key(message: String, innermostFrame: String?) -> String {
+        let normalised = normalise(message)
+        guard let innermostFrame else { return normalised }
+        return normalised + " @ " + innermostFrame
+    }
+
+    /// A short stable id of a key (FNV-1a 64, hex): what topics, rows and URLs use.
+    public static func id(_ key: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "f-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let first = s.first, set.contains(first) { s = s.dropFirst() }
+        while let last = s.last, set.contains(last) { s = s.dropLast() }
+        return String(s)
+    }
+
+    /// Collapses runs of `target` into one `replacement`.
+    func replacingRuns(of target: Character, with replacement: String) -> String {
+        var out = ""
+        var inRun = false
+        for c in self {
+            if c == target {
+                if !inRun { out += replacement }
+                inRun = true
+            } else {
+                out.append(c)
+                inRun = false
+            }
+        }
+        return out
+    }
+}
