@@ -39,8 +39,10 @@ for name, stream in {
     write("http", name, HTTP + stream)
 
 # websocket: mode byte, then per mode (see websocket.swift).
-decode_server = b"\x00" + b"\x01" + u16(4000) + u16(8000) + b"\x00" + u16(15) + u16(7) + b"\x00"
-decode_client = b"\x00" + b"\x00" + u16(4000) + u16(8000) + b"\x00" + u16(15) + u16(3) + b"\x00"
+# decode: role, 3 limits, split point, drip, deflate negotiated; round trip: sender, text, fragment, ping, compress.
+decode_server = b"\x00" + b"\x01" + u16(4000) + u16(8000) + b"\x00" + u16(15) + u16(7) + b"\x00" + b"\x00"
+decode_client = b"\x00" + b"\x00" + u16(4000) + u16(8000) + b"\x00" + u16(15) + u16(3) + b"\x00" + b"\x00"
+decode_client_deflate = decode_client[:-1] + b"\x01"
 masked_hello = bytes([0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])  # RFC 6455 §5.7
 write("websocket", "decode-masked-hello", decode_server + masked_hello)
 write("websocket", "decode-fragments-ping-close", decode_server
@@ -48,8 +50,14 @@ write("websocket", "decode-fragments-ping-close", decode_server
       + bytes([0x80, 0x82, 0, 0, 0, 0]) + b"lo" + bytes([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]))
 write("websocket", "decode-client-unmasked", decode_client + bytes([0x81, 0x05]) + b"Hello"
       + bytes([0x82, 0x7E, 0x00, 0x80]) + bytes(range(128)))
-write("websocket", "roundtrip-text", b"\x01" + b"\x01\x01" + u16(7) + u16(1) + "Grüße, Medic — ✓".encode())
-write("websocket", "roundtrip-binary", b"\x01" + b"\x00\x00" + u16(300) + u16(0) + bytes(range(256)) * 3)
+# RFC 7692 §7.2.3.1 and §7.2.3.2: "Hello" compressed in one frame, then the same split over two fragments.
+hello = bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])
+write("websocket", "decode-deflate-hello", decode_client_deflate + bytes([0xC1, 0x07]) + hello
+      + bytes([0x41, 0x03, 0xF2, 0x48, 0xCD, 0x80, 0x04, 0xC9, 0xC9, 0x07, 0x00]))
+write("websocket", "roundtrip-text", b"\x01" + b"\x01\x01" + u16(7) + u16(1) + b"\x00" + "Grüße, Medic — ✓".encode())
+write("websocket", "roundtrip-binary", b"\x01" + b"\x00\x00" + u16(300) + u16(0) + b"\x00" + bytes(range(256)) * 3)
+write("websocket", "roundtrip-compressed", b"\x01" + b"\x01\x01" + u16(9) + u16(2) + b"\x01"
+      + b'{"type":"event","topic":"proposals","seq":1,"kind":"proposal","data":{"title":"Fix pager","status":"proposed"}}' * 4)
 write("websocket", "deflate-json", b"\x02" + u16(6)
       + b'{"type":"event","topic":"proposal:p_1","seq":7,"kind":"test_output","data":{"lines":["ok","ok","ok"]}}')
 write("websocket", "inflate-rfc7692-hello", b"\x03" + u16(100) + bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]))

@@ -1,11 +1,12 @@
 // Fuzz target `websocket`: the RFC 6455 codec in both directions, and permessage-deflate (RFC 7692).
 //
 // The first decision byte picks a mode:
-//   0 decode: arbitrary bytes into a server or client `WebSocketConnection`, whole vs split vs in place —
-//     the same messages, control replies and failure; text is valid UTF-8; sizes within the limits; nothing
-//     after `.close`.
-//   1 round trip: the payload framed by one role (fragmented at fuzzer-chosen sizes, a ping in between) and read
-//     by the other yields the same message (or, for invalid UTF-8 text, a 1007 failure), and the ping's pong.
+//   0 decode: arbitrary bytes into a server or client `WebSocketConnection`, with or without permessage-deflate
+//     negotiated, whole vs split vs in place — the same messages, control replies and failure; text is valid
+//     UTF-8; sizes within the limits (inflated ones too); nothing after `.close`.
+//   1 round trip: the payload framed by one role (compressed or not, fragmented at fuzzer-chosen sizes, a ping in
+//     between) and read by the other yields the same message (or, for invalid UTF-8 text, a 1007 failure), and
+//     the ping's pong.
 //   2 deflate: compress → inflate gives the payload back at each window size; one byte under the size is refused.
 //   3 inflate: arbitrary bytes never inflate past the limit, and the limit is exact.
 import WebSocket
@@ -49,15 +50,17 @@ private func seen(_ actions: [WebSocketAction], input: [UInt8]) -> [Seen] {
     }
 }
 
-private func decode(_ chunks: [[UInt8]], role: WebSocketRole, limits: WebSocketLimits, inPlace: Bool) -> [Seen] {
+private func decode(_ chunks: [[UInt8]], role: WebSocketRole, limits: WebSocketLimits, inPlace: Bool, deflate: Bool) -> [Seen] {
     var connection = WebSocketConnection(role: role, limits: limits)
+    if deflate { connection.enablePerMessageDeflate() }
+    let reader = deflate ? inflater : nil
     var all: [Seen] = []
     for var chunk in chunks {
         var actions: [WebSocketAction] = []
         if inPlace {
-            chunk.withUnsafeMutableBytes { connection.receive(inPlace: $0, into: &actions) }
+            chunk.withUnsafeMutableBytes { connection.receive(inPlace: $0, inflater: reader, into: &actions) }
         } else {
-            connection.receive(chunk, into: &actions)
+            connection.receive(chunk, inflater: reader, into: &actions)
         }
         all += seen(actions, input: chunk)
     }
@@ -70,11 +73,13 @@ private func checkDecode(_ input: inout FuzzInput) {
                                  maxFragments: input.bool() ? nil : 1 + input.int(below: 16))
     let point = input.int(below: 1 << 16)
     let drip = input.bool()
+    let deflate = input.bool()
     let stream = input.rest
 
-    let whole = decode([stream], role: role, limits: limits, inPlace: false)
-    let split = decode(pieces(stream, cuts(count: stream.count, at: point, drip: drip)), role: role, limits: limits, inPlace: false)
-    let inPlace = decode([stream], role: role, limits: limits, inPlace: true)
+    let whole = decode([stream], role: role, limits: limits, inPlace: false, deflate: deflate)
+    let split = decode(pieces(stream, cuts(count: stream.count, at: point, drip: drip)), role: role, limits: limits,
+                       inPlace: false, deflate: deflate)
+    let inPlace = decode([stream], role: role, limits: limits, inPlace: true, deflate: deflate)
     require(whole == split, "whole and split input disagree")
     require(whole == inPlace, "copied and in-place decoding disagree")
     for (i, action) in whole.enumerated() {
@@ -92,23 +97,29 @@ private func checkRoundTrip(_ input: inout FuzzInput) {
     let text = input.bool()
     let fragment = 1 + input.int(below: 512)
     let pingAt = input.int(below: 64)
+    let compress = input.bool()
     let payload = input.rest
     let sender = WebSocketConnection(role: senderRole)
     let opcode: WebSocketOpcode = text ? .text : .binary
+    // Compressed (RFC 7692 §6): the whole message is deflated once, RSV1 on its first frame only, then fragmented.
+    let onWire = compress ? payload.withUnsafeBytes { deflater.compress($0) } ?? [] : payload
+    let key: UInt32? = senderRole == .client ? 0x3712_5A0F : nil
     var wire: [UInt8] = []
     var start = 0
     var frames = 0
     repeat {
-        let end = min(payload.count, start + fragment)
-        wire += sender.frame(frames == 0 ? opcode : .continuation, payload: Array(payload[start..<end]), fin: end == payload.count)
-        if frames == pingAt { wire += sender.frame(.ping, payload: Array(payload.prefix(min(end, 125)))) }
+        let end = min(onWire.count, start + fragment)
+        wire += WebSocketFrame.encode(frames == 0 ? opcode : .continuation, payload: Array(onWire[start..<end]),
+                                      fin: end == onWire.count, maskingKey: key, compressed: compress && frames == 0)
+        if frames == pingAt { wire += sender.frame(.ping, payload: Array(onWire.prefix(min(end, 125)))) }
         frames += 1
         start = end
-    } while start < payload.count
+    } while start < onWire.count
     let receiverRole: WebSocketRole = senderRole == .client ? .server : .client
     let limits = WebSocketLimits(maxFrameSize: 1 << 20, maxMessageSize: 1 << 20, maxFragments: nil)
-    let got = decode([wire], role: receiverRole, limits: limits, inPlace: false)
-    let ping: [Seen] = pingAt < frames ? [.send(WebSocketOpcode.pong.rawValue, Array(payload.prefix(min(min(payload.count, (pingAt + 1) * fragment), 125))))] : []
+    let got = decode([wire], role: receiverRole, limits: limits, inPlace: false, deflate: compress)
+    let pinged = Array(onWire.prefix(min(min(onWire.count, (pingAt + 1) * fragment), 125)))
+    let ping: [Seen] = pingAt < frames ? [.send(WebSocketOpcode.pong.rawValue, pinged)] : []
     if text && String(validating: payload, as: UTF8.self) == nil {
         // Invalid text fails the connection with 1007 (RFC 6455 §8.1), possibly after the ping's pong.
         require(got.last == .close, "invalid UTF-8 did not close")
