@@ -19,6 +19,8 @@ public struct SourceLocation: Sendable, Codable, Hashable {
 
 /// What went wrong in a test run: the primary category, all categories seen, one root-cause sentence,
 /// the repository locations involved and the distinct error lines.
+/// Part of what is stored (proposal documents, revision rows), through its synthesized `Codable`: a field
+/// added later must be optional, or stored documents stop loading (the `StoredRecordTests` fixtures catch it).
 public struct FailureAnalysis: Sendable, Codable, Hashable {
     /// The category that most likely explains the failure.
     public var category: FailureCategory

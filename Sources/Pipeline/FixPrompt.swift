@@ -2,6 +2,8 @@
 public import Protocol
 
 /// One earlier fix attempt, shown to the LLM so it does not repeat itself.
+/// Part of what is stored (proposal documents, revision rows), through its synthesized `Codable`: a field
+/// added later must be optional, or stored documents stop loading (the `StoredRecordTests` fixtures catch it).
 public struct AttemptRecord: Sendable, Hashable, Codable {
     /// Fix attempt number (1-based).
     public var number: Int

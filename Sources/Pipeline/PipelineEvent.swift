@@ -2,6 +2,8 @@
 public import Protocol
 
 /// The facts a new proposal starts with. `createdAt` is supplied by the host (time is injected).
+/// Part of what is stored (proposal documents, revision rows), through its synthesized `Codable`: a field
+/// added later must be optional, or stored documents stop loading (the `StoredRecordTests` fixtures catch it).
 public struct ProposalInfo: Sendable, Hashable, Codable {
     public var id: String
     public var title: String

@@ -2,6 +2,8 @@
 public import Protocol
 
 /// A numbered, full patch against the repository (revision 1 is the author's; each fix adds one).
+/// Part of what is stored (proposal documents, revision rows), through its synthesized `Codable`: a field
+/// added later must be optional, or stored documents stop loading (the `StoredRecordTests` fixtures catch it).
 public struct Revision: Sendable, Codable, Hashable {
     /// 1-based revision number.
     public var number: Int
