@@ -83,6 +83,11 @@ struct ProposalWorkflowTests {
         #expect(world.git.commits.count == 2)  // only the other commit: nothing of the proposal
         let reason = world.store.events["proposal:\(id)"]?.last { $0.kind == "status_changed" }?.data["reason"]?.stringValue
         #expect(reason?.contains("repository moved") == true)
+        // The re-test is streamed like any run (it used to be thrown away), marked as the pre-apply run.
+        let events = world.store.events["proposal:\(id)"] ?? []
+        #expect(events.contains { $0.kind == "test_started" && $0.data["phase"]?.stringValue == "pre_apply" })
+        #expect(events.contains { $0.kind == "test_output" && $0.data["phase"]?.stringValue == "pre_apply" })
+        #expect(events.filter { $0.kind == "test_output" && $0.data["phase"] == nil }.count == 1)  // the revision's own run
     }
 
     @Test func whenTheRepositoryMovedAndTheTestsStillPassItIsCommittedOnTheNewBase() throws {
@@ -108,6 +113,11 @@ struct ProposalWorkflowTests {
         #expect(world.git.files["NOTES"] == nil)
         let reason = world.store.events["proposal:\(id)"]?.last { $0.kind == "status_changed" }?.data["reason"]?.stringValue ?? ""
         #expect(reason.contains("post-apply command failed") && reason.contains("reverted"))
+        let events = world.store.events["proposal:\(id)"] ?? []
+        #expect(events.contains { $0.kind == "test_output" && $0.data["phase"]?.stringValue == "post_apply"
+            && $0.data["lines"] == .array([.string("smoke: service does not start")]) })
+        // Both history rows: the commit that was made, and its revert.
+        #expect(world.store.writes.flatMap(\.appliedChanges).map { [$0.commit, $0.revertedBy ?? "-"] } == [["c1", "-"], ["c1", "c2"]])
     }
 
     @Test func requestChangesStartsAFixWithTheReviewersComment() throws {
