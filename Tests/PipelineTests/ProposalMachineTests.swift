@@ -544,6 +544,19 @@ func json(_ text: String) -> JSONValue {
         let huge = String(repeating: "é", count: 50_000)
         #expect(OutputBatcher.batches(["a", huge, "b"], maxBytes: 1000).map(\.count) == [1, 1, 1])
     }
+
+    /// The default limit at N-1, N and N+1 bytes: two lines that fit together share an event, one byte
+    /// more splits them. Bytes are UTF-8 bytes, not characters.
+    @Test func theLimitIsInclusiveAndCountsBytes() {
+        let limit = OutputBatcher.maxEventBytes
+        #expect(limit == 65_536)
+        let half = String(repeating: "x", count: limit / 2)
+        #expect(OutputBatcher.batches([half, String(half.dropLast())]).map(\.count) == [2])  // N-1
+        #expect(OutputBatcher.batches([half, half]).map(\.count) == [2])  // N
+        #expect(OutputBatcher.batches([half, half + "x"]).map(\.count) == [1, 1])  // N+1
+        let twoByte = String(repeating: "é", count: limit / 4)  // limit/2 bytes
+        #expect(OutputBatcher.batches([twoByte, twoByte, "x"]).map(\.count) == [2, 1])
+    }
 }
 
 /// The apply step machine: base check, re-test on a moved repository, commit, post-apply command, revert.
