@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite from a fresh Debian bookworm clone — installs what is missing, builds once,
 # starts a throwaway PostgreSQL on loopback, runs the Swift suites, then the interop and browser suites.
-# Usage: scripts/test.sh [--no-browser] [extra swift test arguments]
+# Usage: scripts/test.sh [--no-browser] [--autobahn] [extra swift test arguments]
+# --autobahn also runs Autobahn|Testsuite against medic-echo over ws and wss (~45 minutes; the suite is installed
+# outside the repository, see Tests/autobahn/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 browser=1
-if [ "${1:-}" = "--no-browser" ]; then browser=0; shift; fi
+autobahn=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-browser) browser=0; shift ;;
+    --autobahn) autobahn=1; shift ;;
+    *) break ;;
+  esac
+done
 
 scripts/deps.sh test
 
@@ -38,3 +47,9 @@ echo "== interop and browser tests (pytest)"
 pytest_args=(Tests/interop)
 [ "$browser" = 1 ] && pytest_args+=(Tests/browser)
 .venv/bin/python -m pytest -q "${pytest_args[@]}"
+
+if [ "$autobahn" = 1 ]; then
+  echo "== Autobahn|Testsuite (Tests/autobahn/README.md)"
+  Tests/autobahn/run.sh ws
+  Tests/autobahn/run.sh wss
+fi
