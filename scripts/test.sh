@@ -20,7 +20,7 @@ done
 scripts/deps.sh test
 
 # Python venv for the third-party WebSocket client and the browser tests.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import websockets, selenium, pytest' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import websockets, selenium, pytest, urllib3; assert urllib3.__version__ == "2.8.0"' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r Tests/requirements.txt
 fi
