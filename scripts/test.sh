@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # test.sh: the whole test suite from a fresh Debian bookworm clone — installs what is missing, builds once,
 # starts a throwaway PostgreSQL on loopback, runs the Swift suites, then the interop and browser suites.
-# Usage: scripts/test.sh [--no-browser] [extra swift test arguments]
+# Usage: scripts/test.sh [--no-browser] [--autobahn] [extra swift test arguments]
+# --autobahn also runs Autobahn|Testsuite against medic-echo over ws and wss (~45 minutes; the suite is installed
+# outside the repository, see Tests/autobahn/README.md).
 # MEDIC_FUZZ_SECONDS (default 15) is how long each libFuzzer target of Fuzz/ runs at the end; 0 skips them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 browser=1
-if [ "${1:-}" = "--no-browser" ]; then browser=0; shift; fi
+autobahn=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-browser) browser=0; shift ;;
+    --autobahn) autobahn=1; shift ;;
+    *) break ;;
+  esac
+done
 
 scripts/deps.sh test
 
 # Python venv for the third-party WebSocket client and the browser tests.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import websockets, selenium, pytest' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import websockets, selenium, pytest, urllib3; assert urllib3.__version__ == "2.8.0"' 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r Tests/requirements.txt
 fi
@@ -56,4 +65,10 @@ if [ "$fuzz_seconds" != 0 ]; then
     fi
     grep -E '^stat::number_of_executed_units' "$log" | sed "s/^/  $target: /"
   done
+fi
+
+if [ "$autobahn" = 1 ]; then
+  echo "== Autobahn|Testsuite (Tests/autobahn/README.md)"
+  Tests/autobahn/run.sh ws
+  Tests/autobahn/run.sh wss
 fi
