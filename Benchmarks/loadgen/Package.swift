@@ -7,7 +7,8 @@ let package = Package(
     products: [.executable(name: "loadgen", targets: ["loadgen"])],
     targets: [
         // The only place C headers are seen: epoll, sockets, clocks, /proc readers.
-        .target(name: "CLoadgen"),
+        // zlib (Debian zlib1g-dev) only to read permessage-deflate messages in `--deflate` runs.
+        .target(name: "CLoadgen", linkerSettings: [.linkedLibrary("z")]),
         .executableTarget(
             name: "loadgen", dependencies: ["CLoadgen"],
             swiftSettings: [

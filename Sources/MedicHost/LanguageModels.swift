@@ -101,12 +101,17 @@ final class AnthropicModel: LanguageModel {
                     if errorBody.count < 65536 { errorBody.append(contentsOf: chunk) }
                     return
                 }
+                // After the stream's first error nothing more is forwarded, and that first error is the one
+                // reported (a later one is usually its consequence).
+                guard streamError == nil else { return }
                 for event in stream.feed(chunk) {
                     switch event {
                     case .textDelta(let delta): onDelta(.text(delta))
                     case .toolUseStarted(let id, let name): onDelta(.toolUseStarted(id: id, name: name))
                     case .messageStop: break
-                    case .error(let type, let message): streamError = "\(type): \(message)"
+                    case .error(let type, let message):
+                        streamError = "\(type): \(message)"
+                        return
                     }
                 }
             },

@@ -58,6 +58,7 @@ public final class MedicServer {
             let navigator = NavigatorService(store: store, loop: loop, repositories: configuration.repositories, indexer: indexer, logger: logger)
             app.register(NavigatorFeature(navigator: navigator, publisher: app))
             pipeline?.onRepositoryChanged = { [unowned navigator] repository in navigator.index(repo: repository.name) }
+            pipeline?.locate = { [unowned navigator] repo, evidence, limit, done in navigator.locatePaths(repo: repo, evidence: evidence, limit: limit, done) }
             _ = loop.schedule(afterNanoseconds: 0) { [unowned navigator] in navigator.indexAll() }
             self.navigator = navigator
         }

@@ -99,6 +99,14 @@ public final class NavigatorService {
         }
     }
 
+    /// The paths `locate` ranks for `evidence` (failure text, stack traces), best first; empty on any error.
+    public func locatePaths(repo: String, evidence: String, limit: Int, _ done: @escaping ([String]) -> Void) {
+        guard !evidence.isEmpty else { return done([]) }
+        search(repo: repo, mode: .locate, query: String(evidence.utf8.prefix(Self.maxQueryBytes - 4)) ?? "", limit: limit) { result in
+            done(((try? result.get())?["results"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue })
+        }
+    }
+
     // MARK: modes
 
     private func find(_ repo: String, _ query: String, _ limit: Int, _ graph: ImportGraph, _ answer: @escaping (Result<[JSONValue], ProtocolError>) -> Void) {

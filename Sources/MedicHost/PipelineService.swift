@@ -97,6 +97,9 @@ public final class PipelineService {
     var figures = ProposalFigures()
     /// An instance idle this long that holds no sandbox, run or queued input leaves memory.
     var idleEvictionMilliseconds: Int64 = 300_000
+    /// The code navigator's `locate` (repository, evidence, limit → repository paths), when configured: the
+    /// fix prompt adds the files it points at.
+    public var locate: ((String, String, Int, @escaping ([String]) -> Void) -> Void)?
     /// Called when a proposal's end may have changed its repository (applied, rolled back, or a failed apply
     /// that committed and reverted): the code index follows.
     public var onRepositoryChanged: ((RepositoryConfig) -> Void)?
@@ -621,7 +624,22 @@ public final class PipelineService {
     /// Builds the fix prompt (files read from the sandbox) and asks the model; a re-ask adds the malformed
     /// reply and the parser's complaint as the next turns. The machine decides whether to re-ask.
     private func requestFix(_ runtime: ProposalRuntime, attempt: Int, context: FixContext, retry: (reply: String, complaint: String)?) {
-        readPromptFiles(context.relevantPaths()[...], context: context, workspace: runtime.workspace, files: [], notes: []) { [weak self] files, notes in
+        // The analysis's locations and the patch's files first; then what the code navigator locates from the
+        // failure (its messages and output), so the model also sees code the failure points at indirectly.
+        let known = context.relevantPaths()
+        guard let locate, let analysis = context.analysis, known.count < 10 else {
+            return ask(runtime, attempt: attempt, context: context, paths: known, retry: retry)
+        }
+        let evidence = ([analysis.rootCause] + analysis.messages + [context.testOutput ?? ""]).joined(separator: "\n")
+        locate(runtime.machine.info.repo, String(evidence.suffix(16_000)), 5) { [weak self] located in
+            let extra = located.filter { !known.contains($0) }.prefix(10 - known.count)
+            self?.ask(runtime, attempt: attempt, context: context, paths: known + extra, retry: retry)
+        }
+    }
+
+    /// Reads `paths` from the sandbox, builds the prompt and asks the model.
+    private func ask(_ runtime: ProposalRuntime, attempt: Int, context: FixContext, paths: [String], retry: (reply: String, complaint: String)?) {
+        readPromptFiles(paths[...], context: context, workspace: runtime.workspace, files: [], notes: []) { [weak self] files, notes in
             let prompt = FixPrompt.build(context: context, relevantFiles: files, fileNotes: notes)
             var messages = [ModelMessage(.user, prompt.user)]
             if let retry { messages += [ModelMessage(.assistant, retry.reply), ModelMessage(.user, retry.complaint)] }

@@ -445,10 +445,10 @@ private struct Scan {
             ordered.insert(first, at: 0)
         }
         var messages: [String] = []
-        for message in findings.compactMap(\.message) {
+        // The bound is checked before appending, so `maxMessages: 0` keeps none (found by Fuzz/, target `summary`).
+        for message in findings.compactMap(\.message) where messages.count < limits.maxMessages {
             let cut = message.count > limits.maxMessageLength ? String(message.prefix(limits.maxMessageLength)) + "…" : message
             if !messages.contains(cut) { messages.append(cut) }
-            if messages.count == limits.maxMessages { break }
         }
         let primaryMessage = primary.message.map { $0.count > limits.maxMessageLength ? String($0.prefix(limits.maxMessageLength)) + "…" : $0 }
         return FailureAnalysis(

@@ -23,8 +23,8 @@ public enum TestSummaryParser {
             if line.hasPrefix("--- PASS:") { goPass += 1; continue }
             if line.hasPrefix("--- FAIL:") { goFail += 1; continue }
             // node --test (TAP): "# pass 4", "# fail 1".
-            if line.hasPrefix("# pass ") || line.hasPrefix("ℹ pass ") { nodePass = Int(line.dropFirst(7)); continue }
-            if line.hasPrefix("# fail ") || line.hasPrefix("ℹ fail ") { nodeFail = Int(line.dropFirst(7)); continue }
+            if line.hasPrefix("# pass ") || line.hasPrefix("ℹ pass ") { nodePass = count(line.dropFirst(7)); continue }
+            if line.hasPrefix("# fail ") || line.hasPrefix("ℹ fail ") { nodeFail = count(line.dropFirst(7)); continue }
             // unittest: "Ran 5 tests in 0.001s", then "OK" or "FAILED (failures=1, errors=2)".
             if line.hasPrefix("Ran "), line.contains(" test") {
                 unittestRan = firstInt(in: line)
@@ -58,7 +58,7 @@ public enum TestSummaryParser {
             // "✘ Test run with 5 tests in 2 suites failed after 0.1 seconds with 2 issues."
             if let r = line.range(of: "Test run with ") {
                 let rest = line[r.upperBound...]
-                if let total = Int(rest.prefix(while: \.isNumber)) {
+                if let total = count(rest.prefix(while: \.isNumber)) {
                     if rest.contains(" passed after ") {
                         passed = total
                         failed = 0
@@ -112,22 +112,29 @@ public enum TestSummaryParser {
         let tokens = text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "=" || $0 == "(" || $0 == ")" })
         var out: [String: Int] = [:]
         for (a, b) in zip(tokens, tokens.dropFirst()) {
-            if let n = Int(a) { out[String(b)] = n }
+            if let n = count(a) { out[String(b)] = n }
         }
         return out
+    }
+
+    /// A count as runners print it: ASCII digits only — no sign ("-1 failed" is not a count; found by Fuzz/,
+    /// target `summary`) — and at most 9 of them, so adding failures and errors can never overflow.
+    private static func count(_ token: some StringProtocol) -> Int? {
+        guard !token.isEmpty, token.utf8.count <= 9, token.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(token)
     }
 
     /// "failures=1" → 1.
     private static func namedCount(_ name: String, in line: String) -> Int? {
         guard let r = line.range(of: name + "=") else { return nil }
-        return Int(line[r.upperBound...].prefix(while: \.isNumber))
+        return count(line[r.upperBound...].prefix(while: \.isNumber))
     }
 
     /// The integer before "failure"/"failures" etc.
     private static func intBefore(word: String, in line: String) -> Int? {
         let tokens = line.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "(" || $0 == ")" })
         for (a, b) in zip(tokens, tokens.dropFirst()) where b.hasPrefix(word) {
-            if let n = Int(a) { return n }
+            if let n = count(a) { return n }
         }
         return nil
     }
@@ -137,7 +144,7 @@ public enum TestSummaryParser {
         for ch in line {
             if ch.isASCII, ch.isNumber { digits.append(ch) } else if !digits.isEmpty { break }
         }
-        return Int(digits)
+        return count(digits)
     }
 }
 

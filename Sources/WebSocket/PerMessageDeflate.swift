@@ -174,7 +174,8 @@ public enum InflateError: Error, Sendable, Equatable {
 /// Compresses whole messages for permessage-deflate with no context takeover (RFC 7692 §7.2.1): each
 /// message is one raw DEFLATE stream flushed with Z_SYNC_FLUSH, its trailing 0x00 0x00 0xff 0xff removed.
 /// One instance per loop serves every connection (the zlib state is reset, not freed, between messages;
-/// a stream per window size is made on first use), so connections hold no zlib memory.
+/// a stream per window size, and per small/large message, is made on first use), so connections hold no zlib
+/// memory.
 public final class MessageDeflater {
     private var streams: [Int: UnsafeMutablePointer<z_stream>] = [:]
     private let level: Int32
@@ -190,9 +191,16 @@ public final class MessageDeflater {
         }
     }
 
+    /// Messages up to this size use a stream with a small hash table (memLevel 4: 2,048 heads). Resetting a
+    /// stream clears its hash table (zlib's lm_init), 64 KiB at zlib's default memLevel 8 — ~3 µs, which was
+    /// most of the cost of compressing a 100-byte echo (Benchmarks/README); 4 KiB here. Small messages lose
+    /// next to nothing: they hold few strings to match.
+    static let smallMessageLimit = 4096
+
     /// The compressed payload of one message (RSV1 set on its first frame), nil when zlib refused the window.
     public func compress(_ payload: UnsafeRawBufferPointer, windowBits: Int = 15) -> [UInt8]? {
-        guard let stream = stream(windowBits: windowBits) else { return nil }
+        let memLevel: Int32 = payload.count <= Self.smallMessageLimit ? 4 : 8
+        guard let stream = stream(windowBits: windowBits, memLevel: memLevel) else { return nil }
         defer { deflateReset(stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(stream, uLong(payload.count))) + 16)
         var produced = 0
@@ -212,16 +220,17 @@ public final class MessageDeflater {
         return output
     }
 
-    private func stream(windowBits: Int) -> UnsafeMutablePointer<z_stream>? {
-        if let existing = streams[windowBits] { return existing }
+    private func stream(windowBits: Int, memLevel: Int32) -> UnsafeMutablePointer<z_stream>? {
+        let key = windowBits << 4 | Int(memLevel)
+        if let existing = streams[key] { return existing }
         let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        // memLevel 8 is zlib's default; the state is ~256 KiB per window size, once per loop.
-        guard czlib_deflate_init_raw(stream, level, Int32(windowBits), 8) == Z_OK else {
+        // memLevel 8 is zlib's default; the state is ~256 KiB per window size (less at memLevel 4), once per loop.
+        guard czlib_deflate_init_raw(stream, level, Int32(windowBits), memLevel) == Z_OK else {
             stream.deallocate()
             return nil
         }
-        streams[windowBits] = stream
+        streams[key] = stream
         return stream
     }
 }

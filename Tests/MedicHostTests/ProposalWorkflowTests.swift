@@ -238,4 +238,21 @@ struct ProposalWorkflowTests {
         #expect(world.git.commits.count == 2)  // the apply only: no revert
         #expect(world.store.rows[id]?.status == "applied")
     }
+
+    @Test func theFixPromptAlsoShowsWhatTheNavigatorLocates() throws {
+        let world = try World(files: [
+            "calc.py": "def add(a, b):\n    return a + b\n", "test_calc.py": "assert add(2, 2) == 4\n", "rounding.py": "PRECISION = 2  # used by add\n",
+        ])
+        var evidenceSeen: String?
+        world.service.locate = { repo, evidence, limit, done in
+            evidenceSeen = evidence
+            #expect(repo == "demo" && limit > 0)
+            done(["rounding.py", "calc.py", "missing.py"])
+        }
+        world.model.replies = [fixReply([("calc.py", goodAdd)])]
+        _ = try world.propose([brokenAdd])
+        let prompt = text(try #require(world.model.requests.first))
+        #expect(prompt.contains("PRECISION = 2"))  // the located file's content
+        #expect(evidenceSeen?.contains("AssertionError") == true)
+    }
 }

@@ -305,6 +305,20 @@ struct RealRun {
         #expect(a.messages.allSatisfy { $0.count == 11 })
     }
 
+    /// Found by the `summary` fuzz target (Fuzz/corpus/summary/regress-max-messages-0): with `maxMessages: 0` the
+    /// bound was checked after appending, so the signal's message was kept anyway.
+    @Test func zeroLimitsKeepNothing() {
+        let limits = AnalyzerLimits(maxLocations: 0, maxMessages: 0, maxMessageLength: 10)
+        let crashed = FailureAnalyzer.analyze(output: "", exitCode: 1, timedOut: false, signal: 0, repositoryFiles: nil, limits: limits)
+        #expect(crashed.category == .crash)
+        #expect(crashed.messages.isEmpty)
+        let output = "./a.go:3:1: undefined: v\n./b.go:4:1: undefined: w"
+        let failed = FailureAnalyzer.analyze(output: output, exitCode: 1, timedOut: false, signal: nil, repositoryFiles: nil, limits: limits)
+        #expect(failed.messages.isEmpty)
+        #expect(failed.locations.isEmpty)
+        #expect(failed.rootCause.contains("undefined"))
+    }
+
     @Test func pathsOutsideRepositoryAreDropped() {
         let output = """
             Traceback (most recent call last):

@@ -66,4 +66,17 @@ import Testing
         let none = TestSummaryParser.parse("hello\nworld\n")
         #expect(none.passed == nil && none.failed == nil)
     }
+
+    /// Found by the `summary` fuzz target (Fuzz/corpus/summary/regress-negative-count): a signed number before
+    /// "failed" was read as a count, so a line of output could make `failed` negative. Counts are digits only,
+    /// and at most 9 of them, so failures plus errors cannot overflow either.
+    @Test func signedOrHugeNumbersAreNotCounts() {
+        let signed = TestSummaryParser.parse("==== -1 failed, 3 passed in 0.12s ====")
+        #expect(signed.passed == 3 && signed.failed == 0)
+        #expect(TestSummaryParser.parse("# pass -3\n# fail +2\n").passed == nil)
+        let huge = "==== 9223372036854775807 failed, 9223372036854775807 errors, 1 passed in 1s ===="
+        #expect(TestSummaryParser.parse(huge).failed == 0)
+        #expect(TestSummaryParser.parse("Ran 99999999999999999999 tests in 1s\nFAILED (failures=9223372036854775807, errors=9223372036854775807)").failed == nil)
+        #expect(TestSummaryParser.parse("==== 123456789 passed in 1s ====").passed == 123_456_789)
+    }
 }

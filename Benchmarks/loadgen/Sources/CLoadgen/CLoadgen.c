@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <zlib.h>
 
 const void *lg_memmem(const void *haystack, size_t haystack_len, const void *needle, size_t needle_len) {
     return memmem(haystack, haystack_len, needle, needle_len);
@@ -180,4 +181,32 @@ int64_t lg_proc_write_calls(int pid) {
     }
     fclose(f);
     return n;
+}
+
+long lg_inflate_message(const void *in, size_t in_len, void *out, size_t out_cap) {
+    static z_stream stream;
+    static int ready = 0;
+    static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+    if (!ready) {
+        memset(&stream, 0, sizeof stream);
+        if (inflateInit2(&stream, -15) != Z_OK) return -1;
+        ready = 1;
+    } else {
+        inflateReset(&stream);
+    }
+    stream.next_out = out;
+    stream.avail_out = (uInt)out_cap;
+    stream.next_in = (Bytef *)in;
+    stream.avail_in = (uInt)in_len;
+    int status = inflate(&stream, Z_SYNC_FLUSH);
+    if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR) return -1;
+    if (stream.avail_in != 0) return -1;
+    if (status != Z_STREAM_END) {
+        stream.next_in = (Bytef *)tail;
+        stream.avail_in = 4;
+        status = inflate(&stream, Z_SYNC_FLUSH);
+        if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR) return -1;
+    }
+    if (stream.avail_out == 0) return -1;
+    return (long)(out_cap - stream.avail_out);
 }

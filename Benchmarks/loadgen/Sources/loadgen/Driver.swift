@@ -76,6 +76,8 @@ final class Driver {
     private var nextToken: UInt64 = 1
     private var dirtyList: [Client] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Where a compressed message (RSV1, permessage-deflate) is inflated before the handler sees it.
+    private let inflateBuffer: UnsafeMutableRawBufferPointer
     private var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
     private var eventData = [UInt64](repeating: 0, count: 1024)
     private var eventMask = [UInt32](repeating: 0, count: 1024)
@@ -94,11 +96,13 @@ final class Driver {
         self.epfd = lg_epoll_create()
         precondition(epfd >= 0, "epoll_create1: \(String(cString: lg_last_error()))")
         self.readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        self.inflateBuffer = .allocate(byteCount: 4 << 20, alignment: 16)
     }
 
     deinit {
         Glibc.close(epfd)
         readBuffer.deallocate()
+        inflateBuffer.deallocate()
     }
 
     /// Prints the first few problems only, so a failing run does not flood the terminal.
@@ -386,7 +390,15 @@ final class Driver {
             let fin = b0 & 0x80 != 0
             switch b0 & 0x0f {
             case 0x1, 0x2:
-                if fin && client.fragments.isEmpty {
+                if b0 & 0x40 != 0 {
+                    // permessage-deflate (RFC 7692 §6): the servers compress whole, unfragmented messages only.
+                    let n = lg_inflate_message(payload.baseAddress, payload.count, inflateBuffer.baseAddress, inflateBuffer.count)
+                    guard fin, n >= 0 else {
+                        fail(client, "compressed message not inflatable")
+                        return p
+                    }
+                    handler.message(client, UnsafeRawBufferPointer(rebasing: inflateBuffer[0..<n]), now: now, driver: self)
+                } else if fin && client.fragments.isEmpty {
                     handler.message(client, payload, now: now, driver: self)
                 } else {
                     client.fragments.append(contentsOf: payload)

@@ -19,9 +19,7 @@ final class Idle: ClientHandler {
     }
 
     func message(_ client: Client, _ message: UnsafeRawBufferPointer, now: UInt64, driver: Driver) {
-        // With --deflate the welcome may arrive compressed (not inflated here): the first message after the
-        // upgrade is the welcome (a refusal is a close frame, counted as failed).
-        if client.state == 0 && (options.deflate || MedicWire.kind(of: message) == .welcome) {
+        if client.state == 0 && MedicWire.kind(of: message) == .welcome {
             client.state = 1
             ready += 1
         }

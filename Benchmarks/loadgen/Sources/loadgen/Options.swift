@@ -21,8 +21,8 @@ struct Options {
     var repo: String?
     /// Seconds allowed for setting up connections before the scenario gives up.
     var setupTimeout = 60.0
-    /// Offer permessage-deflate (RFC 7692) in the upgrade, as browsers do (`--deflate`; idle mode only: the
-    /// load generator does not inflate, so scenarios that read payloads stay uncompressed).
+    /// Offer permessage-deflate (RFC 7692) in the upgrade, as browsers do (`--deflate`); compressed messages
+    /// are inflated (zlib) before they are read.
     var deflate = false
 
     init(arguments: [String]) throws(UsageError) {

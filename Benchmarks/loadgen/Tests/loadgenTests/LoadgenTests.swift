@@ -1,5 +1,6 @@
 // LoadgenTests: the load generator's pure parts — histogram buckets and percentiles, payload round trip,
 // byte searches over medic.v1 JSON.
+import CLoadgen
 import Testing
 
 @testable import loadgen
@@ -72,5 +73,27 @@ import Testing
     @Test func countsLineMarkers() {
         let event = Array("{\"type\":\"event\",\"kind\":\"test_output\",\"data\":{\"lines\":[\"L1\",\"L2\",\"L3\"]}}".utf8)
         event.withUnsafeBytes { #expect(Bytes.count($0, "\"L") == 3) }
+    }
+}
+
+@Suite struct InflateTests {
+    /// RFC 7692 §7.2.3.1: "Hello" compressed; the shim appends 00 00 ff ff itself.
+    static let hello: [UInt8] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+
+    func inflate(_ input: [UInt8], capacity: Int = 64) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: capacity)
+        let n = input.withUnsafeBytes { i in out.withUnsafeMutableBytes { lg_inflate_message(i.baseAddress, i.count, $0.baseAddress, $0.count) } }
+        return n < 0 ? nil : Array(out[0..<n])
+    }
+
+    @Test func inflatesTheRFCExampleTwice() {
+        #expect(inflate(Self.hello) == Array("Hello".utf8))
+        #expect(inflate(Self.hello) == Array("Hello".utf8))  // the stream is reset between messages
+    }
+
+    @Test func garbageAndOverflowAreRefused() {
+        #expect(inflate([0xff, 0xff, 0xff, 0x00]) == nil)
+        #expect(inflate(Self.hello, capacity: 5) == nil)  // no room left: treated as too big
+        #expect(inflate(Self.hello) == Array("Hello".utf8))
     }
 }

@@ -26,6 +26,10 @@ long lg_read(int fd, void *buf, size_t len);
 long lg_write(int fd, const void *buf, size_t len);
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 long lg_raise_nofile(void);
+/// Inflates one permessage-deflate message (RFC 7692 §7.2.2: raw DEFLATE, 00 00 ff ff appended here) into `out`.
+/// Returns the inflated length, or -1 (invalid data, or more than `out_cap` bytes). One stream, reset per call:
+/// the load generator is single-threaded.
+long lg_inflate_message(const void *in, size_t in_len, void *out, size_t out_cap);
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t lg_now_ns(void);
 /// CLOCK_REALTIME in milliseconds since the Unix epoch (the server's `ts` clock).
