@@ -147,19 +147,32 @@ public final class FeatureRegistry {
 
     public init() {}
 
-    /// Adds a feature. Command types, topic kinds and routes must not collide with another feature's.
+    /// The session's own commands, which the App answers before any feature: a feature declaring one would
+    /// never be called.
+    static let sessionCommands: Set<String> = ["hello", "subscribe", "unsubscribe", "stats"]
+
+    /// Adds a feature. Command types, topic kinds and routes must not collide with another feature's or the
+    /// session's, and topic names must be ones clients can spell (`Topic`'s syntax): a declaration that could
+    /// never be reached is a programming error, stopped at startup rather than found missing later.
     public func register(_ feature: any Feature) {
         for declaration in feature.commands {
+            precondition(!Self.sessionCommands.contains(declaration.type), "command \(declaration.type) is the session's own")
             precondition(byCommand[declaration.type] == nil, "command \(declaration.type) is declared twice")
             byCommand[declaration.type] = (feature, declaration)
         }
         for topic in feature.topics {
+            precondition(Topic.isValidKind(topic.instance) && Topic.isValidKind(topic.collection),
+                "topic kinds must be [a-z_]{1,32}: \(topic.instance), \(topic.collection)")
             precondition(!instanceKinds.contains(topic.instance) && !collections.contains(topic.collection), "topic \(topic.instance) declared twice")
             instanceKinds.insert(topic.instance)
             collections.insert(topic.collection)
             if topic.presence { presenceKinds.insert(topic.instance) }
         }
-        routes += feature.routes
+        for route in feature.routes {
+            precondition(!routes.contains { $0.method == route.method && $0.pattern == route.pattern },
+                "route \(route.method) /\(route.pattern.joined(separator: "/")) is declared twice")
+            routes.append(route)
+        }
         features.append(feature)
     }
 
