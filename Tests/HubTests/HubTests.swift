@@ -313,6 +313,11 @@ let topic = "proposal:p1"
         #expect(h.presencePushes.map(\.topic) == ["note:n1"])
         #expect(h.hub.presence(topic: "proposal:p1").isEmpty)
         #expect(h.hub.presence(topic: "note:n1").map(\.principal) == ["alice"])
+        // A hub nobody configured tracks no presence at all: the kinds come from the registry only.
+        let bare = Hub<Int64>()
+        #expect(bare.subscribe(1, topic: "proposal:p1", since: nil, head: 0, member: member("alice")).allSatisfy {
+            if case .presenceChanged = $0 { false } else { true }
+        })
     }
 
     @Test func joinAndLeaveWithDuplicatePrincipals() {
