@@ -94,6 +94,18 @@ public final class NavigatorFeature: Feature {
                 }
             },
             RESTRoute("GET", "api/v1/repos/*/events") { call in call.app.respondEvents(topic: "repo:\(call.captures[0])", call) },
+            RESTRoute("GET", "api/v1/repos/*/file") { [unowned self] call in
+                self.navigator.file(repo: call.captures[0], path: call.request.queryItems()["path"] ?? "") { result in
+                    guard !call.connection.isClosed else { return }
+                    switch result {
+                    case .success(let json): call.app.respondJSON(200, json.bytes, on: call.connection)
+                    case .failure(let error): call.app.respondError(error, on: call.connection)
+                    }
+                }
+            },
+            RESTRoute("GET", "api/v1/repos") { [unowned self] call in
+                call.app.respondJSON(200, JSONValue.object(["repos": .array(self.navigator.repositoryNames.map { .string($0) })]).bytes, on: call.connection)
+            },
         ]
     }
 

@@ -60,6 +60,9 @@ public final class NavigatorService {
         }
     }
 
+    /// The configured repositories' names.
+    public var repositoryNames: [String] { repositories.keys.sorted() }
+
     public func indexAll() {
         for name in repositories.keys.sorted() { index(repo: name) }
     }
@@ -95,6 +98,32 @@ public final class NavigatorService {
             case .related: self.related(trimmed, limit, graph, answer)
             case .outline: self.outline(name, trimmed, graph, answer)
             case .analyze: self.analyze(repo, trimmed, graph, answer)
+            }
+        }
+    }
+
+    /// An indexed file's text for the page's code view: only paths the index holds (nothing else in or out
+    /// of the tree can be named), read without following links, at most 1 MiB, off the loop.
+    public func file(repo name: String, path: String, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void) {
+        guard let repo = repositories[name] else { return reply(.failure(ProtocolError(code: .notFound, message: "unknown repository '\(name)'"))) }
+        graph(name) { [loop] graph in
+            guard let graph, graph.files.contains(path) else {
+                return reply(.failure(ProtocolError(code: .notFound, message: "\(path.prefix(300)) is not an indexed file")))
+            }
+            let bound = LoopBound(reply, loop: loop)
+            let root = repo.path
+            DispatchQueue.global().async {
+                let read = readWorkspaceFile(path, in: root, maxBytes: 1 << 20)
+                let result: Result<JSONValue, ProtocolError>
+                if case .file(let bytes, let size) = read {
+                    result = .success(.object([
+                        "repo": .string(name), "commit": graph.commit.map { .string($0) } ?? .null, "path": .string(path),
+                        "size": .int(Int64(size)), "truncated": .bool(bytes.count < size), "text": .string(String(decoding: bytes, as: UTF8.self)),
+                    ]))
+                } else {
+                    result = .failure(ProtocolError(code: .notFound, message: read.unreadableNote(path) ?? "\(path) is gone since it was indexed"))
+                }
+                bound.hop { $0(result) }
             }
         }
     }

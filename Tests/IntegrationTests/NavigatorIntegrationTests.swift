@@ -354,6 +354,12 @@ struct NavigatorServedTests {
         let (status, body) = try http("GET", "/api/v1/repos/repo/search?q=stored%20hash&mode=find", viewer)
         #expect(status == 200 && body?["results"]?.arrayValue?.first?["path"] == "auth/login.py")
         #expect(try http("POST", "/api/v1/repos/repo/index", viewer).0 == 403)
+        #expect(try http("GET", "/api/v1/repos", viewer).1?["repos"] == .array(["repo"]))
+        let (read, file) = try http("GET", "/api/v1/repos/repo/file?path=auth/login.py", viewer)
+        #expect(read == 200 && file?["text"]?.stringValue?.contains("def check_password") == true)
+        for hostile in ["../../etc/passwd", "/etc/passwd", "auth/../../../etc/passwd", "", "auth", "auth/login.py%00"] {
+            #expect(try http("GET", "/api/v1/repos/repo/file?path=\(hostile)", viewer).0 == 404, "\(hostile)")
+        }
         // A proposal applied by Medic is in the index afterwards.
         var skipped: [JSONValue] = []
         let proposed = try bot.call([
