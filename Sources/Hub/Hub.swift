@@ -50,13 +50,13 @@ public final class Hub<Frame> {
     /// Events per `readStore` request. Default 500.
     public let replayPageSize: Int
     /// Instance topic kinds that track presence (`proposal` for `proposal:<id>`): the feature registry says
-    /// which; the hub only routes.
+    /// which; the hub only routes and knows no kind of its own (none by default).
     public var presenceKinds: Set<String>
 
     private var topics: [String: TopicState<Frame>] = [:]
     private var subscriptions: [SubscriberID: Set<String>] = [:]
 
-    public init(replayPageSize: Int = 500, presenceKinds: Set<String> = ["proposal"]) {
+    public init(replayPageSize: Int = 500, presenceKinds: Set<String> = []) {
         precondition(replayPageSize > 0, "replayPageSize must be positive")
         self.replayPageSize = replayPageSize
         self.presenceKinds = presenceKinds

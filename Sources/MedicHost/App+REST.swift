@@ -256,22 +256,54 @@ extension App {
         metric("events_published_total", "counter", "Durable events published.", metrics.eventsPublished)
         metric("event_deliveries_total", "counter", "Event frames queued to subscribers.", metrics.deliveries)
         // Each feature's own series, read from the feature (no command, no principal).
-        for feature in features.features {
-            var described: Set<String> = []
-            for sample in feature.metrics() {
-                let name = "medic_" + sample.name
-                if described.insert(name).inserted {
-                    lines.append("# HELP \(name) \(sample.help)")
-                    lines.append("# TYPE \(name) \(sample.type)")
-                }
-                let labels = sample.labels.isEmpty ? "" : "{" + sample.labels.map { "\($0.0)=\"\(Self.escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
-                let value = sample.value.rounded() == sample.value && abs(sample.value) < 1e15 ? String(Int64(sample.value)) : String(sample.value)
-                lines.append("\(name)\(labels) \(value)")
-            }
-        }
+        lines += Self.exposition(features.features.flatMap { $0.metrics() })
         var headers = HTTPHeaders()
         headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         connection.respond(HTTPResponse(status: 200, headers: headers, body: Array((lines.joined(separator: "\n") + "\n").utf8)))
+    }
+
+    /// Prometheus text lines (exposition format 0.0.4) for features' samples, names prefixed `medic_`: one
+    /// HELP/TYPE per family and each family's samples together — the format requires one group per name —
+    /// whichever feature or order they came from (the first sample's help and type win). A sample whose name or
+    /// label names are not Prometheus names is left out rather than making the whole page unparseable.
+    static func exposition(_ samples: [MetricSample]) -> [String] {
+        var order: [String] = []
+        var families: [String: [MetricSample]] = [:]
+        for sample in samples where isMetricName(sample.name) && sample.labels.allSatisfy({ isMetricName($0.0) && !$0.0.contains(":") }) {
+            if families[sample.name] == nil { order.append(sample.name) }
+            families[sample.name, default: []].append(sample)
+        }
+        var lines: [String] = []
+        for name in order {
+            guard let family = families[name], let first = family.first else { continue }
+            let help = first.help.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+            lines.append("# HELP medic_\(name) \(help)")
+            lines.append("# TYPE medic_\(name) \(first.type == "counter" ? "counter" : "gauge")")
+            for sample in family {
+                let labels = sample.labels.isEmpty ? "" : "{" + sample.labels.map { "\($0.0)=\"\(escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
+                lines.append("medic_\(name)\(labels) \(metricValue(sample.value))")
+            }
+        }
+        return lines
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*` (label names are the same without `:`).
+    static func isMetricName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "_"), UInt8(ascii: ":"): true
+            default: false
+            }
+        }
+    }
+
+    /// A sample value as the format spells it: integers without a fraction, `NaN`, `+Inf`, `-Inf`.
+    static func metricValue(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        return value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// A Prometheus label value: backslash, quote and newline escaped (exposition format 0.0.4).

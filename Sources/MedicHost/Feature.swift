@@ -1,9 +1,10 @@
 // Feature: one kind of work Medic does — proposals today; bug reports, the navigator, asks and incidents next —
 // declared once: its commands and who may send them, its topics, its REST routes, its figures and its
-// Prometheus series. The App routes through the `FeatureRegistry` and knows no feature by name.
+// Prometheus series, and the store migrations of its own tables. The App routes through the `FeatureRegistry` and knows no feature by name.
 public import HTTP1
 public import Protocol
 public import Server
+public import Store
 
 /// A command a feature handles.
 public struct CommandDeclaration: Sendable, Equatable {
@@ -123,6 +124,16 @@ public protocol Feature: AnyObject {
     func stats() -> JSONObject
     /// Its Prometheus series for `/metrics`.
     func metrics() -> [MetricSample]
+    /// The migrations of its own tables. Their versions share the store's one numbering (`Store/Schema.swift`,
+    /// schema_migrations is keyed by version): pick numbers no other migration uses — a collision is refused
+    /// at startup. `MedicServer` applies every registered feature's migrations, in ascending version with the
+    /// store's, before it listens; a feature must not read its tables before that (not in its `init`).
+    var migrations: [Migration] { get }
+}
+
+extension Feature {
+    /// Most features store only events and command rows (the store's own tables).
+    public var migrations: [Migration] { [] }
 }
 
 /// Every registered feature, and the lookups the App makes per message.
@@ -136,19 +147,32 @@ public final class FeatureRegistry {
 
     public init() {}
 
-    /// Adds a feature. Command types, topic kinds and routes must not collide with another feature's.
+    /// The session's own commands, which the App answers before any feature: a feature declaring one would
+    /// never be called.
+    static let sessionCommands: Set<String> = ["hello", "subscribe", "unsubscribe", "stats"]
+
+    /// Adds a feature. Command types, topic kinds and routes must not collide with another feature's or the
+    /// session's, and topic names must be ones clients can spell (`Topic`'s syntax): a declaration that could
+    /// never be reached is a programming error, stopped at startup rather than found missing later.
     public func register(_ feature: any Feature) {
         for declaration in feature.commands {
+            precondition(!Self.sessionCommands.contains(declaration.type), "command \(declaration.type) is the session's own")
             precondition(byCommand[declaration.type] == nil, "command \(declaration.type) is declared twice")
             byCommand[declaration.type] = (feature, declaration)
         }
         for topic in feature.topics {
+            precondition(Topic.isValidKind(topic.instance) && Topic.isValidKind(topic.collection),
+                "topic kinds must be [a-z_]{1,32}: \(topic.instance), \(topic.collection)")
             precondition(!instanceKinds.contains(topic.instance) && !collections.contains(topic.collection), "topic \(topic.instance) declared twice")
             instanceKinds.insert(topic.instance)
             collections.insert(topic.collection)
             if topic.presence { presenceKinds.insert(topic.instance) }
         }
-        routes += feature.routes
+        for route in feature.routes {
+            precondition(!routes.contains { $0.method == route.method && $0.pattern == route.pattern },
+                "route \(route.method) /\(route.pattern.joined(separator: "/")) is declared twice")
+            routes.append(route)
+        }
         features.append(feature)
     }
 
@@ -167,6 +191,9 @@ public final class FeatureRegistry {
     public var topicForms: String {
         (collections.sorted() + instanceKinds.sorted().map { "\($0):<id>" }).joined(separator: ", ")
     }
+
+    /// Every registered feature's migrations, in registration order (`Store.applyMigrations` orders them).
+    public var migrations: [Migration] { features.flatMap(\.migrations) }
 
     /// The merged `stats` of every feature.
     public func stats() -> JSONObject {

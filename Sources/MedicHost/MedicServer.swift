@@ -24,8 +24,8 @@ public final class MedicServer {
     public private(set) var navigator: NavigatorService?
 
     /// Opens the store (migrations run), builds the app, registers the features — proposals (the pipeline,
-    /// publishing through the app) unless `withPipeline` is false, then `extraFeatures` — and binds every
-    /// listener.
+    /// publishing through the app) unless `withPipeline` is false, then `extraFeatures` — applies the
+    /// features' own migrations and binds every listener.
     public init(
         configuration: MedicConfiguration, loop: EventLoop, logger: Logger, withPipeline: Bool = true,
         extraFeatures: (App) throws -> [any Feature] = { _ in [] }
@@ -63,6 +63,19 @@ public final class MedicServer {
             self.navigator = navigator
         }
         for feature in try extraFeatures(app) { app.register(feature) }
+        // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet
+        // (as in `Store.open`), and a failed or colliding migration stops startup with its reason.
+        let featureMigrations = app.features.migrations
+        if !featureMigrations.isEmpty {
+            let applied: [Int]
+            do {
+                applied = try store.sync { store.applyMigrations(featureMigrations, completion: $0) }
+            } catch {
+                store.close()  // no server will own it: its worker thread must not outlive this failed start
+                throw error
+            }
+            if !applied.isEmpty { logger.info("applied feature migrations \(applied)") }
+        }
         for text in configuration.listen {
             guard let spec = SocketAddressSpec(parsing: text) else { throw ConfigurationError("listen address must be HOST:PORT, got '\(text)'") }
             let port = try server.listen(spec)

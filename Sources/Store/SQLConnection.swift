@@ -37,7 +37,8 @@ func sqlText(_ s: String?) -> SQLValue { s.map(SQLValue.text) ?? .null }
 
 /// Which SQL dialect a connection speaks; statements are written in the common subset with `$N`
 /// placeholders and the few differing spots are chosen by dialect.
-enum SQLDialect: Sendable {
+/// The SQL dialect a migration is written for (public: features declare their own migrations).
+public enum SQLDialect: Sendable {
     case sqlite
     case postgres
 }

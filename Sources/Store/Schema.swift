@@ -1,12 +1,20 @@
 // Schema: versioned migrations, recorded in schema_migrations, identical in meaning on both backends.
 
 /// One schema step. Versions are applied in order, each in the same transaction as its
-/// schema_migrations row, so a crash mid-migration leaves the previous version intact.
-struct Migration: Sendable {
-    var version: Int
-    var name: String
+/// schema_migrations row, so a crash mid-migration leaves the previous version intact. Public because a
+/// feature (MedicHost) may declare the migrations of its own tables; their versions share one numbering
+/// with `migrations` below (schema_migrations is keyed by version).
+public struct Migration: Sendable {
+    public var version: Int
+    public var name: String
     /// The DDL for a dialect. Only auto-increment keys differ between the two.
-    var sql: @Sendable (SQLDialect) -> String
+    public var sql: @Sendable (SQLDialect) -> String
+
+    public init(version: Int, name: String, sql: @escaping @Sendable (SQLDialect) -> String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
 }
 
 /// The migrations, oldest first. Append only: never edit a released step.
@@ -62,9 +70,29 @@ let migrations: [Migration] = [
     CodeIndexOperations.migration,
 ]
 
-/// Brings the schema up to date. Safe to run on every open and from several processes at once: on Postgres
-/// a transaction-scoped advisory lock serialises migrators; on SQLite BEGIN IMMEDIATE does.
-func migrate(_ conn: any SQLConnection, now: Int64) throws(StoreError) {
+/// The store's own migrations followed by `extra` (features' tables), in the order they are applied:
+/// ascending version, so the order does not depend on which features registered first. A version declared
+/// twice is refused before anything runs: two steps under one number would leave one of them unapplied
+/// on every database that already recorded the other.
+func orderedMigrations(_ extra: [Migration]) throws(StoreError) -> [Migration] {
+    var byVersion: [Int: String] = [:]
+    for m in migrations + extra {
+        guard m.version >= 1 else { throw .invalid("migration '\(m.name)' has version \(m.version); versions start at 1") }
+        if let other = byVersion[m.version] {
+            throw .invalid("migration version \(m.version) is declared twice ('\(other)' and '\(m.name)')")
+        }
+        byVersion[m.version] = m.name
+    }
+    return (migrations + extra).sorted { $0.version < $1.version }
+}
+
+/// Brings the schema up to date: the store's migrations and `extra`, each applied once (ordered by
+/// `orderedMigrations`). Returns the versions applied now. Safe to run on every open and from several
+/// processes at once: on Postgres a transaction-scoped advisory lock serialises migrators; on SQLite BEGIN
+/// IMMEDIATE does.
+@discardableResult
+func migrate(_ conn: any SQLConnection, now: Int64, extra: [Migration] = []) throws(StoreError) -> [Int] {
+    let ordered = try orderedMigrations(extra)
     try conn.begin()
     do throws(StoreError) {
         if conn.dialect == .postgres {
@@ -75,13 +103,16 @@ func migrate(_ conn: any SQLConnection, now: Int64) throws(StoreError) {
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
         )
         let applied = Set(try conn.query("SELECT version FROM schema_migrations", []).map { Int($0[0].int) })
-        for m in migrations where !applied.contains(m.version) {
+        var appliedNow: [Int] = []
+        for m in ordered where !applied.contains(m.version) {
             try conn.execute(m.sql(conn.dialect))
             try conn.query(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                 [.int(Int64(m.version)), .text(m.name), .int(now)])
+            appliedNow.append(m.version)
         }
         try conn.execute("COMMIT")
+        return appliedNow
     } catch {
         try? conn.execute("ROLLBACK")
         throw error

@@ -320,6 +320,16 @@ public final class Store: @unchecked Sendable {
         listener?.close()
     }
 
+    // MARK: Schema
+
+    /// Applies migrations declared outside the store (a feature's own tables) together with the store's own:
+    /// each version once, in ascending order, in one transaction; answers the versions applied now. `open`
+    /// already applied the store's, so on a database that has them this runs only `extra`'s new steps.
+    /// A version that collides with another declared one is refused and nothing is applied.
+    public func applyMigrations(_ extra: [Migration], completion: @escaping @Sendable (Result<[Int], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try migrate(c, now: nowMilliseconds(), extra: extra) }
+    }
+
     // MARK: Blocking convenience (CLI and tests)
 
     /// Runs an asynchronous Store call and waits for its completion:

@@ -21,7 +21,8 @@ final class HubHarness {
     /// When set, reads return at most this many events (a store that loses events).
     var storeTruncatesAt: Int64?
 
-    init(pageSize: Int = 3) { hub = Hub(replayPageSize: pageSize) }
+    /// Instance topics of kind `proposal` track presence, as when the proposals feature is registered.
+    init(pageSize: Int = 3) { hub = Hub(replayPageSize: pageSize, presenceKinds: ["proposal"]) }
 
     func apply(_ actions: [HubAction<Int64>]) {
         for action in actions {

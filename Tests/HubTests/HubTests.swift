@@ -302,6 +302,24 @@ let topic = "proposal:p1"
 }
 
 @Suite struct HubPresenceTests {
+    @Test func presenceFollowsTheConfiguredKindsOnly() {
+        let h = HubHarness()
+        // The registry says which instance kinds track presence; the hub matches the kind before the colon
+        // exactly (no prefix tricks: `notebook:x` is not a `note`, a collection named `note` has no presence).
+        h.hub.presenceKinds = ["note"]
+        for topic in ["note:n1", "proposal:p1", "notebook:x", "note", "notes", "xnote:y"] {
+            h.subscribe(1, topic, since: nil, member: member("alice"))
+        }
+        #expect(h.presencePushes.map(\.topic) == ["note:n1"])
+        #expect(h.hub.presence(topic: "proposal:p1").isEmpty)
+        #expect(h.hub.presence(topic: "note:n1").map(\.principal) == ["alice"])
+        // A hub nobody configured tracks no presence at all: the kinds come from the registry only.
+        let bare = Hub<Int64>()
+        #expect(bare.subscribe(1, topic: "proposal:p1", since: nil, head: 0, member: member("alice")).allSatisfy {
+            if case .presenceChanged = $0 { false } else { true }
+        })
+    }
+
     @Test func joinAndLeaveWithDuplicatePrincipals() {
         let h = HubHarness()
         h.subscribe(1, topic, since: nil, member: member("alice", since: 100))

@@ -1,21 +1,30 @@
 // FeatureRegistryTests: a second feature, registered beside proposals the way bug reports and asks will be,
 // served whole over real sockets — its own command and role rules, topics with replay and presence, REST
-// routes, `stats` and `/metrics` — and the registry's refusals (unknown topic kinds, wrong methods, roles).
+// routes, `stats`, `/metrics` and a store migration of its own — and the registry's refusals (unknown topic
+// kinds, wrong methods, roles, a migration version already taken).
 import EventLoop
 import Foundation
 @testable import MedicHost
 import Protocol
-import Store
+@testable import Store
 import Testing
 import TestSupport
 
-/// Notes: `note {note, text}` stores an event on `note:<id>`; `GET /api/v1/notes/{id}` reads it back.
+/// Notes: `note {note, text}` stores an event on `note:<id>`; `GET /api/v1/notes/{id}` reads it back. It
+/// depends on the `Publisher` seam only, as a real feature does, and declares a table of its own.
 final class NoteFeature: Feature {
     let name = "notes"
-    unowned let publisher: App
+    unowned let publisher: any Publisher
     private var count = 0
+    let migrations: [Migration]
 
-    init(app: App) { publisher = app }
+    /// The version of its table's migration: far above the store's own so that they never collide.
+    static let migrationVersion = 1000
+
+    init(publisher: any Publisher, migrationVersion: Int = NoteFeature.migrationVersion) {
+        self.publisher = publisher
+        migrations = [Migration(version: migrationVersion, name: "notes") { _ in "CREATE TABLE notes (id TEXT PRIMARY KEY, text TEXT NOT NULL)" }]
+    }
 
     let commands = [CommandDeclaration(type: "note", roles: [.admin, .viewer], changesState: true)]
     let topics = [TopicDeclaration(instance: "note", collection: "notes", presence: true)]
@@ -66,7 +75,7 @@ private func http(_ port: UInt16, _ method: String, _ path: String, token: Strin
 @Suite("A second feature registered beside proposals", .serialized)
 struct FeatureRegistryTests {
     @Test func itsCommandsTopicsRoutesStatsAndMetricsAreServed() throws {
-        let medic = try MedicHarness(extraFeatures: { app in [NoteFeature(app: app)] }) { _, _ in }
+        let medic = try MedicHarness(extraFeatures: { app in [NoteFeature(publisher: app)] }) { _, _ in }
         defer { medic.stop() }
         let viewer = try medic.session(try medic.token("vera", role: "viewer"))
         let bot = try medic.session(try medic.token("botty", role: "bot"))
@@ -78,7 +87,11 @@ struct FeatureRegistryTests {
         let isNote = { (m: JSONValue) in m["type"] == "event" && m["topic"] == "note:n1" }
         let event = try skipped.first(where: isNote) ?? viewer.until(10_000, isNote).last
         #expect(event?["seq"] == 1 && event?["data"]?["text"] == "first")
-        #expect(try bot.call(["type": "subscribe", "topic": "note:n1", "since": 0])["type"] == "ack")
+        // A later subscriber gets the stored event replayed from `since`.
+        var botSkipped: [JSONValue] = []
+        #expect(try bot.call(["type": "subscribe", "topic": "note:n1", "since": 0], skipped: &botSkipped)["type"] == "ack")
+        let replayed = try botSkipped.first(where: isNote) ?? bot.until(10_000, isNote).last
+        #expect(replayed?["seq"] == 1 && replayed?["data"]?["text"] == "first")
         let both = { (m: JSONValue) in m["type"] == "presence" && m["topic"] == "note:n1" && (m["members"]?.arrayValue?.count ?? 0) == 2 }
         if !skipped.contains(where: both) { #expect(try viewer.until(10_000, both).isEmpty == false) }
         // Its own role rules: a bot may not send it.
@@ -105,6 +118,28 @@ struct FeatureRegistryTests {
         let (method, head, _) = try http(medic.port, "DELETE", "/api/v1/notes/n1", token: admin)
         #expect(method == 405 && head.lowercased().contains("allow: get"))
         #expect(try http(medic.port, "GET", "/api/v1/notes/a%2Fb", token: admin).0 == 404)
+        // Its migration ran once at startup, recorded under its own version beside the store's.
+        let recorded = try medic.store.sync { medic.store.rawQuery("SELECT version, name FROM schema_migrations ORDER BY version", completion: $0) }
+        #expect(recorded.last?[0].int == Int64(NoteFeature.migrationVersion) && recorded.last?[1].text == "notes")
+        #expect(try medic.store.sync { medic.store.rawQuery("SELECT count(*) FROM notes", completion: $0) }.first?[0].int == 0)
+    }
+
+    @Test func aFeaturesMigrationAppliesOnceAcrossRestarts() throws {
+        let first = try MedicHarness(extraFeatures: { app in [NoteFeature(publisher: app)] }) { _, _ in }
+        _ = try first.store.sync { first.store.rawQuery("INSERT INTO notes (id, text) VALUES ('kept', 'x')", completion: $0) }
+        first.stop()
+        // A restart on the same data does not run the step again (the row survives; CREATE TABLE would fail).
+        let second = try MedicHarness(directory: first.directory, extraFeatures: { app in [NoteFeature(publisher: app)] }) { _, _ in }
+        defer { second.stop() }
+        #expect(try second.store.sync { second.store.rawQuery("SELECT text FROM notes WHERE id = 'kept'", completion: $0) }.first?[0].text == "x")
+    }
+
+    @Test func aMigrationVersionAlreadyTakenStopsStartup() throws {
+        // Version 3 is the code index's: two steps under one number would leave one unapplied somewhere.
+        let error = #expect(throws: StoreError.self) {
+            _ = try MedicHarness(extraFeatures: { app in [NoteFeature(publisher: app, migrationVersion: 3)] }) { _, _ in }
+        }
+        #expect(error?.description.contains("version 3 is declared twice") == true, "\(String(describing: error))")
     }
 
     @Test func unknownTopicKindsAndCommandsAreRefused() throws {

@@ -466,6 +466,49 @@ struct StoreContractTests {
         }
     }
 
+    @Test("migrations declared outside the store apply once, in version order, and may not reuse a version", arguments: BackendKind.all)
+    func extraMigrations(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        // Declared out of order: the step that needs the table comes first in the list, yet runs second.
+        let extra = [
+            Migration(version: 1001, name: "feature index") { _ in "CREATE INDEX feature_rows_by_text ON feature_rows (text)" },
+            Migration(version: 1000, name: "feature rows") { _ in "CREATE TABLE feature_rows (id TEXT PRIMARY KEY, text TEXT NOT NULL)" },
+        ]
+        for round in 1...2 {
+            let store = try f.open()
+            let applied = try store.sync { store.applyMigrations(extra, completion: $0) }
+            #expect(applied == (round == 1 ? [1000, 1001] : []))
+            _ = try store.sync { store.rawQuery("INSERT INTO feature_rows (id, text) VALUES ($1, 'x')", [.text("r\(round)")], completion: $0) }
+            let versions = try store.sync { store.rawQuery("SELECT version FROM schema_migrations ORDER BY version", completion: $0) }
+            #expect(versions.map(\.[0].int) == migrations.map { Int64($0.version) } + [1000, 1001])
+            store.close()
+        }
+        // A version the store (or another feature) already uses is refused before anything runs.
+        let store = try f.open()
+        defer { store.close() }
+        let taken = [Migration(version: 1, name: "mine") { _ in "CREATE TABLE never_made (x INTEGER)" }]
+        #expect(throws: StoreError.self) { try store.sync { store.applyMigrations(taken, completion: $0) } }
+        let badVersion = [Migration(version: 0, name: "zero") { _ in "CREATE TABLE never_made (x INTEGER)" }]
+        #expect(throws: StoreError.self) { try store.sync { store.applyMigrations(badVersion, completion: $0) } }
+        let twice = [
+            Migration(version: 2000, name: "a") { _ in "CREATE TABLE never_made (x INTEGER)" },
+            Migration(version: 2000, name: "b") { _ in "CREATE TABLE never_made_either (x INTEGER)" },
+        ]
+        #expect(throws: StoreError.self) { try store.sync { store.applyMigrations(twice, completion: $0) } }
+        #expect(throws: StoreError.self) { try store.sync { store.rawQuery("SELECT count(*) FROM never_made", completion: $0) } }
+        // A failing step rolls back the whole run: the good step before it is not recorded either.
+        let failing = [
+            Migration(version: 3000, name: "good") { _ in "CREATE TABLE half_made (x INTEGER)" },
+            Migration(version: 3001, name: "bad") { _ in "CREATE TABLE feature_rows (x INTEGER)" },
+        ]
+        #expect(throws: StoreError.self) { try store.sync { store.applyMigrations(failing, completion: $0) } }
+        let after = try store.sync { store.rawQuery("SELECT count(*) FROM schema_migrations WHERE version >= 3000", completion: $0) }
+        #expect(after.first?[0].int == 0)
+        // And the store still works afterwards.
+        _ = try store.sync { store.write(StoreWrite(events: [event("after-migrations")]), completion: $0) }
+        #expect(try store.sync { store.head(topic: "after-migrations", completion: $0) } == 1)
+    }
+
     @Test("every acknowledged event survives close and reopen", arguments: BackendKind.all)
     func restartDurability(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)
