@@ -46,12 +46,8 @@ public final class SQLiteQuerySource: QuerySource {
         }
         sqlite3_limit(handle, SQLITE_LIMIT_LENGTH, Int32(policy.maxBytes * 2))
         sqlite3_limit(handle, SQLITE_LIMIT_ATTACHED, 0)
+        Self.installAuthorizer(handle, guardState)
         let state = Unmanaged.passUnretained(guardState).toOpaque()
-        sqlite3_set_authorizer(handle, { state, action, a, b, database, _ in
-            let guardState = Unmanaged<GuardState>.fromOpaque(state!).takeUnretainedValue()
-            return SQLiteQuerySource.authorize(
-                guardState, action, a.map { String(cString: $0) }, b.map { String(cString: $0) }, database: database.map { String(cString: $0) })
-        }, state)
         sqlite3_progress_handler(handle, 1000, { state in
             let guardState = Unmanaged<GuardState>.fromOpaque(state!).takeUnretainedValue()
             if DispatchTime.now().uptimeNanoseconds > guardState.deadline {
@@ -63,6 +59,16 @@ public final class SQLiteQuerySource: QuerySource {
     }
 
     deinit { sqlite3_close_v2(db) }
+
+    /// Puts `authorize` in front of every statement `db` prepares. The state is passed unretained: the source
+    /// owns it for as long as the connection lives.
+    private static func installAuthorizer(_ db: OpaquePointer, _ state: GuardState) {
+        sqlite3_set_authorizer(db, { state, action, a, b, database, _ in
+            let guardState = Unmanaged<GuardState>.fromOpaque(state!).takeUnretainedValue()
+            return SQLiteQuerySource.authorize(
+                guardState, action, a.map { String(cString: $0) }, b.map { String(cString: $0) }, database: database.map { String(cString: $0) })
+        }, Unmanaged.passUnretained(state).toOpaque())
+    }
 
     /// The authorizer (sqlite.org/c3ref/set_authorizer.html): reads of allowed tables, SELECT, recursive CTEs
     /// and harmless functions; everything else — writes, DDL, ATTACH, PRAGMA, transactions, `load_extension`
@@ -231,12 +237,7 @@ public final class SQLiteQuerySource: QuerySource {
             sqlite3_finalize(info)
             infos.append((name, columns))
         }
-        let state = Unmanaged.passUnretained(guardState).toOpaque()
-        sqlite3_set_authorizer(db, { state, action, a, b, database, _ in
-            let guardState = Unmanaged<GuardState>.fromOpaque(state!).takeUnretainedValue()
-            return SQLiteQuerySource.authorize(
-                guardState, action, a.map { String(cString: $0) }, b.map { String(cString: $0) }, database: database.map { String(cString: $0) })
-        }, state)
+        Self.installAuthorizer(db, guardState)
         var out: [TableInfo] = []
         for (name, columns) in infos {
             let quoted = "\"" + name.replacingAll("\"", with: "\"\"") + "\""
