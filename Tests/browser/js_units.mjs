@@ -7,6 +7,9 @@ import { ReplyReader, readReply } from '../../web-static/js/reply.js';
 import { Router, HashHistory, hashSegments, MAX_HASH_LENGTH } from '../../web-static/js/router.js';
 import { ROUTES as LIST_ROUTES } from '../../web-static/js/pages/proposal-list.js';
 import { ROUTES as DETAIL_ROUTES } from '../../web-static/js/pages/proposal-detail.js';
+import { BugList, BugModel, splitEvidence, bugChecklist, bugPermissions, approachFigures } from '../../web-static/js/bugs.js';
+import { ROUTES as BUG_LIST_ROUTES } from '../../web-static/js/pages/bug-list.js';
+import { ROUTES as BUG_ROUTES } from '../../web-static/js/pages/bug-detail.js';
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -405,6 +408,157 @@ check('HashHistory: push, replace, back (location-driven) and same-place dedupe'
   h.sync();
   assert.deepEqual(seen, [['home', null, false, true], ['proposal', 'p_1', true, false], ['proposal', 'p_2', false, false],
     ['proposal', 'p_1', false, true]]);
+});
+
+// ---- bugs (bugs.js) ----
+
+check('splitEvidence: a line of --- separates items; blank edges and empty blocks go, indentation stays', () => {
+  assert.deepEqual(splitEvidence(''), []);
+  assert.deepEqual(splitEvidence('   \n\n'), []);
+  assert.deepEqual(splitEvidence('one line'), ['one line']);
+  assert.deepEqual(splitEvidence('Traceback:\n  File "a.py", line 4\n---\nsecond\n\n---\n\n---\nthird  \n'),
+    ['Traceback:\n  File "a.py", line 4', 'second', 'third']);
+  assert.deepEqual(splitEvidence('a\r\n --- \r\nb'), ['a', 'b']);             // CRLF, spaces around the marker
+  assert.deepEqual(splitEvidence('a\n----\nb\n--- x'), ['a\n----\nb\n--- x']); // only a line of exactly --- splits
+  assert.deepEqual(splitEvidence('\n\n    indented\n'), ['    indented']);
+});
+
+check('BugList: an older summary never replaces a newer one; newest report first', () => {
+  const l = new BugList();
+  assert.equal(l.apply({ kind: 'bug', data: { id: 'b-1', status: 'fixing', created_at: 1, updated_at: 5 } }), true);
+  assert.equal(l.merge({ id: 'b-1', status: 'analyzing', created_at: 1, updated_at: 2 }), false);
+  assert.equal(l.byId.get('b-1').status, 'fixing');
+  l.merge({ id: 'b-2', status: 'analyzing', created_at: 3, updated_at: 3 });
+  assert.equal(l.apply({ kind: 'proposal', data: { id: 'p' } }), false);
+  assert.deepEqual(l.sorted().map((b) => b.id), ['b-2', 'b-1']);
+});
+
+/** A full run as the contract's events, in order (what the fake server scripts). */
+function bugRun() {
+  let seq = 0;
+  const ev = (kind, data) => ({ topic: 'bug:b-1', seq: ++seq, kind, data });
+  return {
+    reported: [ev('bug_reported', { id: 'b-1', repo: 'r', title: 'T', description: 'd', severity: 'high', evidence: ['e'], approaches: 3, author: 'alice' }),
+      ev('status_changed', { status: 'analyzing' })],
+    analysed: [ev('bug_analysis', { summary: 's', locations: [{ file: 'app/auth.py', line: 45, why: 'w' }], causes: ['c'], located: [] }),
+      ev('status_changed', { status: 'reproducing' }), ev('reproducer_written', { attempt: 1, path: 'tests/t.py', explanation: 'x' })],
+    reproduced: [ev('reproducer_verified', { path: 'tests/t.py', fails_on_base: true, output: 'FAILED' }), ev('status_changed', { status: 'fixing' })],
+    started: [1, 2, 3].map((n) => ev('approach_started', { approach: n, strategy: `s${n}`, explanation: '', changes: [{ path: 'a.py', action: 'modify' }], files: n, lines: 2 * n })),
+    testing: [ev('approach_status', { approach: 1, status: 'testing', attempt: 1, max_attempts: 2 }),
+      ev('test_started', { approach: 1, revision: 1, command: 'pytest' }),
+      ev('test_output', { approach: 1, revision: 1, stream: 'stdout', lines: ['<b>x</b>'] }),
+      ev('test_finished', { approach: 1, revision: 1, exit_code: 1, passed: 11, failed: 1, duration_ms: 9 })],
+    settled: [ev('approach_status', { approach: 1, status: 'failed', attempt: 2, max_attempts: 2, reason: 'breaks t' }),
+      ev('approach_status', { approach: 2, status: 'qualified', attempt: 1, max_attempts: 2 }),
+      ev('approach_status', { approach: 3, status: 'qualified', attempt: 1, max_attempts: 2 }),
+      ev('approaches_ranked', { winner: 2, why: 'smallest', approaches: [
+        { approach: 1, qualified: false, reason: 'breaks', files: 1, lines: 2, attempts: 2, tests_passed: 11, tests_failed: 1, duration_ms: 900, base_duration_ms: 800, breaking: ['t::x'] },
+        { approach: 2, qualified: true, reason: 'smallest', files: 2, lines: 4, attempts: 1, tests_passed: 12, tests_failed: 0, duration_ms: 840, base_duration_ms: 800, breaking: [] },
+        { approach: 3, qualified: true, reason: 'bigger', files: 3, lines: 6, attempts: 1, tests_passed: 12, tests_failed: 0, duration_ms: 700, base_duration_ms: 800, breaking: [] }] })],
+    proposed: [ev('bug_proposed', { proposal: 'p_1', approach: 2 }), ev('status_changed', { status: 'proposed' })],
+  };
+}
+
+check('bugChecklist follows a full run step by step', () => {
+  const run = bugRun();
+  const m = new BugModel('b-1');
+  const texts = () => bugChecklist(m).map((i) => `${i.state}:${i.text}`);
+  run.reported.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(0, 2), ['running:Analyzing the bug…', 'pending:Find the location']);
+  run.analysed.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(0, 3), ['done:Analyzed bug', 'done:Found location: app/auth.py:45', 'running:Reproducing the bug…']);
+  run.reproduced.forEach((e) => m.apply(e));
+  assert.equal(texts()[2], 'done:Reproduced the bug');
+  assert.equal(texts()[3], 'running:Generating 3 potential fixes…');
+  run.started.forEach((e) => m.apply(e));
+  assert.equal(texts()[3], 'done:Generated 3 potential fixes');
+  run.testing.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(4, 7), ['running:Testing fix #1 in sandbox…', 'pending:Test fix #2 (queued)', 'pending:Test fix #3 (queued)']);
+  run.settled.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(4), ['fail:Fix #1 failed: breaks t', 'done:Fix #2 passes all tests', 'done:Fix #3 passes all tests',
+    'running:Fix #2 ranked best; making the proposal…']);
+  run.proposed.forEach((e) => m.apply(e));
+  assert.equal(texts().at(-1), 'done:Fix #2 passes all tests, ready to review');
+  m.apply({ topic: 'bug:b-1', seq: 99, kind: 'bug_fixed', data: { proposal: 'p_1', commit: 'abcdef0123456789' } });
+  assert.equal(texts().at(-1), 'done:Fix #2 applied as commit abcdef012345');
+});
+
+check('bugChecklist: not reproduced, no approach qualified, interrupted', () => {
+  const m = new BugModel('b-1');
+  const run = bugRun();
+  [...run.reported, ...run.analysed].forEach((e) => m.apply(e));
+  m.apply({ topic: 'bug:b-1', seq: 50, kind: 'reproducer_rejected', data: { reason: 'passed on base' } });
+  assert.equal(m.reproduced, false);
+  assert.deepEqual(bugChecklist(m)[2], { key: 'reproduced', state: 'warn', text: 'Not reproduced: passed on base' });
+  m.apply({ topic: 'bug:b-1', seq: 51, kind: 'bug_unfixed', data: { reasons: [] } });
+  m.apply({ topic: 'bug:b-1', seq: 52, kind: 'status_changed', data: { status: 'unfixed' } });
+  assert.deepEqual(bugChecklist(m).at(-1), { key: 'result', state: 'fail', text: 'No approach qualified' });
+  const i = new BugModel('b-2');
+  run.reported.forEach((e) => i.apply(e));
+  i.apply({ topic: 'bug:b-2', seq: 3, kind: 'status_changed', data: { status: 'interrupted', reason: 'restart' } });
+  assert.equal(bugChecklist(i)[0].state, 'pending');
+  assert.equal(bugChecklist(i).at(-1).text, 'Interrupted (restart): an admin can resume it');
+});
+
+check('approach figures, console, diffs and who may choose or resume', () => {
+  const run = bugRun();
+  const m = new BugModel('b-1');
+  Object.values(run).flat().forEach((e) => m.apply(e));
+  const one = approachFigures(m, 1), two = approachFigures(m, 2), three = approachFigures(m, 3);
+  assert.equal(one.tests, '11/12 passed');
+  assert.deepEqual(one.breaking, ['t::x']);
+  assert.equal(one.attempt, '2/2');
+  assert.equal(two.tests, '12/12 passed');
+  assert.equal(two.reproducer, 'passes');
+  assert.equal(two.size, '2 files, 4 lines');
+  assert.equal(two.duration, '+40 ms vs base (+5%)');
+  assert.equal(three.duration, '−100 ms vs base (−13%)');
+  assert.equal(two.winner, true); assert.equal(three.winner, false);
+  // Test output is kept as text per approach, with the run's header and result.
+  assert.deepEqual(m.approaches.get(1).console.map((l) => l.text), ['$ pytest   (revision 1)', '<b>x</b>', 'failed: 11 passed, 1 failed']);
+  // approach_started names paths only: the diff says the content is missing until the detail (or a fix) brings it.
+  assert.equal(m.diffs(2)[0].missing, true);
+  m.setDetail({ id: 'b-1', approaches: [{ approach: 2, revisions: [{ number: 1, changes: [{ path: 'a.py', action: 'modify', content: 'x\ny\n' }] }] }] });
+  assert.equal(m.diffs(2)[0].kind, 'unknown-base');
+  assert.equal(m.diffs(2)[0].hunks[0].lines.length, 2);
+  m.apply({ topic: 'bug:b-1', seq: 200, kind: 'fix_generated', data: { approach: 2, attempt: 2, revision: 2, changes: [{ path: 'n.py', action: 'create', content: 'z\n' }] } });
+  assert.deepEqual(m.patch(2).map((c) => c.path), ['a.py', 'n.py']);
+  // Admins may choose another qualified approach of a proposed bug; never the current one, a failed one, or as a bot.
+  const admin = bugPermissions({ role: 'admin' }, m);
+  assert.equal(admin.canChoose(3), true);
+  assert.equal(admin.canChoose(2), false);
+  assert.equal(admin.canChoose(1), false);
+  assert.equal(bugPermissions({ role: 'bot' }, m).canChoose(3), false);
+  assert.equal(bugPermissions({ role: 'admin' }, m, false).canChoose(3), false);
+  assert.equal(bugPermissions({ role: 'bot' }, m).canReport, true);
+  assert.equal(bugPermissions({ role: 'viewer' }, m).canReport, false);
+  assert.equal(admin.canResume, false);
+  m.apply({ topic: 'bug:b-1', seq: 201, kind: 'status_changed', data: { status: 'interrupted' } });
+  assert.equal(bugPermissions({ role: 'admin' }, m).canResume, true);
+  assert.equal(bugPermissions({ role: 'viewer' }, m).canResume, false);
+});
+
+check('fix_delta streams per approach attempt and stops with the attempt', () => {
+  const m = new BugModel('b-1');
+  m.apply({ topic: 'bug:b-1', seq: 1, kind: 'fix_started', data: { approach: 1, attempt: 2, max_attempts: 2 } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 2, text: '{"expl' } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 2, text: 'anation"' } });
+  assert.equal(m.approaches.get(1).deltas.get(2), '{"explanation"');
+  assert.equal(m.approaches.get(1).writing, 2);
+  m.apply({ topic: 'bug:b-1', seq: 2, kind: 'fix_generated', data: { approach: 1, attempt: 2, revision: 2, changes: [] } });
+  assert.equal(m.approaches.get(1).writing, null);
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 1, text: 'late' } });
+  assert.equal(m.approaches.get(1).deltas.get(1), undefined);   // a late delta is dropped
+  assert.equal(m.approaches.get(1).writing, null);
+});
+
+check('bug routes: #/bugs and #/bugs/<id>, hostile ids refused', () => {
+  const r = new Router();
+  for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES, ...BUG_LIST_ROUTES, ...BUG_ROUTES]) r.add(route);
+  assert.deepEqual(r.match('#/bugs'), { name: 'bugs', params: {} });
+  assert.deepEqual(r.match('#/bugs/b-abc123'), { name: 'bug', params: { id: 'b-abc123' } });
+  assert.equal(r.match('#/bugs/%3Cimg%20src%3Dx%3E').name, 'not-found');
+  assert.equal(r.href('bug', { id: 'b-1' }), '#/bugs/b-1');
 });
 
 let failed = 0;

@@ -231,10 +231,9 @@ export class BugModel {
         break;
       case 'fix_delta': {
         if (!a || typeof d.attempt !== 'number') break;
-        if (a.writing !== null && a.writing !== d.attempt) break;   // a late delta of a finished attempt
+        if (a.writing !== d.attempt) break;   // a late delta of a finished attempt (fix_started opens one)
         const text = (a.deltas.get(d.attempt) ?? '') + String(d.text ?? '');
         a.deltas.set(d.attempt, text.length > DELTA_LIMIT ? text.slice(text.length - DELTA_LIMIT) : text);
-        a.writing = d.attempt;
         break;
       }
       case 'fix_generated':

@@ -77,8 +77,17 @@ export function createBugDetail(ctx) {
   view.onEvent = (ev) => {
     if (!view.model || ev.topic !== topic()) return;
     view.model.apply(ev);
+    // approach_started names the files only: their content comes with the REST detail, read again shortly.
+    if (ev.kind === 'approach_started' && !(ev.data?.changes ?? []).some((c) => typeof c?.content === 'string')) reloadSoon();
     ctx.queueRender();
   };
+
+  let reloadTimer = null;
+  function reloadSoon() {
+    if (reloadTimer) return;
+    const model = view.model;
+    reloadTimer = setTimeout(() => { reloadTimer = null; if (view.model === model) load(model); }, 400);
+  }
   view.onTopicReset = (t) => { if (view.model && t === topic()) { const id = view.model.id; fresh(id); load(view.model); } };
   view.onTopicError = (t, err) => { if (view.model && t === topic()) { loadError = errorText(err); ctx.queueRender(); } };
 
