@@ -12,6 +12,9 @@ import { el, renderDiff, statusBadge } from '../views.js';
 
 export const ROUTES = [{ name: 'bug', pattern: '/bugs/:id' }];
 
+/** replaceChildren without the nulls (which it would write as the text "null"). */
+const fill = (node, ...kids) => node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+
 const ICON = { done: '✅', running: '🔄', warn: '⚠', fail: '❌', skip: '➖', pending: '○' };
 
 const BUG_ERRORS = {
@@ -165,7 +168,7 @@ export function createBugDetail(ctx) {
     const box = $('bug-evidence');
     if (box.dataset.sig === sig) return;
     box.dataset.sig = sig;
-    box.replaceChildren(...(items.length ? [el('h3', { text: `Evidence (${items.length})` })] : []),
+    fill(box, ...(items.length ? [el('h3', { text: `Evidence (${items.length})` })] : []),
       ...items.map((text, i) => el('pre', { class: 'evidence', dataset: { testid: 'bug-evidence-item', index: i }, text: String(text) })));
   }
 
@@ -175,7 +178,7 @@ export function createBugDetail(ctx) {
     const ol = $('bug-checklist');
     if (ol.dataset.sig === sig) return;
     ol.dataset.sig = sig;
-    ol.replaceChildren(...items.map((it) => el('li', { class: `check check-${it.state}`, dataset: { testid: 'bug-check', key: it.key, state: it.state } },
+    fill(ol, ...items.map((it) => el('li', { class: `check check-${it.state}`, dataset: { testid: 'bug-check', key: it.key, state: it.state } },
       el('span', { class: 'check-icon', 'aria-hidden': 'true', text: ICON[it.state] ?? '' }),
       el('span', { class: 'visually-hidden', text: `${it.state}: ` }),
       el('span', { class: 'check-text', dataset: { testid: 'bug-check-text' }, text: it.text }))));
@@ -190,10 +193,10 @@ export function createBugDetail(ctx) {
     const sig = JSON.stringify([p, m.fixed]);
     if (box.dataset.sig === sig) return;
     box.dataset.sig = sig;
-    if (!p?.id) { box.replaceChildren(); return; }
+    if (!p?.id) { fill(box); return; }
     let link;
     try { link = el('a', { href: ctx.href('proposal', { id: p.id }), dataset: { testid: 'bug-proposal-link' }, text: `Review proposal ${p.id}` }); } catch { link = el('code', { text: String(p.id) }); }
-    box.replaceChildren(el('strong', { text: `Fix #${p.approach ?? '?'} is proposed: ` }), link,
+    fill(box, el('strong', { text: `Fix #${p.approach ?? '?'} is proposed: ` }), link,
       m.fixed ? el('span', { class: 'muted', text: ` · applied as ${String(m.fixed.commit ?? '').slice(0, 12)}` }) : null);
   }
 
@@ -203,8 +206,8 @@ export function createBugDetail(ctx) {
     const sig = JSON.stringify(a);
     if (box.dataset.sig === sig) return;
     box.dataset.sig = sig;
-    if (!a) { box.replaceChildren(el('p', { class: 'muted', text: 'Not analysed yet.' })); return; }
-    box.replaceChildren(
+    if (!a) { fill(box, el('p', { class: 'muted', text: 'Not analysed yet.' })); return; }
+    fill(box,
       el('p', { class: 'description', dataset: { testid: 'bug-analysis-summary' }, text: a.summary }),
       a.locations.length ? el('h4', { text: 'Suspected locations' }) : null,
       a.locations.length ? el('ul', { class: 'locations', dataset: { testid: 'bug-locations' } }, a.locations.map((l) => el('li', {},
@@ -220,11 +223,11 @@ export function createBugDetail(ctx) {
     if (box.dataset.sig === sig) return;
     box.dataset.sig = sig;
     if (!r) {
-      box.replaceChildren(el('p', { class: 'muted', text: m.reproduced === false ? 'Not reproduced.' : 'No reproducer yet.' }));
+      fill(box, el('p', { class: 'muted', text: m.reproduced === false ? 'Not reproduced.' : 'No reproducer yet.' }));
       return;
     }
     const state = { writing: 'being checked on the unchanged code…', verified: 'fails on the unchanged code, as it should', rejected: 'rejected' }[r.state];
-    box.replaceChildren(
+    fill(box,
       el('p', {}, r.path ? el('code', { text: String(r.path) }) : null, ` ${state ?? ''}`, r.attempt > 1 ? el('span', { class: 'muted', text: ` (attempt ${r.attempt})` }) : null),
       r.explanation ? el('p', { class: 'explanation', text: String(r.explanation) }) : null,
       r.state === 'rejected' ? el('p', { class: 'flag-warn', dataset: { testid: 'bug-reproducer-reason' }, text: `Not reproduced: ${r.reason ?? ''}` }) : null,
@@ -285,7 +288,7 @@ export function createBugDetail(ctx) {
     if (card.headSig !== headSig) {
       card.headSig = headSig;
       const figure = (label, value, testid) => [el('dt', { text: label }), el('dd', { dataset: { testid }, text: value })];
-      card.head.replaceChildren(
+      fill(card.head,
         el('div', { class: 'title-row' },
           el('h4', { text: `Fix #${a.n}` }),
           statusBadge(a.status, 'approach-status'),
@@ -315,7 +318,7 @@ export function createBugDetail(ctx) {
       const diffSig = JSON.stringify(diffs.map((d) => [d.path, d.action, d.added, d.removed, d.hunks.length, d.missing]));
       if (card.diffSig !== diffSig) {
         card.diffSig = diffSig;
-        card.diffBox.replaceChildren(...(diffs.length ? diffs.map((d) => (d.missing
+        fill(card.diffBox, ...(diffs.length ? diffs.map((d) => (d.missing
           ? el('div', { class: 'diff', dataset: { testid: 'diff', path: d.path, action: d.action } },
             el('div', { class: 'diff-head' }, el('span', { class: 'diff-path', text: d.path }), el('span', { class: `diff-kind kind-${d.action}`, text: d.action }),
               el('span', { class: 'muted small', text: 'content not sent yet' })))

@@ -37,7 +37,7 @@ export function createBugList(ctx) {
   }
 
   async function loadRepos() {
-    const select = $('bug-repo');
+    const select = $('bug-form-repo');
     try {
       const response = await fetch('/api/v1/repos', auth());
       if (!response.ok) return;
@@ -74,7 +74,7 @@ export function createBugList(ctx) {
     $('bug-report-open').setAttribute('aria-expanded', 'true');
     $('bug-form-error').textContent = '';
     loadRepos();
-    $('bug-title').focus();
+    $('bug-form-title').focus();
   }
 
   function closeForm() {
@@ -84,14 +84,14 @@ export function createBugList(ctx) {
 
   /** The form as a `report_bug` command (without the id the connection adds). */
   function formCommand() {
-    const approaches = Number($('bug-approaches').value);
+    const approaches = Number($('bug-form-approaches').value);
     const msg = {
       type: 'report_bug',
-      repo: $('bug-repo').value,
-      title: $('bug-title').value.trim(),
-      description: $('bug-description').value,
-      severity: $('bug-severity').value,
-      evidence: splitEvidence($('bug-evidence').value),
+      repo: $('bug-form-repo').value,
+      title: $('bug-form-title').value.trim(),
+      description: $('bug-form-description').value,
+      severity: $('bug-form-severity').value,
+      evidence: splitEvidence($('bug-form-evidence').value),
       approaches: Number.isInteger(approaches) ? approaches : 3,
     };
     return msg;
@@ -102,7 +102,7 @@ export function createBugList(ctx) {
     const msg = formCommand();
     const error = $('bug-form-error');
     if (!msg.repo) { error.textContent = 'Choose a repository.'; return; }
-    if (!msg.title) { error.textContent = 'Give the bug a title.'; $('bug-title').focus(); return; }
+    if (!msg.title) { error.textContent = 'Give the bug a title.'; $('bug-form-title').focus(); return; }
     busy = true;
     $('bug-submit').disabled = true;
     error.textContent = '';
@@ -123,7 +123,7 @@ export function createBugList(ctx) {
     }
   }
 
-  $('bug-severity').replaceChildren(...SEVERITIES.map((s) => el('option', { value: s, text: s, selected: s === 'medium' })));
+  $('bug-form-severity').replaceChildren(...SEVERITIES.map((s) => el('option', { value: s, text: s, selected: s === 'medium' })));
   $('bug-report-open').addEventListener('click', () => ($('bug-form').hidden ? openForm() : closeForm()));
   $('bug-form-cancel').addEventListener('click', () => { closeForm(); $('bug-report-open').focus(); });
   $('bug-form').addEventListener('submit', (e) => { e.preventDefault(); submit(); });
