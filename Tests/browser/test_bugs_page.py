@@ -351,6 +351,25 @@ def test_an_interrupted_bug_can_be_resumed_by_an_admin(fake_factory, browsers):
     wait_check(viewer, "Fix #2 passes all tests, ready to review", 10)
 
 
+def test_a_dropped_connection_resumes_the_bug_without_holes(fake_factory, browsers):
+    fake = fake_factory("--speed", "0.6")
+    page = signed_in(browsers, fake, "tok-alice", "#/bugs")
+    bid = fake_bug(fake)
+    go(page, f"#/bugs/{bid}")
+    wait_check(page, "Testing fix #1 in sandbox…", 30)
+    page.d.find_element(By.CSS_SELECTOR, '[data-testid=approach-card][data-approach="1"] [data-testid=approach-console-toggle]').click()
+    fake.control("drop")
+    wait(page.d, lambda d: page.conn_state() != "live", 10, "the drop was not noticed")
+    page.wait_live()
+    wait_check(page, "Fix #2 passes all tests, ready to review", 60)
+    seqs = page.seen_seqs(f"bug:{bid}")
+    assert seqs == list(range(1, len(seqs) + 1)) and seqs[-1] == bug_state(fake, bid)["head"]
+    lines = page.js("return [...document.querySelectorAll(arguments[0])].map(l => l.textContent)",
+                    '[data-testid=approach-card][data-approach="1"] [data-testid=approach-console-line]')
+    passed = [line for line in lines if "PASSED" in line]
+    assert len(passed) == len(set(passed)) == 8, lines   # 4 per test run, 2 runs, none twice
+
+
 def test_an_unknown_bug_is_explained(fake_factory, browsers):
     fake = fake_factory()
     page = signed_in(browsers, fake, "tok-alice", "#/bugs/b-missing")

@@ -50,7 +50,8 @@ export function createBugList(ctx) {
   }
 
   view.enter = () => {
-    if (!subscribed && ctx.conn) { ctx.conn.subscribe('bugs'); subscribed = true; }
+    // Subscribed while shown: each visit replays the topic from 0 (summaries merge by updated_at).
+    if (!subscribed && ctx.conn) { ctx.store.seen.delete('bugs'); ctx.conn.subscribe('bugs'); subscribed = true; }
     load();
   };
   view.leave = () => {
