@@ -42,12 +42,12 @@ class BugRefusal(Exception):
 
 
 APPROACHES = {
-    1: {"strategy": "Reset the session token on every check", "outcome": "fail", "files": 2, "lines": 9,
+    1: {"strategy": "Reset the session token on every check", "summary": "Clear the token in check() and logout()", "outcome": "fail", "files": 2, "lines": 9,
         "changes": [{"path": "app/auth.py", "action": "modify", "content": AUTH_MIN},
                     {"path": "app/session.py", "action": "modify", "content": "def logout(session):\n    pass\n"}]},
-    2: {"strategy": "Return the active flag only after the password matched", "outcome": "pass", "files": 1, "lines": 2,
+    2: {"strategy": "Return the active flag only after the password matched", "summary": "Move the active check under the password check", "outcome": "pass", "files": 1, "lines": 2,
         "changes": [{"path": "app/auth.py", "action": "modify", "content": AUTH_MIN}]},
-    3: {"strategy": "Check the account first, then the password; clear the session on logout", "outcome": "pass",
+    3: {"strategy": "Check the account first, then the password; clear the session on logout", "summary": "Reorder the checks and harden logout", "outcome": "pass",
         "files": 3, "lines": 14,
         "changes": [{"path": "app/auth.py", "action": "modify", "content": AUTH_BIG},
                     {"path": "app/session.py", "action": "modify", "content": SESSION_BIG},
@@ -65,13 +65,30 @@ class BugScripts:
         return {k: b[k] for k in ("id", "title", "repo", "severity", "status", "reproduced", "approaches", "proposal",
                                   "chosen_approach", "author", "created_at", "updated_at")}
 
+    def approach_row(self, b, n):
+        """An approach as Medic's BugMachine.approachJSON writes it (detail `approach_details`, ranking rows)."""
+        a = b["approach_state"][n]
+        plan = APPROACHES[n]
+        done = a["status"] in ("qualified", "failed")
+        ok = a["status"] == "qualified"
+        final = {}
+        for _, changes in sorted(a["revisions"].items()):
+            for c in changes:
+                final[c["path"]] = c
+        return {"approach": n, "strategy": a["strategy"], "summary": plan["summary"], "status": a["status"], "qualified": ok,
+                "reason": a.get("reason"), "duplicate_of": None, "files": plan["files"] if done else None,
+                "lines": plan["lines"] if done else None, "attempts": a["attempt"], "max_attempts": 2,
+                "tests_passed": (12 if ok else 11) if done else None, "tests_failed": (0 if ok else 1) if done else None,
+                "duration_ms": {1: 910, 2: 840, 3: 1010}[n] if ok else None, "base_duration_ms": 800,
+                "reproducer_passes": ok if b["reproduced"] else None,
+                "breaking": [] if ok or not done else ["tests/test_session.py::test_logout_clears_token"],
+                "changes": list(final.values())}
+
     def bug_detail(self, b):
-        approaches = []
-        for n, a in sorted(b["approach_state"].items()):
-            approaches.append({"approach": n, "strategy": a["strategy"], "status": a["status"], "attempt": a["attempt"],
-                               "revisions": [{"number": k, "changes": v} for k, v in sorted(a["revisions"].items())]})
         return self.bug_summary(b) | {"report": b["report"], "analysis": b["analysis"], "reproducer": b["reproducer"],
-                                      "approaches": approaches, "ranking": b["ranking"]}
+                                      "reproducer_reason": b.get("reproducer_reason"), "base_duration_ms": 800,
+                                      "approach_details": [self.approach_row(b, n) for n in sorted(b["approach_state"])],
+                                      "ranking": b["ranking"], "proposals": b.get("proposals", [])}
 
     async def bug_status(self, b, status, reason=None):
         b["status"] = status
@@ -125,13 +142,15 @@ class BugScripts:
                 await self.bug_status(b, "interrupted", "the server restarted")
                 return
         if b["script"] == "unreproduced":
-            await self.publish(t, "reproducer_rejected", {"path": "tests/test_bug_repro.py",
+            await self.publish(t, "reproducer_rejected", {"path": "tests/test_bug_repro.py", "attempt": 1,
                                                           "reason": "the test passed on the unchanged repository"})
             await self.publish(t, "reproducer_written", {"attempt": 2, "path": "tests/test_bug_repro.py",
                                                          "explanation": "A second try with an inactive user."})
             await self.pause(0.3)
-            b["reproducer"] = {"path": "tests/test_bug_repro.py", "reason": "the test passed on the unchanged repository"}
-            await self.publish(t, "reproducer_rejected", b["reproducer"])
+            b["reproducer"] = None
+            b["reproducer_reason"] = "the test passed on the unchanged repository"
+            await self.publish(t, "reproducer_rejected", {"path": "tests/test_bug_repro.py", "attempt": 2,
+                                                          "reason": b["reproducer_reason"]})
             b["reproduced"] = False
         else:
             b["reproducer"] = {"path": "tests/test_bug_repro.py", "fails_on_base": True,
@@ -145,33 +164,25 @@ class BugScripts:
             strategy = plan["strategy"] + (f" {HOSTILE}" if h and n == 1 else "")
             b["approach_state"][n] = {"strategy": strategy, "status": "queued", "attempt": 0,
                                       "revisions": {1: plan["changes"]}}
+            # As Medic sends it: the changes with their content, strategy and summary (the size comes with the ranking
+            # and the REST detail).
             await self.publish(t, "approach_started", {
-                "approach": n, "strategy": strategy, "explanation": strategy + ".\nDetails follow in the diff.",
-                "changes": [{"path": c["path"], "action": c["action"]} for c in plan["changes"]],
-                "files": plan["files"], "lines": plan["lines"]})
+                "approach": n, "strategy": strategy, "summary": plan["summary"],
+                "explanation": plan["summary"] + "\nDetails follow in the diff.", "changes": plan["changes"]})
             await self.publish(t, "approach_status", {"approach": n, "status": "queued", "attempt": 0, "max_attempts": 2})
             await self.pause(0.15)
         fail_all = b["script"] == "unreproduced"
         await asyncio.gather(*(self.run_approach(b, n, fail_all) for n in range(1, n_approaches + 1)))
-        rows = []
-        for n in range(1, n_approaches + 1):
-            a = b["approach_state"][n]
-            plan = APPROACHES[n]
-            ok = a["status"] == "qualified"
-            rows.append({"approach": n, "strategy": a["strategy"], "qualified": ok,
-                         "reason": "smallest passing change" if n == 2 and ok else (
-                             "passes, but touches more files" if ok else "breaks tests/test_session.py::test_logout_clears_token"),
-                         "files": plan["files"], "lines": plan["lines"], "attempts": a["attempt"],
-                         "tests_passed": 12 if ok else 11, "tests_failed": 0 if ok else 1,
-                         "duration_ms": {1: 910, 2: 840, 3: 1010}[n], "base_duration_ms": 800,
-                         "breaking": [] if ok else ["tests/test_session.py::test_logout_clears_token"]})
+        rows = [self.approach_row(b, n) for n in range(1, n_approaches + 1)]
+        for row in rows:
+            row["duration_ms"] = {1: 910, 2: 840, 3: 1010}[row["approach"]]
         winner = 2 if not fail_all and n_approaches >= 2 else None
         b["ranking"] = {"approaches": rows, "winner": winner,
                         "why": "#2 passes every test and the reproducer with the smallest change (1 file, 2 lines)."
                         if winner else "no approach passed the tests"}
         await self.publish(t, "approaches_ranked", b["ranking"])
         if winner is None:
-            await self.publish(t, "bug_unfixed", {"reasons": [{"approach": r["approach"], "reason": r["reason"]} for r in rows]})
+            await self.publish(t, "bug_unfixed", {"reasons": [{"approach": r["approach"], "reason": r["reason"] or r["status"]} for r in rows]})
             await self.bug_status(b, "unfixed")
             return
         await self.propose_approach(b, winner)
@@ -228,7 +239,8 @@ class BugScripts:
         await self.publish(t, "fix_generated", {"approach": n, "attempt": 2, "revision": 2,
                                                 "explanation": "Keep the token reset in logout.", "changes": changes})
         await tests(2, False)
-        await status("failed", reason="breaks tests/test_session.py::test_logout_clears_token")
+        a["reason"] = "breaks tests/test_session.py::test_logout_clears_token"
+        await status("failed", reason=a["reason"], breaking=["tests/test_session.py::test_logout_clears_token"])
 
     async def propose_approach(self, b, n):
         """A proposal from approach n (awaiting review: its tests already ran) and `bug_proposed`."""
@@ -247,8 +259,10 @@ class BugScripts:
         await self.set_status(p, "awaiting_review")
         b["proposal"] = pid
         b["chosen_approach"] = n
+        b.setdefault("proposals", []).append(pid)
         await self.publish(b["topic"], "bug_proposed", {"proposal": pid, "approach": n})
-        await self.bug_status(b, "proposed")
+        await self.bug_status(b, "proposed", f"approach #{n} is proposal {pid}")
+        await self.publish(b["topic"], "proposal_status", {"proposal": pid, "status": "awaiting_review"})
         return pid
 
     # ---- commands ----
@@ -304,6 +318,7 @@ class BugScripts:
             raise BugRefusal("invalid_state", f"approach {n} is not a qualified approach")
         if n == b["chosen_approach"]:
             raise BugRefusal("invalid_state", f"approach {n} is already the chosen one")
+        await self.publish(b["topic"], "approach_chosen", {"approach": n, "principal": s.principal, "replaces": b["proposal"]})
         old = self.proposals.get(b["proposal"])
         if old:
             await self.set_status(old, "withdrawn")

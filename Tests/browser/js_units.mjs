@@ -552,6 +552,44 @@ check('fix_delta streams per approach attempt and stops with the attempt', () =>
   assert.equal(m.approaches.get(1).writing, null);
 });
 
+check('Medic\'s shapes: a first refused reproducer is retried, approach_details fill the figures, asking, chosen, proposal status', () => {
+  const m = new BugModel('b-1');
+  const run = bugRun();
+  [...run.reported, ...run.analysed].forEach((e) => m.apply(e));
+  m.apply({ topic: 'bug:b-1', seq: 40, kind: 'reproducer_rejected', data: { attempt: 1, path: 'tests/t.py', reason: 'it passed' } });
+  assert.equal(m.reproduced, null, 'a first refusal is not the verdict');
+  assert.deepEqual(bugChecklist(m)[2], { key: 'reproduced', state: 'running', text: 'Reproducing the bug (second try; the first was refused: it passed)…' });
+  m.apply({ topic: 'bug:b-1', seq: 41, kind: 'reproducer_rejected', data: { attempt: 2, path: 'tests/t.py', reason: 'again' } });
+  assert.equal(m.reproduced, false);
+  assert.equal(bugChecklist(m)[2].text, 'Not reproduced: again');
+  // An approach being asked for is not yet "generated".
+  m.apply({ topic: 'bug:b-1', seq: 42, kind: 'status_changed', data: { status: 'fixing' } });
+  m.apply({ topic: 'bug:b-1', seq: 43, kind: 'approach_status', data: { approach: 1, status: 'asking', attempt: 0, max_attempts: 3 } });
+  assert.equal(bugChecklist(m)[3].text, 'Generating 3 potential fixes…');
+  assert.deepEqual(bugChecklist(m)[4], { key: 'approach-1', state: 'running', text: 'Writing fix #1…' });
+  m.apply({ topic: 'bug:b-1', seq: 44, kind: 'approach_started', data: { approach: 1, strategy: 's', summary: 'short', explanation: 'long', changes: [{ path: 'a.py', action: 'modify', content: 'x\n' }] } });
+  assert.equal(bugChecklist(m)[3].text, 'Generating 3 potential fixes (1 so far)…');
+  assert.equal(m.diffs(1)[0].kind, 'unknown-base');
+  // The detail's approach_details (Medic's approachJSON) bring size, tests and breaking before any ranking.
+  m.setDetail({ id: 'b-1', approaches: 3, reproduced: false, reproducer_reason: 'again', approach_details: [
+    { approach: 1, strategy: 's', summary: 'short', status: 'failed', qualified: false, files: 2, lines: 7, attempts: 3, max_attempts: 3,
+      tests_passed: 4, tests_failed: 1, duration_ms: null, base_duration_ms: 100, reproducer_passes: null, breaking: ['t::y'], changes: [] }] });
+  assert.equal(m.requested, 3);
+  const f = approachFigures(m, 1);
+  assert.deepEqual([f.size, f.tests, f.breaking, f.duration, f.reproducer], ['2 files, 7 lines', '4/5 passed', ['t::y'], null, 'none (bug not reproduced)']);
+  m.apply({ topic: 'bug:b-1', seq: 45, kind: 'approach_status', data: { approach: 1, status: 'failed', attempt: 3, max_attempts: 3, reason: 'gave up', breaking: ['t::y'] } });
+  assert.equal(approachFigures(m, 1).attempt, '3/3');
+  m.apply({ topic: 'bug:b-1', seq: 46, kind: 'bug_proposed', data: { proposal: 'p_2', approach: 2 } });
+  m.apply({ topic: 'bug:b-1', seq: 47, kind: 'proposal_status', data: { proposal: 'p_2', status: 'awaiting_review' } });
+  m.apply({ topic: 'bug:b-1', seq: 48, kind: 'proposal_status', data: { proposal: 'p_old', status: 'withdrawn' } });
+  assert.equal(m.proposalStatus, 'awaiting_review');
+  m.apply({ topic: 'bug:b-1', seq: 49, kind: 'approach_chosen', data: { approach: 3, principal: 'bob', replaces: 'p_2' } });
+  assert.deepEqual(m.chosenBy, { approach: 3, principal: 'bob', replaces: 'p_2' });
+  // Base-phase events (no approach) are not an approach's.
+  m.apply({ topic: 'bug:b-1', seq: 50, kind: 'test_output', data: { phase: 'base', lines: ['base run'] } });
+  assert.deepEqual([...m.approaches.keys()], [1]);
+});
+
 check('bug routes: #/bugs and #/bugs/<id>, hostile ids refused', () => {
   const r = new Router();
   for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES, ...BUG_LIST_ROUTES, ...BUG_ROUTES]) r.add(route);

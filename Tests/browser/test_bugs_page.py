@@ -258,6 +258,9 @@ def test_the_checklist_walks_every_step_while_approaches_overlap(fake_factory, b
 
     # The winner's proposal opens in the proposal view (where it is reviewed).
     pid = bug_state(fake, bid)["proposal"]
+    wait(page.d, lambda d: "awaiting review" in page.text("bug-proposal"), 10)
+    assert two["strategy"] and "Move the active check under the password check" in page.js(
+        "return document.querySelector('[data-approach=\"2\"] [data-testid=approach-summary]').textContent")
     link = page.d.find_element(By.CSS_SELECTOR, tid("bug-proposal-link"))
     assert link.get_attribute("href").endswith(f"#p={pid}")
     link.click()
@@ -328,6 +331,7 @@ def test_choose_approach_is_for_admins_and_sends_the_command(fake_factory, brows
     assert state["proposal"] in bob.text("bug-message")
     # The page follows: the new proposal is linked, approach 3 is the chosen one, and nothing is offered any more but #2.
     wait(bob.d, lambda d: state["proposal"] in bob.text("bug-proposal"), 10)
+    wait(bob.d, lambda d: f"chosen by bob instead of {first}" in bob.text("bug-proposal"), 10)
     cards = {c["n"]: c for c in bob.js(CARDS)}
     assert cards[3]["chosen"] and cards[2]["winner"]
     assert {n: c["canChoose"] for n, c in cards.items()} == {1: False, 2: True, 3: False}

@@ -56,10 +56,15 @@ export class BugList {
   }
 }
 
+/** Bug-level kinds whose `approach` field names an approach without being one of its events. */
+const BUG_LEVEL = new Set(['bug_proposed', 'approaches_ranked', 'approach_chosen', 'bug_fixed', 'bug_unfixed']);
+
 function newApproach(n) {
   return {
-    n, strategy: '', explanation: '', status: 'queued', attempt: 0, maxAttempts: null, reason: null,
-    files: null, lines: null, duplicateOf: null,
+    n, strategy: '', summary: '', explanation: '', status: 'queued', attempt: 0, maxAttempts: null, reason: null,
+    files: null, lines: null, duplicateOf: null, breaking: [],
+    started: false,       // approach_started (or approach_duplicate) arrived: the model wrote it
+    detail: null,         // its row of the REST detail (`approach_details`): figures the events do not carry
     /** @type {Map<number, object[]>} changes per revision (a fix sends only what it changes) */
     revisions: new Map(),
     tests: null,          // the last test_finished: {passed, failed, durationMs, exitCode, timedOut}
@@ -92,6 +97,8 @@ export class BugModel {
     this.proposal = null;   // {id, approach}
     this.unfixed = null;    // [{approach, reason}]
     this.fixed = null;      // {proposal, commit}
+    this.proposalStatus = null;  // the current proposal's status (proposal_status)
+    this.chosenBy = null;   // approach_chosen: {approach, principal, replaces}
     this.lastSeq = 0;
   }
 
@@ -117,15 +124,22 @@ export class BugModel {
     if (!this.report && detail.report && typeof detail.report === 'object') this.report = detail.report;
     if (this.status === null && typeof detail.status === 'string') this.status = detail.status;
     if (this.reproduced === null && typeof detail.reproduced === 'boolean') this.reproduced = detail.reproduced;
+    if (!this.reproducer && detail.reproduced === false && typeof detail.reproducer_reason === 'string') {
+      this.reproducer = { state: 'rejected', reason: detail.reproducer_reason };
+    }
     if (!this.analysis && detail.analysis && Array.isArray(detail.analysis.locations)) this.analysis = detail.analysis;
     if (!this.ranking && detail.ranking && Array.isArray(detail.ranking.approaches)) this.ranking = detail.ranking;
     if (!this.proposal && typeof detail.proposal === 'string') {
       this.proposal = { id: detail.proposal, approach: detail.chosen_approach ?? null };
     }
-    for (const a of Array.isArray(detail.approaches) ? detail.approaches : []) {
+    // Medic's detail lists them as `approach_details` (`approaches` is the count asked for); an array there is read too.
+    const rows = Array.isArray(detail.approach_details) ? detail.approach_details : (Array.isArray(detail.approaches) ? detail.approaches : []);
+    for (const a of rows) {
       const n = a?.approach ?? a?.number;
       if (typeof n !== 'number') continue;
       const mine = this.approach(n);
+      mine.detail = a;
+      if (!mine.summary && typeof a.summary === 'string') mine.summary = a.summary;
       if (!mine.strategy && typeof a.strategy === 'string') mine.strategy = a.strategy;
       if (mine.status === 'queued' && typeof a.status === 'string') mine.status = a.status;
       const revisions = Array.isArray(a.revisions) ? a.revisions : (Array.isArray(a.changes) ? [{ number: 1, changes: a.changes }] : []);
@@ -142,7 +156,7 @@ export class BugModel {
   apply(ev) {
     const d = ev.data ?? {};
     if (typeof ev.seq === 'number') this.lastSeq = ev.seq;
-    const a = typeof d.approach === 'number' && !['bug_proposed', 'approaches_ranked'].includes(ev.kind) ? this.approach(d.approach) : null;
+    const a = typeof d.approach === 'number' && !BUG_LEVEL.has(ev.kind) ? this.approach(d.approach) : null;
     const say = (kind, text) => {
       a.console.push({ kind, text: String(text) });
       const extra = a.console.length - APPROACH_CONSOLE_LIMIT;
@@ -167,19 +181,26 @@ export class BugModel {
         };
         break;
       case 'reproducer_written':
-        this.reproducer = { state: 'writing', attempt: d.attempt ?? 1, path: d.path, explanation: d.explanation };
+        this.reproducer = { state: 'writing', attempt: d.attempt ?? 1, path: d.path, explanation: d.explanation, content: d.content };
         break;
       case 'reproducer_verified':
         this.reproducer = { ...this.reproducer, state: 'verified', path: d.path ?? this.reproducer?.path, output: d.output };
         this.reproduced = true;
         break;
       case 'reproducer_rejected':
+        // `attempt: 1` is a first try refused: the model is asked once more. Otherwise the bug goes on unreproduced.
+        if (d.attempt === 1) {
+          this.reproducer = { ...this.reproducer, state: 'retrying', path: d.path ?? this.reproducer?.path, reason: d.reason };
+          break;
+        }
         this.reproducer = { ...this.reproducer, state: 'rejected', path: d.path ?? this.reproducer?.path, reason: d.reason };
         this.reproduced = false;
         break;
       case 'approach_started':
         if (!a) break;
+        a.started = true;
         a.strategy = String(d.strategy ?? '');
+        a.summary = String(d.summary ?? '');
         a.explanation = String(d.explanation ?? '');
         a.files = d.files ?? null;
         a.lines = d.lines ?? null;
@@ -187,6 +208,7 @@ export class BugModel {
         break;
       case 'approach_duplicate':
         if (!a) break;
+        a.started = true;
         a.status = 'duplicate';
         a.duplicateOf = d.duplicate_of ?? null;
         a.reason = d.reason ?? null;
@@ -197,6 +219,7 @@ export class BugModel {
         if (typeof d.attempt === 'number') a.attempt = d.attempt;
         if (typeof d.max_attempts === 'number') a.maxAttempts = d.max_attempts;
         if (d.reason !== undefined) a.reason = d.reason;
+        if (Array.isArray(d.breaking)) a.breaking = d.breaking.map(String);
         if (d.status !== 'fixing') a.writing = null;
         break;
       case 'sandbox_ready':
@@ -258,12 +281,20 @@ export class BugModel {
           if (typeof row?.approach !== 'number') continue;
           const mine = this.approach(row.approach);
           if (!mine.strategy && row.strategy) mine.strategy = String(row.strategy);
-          if (typeof row.reproducer_passed === 'boolean') mine.reproducerPassed = row.reproducer_passed;
+          const passes = row.reproducer_passes ?? row.reproducer_passed;
+          if (typeof passes === 'boolean') mine.reproducerPassed = passes;
         }
         break;
       case 'bug_proposed':
         this.proposal = { id: d.proposal, approach: d.approach ?? null };
+        this.proposalStatus = null;
         this.unfixed = null;
+        break;
+      case 'approach_chosen':
+        this.chosenBy = { approach: d.approach, principal: d.principal, replaces: d.replaces };
+        break;
+      case 'proposal_status':
+        if (d.proposal === this.proposal?.id) this.proposalStatus = d.status ?? null;
         break;
       case 'bug_unfixed':
         this.unfixed = Array.isArray(d.reasons) ? d.reasons : [];
@@ -335,13 +366,14 @@ export function bugChecklist(m) {
   // 3. Reproduction.
   const r = m.reproducer;
   if (r?.state === 'verified' || (m.reproduced === true && r?.state !== 'rejected')) item('reproduced', 'done', 'Reproduced the bug');
+  else if (r?.state === 'retrying' && !stopped) item('reproduced', 'running', `Reproducing the bug (second try; the first was refused: ${r.reason ?? ''})…`);
   else if (r?.state === 'rejected' || m.reproduced === false) item('reproduced', 'warn', `Not reproduced: ${r?.reason ?? 'no failing test could be written'}`);
   else if (status === 'reproducing') {
     item('reproduced', 'running', (r?.attempt ?? 1) > 1 ? 'Reproducing the bug (second try)…' : 'Reproducing the bug…');
   } else item('reproduced', 'pending', 'Reproduce the bug');
 
   // 4. Approaches generated.
-  const count = m.approaches.size;
+  const count = [...m.approaches.values()].filter((a) => a.started).length;
   const requested = m.requested;
   const plural = (n) => `${n} potential fix${n === 1 ? '' : 'es'}`;
   if (count && (m.ranking || m.proposal || m.unfixed || (requested && count >= requested) || (LATE_STATUSES.has(status) && status !== 'fixing'))) {
@@ -357,7 +389,8 @@ export function bugChecklist(m) {
     if (a.status === 'qualified') item(key, 'done', `Fix #${a.n} passes all tests`);
     else if (a.status === 'failed') item(key, 'fail', `Fix #${a.n} failed${a.reason ? `: ${a.reason}` : ''}`);
     else if (a.status === 'duplicate') item(key, 'skip', `Fix #${a.n} duplicates fix #${a.duplicateOf ?? '?'}`);
-    else if (stopped) item(key, 'pending', `Testing ${label} stopped`);
+    else if (stopped || a.status === 'interrupted') item(key, 'pending', `Testing ${label} stopped`);
+    else if (a.status === 'asking') item(key, 'running', `Writing fix #${a.n}…`);
     else if (a.status === 'fixing') item(key, 'running', `Fix #${a.n}: writing attempt ${a.attempt}${a.maxAttempts ? `/${a.maxAttempts}` : ''}…`);
     else if (a.status === 'analyzing') item(key, 'running', `Fix #${a.n} failed a test; analysing why…`);
     else if (BUSY_APPROACH.has(a.status)) item(key, 'running', `Testing ${label} in sandbox…`);
@@ -395,7 +428,7 @@ function formatMs(ms) {
 /** The figures an approach card shows, as text (pure). */
 export function approachFigures(m, n) {
   const a = m.approaches.get(n) ?? newApproach(n);
-  const row = m.ranking?.approaches.find((r) => r.approach === n) ?? null;
+  const row = m.ranking?.approaches.find((r) => r.approach === n) ?? a.detail ?? null;
   const passed = a.tests?.passed ?? row?.tests_passed;
   const failed = a.tests?.failed ?? row?.tests_failed;
   const tests = typeof passed === 'number' ? `${passed}/${passed + (failed ?? 0)} passed` : (a.running ? 'running…' : '—');
@@ -416,9 +449,9 @@ export function approachFigures(m, n) {
   }
   const chosen = m.proposal?.approach ?? null;
   return {
-    attempt: `${a.attempt || (a.status === 'queued' ? 0 : 1)}/${a.maxAttempts ?? row?.attempts ?? '?'}`,
+    attempt: `${a.attempt || row?.attempts || 0}/${a.maxAttempts ?? row?.max_attempts ?? '?'}`,
     tests, reproducer, size, duration,
-    breaking: Array.isArray(row?.breaking) ? row.breaking.map(String) : [],
+    breaking: Array.isArray(row?.breaking) ? row.breaking.map(String) : a.breaking,
     winner: m.ranking?.winner === n,
     chosen: chosen === n,
     rankReason: row?.reason ? String(row.reason) : null,

@@ -80,8 +80,9 @@ export function createBugDetail(ctx) {
   view.onEvent = (ev) => {
     if (!view.model || ev.topic !== topic()) return;
     view.model.apply(ev);
-    // approach_started names the files only: their content comes with the REST detail, read again shortly.
-    if (ev.kind === 'approach_started' && !(ev.data?.changes ?? []).some((c) => typeof c?.content === 'string')) reloadSoon();
+    // The REST detail carries what events do not (an approach's size, file contents if approach_started named paths
+    // only): read again shortly after an approach starts or finishes.
+    if (ev.kind === 'approach_started' || (ev.kind === 'approach_status' && ['qualified', 'failed', 'duplicate'].includes(ev.data?.status))) reloadSoon();
     ctx.queueRender();
   };
 
@@ -190,14 +191,17 @@ export function createBugDetail(ctx) {
   function renderProposal(m) {
     const box = $('bug-proposal');
     const p = m.proposal ?? (typeof m.summary?.proposal === 'string' ? { id: m.summary.proposal, approach: m.summary.chosen_approach } : null);
-    const sig = JSON.stringify([p, m.fixed]);
+    const sig = JSON.stringify([p, m.fixed, m.proposalStatus, m.chosenBy]);
     if (box.dataset.sig === sig) return;
     box.dataset.sig = sig;
     if (!p?.id) { fill(box); return; }
     let link;
     try { link = el('a', { href: ctx.href('proposal', { id: p.id }), dataset: { testid: 'bug-proposal-link' }, text: `Review proposal ${p.id}` }); } catch { link = el('code', { text: String(p.id) }); }
     fill(box, el('strong', { text: `Fix #${p.approach ?? '?'} is proposed: ` }), link,
-      m.fixed ? el('span', { class: 'muted', text: ` · applied as ${String(m.fixed.commit ?? '').slice(0, 12)}` }) : null);
+      m.proposalStatus && !m.fixed ? el('span', { class: 'muted', dataset: { testid: 'bug-proposal-status' }, text: ` · ${humanStatus(m.proposalStatus)}` }) : null,
+      m.fixed ? el('span', { class: 'muted', text: ` · applied as ${String(m.fixed.commit ?? '').slice(0, 12)}` }) : null,
+      m.chosenBy?.approach === p.approach && m.chosenBy.principal
+        ? el('span', { class: 'muted small', dataset: { testid: 'bug-chosen-by' }, text: ` · chosen by ${m.chosenBy.principal} instead of ${m.chosenBy.replaces ?? 'the ranking\u2019s winner'}` }) : null);
   }
 
   function renderAnalysis(m) {
@@ -226,11 +230,17 @@ export function createBugDetail(ctx) {
       fill(box, el('p', { class: 'muted', text: m.reproduced === false ? 'Not reproduced.' : 'No reproducer yet.' }));
       return;
     }
-    const state = { writing: 'being checked on the unchanged code…', verified: 'fails on the unchanged code, as it should', rejected: 'rejected' }[r.state];
+    const state = {
+      writing: 'being checked on the unchanged code…', verified: 'fails on the unchanged code, as it should',
+      retrying: 'was refused; the model writes a second one…', rejected: 'rejected',
+    }[r.state];
     fill(box,
       el('p', {}, r.path ? el('code', { text: String(r.path) }) : null, ` ${state ?? ''}`, r.attempt > 1 ? el('span', { class: 'muted', text: ` (attempt ${r.attempt})` }) : null),
       r.explanation ? el('p', { class: 'explanation', text: String(r.explanation) }) : null,
       r.state === 'rejected' ? el('p', { class: 'flag-warn', dataset: { testid: 'bug-reproducer-reason' }, text: `Not reproduced: ${r.reason ?? ''}` }) : null,
+      r.state === 'retrying' ? el('p', { class: 'muted small', text: `Refused: ${r.reason ?? ''}` }) : null,
+      typeof r.content === 'string' && r.state !== 'rejected' ? el('details', { class: 'raw-reply' }, el('summary', { class: 'small', text: 'The test' }),
+        el('pre', { class: 'messages', dataset: { testid: 'bug-reproducer-content' }, text: r.content })) : null,
       r.output ? el('pre', { class: 'messages', dataset: { testid: 'bug-reproducer-output' }, text: String(r.output) }) : null);
   }
 
@@ -284,7 +294,7 @@ export function createBugDetail(ctx) {
     const f = approachFigures(m, a.n);
     card.root.dataset.status = a.status;
     card.root.classList.toggle('winner', f.winner);
-    const headSig = JSON.stringify([f, a.status, a.strategy, a.explanation, a.reason, a.duplicateOf]);
+    const headSig = JSON.stringify([f, a.status, a.strategy, a.summary, a.explanation, a.reason, a.duplicateOf]);
     if (card.headSig !== headSig) {
       card.headSig = headSig;
       const figure = (label, value, testid) => [el('dt', { text: label }), el('dd', { dataset: { testid }, text: value })];
@@ -295,7 +305,9 @@ export function createBugDetail(ctx) {
           f.winner ? el('span', { class: 'badge winner-badge', dataset: { testid: 'approach-winner' }, text: '★ winner' }) : null,
           f.chosen && !f.winner ? el('span', { class: 'badge winner-badge', dataset: { testid: 'approach-chosen' }, text: 'chosen' }) : null),
         el('p', { class: 'strategy', dataset: { testid: 'approach-strategy' }, text: a.strategy || 'Strategy not known yet' }),
-        a.explanation && a.explanation !== a.strategy ? el('p', { class: 'small muted approach-explanation', text: a.explanation }) : null,
+        a.summary ? el('p', { class: 'small approach-summary', dataset: { testid: 'approach-summary' }, text: a.summary }) : null,
+        a.explanation && a.explanation !== a.strategy && a.explanation !== a.summary
+          ? el('details', { class: 'raw-reply small' }, el('summary', { text: 'The model\u2019s explanation' }), el('p', { class: 'muted approach-explanation', text: a.explanation })) : null,
         el('dl', { class: 'figures' },
           figure('Attempt', f.attempt, 'approach-attempt'),
           figure('Tests', f.tests, 'approach-tests'),
