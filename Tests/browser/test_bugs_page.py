@@ -10,7 +10,7 @@ import urllib.request
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from conftest import SCREENSHOTS, screenshot, severe_console_errors, wait
+from conftest import SCREENSHOTS, emulate, screenshot, severe_console_errors, wait
 from page import ReviewPage, tid
 
 SHOTS = os.path.join(SCREENSHOTS, "fake")
@@ -401,3 +401,23 @@ def test_hostile_strings_render_as_text(fake_factory, browsers):
     assert page.js("return window.pwned === undefined")
     assert HOSTILE in page.js("return document.title")
     assert severe_console_errors(page.d) == []
+
+
+def test_the_bug_views_fit_a_phone_in_dark_mode(fake_factory, browsers):
+    fake = fake_factory("--speed", "0.3")
+    bid = fake_bug(fake, script="unreproduced")
+    wait(None, lambda _: bug_state(fake, bid)["status"] == "unfixed", 60)
+    driver = browsers()
+    emulate(driver, 390, 844, dark=True)
+    page = ReviewPage(driver, fake.url)
+    page.open_with_token("tok-alice")
+    sideways = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    go(page, "#/bugs")
+    wait(page.d, lambda d: rows(page), 10)
+    assert page.js(sideways) <= 0
+    go(page, f"#/bugs/{bid}")
+    wait_check(page, "No approach qualified", 10)
+    wait(page.d, lambda d: len(page.js(CARDS)) == 3, 10)
+    assert page.js(sideways) <= 0, "the bug view scrolls sideways on a phone"
+    page.scroll_to(tid("bug-checklist"))
+    screenshot(page.d, "fake/bug-phone-dark.png")

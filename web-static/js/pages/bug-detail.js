@@ -309,7 +309,7 @@ export function createBugDetail(ctx) {
         a.explanation && a.explanation !== a.strategy && a.explanation !== a.summary
           ? el('details', { class: 'raw-reply small' }, el('summary', { text: 'The model\u2019s explanation' }), el('p', { class: 'muted approach-explanation', text: a.explanation })) : null,
         el('dl', { class: 'figures' },
-          figure('Attempt', f.attempt, 'approach-attempt'),
+          figure('Fix attempts', f.attempt, 'approach-attempt'),
           figure('Tests', f.tests, 'approach-tests'),
           figure('Reproducer', f.reproducer, 'approach-reproducer'),
           figure('Diff size', f.size, 'approach-size'),
