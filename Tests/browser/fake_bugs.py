@@ -131,6 +131,11 @@ class BugScripts:
                               {"file": "app/session.py", "line": 12, "why": "the session trusts check()"}],
                 "causes": ["the fall-through branch returns user.active instead of False"],
                 "located": ["app/auth.py", "app/session.py"]}
+            # Like Medic, the model's reply streams first (ephemeral fix_delta with a purpose), then the event.
+            reply = json.dumps({k: b["analysis"][k] for k in ("summary", "locations", "causes")})
+            for i in range(0, len(reply), 24):
+                await self.pause(0.02)
+                await self.publish(t, "fix_delta", {"purpose": "bug_analysis", "attempt": 1, "text": reply[i:i + 24]}, ephemeral=True)
             await self.publish(t, "bug_analysis", b["analysis"])
             await self.pause(0.3)
             await self.bug_status(b, "reproducing")
@@ -164,6 +169,10 @@ class BugScripts:
             strategy = plan["strategy"] + (f" {HOSTILE}" if h and n == 1 else "")
             b["approach_state"][n] = {"strategy": strategy, "status": "queued", "attempt": 0,
                                       "revisions": {1: plan["changes"]}}
+            reply = json.dumps({"unfixable": False, "explanation": plan["summary"], "changes": plan["changes"]})
+            for i in range(0, len(reply), 40):
+                await self.pause(0.02)
+                await self.publish(t, "fix_delta", {"approach": n, "attempt": 1, "text": reply[i:i + 40]}, ephemeral=True)
             # As Medic sends it: the changes with their content, strategy and summary (the size comes with the ranking
             # and the REST detail).
             await self.publish(t, "approach_started", {

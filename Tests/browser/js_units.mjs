@@ -590,6 +590,26 @@ check('Medic\'s shapes: a first refused reproducer is retried, approach_details 
   assert.deepEqual([...m.approaches.keys()], [1]);
 });
 
+check('the model\'s replies stream: the analysis (purpose) and an approach before approach_started', () => {
+  const m = new BugModel('b-1');
+  bugRun().reported.forEach((e) => m.apply(e));
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { purpose: 'bug_analysis', attempt: 1, text: '{"summary": "reg' } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { purpose: 'bug_analysis', attempt: 1, text: 'ister()' } });
+  assert.deepEqual(m.live, { purpose: 'bug_analysis', text: '{"summary": "register()' });
+  assert.equal(m.approaches.size, 0);
+  m.apply({ topic: 'bug:b-1', seq: 3, kind: 'bug_analysis', data: { summary: 's', locations: [], causes: [] } });
+  assert.equal(m.live, null);
+  m.apply({ topic: 'bug:b-1', seq: 4, kind: 'status_changed', data: { status: 'fixing' } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 1, text: 'Lower-casing' } });
+  const a = m.approaches.get(1);
+  assert.deepEqual([a.status, a.writing, a.deltas.get(1)], ['asking', 1, 'Lower-casing']);
+  assert.deepEqual(bugChecklist(m).find((i) => i.key === 'approach-1'), { key: 'approach-1', state: 'running', text: 'Writing fix #1…' });
+  m.apply({ topic: 'bug:b-1', seq: 5, kind: 'approach_started', data: { approach: 1, strategy: 's', changes: [] } });
+  assert.equal(a.writing, null);
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 1, text: 'late' } });
+  assert.equal(a.deltas.get(1), 'Lower-casing');
+});
+
 check('bug routes: #/bugs and #/bugs/<id>, hostile ids refused', () => {
   const r = new Router();
   for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES, ...BUG_LIST_ROUTES, ...BUG_ROUTES]) r.add(route);

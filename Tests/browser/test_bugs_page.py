@@ -40,6 +40,10 @@ const snap = () => {
   if (JSON.stringify(last) !== JSON.stringify(items)) window.checkStates.push(items);
 };
 new MutationObserver(snap).observe(list, {childList: true, subtree: true, characterData: true});
+window.liveTexts = [];
+const live = document.getElementById('bug-live-text');
+new MutationObserver(() => { if (live.textContent) window.liveTexts.push(live.textContent); })
+  .observe(live, {childList: true, subtree: true, characterData: true});
 new MutationObserver(() => {
   for (const pre of document.querySelectorAll('[data-testid=approach-stream]')) {
     if (pre.textContent && window.streamTexts.at(-1) !== pre.textContent) window.streamTexts.push(pre.textContent);
@@ -239,6 +243,9 @@ def test_the_checklist_walks_every_step_while_approaches_overlap(fake_factory, b
     assert [s for (s, _) in checklist(page)] == ["done", "done", "done", "done", "fail", "done", "done", "done"]
     assert page.js("return window.medicPage.fixDeltas()") > 0
     assert any("Keep the token reset" in t for t in page.js("return window.streamTexts")), "fix #1's reply did not stream"
+    assert any('"summary": "check() returns' in t for t in page.js("return window.liveTexts")), "the analysis did not stream"
+    assert not page.d.find_element(By.CSS_SELECTOR, tid("bug-live")).is_displayed()
+    assert "Writing fix #1…" in seen
 
     # Three cards with their figures.
     cards = {c["n"]: c for c in page.js(CARDS)}

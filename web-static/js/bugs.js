@@ -99,6 +99,8 @@ export class BugModel {
     this.fixed = null;      // {proposal, commit}
     this.proposalStatus = null;  // the current proposal's status (proposal_status)
     this.chosenBy = null;   // approach_chosen: {approach, principal, replaces}
+    /** The model's reply while it streams for the bug itself (fix_delta with a `purpose`, no approach): {purpose, text}. */
+    this.live = null;
     this.lastSeq = 0;
   }
 
@@ -173,6 +175,7 @@ export class BugModel {
         this.reason = d.reason ?? null;
         break;
       case 'bug_analysis':
+        this.live = null;
         this.analysis = {
           summary: String(d.summary ?? ''),
           locations: Array.isArray(d.locations) ? d.locations : [],
@@ -181,6 +184,7 @@ export class BugModel {
         };
         break;
       case 'reproducer_written':
+        this.live = null;
         this.reproducer = { state: 'writing', attempt: d.attempt ?? 1, path: d.path, explanation: d.explanation, content: d.content };
         break;
       case 'reproducer_verified':
@@ -199,6 +203,7 @@ export class BugModel {
       case 'approach_started':
         if (!a) break;
         a.started = true;
+        a.writing = null;   // the approach's own reply is complete
         a.strategy = String(d.strategy ?? '');
         a.summary = String(d.summary ?? '');
         a.explanation = String(d.explanation ?? '');
@@ -253,8 +258,21 @@ export class BugModel {
         say('note', `fix attempt ${d.attempt ?? '?'} started`);
         break;
       case 'fix_delta': {
-        if (!a || typeof d.attempt !== 'number') break;
-        if (a.writing !== d.attempt) break;   // a late delta of a finished attempt (fix_started opens one)
+        if (!a) {
+          // The bug's own requests (analysis, reproducer) stream too; kept until their event arrives.
+          if (typeof d.purpose !== 'string' || typeof d.text !== 'string') break;
+          const before = this.live?.purpose === d.purpose ? this.live.text : '';
+          const text = before + d.text;
+          this.live = { purpose: d.purpose, text: text.length > DELTA_LIMIT ? text.slice(text.length - DELTA_LIMIT) : text };
+          break;
+        }
+        if (typeof d.attempt !== 'number') break;
+        // The approach's reply itself streams before approach_started (attempt 1); fix attempts after fix_started.
+        if (!a.started && a.writing === null && d.attempt === 1 && a.deltas.size === 0) {
+          a.writing = 1;
+          if (a.status === 'queued') a.status = 'asking';
+        }
+        if (a.writing !== d.attempt) break;   // a late delta of a finished attempt
         const text = (a.deltas.get(d.attempt) ?? '') + String(d.text ?? '');
         a.deltas.set(d.attempt, text.length > DELTA_LIMIT ? text.slice(text.length - DELTA_LIMIT) : text);
         break;

@@ -155,6 +155,7 @@ export function createBugDetail(ctx) {
     document.title = `${humanStatus(status)} · ${m.title} — Medic`;
 
     renderChecklist(m);
+    renderLive(m);
     renderProposal(m);
     $('bug-resume').hidden = !perms.canResume;
     $('bug-resume').disabled = view.busy;
@@ -186,6 +187,16 @@ export function createBugDetail(ctx) {
     const last = items.filter((it) => it.state !== 'pending').at(-1);
     const announcement = last ? `${m.title}: ${last.text}` : '';
     if (announcement && $('announce').textContent !== announcement) $('announce').textContent = announcement;
+  }
+
+  /** The model's reply for the analysis or the reproducer, as it streams (only while that step runs). */
+  function renderLive(m) {
+    const step = { bug_analysis: 'analyzing', bug_reproducer: 'reproducing' }[m.live?.purpose];
+    const text = m.live && (!step || m.status === step) ? m.live.text : '';
+    const box = $('bug-live');
+    box.hidden = !text;
+    $('bug-live-label').textContent = m.live?.purpose === 'bug_reproducer' ? 'The model is writing the reproducer:' : 'The model is writing its analysis:';
+    if ($('bug-live-text').textContent !== text) $('bug-live-text').textContent = text;
   }
 
   function renderProposal(m) {
