@@ -20,6 +20,8 @@ public final class MedicServer {
 
     /// The proposal pipeline, when `withPipeline` built it.
     public private(set) var pipeline: PipelineService?
+    /// The bug workflow, with the pipeline.
+    public private(set) var bugs: BugsFeature?
     /// The code navigator, when repositories are configured.
     public private(set) var navigator: NavigatorService?
 
@@ -61,6 +63,12 @@ public final class MedicServer {
             pipeline?.locate = { [unowned navigator] repo, evidence, limit, done in navigator.locatePaths(repo: repo, evidence: evidence, limit: limit, done) }
             _ = loop.schedule(afterNanoseconds: 0) { [unowned navigator] in navigator.indexAll() }
             self.navigator = navigator
+        }
+        if let pipeline {
+            // Bug reports: their approaches run the pipeline's repair loop, the winner becomes a proposal.
+            let bugs = try BugsFeature(loop: loop, store: store, pipeline: pipeline, publisher: app, configuration: configuration, logger: logger)
+            app.register(bugs)
+            self.bugs = bugs
         }
         for feature in try extraFeatures(app) { app.register(feature) }
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet
