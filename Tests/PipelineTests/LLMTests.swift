@@ -375,6 +375,27 @@ let anthropicStreamBody = """
         }
     }
 
+    /// The bundled demo script answers the demo bug's requests (examples/demo-bug.json) and still the demo proposal's.
+    @Test func demoScriptAnswersTheDemoBug() throws {
+        let root = #filePath.replacingOccurrences(of: "Tests/PipelineTests/LLMTests.swift", with: "examples/")
+        let data = try #require(FileManager.default.contents(atPath: root + "demo-conversation.json"))
+        let conversation = try ScriptedConversation(json: Array(data))
+        let bug = try JSONValue.parse(Array(try #require(FileManager.default.contents(atPath: root + "demo-bug.json"))))
+        let title = try #require(bug["title"]?.stringValue)
+        #expect(conversation.entry(for: "Add Redis caching to user lookups", attempt: 1)?.purpose == "fix")
+        #expect(conversation.entry(for: title, attempt: 1, purpose: "bug_analysis", approach: nil) != nil)
+        let reproducer = try #require(conversation.entry(for: title, attempt: 1, purpose: "bug_reproducer", approach: nil))
+        let file = try JSONValue.parse(Array(reproducer.reply.utf8))
+        #expect(file["path"]?.stringValue?.hasPrefix("tests/test_") == true)
+        for approach in 1...3 {
+            let entry = try #require(conversation.entry(for: title, attempt: 1, purpose: "bug_approach", approach: approach))
+            let reply = try FixReply.parse(entry.reply)
+            #expect(!reply.unfixable && !reply.changes.isEmpty)
+            #expect((1500...4000).contains(entry.delayMs))
+        }
+        let giveUp = try #require(conversation.entry(for: title, attempt: 1, purpose: "fix", approach: 1))
+        #expect(try FixReply.parse(giveUp.reply).unfixable)
+    }
 }
 
 @Suite struct FixPromptTests {
