@@ -10,6 +10,11 @@ import pytest
 from interop_support import binary
 
 
+DETAIL = {"id": "b-0123456789", "status": "fixing", "reproduced": True, "chosen_approach": None, "approaches": 3,
+          "analysis": {"causes": ["one side"], "locations": [{"file": "app/auth.py", "line": 43, "why": "raw input"}]},
+          "ranking": {"winner": 2, "approaches": [{"approach": 1, "qualified": False, "duration_ms": 1234}]}}
+
+
 class FakeBugs(http.server.BaseHTTPRequestHandler):
     requests = []
 
@@ -40,7 +45,7 @@ class FakeBugs(http.server.BaseHTTPRequestHandler):
                                                "severity": "high", "status": "proposed", "reproduced": True,
                                                "approaches": 3, "proposal": "p-1", "chosen_approach": 2}]})
         if self.path == "/api/v1/bugs/b-0123456789":
-            return self.answer(200, {"id": "b-0123456789", "status": "fixing", "analysis": {"causes": ["one side"]}})
+            return self.answer(200, DETAIL)
         self.answer(404, {"error": {"code": "not_found", "message": "no bug b-missing"}})
 
 
@@ -97,7 +102,7 @@ def test_list_and_show(server):
     assert out.stdout.split("\t")[:6] == ["b-0123456789", "proposed", "high", "demo-repo", "reproduced", "p-1"]
     out = medic("show", "b-0123456789", "--url", server, "--token", "good")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["analysis"] == {"causes": ["one side"]}
+    assert json.loads(out.stdout) == DETAIL
     assert "\n  " in out.stdout  # indented
 
 
