@@ -1,4 +1,4 @@
-// medic: the command line — serve, token, watch.
+// medic: the command line — serve, token, watch, search, bug.
 import ArgumentParser
 import EventLoop
 import Foundation
@@ -30,7 +30,7 @@ struct Medic: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic",
         abstract: "Medic: a self-healing code pipeline server.",
-        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self, Index.self, Search.self],
+        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self, Index.self, Search.self, Bug.self],
         defaultSubcommand: Serve.self)
 }
 
