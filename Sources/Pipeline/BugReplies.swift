@@ -183,8 +183,8 @@ public enum LineDiff {
     /// Lines removed + lines added between `old` and `new` (a longest-common-subsequence diff; above
     /// `maxCells` line pairs, the common prefix and suffix are dropped and the rest counted as replaced).
     public static func changedLines(old: String, new: String, maxCells: Int = 4_000_000) -> Int {
-        var a = old.split(separator: "\n", omittingEmptySubsequences: false)[...]
-        var b = new.split(separator: "\n", omittingEmptySubsequences: false)[...]
+        var a = (old.isEmpty ? [] : old.split(separator: "\n", omittingEmptySubsequences: false))[...]
+        var b = (new.isEmpty ? [] : new.split(separator: "\n", omittingEmptySubsequences: false))[...]
         while let x = a.first, let y = b.first, x == y { a = a.dropFirst(); b = b.dropFirst() }
         while let x = a.last, let y = b.last, x == y { a = a.dropLast(); b = b.dropLast() }
         guard !a.isEmpty, !b.isEmpty else { return a.count + b.count }
