@@ -321,7 +321,7 @@ public final class BugService {
             let target = runtime.target(n)
             if case .stopWork = step { target.workspace?.remove { _ in } }
             steps.perform(step, for: target)
-        case .measure(let changes): measure(runtime, changes)
+        case .measure(let changes, let runs, let reproducer): measure(runtime, changes, runs: runs, reproducer: reproducer)
         case .propose(let n, let changes, let key): propose(runtime, n, changes: changes, key: key)
         case .withdrawProposal(let id, let reason):
             pipeline.execute(.withdraw(proposal: id, reason: reason), commandID: nil, principal: Principal(name: PipelineService.medicPrincipal, role: .admin)) {
@@ -450,20 +450,64 @@ public final class BugService {
         }
     }
 
-    /// Files and changed lines of each approach's final change against the repository's HEAD.
-    private func measure(_ runtime: BugRuntime, _ changes: [Int: [FileChange]]) {
+    /// Files and changed lines of each approach's final change against the repository's HEAD; with `runs` > 1
+    /// also the suite's durations, `runs` times for the base (plus the reproducer) and for each approach, one
+    /// run at a time so they do not slow each other down (`perf_measured` events say what was measured).
+    private func measure(_ runtime: BugRuntime, _ changes: [Int: [FileChange]], runs: Int, reproducer: FileChange?) {
         let paths = Array(Set(changes.values.flatMap { $0.filter { $0.action != .create }.map(\.path) })).sorted()
-        guard let repository = runtime.repository, !paths.isEmpty else {
-            return feed(runtime, .measured(changes.mapValues { c in let f = LineDiff.figures(c, base: [:]); return ApproachSize(files: f.files, lines: f.lines) }))
+        let sized = { [weak self] (base: [String: String]) in
+            let sizes = changes.mapValues { c in let f = LineDiff.figures(c, base: base); return ApproachSize(files: f.files, lines: f.lines) }
+            guard let self, runs > 1 else { return self?.feed(runtime, .measured(sizes, baseDurationsMs: [])) ?? () }
+            let targets = [(0, reproducer.map { [$0] } ?? [])] + changes.keys.sorted().map { ($0, changes[$0] ?? []) }
+            self.timeSuites(runtime, targets[...], runs: runs, measured: [:]) { durations in
+                var timed = sizes
+                for (n, values) in durations where n != 0 { timed[n]?.durationsMs = values }
+                self.feed(runtime, .measured(timed, baseDurationsMs: durations[0] ?? []))
+            }
         }
+        guard let repository = runtime.repository, !paths.isEmpty else { return sized([:]) }
         let git = executors.git(repository.path)
-        git.headCommit { [weak self] head in
+        git.headCommit { head in
             let commit = (try? head.get()) ?? "HEAD"
             git.files(at: commit, paths: paths) { result in
                 var base: [String: String] = [:]
                 for (path, file) in (try? result.get()) ?? [:] { if case .text(let content) = file { base[path] = content } }
-                self?.feed(runtime, .measured(changes.mapValues { c in let f = LineDiff.figures(c, base: base); return ApproachSize(files: f.files, lines: f.lines) }))
+                sized(base)
             }
+        }
+    }
+
+    /// Runs the suite `runs` times on a fresh copy with each target's changes (0: the base), one after another.
+    private func timeSuites(
+        _ runtime: BugRuntime, _ targets: ArraySlice<(Int, [FileChange])>, runs: Int, measured: [Int: [Int]],
+        done: @escaping ([Int: [Int]]) -> Void
+    ) {
+        guard let (n, changes) = targets.first, let repository = runtime.repository else { return done(measured) }
+        let next = { [weak self] (durations: [Int]) in
+            var measured = measured
+            measured[n] = durations
+            var data: JSONObject = ["durations_ms": .array(durations.map { .int(Int64($0)) }), "runs": .int(Int64(runs))]
+            if n == 0 { data["base"] = .bool(true) } else { data["approach"] = .int(Int64(n)) }
+            self?.publish(runtime, kind: "perf_measured", data: .object(data))
+            self?.timeSuites(runtime, targets.dropFirst(), runs: runs, measured: measured, done: done)
+        }
+        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: steps.sandboxParent(runtime.id)) { [weak self] result in
+            guard let self, case .success(let workspace) = result, case .success = workspace.apply(SandboxSteps.workspaceChanges(changes)) else {
+                return next([])
+            }
+            self.executors.sandbox.whenIsolationKnown { isolation in
+                self.repeatRun(self.steps.sandboxedRun(workspace: workspace.path, repository: repository), isolation: isolation, left: runs, durations: []) { durations in
+                    workspace.remove { _ in }
+                    next(durations)
+                }
+            }
+        }
+    }
+
+    private func repeatRun(_ config: TestRunConfiguration, isolation: SandboxIsolation, left: Int, durations: [Int], done: @escaping ([Int]) -> Void) {
+        guard left > 0 else { return done(durations) }
+        _ = executors.sandbox.startRun(config, isolation: isolation, onLines: { _, _ in }) { [weak self] result in
+            self?.repeatRun(config, isolation: isolation, left: left - 1, durations: durations + [result.durationMs], done: done)
         }
     }
 
@@ -506,7 +550,7 @@ public final class BugService {
             .object(["path": .string(r.path), "content": .string(r.content), "explanation": .string(r.explanation)])
         } ?? .null
         o["reproducer_reason"] = m.reproducerReason.map { .string($0) } ?? .null
-        o["base_duration_ms"] = m.baseResult.map { .int(Int64($0.durationMs)) } ?? .null
+        o["base_duration_ms"] = m.baseDurationMs.map { .int(Int64($0)) } ?? .null
         o["approach_details"] = .array(m.approaches.map(m.approachJSON))
         o["ranking"] = m.winner == nil && m.rankingReason == nil ? .null : m.rankingJSON
         o["proposals"] = .array(m.proposals.map { .string($0) })

@@ -101,9 +101,16 @@ public final class BugsFeature: Feature {
             }
             approaches = Int(n)
         }
+        var perfRuns: Int?
+        if let value = fields["perf_runs"], value != .null {
+            guard let n = value.intValue, (1...Int64(L.maxPerfRuns)).contains(n) else {
+                return .failure(ReportRefusal("field 'perf_runs' must be an integer 1…\(L.maxPerfRuns)"))
+            }
+            perfRuns = Int(n)
+        }
         return .success(BugReport(
             id: BugService.newBugID(), repo: repo, title: title, description: description, severity: severity, evidence: evidence,
-            approaches: approaches, author: author))
+            approaches: approaches, author: author, perfRuns: perfRuns))
     }
 
     public func stats() -> JSONObject { service.stats() }

@@ -15,7 +15,7 @@ extension BugMachine {
         let document = BugRecord(
             version: Self.recordVersion, report: report, configuration: configuration, phase: phase, analysis: analysis,
             reproducer: reproducer, reproduced: reproduced, reproducerReason: reproducerReason, baseResult: baseResult,
-            baseFailing: baseFailing, approaches: approaches.map(ApproachRecord.init), winner: winner, rankingReason: rankingReason,
+            baseFailing: baseFailing, baseDurationsMs: baseDurationsMs, approaches: approaches.map(ApproachRecord.init), winner: winner, rankingReason: rankingReason,
             proposal: proposal, proposals: proposals, proposedAt: proposedAt)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -38,12 +38,13 @@ extension BugMachine {
             if let doc = a.machine { machine = try ProposalMachine.load(document: doc, revisions: a.revisions ?? []) }
             approaches.append(Approach(
                 number: a.number, strategy: a.strategy, status: a.status, summary: a.summary, changes: a.changes, machine: machine,
-                reason: a.reason, duplicateOf: a.duplicateOf, breaking: a.breaking, files: a.files, lines: a.lines))
+                reason: a.reason, duplicateOf: a.duplicateOf, breaking: a.breaking, files: a.files, lines: a.lines,
+                durationsMs: a.durationsMs ?? []))
         }
         return BugMachine(
             report: record.report, configuration: record.configuration, phase: record.phase, analysis: record.analysis,
             reproducer: record.reproducer, reproduced: record.reproduced, reproducerReason: record.reproducerReason,
-            baseResult: record.baseResult, baseFailing: record.baseFailing, approaches: approaches, winner: record.winner,
+            baseResult: record.baseResult, baseFailing: record.baseFailing, baseDurationsMs: record.baseDurationsMs ?? [], approaches: approaches, winner: record.winner,
             rankingReason: record.rankingReason, proposal: record.proposal, proposals: record.proposals, proposedAt: record.proposedAt)
     }
 }
@@ -59,6 +60,7 @@ private struct BugRecord: Codable {
     var reproducerReason: String?
     var baseResult: TestResult?
     var baseFailing: [String]
+    var baseDurationsMs: [Int]?
     var approaches: [ApproachRecord]
     var winner: Int?
     var rankingReason: String?
@@ -70,6 +72,7 @@ private struct BugRecord: Codable {
         case proposedAt = "proposed_at"
         case version, report, configuration, phase, analysis, reproducer, reproduced, approaches, winner, proposal, proposals
         case reproducerReason = "reproducer_reason", baseResult = "base_result", baseFailing = "base_failing"
+        case baseDurationsMs = "base_durations_ms"
         case rankingReason = "ranking_reason"
     }
 }
@@ -87,10 +90,11 @@ private struct ApproachRecord: Codable {
     var breaking: [String]
     var files: Int?
     var lines: Int?
+    var durationsMs: [Int]?
 
     enum CodingKeys: String, CodingKey {
         case number, strategy, status, summary, changes, machine, revisions, reason, breaking, files, lines
-        case duplicateOf = "duplicate_of"
+        case duplicateOf = "duplicate_of", durationsMs = "durations_ms"
     }
 
     init(_ a: Approach) {
@@ -106,5 +110,6 @@ private struct ApproachRecord: Codable {
         breaking = a.breaking
         files = a.files
         lines = a.lines
+        durationsMs = a.durationsMs
     }
 }

@@ -59,6 +59,11 @@ public struct Approach: Sendable {
     /// Diff size of its final change against the base (set when measured).
     public var files: Int?
     public var lines: Int?
+    /// The suite's durations over `perf_runs` runs (empty: only its passing run).
+    public var durationsMs: [Int] = []
+
+    /// The suite's duration that ranking compares: the median of the perf runs, else the passing run's.
+    public var durationMs: Int? { median(durationsMs) ?? lastResult?.durationMs }
 
     /// The final change: its machine's current revision (reproducer included), else the model's change.
     public var finalChanges: [FileChange] { machine?.revisions.last?.changes ?? changes }
@@ -83,8 +88,9 @@ public enum BugEvent: Sendable, Hashable {
     case approachFailed(approach: Int, reason: String)
     /// An executor result for an approach's repair loop.
     case approach(Int, ProposalEvent)
-    /// Diff sizes of the finished approaches' final changes (approach → files, lines).
-    case measured([Int: ApproachSize])
+    /// Diff sizes (and, with `perf_runs` > 1, suite durations) of the qualified approaches' final changes,
+    /// with the base's durations.
+    case measured([Int: ApproachSize], baseDurationsMs: [Int])
     /// The winner's proposal was made (or `choose_approach`'s).
     case proposalCreated(proposal: String, approach: Int, atMilliseconds: Int64)
     case proposalFailed(reason: String)
@@ -98,10 +104,20 @@ public enum BugEvent: Sendable, Hashable {
 public struct ApproachSize: Sendable, Hashable, Codable {
     public var files: Int
     public var lines: Int
-    public init(files: Int, lines: Int) {
+    /// The suite's durations over `perf_runs` runs of the approach's final change (empty: not re-run; its
+    /// passing run's duration counts).
+    public var durationsMs: [Int]
+    public init(files: Int, lines: Int, durationsMs: [Int] = []) {
         self.files = files
         self.lines = lines
+        self.durationsMs = durationsMs
     }
+}
+
+/// The middle value (the lower middle of an even count); nil when empty.
+public func median(_ values: [Int]) -> Int? {
+    guard !values.isEmpty else { return nil }
+    return values.sorted()[(values.count - 1) / 2]
 }
 
 /// What the executor does, in order.
@@ -122,8 +138,9 @@ public enum BugAction: Sendable, Hashable {
     case askApproach(approach: Int, strategy: String, others: [String])
     /// An action of approach `n`'s repair loop (deploy, runTests, analyze, requestFix, reaskFix, stopWork).
     case approach(Int, ProposalAction)
-    /// Measure the finished approaches' final changes against the base; answer `.measured`.
-    case measure([Int: [FileChange]])
+    /// Measure the qualified approaches' final changes against the base — and run the suite `runs` times for
+    /// each and for the base (with `reproducer`) when `runs` > 1; answer `.measured`.
+    case measure([Int: [FileChange]], runs: Int, reproducer: FileChange?)
     /// Make a proposal of `changes`; answer `.proposalCreated`/`.proposalFailed`. `key` makes a repeat (after
     /// a restart) return the same proposal.
     case propose(approach: Int, changes: [FileChange], key: String)
@@ -202,6 +219,10 @@ public struct BugMachine: Sendable {
     public private(set) var baseResult: TestResult?
     /// Tests that failed on the base apart from the reproducer's (never counted as broken by an approach).
     public private(set) var baseFailing: [String] = []
+    /// The base suite's durations over `perf_runs` runs (empty: only the base run).
+    public private(set) var baseDurationsMs: [Int] = []
+    /// The base duration ranking reports: the median of the perf runs, else the base run's.
+    public var baseDurationMs: Int? { median(baseDurationsMs) ?? baseResult?.durationMs }
     public private(set) var approaches: [Approach] = []
     public private(set) var winner: Int?
     public private(set) var rankingReason: String?
@@ -251,7 +272,7 @@ public struct BugMachine: Sendable {
         case .approachReplied(let n, let text): return approachReplied(n, text)
         case .approachFailed(let n, let reason): return approachFailed(n, reason)
         case .approach(let n, let child): return route(n, child)
-        case .measured(let sizes): return measured(sizes)
+        case .measured(let sizes, let base): return measured(sizes, base)
         case .proposalCreated(let id, let n, let at): return proposalCreated(id, n, at)
         case .proposalFailed(let reason): return proposalFailed(reason)
         case .proposalStatus(let id, let status, let commit): return proposalStatus(id, status, commit)
@@ -599,16 +620,18 @@ public struct BugMachine: Sendable {
         phase = .measuring
         var changes: [Int: [FileChange]] = [:]
         for a in approaches where a.status == .qualified { changes[a.number] = a.finalChanges }
-        return [.measure(changes)]
+        return [.measure(changes, runs: changes.isEmpty ? 1 : report.runs, reproducer: reproduced == true ? reproducer?.change : nil)]
     }
 
-    private mutating func measured(_ sizes: [Int: ApproachSize]) -> [BugAction] {
+    private mutating func measured(_ sizes: [Int: ApproachSize], _ baseDurations: [Int]) -> [BugAction] {
         guard case .measuring = phase else { return ignored("measured") }
         for (n, size) in sizes {
             guard let i = index(n) else { continue }
             approaches[i].files = size.files
             approaches[i].lines = size.lines
+            approaches[i].durationsMs = size.durationsMs
         }
+        baseDurationsMs = baseDurations
         let ranking = Self.rank(approaches)
         winner = ranking.winner
         rankingReason = ranking.why
@@ -629,8 +652,8 @@ public struct BugMachine: Sendable {
     static func rank(_ approaches: [Approach]) -> (order: [Int], winner: Int?, why: String) {
         let qualified = approaches.filter { $0.status == .qualified }
         let sorted = qualified.sorted { a, b in
-            let ka = (a.files ?? Int.max, a.lines ?? Int.max, a.lastResult?.durationMs ?? Int.max, a.attempts, a.number)
-            let kb = (b.files ?? Int.max, b.lines ?? Int.max, b.lastResult?.durationMs ?? Int.max, b.attempts, b.number)
+            let ka = (a.files ?? Int.max, a.lines ?? Int.max, a.durationMs ?? Int.max, a.attempts, a.number)
+            let kb = (b.files ?? Int.max, b.lines ?? Int.max, b.durationMs ?? Int.max, b.attempts, b.number)
             return ka < kb
         }
         guard let best = sorted.first else { return ([], nil, "no approach passes the whole suite with the reproducer") }
@@ -640,8 +663,8 @@ public struct BugMachine: Sendable {
                 why += " and changes fewer files (\(best.files ?? 0) vs \(runnerUp.files ?? 0) for #\(runnerUp.number))"
             } else if (best.lines ?? 0) < (runnerUp.lines ?? 0) {
                 why += " with the smallest change (\(best.lines ?? 0) lines vs \(runnerUp.lines ?? 0) for #\(runnerUp.number))"
-            } else if (best.lastResult?.durationMs ?? 0) < (runnerUp.lastResult?.durationMs ?? 0) {
-                why += " and its suite runs faster (\(best.lastResult?.durationMs ?? 0) ms vs \(runnerUp.lastResult?.durationMs ?? 0) ms)"
+            } else if (best.durationMs ?? 0) < (runnerUp.durationMs ?? 0) {
+                why += " and its suite runs faster (\(best.durationMs ?? 0) ms vs \(runnerUp.durationMs ?? 0) ms)"
             } else {
                 why += " in fewer attempts (\(best.attempts) vs \(runnerUp.attempts))"
             }
@@ -655,7 +678,8 @@ public struct BugMachine: Sendable {
         .object([
             "approaches": .array(approaches.map(approachJSON)),
             "winner": winner.map { .integer($0) } ?? .null, "why": .string(rankingReason ?? ""),
-            "base_duration_ms": baseResult.map { .integer($0.durationMs) } ?? .null,
+            "base_duration_ms": baseDurationMs.map { .integer($0) } ?? .null, "perf_runs": .integer(report.runs),
+            "base_durations_ms": .array(baseDurationsMs.map { .integer($0) }),
         ])
     }
 
@@ -668,8 +692,8 @@ public struct BugMachine: Sendable {
             "files": a.files.map { .integer($0) } ?? .null, "lines": a.lines.map { .integer($0) } ?? .null,
             "attempts": .integer(a.attempts), "max_attempts": .integer(a.machine?.attemptLimit ?? configuration.maxAttempts),
             "tests_passed": result?.passed.map { .integer($0) } ?? .null, "tests_failed": result?.failed.map { .integer($0) } ?? .null,
-            "duration_ms": result.map { .integer($0.durationMs) } ?? .null,
-            "base_duration_ms": baseResult.map { .integer($0.durationMs) } ?? .null,
+            "duration_ms": a.durationMs.map { .integer($0) } ?? .null, "durations_ms": .array(a.durationsMs.map { .integer($0) }),
+            "base_duration_ms": baseDurationMs.map { .integer($0) } ?? .null,
             "reproducer_passes": reproduced == true ? .bool(a.status == .qualified) : .null,
             "breaking": .array(a.breaking.map { .string($0) }),
             "changes": .array(a.finalChanges.map(\.json)),
@@ -775,7 +799,7 @@ public struct BugMachine: Sendable {
     // MARK: loading
 
     init(report: BugReport, configuration: Configuration, phase: Phase, analysis: BugAnalysis?, reproducer: Reproducer?, reproduced: Bool?,
-         reproducerReason: String?, baseResult: TestResult?, baseFailing: [String], approaches: [Approach], winner: Int?,
+         reproducerReason: String?, baseResult: TestResult?, baseFailing: [String], baseDurationsMs: [Int], approaches: [Approach], winner: Int?,
          rankingReason: String?, proposal: String?, proposals: [String], proposedAt: Int64?) {
         self.report = report
         self.configuration = configuration
@@ -786,6 +810,7 @@ public struct BugMachine: Sendable {
         self.reproducerReason = reproducerReason
         self.baseResult = baseResult
         self.baseFailing = baseFailing
+        self.baseDurationsMs = baseDurationsMs
         self.approaches = approaches
         self.winner = winner
         self.rankingReason = rankingReason

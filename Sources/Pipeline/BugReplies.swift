@@ -20,8 +20,16 @@ public struct BugReport: Sendable, Hashable, Codable {
     public var approaches: Int
     /// The reporting principal.
     public var author: String
+    /// Suite runs per approach (and for the base) when comparing durations: the median counts (nil: 1, the
+    /// approach's own passing run).
+    public var perfRuns: Int?
 
-    public init(id: String, repo: String, title: String, description: String, severity: BugSeverity, evidence: [String], approaches: Int, author: String) {
+    public var runs: Int { perfRuns ?? 1 }
+
+    public init(
+        id: String, repo: String, title: String, description: String, severity: BugSeverity, evidence: [String], approaches: Int, author: String,
+        perfRuns: Int? = nil
+    ) {
         self.id = id
         self.repo = repo
         self.title = title
@@ -30,6 +38,7 @@ public struct BugReport: Sendable, Hashable, Codable {
         self.evidence = evidence
         self.approaches = approaches
         self.author = author
+        self.perfRuns = perfRuns
     }
 
     /// The limits of a report (protocol/README.md, "Bug reports").
@@ -40,13 +49,14 @@ public struct BugReport: Sendable, Hashable, Codable {
         public static let evidenceItemBytes = 64 << 10
         public static let evidenceTotalBytes = 256 << 10
         public static let maxApproaches = 5
+        public static let maxPerfRuns = 5
     }
 
     public var json: JSONValue {
         .object([
             "id": .string(id), "repo": .string(repo), "title": .string(title), "description": .string(description),
             "severity": .string(severity.rawValue), "evidence": .array(evidence.map { .string($0) }),
-            "approaches": .integer(approaches), "author": .string(author),
+            "approaches": .integer(approaches), "author": .string(author), "perf_runs": .integer(runs),
         ])
     }
 }

@@ -61,6 +61,8 @@ struct Bug: ParsableCommand {
         @Option(help: "low, medium, high or critical (server default: medium).") var severity: String?
         @Option(help: "A file of evidence (a log excerpt, a traceback); repeat for more (at most 20).") var evidenceFile: [String] = []
         @Option(help: "How many fix approaches to try (1–5, server default 3).") var approaches: Int?
+        @Option(help: "Suite runs per qualified approach and for the base when comparing durations; the median counts (1–5, default 1).")
+        var perfRuns: Int?
         @OptionGroup var server: ServerOptions
 
         func validate() throws {
@@ -76,6 +78,7 @@ struct Bug: ParsableCommand {
             if let severity, !Limits.severities.contains(severity) {
                 throw ValidationError("--severity must be one of \(Limits.severities.joined(separator: ", "))")
             }
+            if let perfRuns, !(1...5).contains(perfRuns) { throw ValidationError("--perf-runs must be 1…5") }
             if let approaches, !Limits.approaches.contains(approaches) {
                 throw ValidationError("--approaches must be 1…5")
             }
@@ -107,6 +110,7 @@ struct Bug: ParsableCommand {
             if let severity { fields["severity"] = .string(severity) }
             if !evidence.isEmpty { fields["evidence"] = .array(evidence) }
             if let approaches { fields["approaches"] = .int(Int64(approaches)) }
+            if let perfRuns { fields["perf_runs"] = .int(Int64(perfRuns)) }
             return .object(fields)
         }
 

@@ -43,7 +43,7 @@ extension [BugAction] {
     var rejection: RejectCode? { compactMap { if case .reject(let c, _) = $0 { c } else { nil } }.first }
     var asks: [Int] { compactMap { if case .askApproach(let n, _, _) = $0 { n } else { nil } } }
     func steps(_ n: Int) -> [ProposalAction] { compactMap { if case .approach(let a, let step) = $0, a == n { step } else { nil } } }
-    var measure: [Int: [FileChange]]? { compactMap { if case .measure(let m) = $0 { m } else { nil } }.first }
+    var measure: [Int: [FileChange]]? { compactMap { if case .measure(let m, _, _) = $0 { m } else { nil } }.first }
     var proposal: (Int, [FileChange])? { compactMap { if case .propose(let n, let c, _) = $0 { (n, c) } else { nil } }.first }
 }
 
@@ -206,7 +206,7 @@ struct BugMachineTests {
         _ = run(&m, 3, TestResult(exitCode: 0, passed: 6, failed: 0, durationMs: 80))
         let last = run(&m, 2, TestResult(exitCode: 0, passed: 6, failed: 0, durationMs: 95))
         #expect(Set(last.measure?.keys ?? [:].keys) == [2, 3])
-        let ranked = m.handle(.measured([2: ApproachSize(files: 1, lines: 4), 3: ApproachSize(files: 2, lines: 53)]))
+        let ranked = m.handle(.measured([2: ApproachSize(files: 1, lines: 4), 3: ApproachSize(files: 2, lines: 53)], baseDurationsMs: []))
         #expect(m.winner == 2)
         #expect(ranked.data("approaches_ranked")?["winner"] == .int(2))
         #expect(m.rankingReason?.contains("fewer files") == true)
@@ -240,6 +240,29 @@ struct BugMachineTests {
         #expect(BugMachine.rank([]).winner == nil)
     }
 
+    @Test func withPerfRunsTheMedianDurationsDecideBetweenEqualSizes() {
+        var r = report
+        r.perfRuns = 3
+        var m = BugMachine(report: r, configuration: .init(maxAttempts: 1, maxParallel: 3))
+        reproduce(&m)
+        _ = m.handle(.approachReplied(approach: 1, text: approachReply("one")))
+        _ = m.handle(.approachReplied(approach: 2, text: approachReply("two")))
+        _ = m.handle(.approachReplied(approach: 3, text: #"{"unfixable": true, "explanation": "no"}"#))
+        _ = run(&m, 1, TestResult(exitCode: 0, passed: 6, failed: 0, durationMs: 10))
+        let last = run(&m, 2, TestResult(exitCode: 0, passed: 6, failed: 0, durationMs: 99))
+        #expect(last.contains { if case .measure(_, 3, let reproducer?) = $0 { reproducer.path == "tests/test_bug.py" } else { false } })
+        // #1's single run was faster, but its median over three runs is slower.
+        let ranked = m.handle(.measured(
+            [1: ApproachSize(files: 1, lines: 2, durationsMs: [500, 40, 520]), 2: ApproachSize(files: 1, lines: 2, durationsMs: [60, 400, 70])],
+            baseDurationsMs: [55, 65, 300]))
+        #expect(m.winner == 2)
+        let data = ranked.data("approaches_ranked")
+        #expect(data?["base_duration_ms"] == .int(65))
+        #expect(data?["perf_runs"] == .int(3))
+        #expect(data?["approaches"]?.arrayValue?[1]["duration_ms"] == .int(70))
+        #expect(median([3, 1, 2, 4]) == 2)
+    }
+
     @Test func nothingQualifiedEndsUnfixedWithEachReason() {
         var m = machine(approaches: 1, maxAttempts: 0)
         reproduce(&m)
@@ -247,7 +270,7 @@ struct BugMachineTests {
         _ = run(&m, 1, failedRun)
         let done = m.handle(.approach(1, .analyzed(reproducingFailure)))
         #expect(done.measure == [:])
-        let unfixed = m.handle(.measured([:]))
+        let unfixed = m.handle(.measured([:], baseDurationsMs: []))
         #expect(unfixed.kinds.contains("bug_unfixed"))
         #expect(m.status == .unfixed)
     }
@@ -260,7 +283,7 @@ struct BugMachineTests {
         _ = m.handle(.approachReplied(approach: 3, text: #"{"unfixable": true, "explanation": "no"}"#))
         _ = run(&m, 1, passingRun)
         _ = run(&m, 2, passingRun)
-        _ = m.handle(.measured([1: ApproachSize(files: 1, lines: 1), 2: ApproachSize(files: 1, lines: 2)]))
+        _ = m.handle(.measured([1: ApproachSize(files: 1, lines: 1), 2: ApproachSize(files: 1, lines: 2)], baseDurationsMs: []))
         #expect(m.handle(.chooseApproach(principal: "a", role: .admin, approach: 2)).rejection == .invalidState)  // still proposing
         _ = m.handle(.proposalCreated(proposal: "p-1", approach: 1, atMilliseconds: 1))
         #expect(m.handle(.chooseApproach(principal: "bot", role: .bot, approach: 2)).rejection == .forbidden)
