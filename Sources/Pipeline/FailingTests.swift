@@ -1,4 +1,0 @@
-// TEMPORARY stub until branch `store` lands.
-public enum FailingTests {
-    public static func parse(_ output: String) -> [String] { [] }
-}
