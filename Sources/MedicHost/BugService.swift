@@ -362,8 +362,16 @@ public final class BugService {
         var labels = ["purpose": purpose, "bug": runtime.id, "title": runtime.machine.report.title, "attempt": String(attempt)]
         if let approach { labels["approach"] = String(approach) }
         let target = runtime.target(approach ?? 0)
+        // The model may search the code and read files at the repository's HEAD while it works.
+        let tools = steps.codeTools(repo: runtime.machine.report.repo) { [weak self] path, done in
+            guard let self else { return }
+            self.committedFiles(runtime, [path]) { files in
+                guard let file = files.first else { return done(.failure(.init(message: "no text file \(path) in the repository"))) }
+                done(.success(file.content))
+            }
+        }
         steps.complete(
-            ModelRequest(system: prompt.system, messages: messages, labels: labels), for: target,
+            ModelRequest(system: prompt.system, messages: messages, labels: labels), tools: tools, for: target,
             deltaFields: ["purpose": .string(purpose), "attempt": .int(Int64(attempt))], completion: completion)
     }
 

@@ -2,6 +2,7 @@
 public import EventLoop
 import Foundation
 import HTTP1
+import Navigator
 public import Logging
 import Protocol
 public import Server
@@ -61,6 +62,9 @@ public final class MedicServer {
             app.register(NavigatorFeature(navigator: navigator, publisher: app))
             pipeline?.onRepositoryChanged = { [unowned navigator] repository in navigator.index(repo: repository.name) }
             pipeline?.locate = { [unowned navigator] repo, evidence, limit, done in navigator.locatePaths(repo: repo, evidence: evidence, limit: limit, done) }
+            pipeline?.steps.search = { [unowned navigator] repo, mode, query, limit, done in
+                navigator.search(repo: repo, mode: NavigatorMode(rawValue: mode) ?? .find, query: query, limit: limit, reply: done)
+            }
             _ = loop.schedule(afterNanoseconds: 0) { [unowned navigator] in navigator.indexAll() }
             self.navigator = navigator
         }

@@ -38,6 +38,9 @@ final class SandboxSteps {
     let logger: Logger
     /// The code navigator's `locate` (repository, evidence, limit → repository paths), when configured.
     var locate: ((String, String, Int, @escaping ([String]) -> Void) -> Void)?
+    /// The code navigator's search (repository, mode, query, limit → its JSON answer), offered to the model
+    /// as the `search_code` tool when configured.
+    var search: ((String, String, String, Int, @escaping (Result<JSONValue, ProtocolError>) -> Void) -> Void)?
 
     init(configuration: MedicConfiguration, executors: WorkflowExecutors, logger: Logger) {
         self.configuration = configuration
@@ -221,7 +224,22 @@ final class SandboxSteps {
             var labels = target.modelLabels
             labels["purpose"] = "fix"
             labels["attempt"] = String(attempt)
-            self?.complete(ModelRequest(system: prompt.system, messages: messages, labels: labels), for: target, deltaFields: ["attempt": .int(Int64(attempt))]) { result in
+            guard let self else { return }
+            // The model may look further: the navigator, and files of the sandbox (read as untrusted, like above).
+            let tools = self.codeTools(repo: target.repoName) { path, done in
+                guard let workspace = target.workspace else { return done(.failure(.init(message: "the sandbox is gone"))) }
+                workspace.readFile(path, maxBytes: Self.promptFileReadBytes) { read in
+                    switch read {
+                    case .file(let bytes, _): done(.success(String(decoding: bytes, as: UTF8.self)))
+                    case .missing: done(.failure(.init(message: "no file \(path)")))
+                    case .symbolicLink, .notRegularFile, .refused: done(.failure(.init(message: read.unreadableNote(path) ?? "\(path) cannot be read")))
+                    }
+                }
+            }
+            self.complete(
+                ModelRequest(system: prompt.system, messages: messages, labels: labels), tools: tools, for: target,
+                deltaFields: ["attempt": .int(Int64(attempt))]
+            ) { result in
                 switch result {
                 case .failure(let error): target.deliver(.modelFailed(reason: error.description))
                 case .success(let response): target.deliver(.modelReplied(text: response.text))
