@@ -619,7 +619,8 @@ public struct BugMachine: Sendable {
         guard case .fixing(asking: nil) = phase, approaches.allSatisfy(\.status.isFinished) else { return [] }
         phase = .measuring
         var changes: [Int: [FileChange]] = [:]
-        for a in approaches where a.status == .qualified { changes[a.number] = a.finalChanges }
+        // The reproducer is the same in every approach: sizes compare the fixes alone.
+        for a in approaches where a.status == .qualified { changes[a.number] = a.finalChanges.filter { $0.path != reproducer?.path } }
         return [.measure(changes, runs: changes.isEmpty ? 1 : report.runs, reproducer: reproduced == true ? reproducer?.change : nil)]
     }
 

@@ -206,6 +206,7 @@ struct BugMachineTests {
         _ = run(&m, 3, TestResult(exitCode: 0, passed: 6, failed: 0, durationMs: 80))
         let last = run(&m, 2, TestResult(exitCode: 0, passed: 6, failed: 0, durationMs: 95))
         #expect(Set(last.measure?.keys ?? [:].keys) == [2, 3])
+        #expect(last.measure?[2]?.map(\.path) == ["app/auth.py"])  // sizes leave the shared reproducer out
         let ranked = m.handle(.measured([2: ApproachSize(files: 1, lines: 4), 3: ApproachSize(files: 2, lines: 53)], baseDurationsMs: []))
         #expect(m.winner == 2)
         #expect(ranked.data("approaches_ranked")?["winner"] == .int(2))
