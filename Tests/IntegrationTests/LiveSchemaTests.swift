@@ -666,4 +666,76 @@ struct LiveSchemaTests {
         #expect(Set(["report_bug", "choose_approach", "subscribe", "approve"]).subtracting(log.ackedCommands).isEmpty)
         #expect(Set(["forbidden", "invalid_message", "not_found", "invalid_state"]).subtracting(log.errorCodes).isEmpty)
     }
+
+    /// A bug interrupted by a restart while its approach was being asked: `interrupted` (the approach too), refused
+    /// resumes (role, REST in the wrong state), `resume_bug`, and the approach asked again until the bug is proposed.
+    @Test func anInterruptedBugResumesWithSchemaConformingMessages() throws {
+        let log = WireLog()
+        do { try resumeRun(log) } catch {
+            Issue.record("\(error); the last messages received:\n\(log.tail(25))")
+        }
+    }
+
+    private func resumeRun(_ log: WireLog) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-bug-resume-\(UInt32.random(in: 0...UInt32.max))").path
+        // The approach's reply takes a minute before the restart and 20 ms after it.
+        let configure = { (approachDelay: Int) in
+            { (configuration: inout MedicConfiguration, directory: String) throws in
+                let repo = directory + "/repo"
+                if !FileManager.default.fileExists(atPath: repo) {
+                    _ = try makeRepository(["README": "base\n", "lib/value.txt": "1\n", "tests/test_readme.sh": "test -f README\n"], in: directory)
+                }
+                let script: JSONValue = ["replies": [
+                    ["match": "resume me", "purpose": "bug_analysis", "reply": [
+                        "summary": "the value", "locations": [["file": "lib/value.txt", "line": 1, "why": "it holds 1"]], "causes": []]],
+                    ["match": "resume me", "purpose": "bug_approach", "approach": 1, "delay_ms": .int(Int64(approachDelay)), "reply": [
+                        "unfixable": false, "explanation": "Set the value to 2.", "changes": [["path": "lib/value.txt", "action": "modify", "content": "2\n"]]]],
+                ]]
+                let path = directory + "/script.json"
+                try script.jsonString.write(toFile: path, atomically: true, encoding: .utf8)
+                configuration.repositories = [
+                    RepositoryConfig(name: "repo", path: repo, testCommand: "for t in tests/*.sh; do sh \"$t\" || exit 1; done", setupCommand: nil)
+                ]
+                configuration.llm = .scripted(path: path)
+            }
+        }
+        let first = try MedicHarness(directory: directory, configure: configure(60_000))
+        let aliceToken = try first.token("alice", role: "admin")
+        let veraToken = try first.token("vera", role: "viewer")
+        let before = LoggedClient("alice", try first.session(aliceToken), log: log)
+        let bug = try #require(try before.call(["type": "report_bug", "repo": "repo", "title": "Resume me", "approaches": 1])["bug"]?.stringValue)
+        let topic = JSONValue.string("bug:\(bug)")
+        #expect(try before.call(["type": "subscribe", "topic": topic, "since": 0])["type"]?.stringValue == "ack")
+        try before.until { $0["kind"]?.stringValue == "status_changed" && $0["data"]?["status"]?.stringValue == "fixing" }
+        first.stop()
+
+        let second = try MedicHarness(directory: directory, configure: configure(20))
+        defer { second.stop() }
+        let alice = LoggedClient("alice2", try second.session(aliceToken), log: log)
+        let vera = LoggedClient("vera", try second.session(veraToken), log: log)
+        for client in [alice, vera] {
+            #expect(try client.call(["type": "subscribe", "topic": topic, "since": 0])["type"]?.stringValue == "ack")
+        }
+        #expect(try vera.call(["type": "subscribe", "topic": "bugs", "since": 0])["type"]?.stringValue == "ack")
+        try alice.until { $0["kind"]?.stringValue == "status_changed" && $0["data"]?["status"]?.stringValue == "interrupted" }
+        try alice.until { $0["kind"]?.stringValue == "approach_status" && $0["data"]?["status"]?.stringValue == "interrupted" }
+        #expect(try vera.call(["type": "resume_bug", "bug": .string(bug)])["code"]?.stringValue == "forbidden")
+        let (chooseCode, _) = try restSend(second, "POST", "/api/v1/bugs/\(bug)/choose", token: aliceToken, body: ["approach": 1])
+        #expect(chooseCode == 409)
+        let resumed = try alice.call(["type": "resume_bug", "bug": .string(bug)])
+        #expect(resumed["status"]?.stringValue == "fixing")
+        try alice.until { $0["kind"]?.stringValue == "approach_status" && $0["data"]?["status"]?.stringValue == "asking" }
+        let (resumeCode, refusal) = try restSend(second, "POST", "/api/v1/bugs/\(bug)/resume", token: aliceToken, body: [:])
+        #expect(resumeCode == 409 && refusal?["error"]?["code"]?.stringValue == "invalid_state")
+        try alice.until { $0["kind"]?.stringValue == "bug_proposed" }
+        try alice.until { $0["kind"]?.stringValue == "status_changed" && $0["data"]?["status"]?.stringValue == "proposed" }
+        try vera.until { $0["kind"]?.stringValue == "bug" && $0["data"]?["status"]?.stringValue == "proposed" }
+        let statuses = log.received.filter { $0.client == "alice2" && $0.message["kind"]?.stringValue == "status_changed" }
+            .compactMap { $0.message["data"]?["status"]?.stringValue }
+        #expect(statuses == ["analyzing", "reproducing", "fixing", "interrupted", "fixing", "proposed"])
+
+        let problems = log.violations(WireSchemas())
+        #expect(problems.isEmpty, "\(problems.count) violations: \(problems.prefix(30).joined(separator: "\n"))")
+        #expect(log.ackedCommands.contains("resume_bug"))
+    }
 }
