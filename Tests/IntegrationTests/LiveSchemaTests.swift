@@ -63,7 +63,7 @@ extension WireSchemas {
     static let bugKinds: Set<String> = [
         "bug_reported", "status_changed", "bug_analysis", "reproducer_written", "reproducer_verified", "reproducer_rejected",
         "approach_started", "approach_status", "approach_duplicate", "approaches_ranked", "approach_chosen", "bug_proposed",
-        "bug_unfixed", "bug_fixed", "proposal_status",
+        "bug_unfixed", "bug_fixed", "proposal_status", "perf_measured",
     ]
     /// Proposal-pipeline kinds an approach's repair loop sends on `bug:<id>`, tagged with `approach`.
     static let approachKinds: Set<String> = [
@@ -107,6 +107,8 @@ extension WireSchemas {
                 if keys.contains("approach") == (phase == "base") { problems.append("\(kind) needs exactly one of approach and phase base") }
                 if (phase == "base") != (revision == 0) { problems.append("\(kind): revision 0 iff phase base") }
                 if phase == "pre_apply" || phase == "post_apply" { problems.append("an approach is never applied") }
+            } else if kind == "perf_measured" {
+                if keys.contains("base") == keys.contains("approach") { problems.append("perf_measured needs exactly one of base and approach") }
             } else if approachKinds.contains(kind) {
                 if !keys.contains("approach") { problems.append("\(kind) without approach on a bug topic") }
             } else if !bugKinds.contains(kind) {
@@ -460,8 +462,9 @@ struct LiveSchemaTests {
     }
 
     /// Two bug reports over real sockets: one reproduced on the second try, fixed by three approaches (one needs a fix
-    /// attempt, one is a duplicate), ranked, proposed, replaced with `choose_approach` and applied; one reported over
-    /// REST that nothing in the script answers, so it ends unfixed. Every message is checked against the schemas.
+    /// attempt, one is a duplicate), timed twice each (`perf_runs` 2), ranked, proposed, replaced with `choose_approach`
+    /// and applied; one reported over REST that nothing in the script answers, so it ends unfixed. Every message is
+    /// checked against the schemas.
     @Test func aBugRunEmitsOnlySchemaConformingMessages() throws {
         let log = WireLog()
         do { try bugRun(log) } catch {
@@ -541,6 +544,7 @@ struct LiveSchemaTests {
         reported["description"] = "lib/value.txt should hold 2."
         reported["severity"] = "high"
         reported["evidence"] = ["ValueError: expected 2, got 1"]
+        reported["perf_runs"] = 2
         let ack = try robo.call(reported)
         #expect(ack["status"]?.stringValue == "analyzing")
         let bug = try #require(ack["bug"]?.stringValue)
@@ -565,6 +569,9 @@ struct LiveSchemaTests {
         #expect(events("fix_generated").first?["approach"]?.intValue == 2)
         let ranked = try #require(events("approaches_ranked").first)
         #expect(ranked["winner"]?.intValue == 1)
+        #expect(ranked["perf_runs"]?.intValue == 2 && ranked["base_durations_ms"]?.arrayValue?.count == 2)
+        // Two runs each for the base and for the two qualified approaches, before the ranking.
+        #expect(events("perf_measured").map { $0["approach"]?.intValue ?? 0 } == [0, 1, 2])
         #expect(ranked["approaches"]?.arrayValue?.filter { $0["qualified"]?.boolValue == true }.compactMap { $0["approach"]?.intValue } == [1, 2])
 
         // Choosing: only admins, only another qualified approach, only while proposed.
@@ -654,7 +661,7 @@ struct LiveSchemaTests {
         let expectedKinds: Set<String> = [
             "bug_reported", "status_changed", "bug_analysis", "reproducer_written", "reproducer_rejected", "reproducer_verified",
             "approach_started", "approach_status", "approach_duplicate", "approaches_ranked", "approach_chosen", "bug_proposed",
-            "proposal_status", "bug_fixed", "bug_unfixed", "bug", "sandbox_ready", "test_started", "test_output", "test_finished",
+            "proposal_status", "bug_fixed", "bug_unfixed", "bug", "perf_measured", "sandbox_ready", "test_started", "test_output", "test_finished",
             "analysis", "fix_started", "fix_delta", "fix_generated", "unfixable", "proposal_created", "proposal", "review", "applied",
         ]
         #expect(expectedKinds.subtracting(log.kinds).isEmpty, "kinds not seen: \(expectedKinds.subtracting(log.kinds))")

@@ -28,7 +28,7 @@ let featureCommandTypes: Set<String> = ["search_code", "report_bug", "choose_app
 let featureEventKinds: Set<String> = [
     "bug_reported", "bug_analysis", "reproducer_written", "reproducer_verified", "reproducer_rejected", "approach_started",
     "approach_status", "approach_duplicate", "approaches_ranked", "approach_chosen", "bug_proposed", "bug_unfixed", "bug_fixed",
-    "proposal_status", "bug",
+    "proposal_status", "bug", "perf_measured",
 ]
 
 /// Bug statuses (`status_changed` on `bug:<id>`, `bug.status`) that are not proposal statuses.
