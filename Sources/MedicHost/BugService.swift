@@ -18,7 +18,7 @@ final class BugRuntime {
     var inbox: [BugInput] = []
     var writing = false
     var inFlight: BugInput?
-    /// Sandbox targets: approach number → its target; 0 is the base run.
+    /// Sandbox targets: approach number → its target; 0 is the base run, -1 the bug's own model requests.
     var targets: [Int: BugStepTarget] = [:]
     var lastPublishedStatus: BugStatus?
     weak var service: BugService?
@@ -70,7 +70,11 @@ final class BugStepTarget: StepTarget {
     func deliver(_ event: ProposalEvent) { bug.service?.feed(bug, .approach(approach, event)) }
     private func tagged(_ data: JSONObject) -> JSONObject {
         var data = data
-        if approach == 0 { data["phase"] = .string("base") } else { data["approach"] = .int(Int64(approach)) }
+        switch approach {
+        case 0: data["phase"] = .string("base")
+        case 1...: data["approach"] = .int(Int64(approach))
+        default: break  // the analysis and reproducer requests: their deltas say their `purpose`
+        }
         return data
     }
     func publishStored(kind: String, data: JSONObject) { bug.service?.publish(bug, kind: kind, data: .object(tagged(data))) }
@@ -361,7 +365,7 @@ public final class BugService {
         if let previous { messages += [ModelMessage(.assistant, previous.reply), ModelMessage(.user, previous.complaint)] }
         var labels = ["purpose": purpose, "bug": runtime.id, "title": runtime.machine.report.title, "attempt": String(attempt)]
         if let approach { labels["approach"] = String(approach) }
-        let target = runtime.target(approach ?? 0)
+        let target = runtime.target(approach ?? -1)
         // The model may search the code and read files at the repository's HEAD while it works.
         let tools = steps.codeTools(repo: runtime.machine.report.repo) { [weak self] path, done in
             guard let self else { return }

@@ -738,8 +738,7 @@ public struct BugMachine: Sendable {
             return [.reject(.invalidState, message: "approach #\(n) did not qualify (\(approaches[i].reason ?? approaches[i].status.rawValue))")]
         }
         guard n != chosen else { return [.reject(.invalidState, message: "approach #\(n) is already the proposal \(current)")] }
-        phase = .proposing(approach: n)
-        return [
+        return enter(.proposing(approach: n), reason: "\(principal) chose approach #\(n)") + [
             .publish(kind: "approach_chosen", data: .object(["approach": .integer(n), "principal": .string(principal), "replaces": .string(current)])),
             .withdrawProposal(current, reason: "\(principal) chose approach #\(n) of bug \(report.id) instead"),
             .propose(approach: n, changes: approaches[i].finalChanges, key: "\(report.id)-a\(n)-\(proposals.count + 1)"),

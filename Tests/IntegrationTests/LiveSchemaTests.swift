@@ -95,11 +95,11 @@ extension WireSchemas {
                 if !keys.isSubset(of: ["status", "reason"]) { problems.append("status_changed of a bug with \(keys.sorted())") }
                 if BugStatus(rawValue: data["status"]?.stringValue ?? "") == nil { problems.append("not a bug status") }
             } else if kind == "fix_delta" {
-                // An approach's request or fix attempt (approach), or the bug's own analysis/reproducer request (phase base).
+                // An approach's request or fix attempt (approach), or the bug's own analysis/reproducer request (purpose).
                 let purpose = data["purpose"]?.stringValue
                 if keys.contains("approach") {
                     if phase != nil || !(purpose == nil || purpose == "bug_approach") { problems.append("fix_delta of an approach with \(keys.sorted())") }
-                } else if phase != "base" || !(purpose == "bug_analysis" || purpose == "bug_reproducer") {
+                } else if phase != nil || !(purpose == "bug_analysis" || purpose == "bug_reproducer") {
                     problems.append("fix_delta of the bug with \(keys.sorted())")
                 }
             } else if kind == "test_started" || kind == "test_output" {
@@ -288,7 +288,7 @@ struct LiveSchemaTests {
         #expect(schemas.violations(baseRun, answering: nil) == [])
         let tagged = try JSONValue.parse(#"{"type":"event","topic":"proposal:p-1","seq":7,"ts":1,"kind":"test_output","data":{"revision":1,"stream":"stdout","lines":["x"],"approach":2}}"#)
         #expect(schemas.violations(tagged, answering: nil) == ["event test_output: approach on a proposal topic"])
-        let analysisDelta = try JSONValue.parse(#"{"type":"event","topic":"bug:b-1","ts":1,"kind":"fix_delta","data":{"purpose":"bug_analysis","attempt":1,"text":"x","phase":"base"}}"#)
+        let analysisDelta = try JSONValue.parse(#"{"type":"event","topic":"bug:b-1","ts":1,"kind":"fix_delta","data":{"purpose":"bug_analysis","attempt":1,"text":"x"}}"#)
         #expect(schemas.violations(analysisDelta, answering: nil) == [])
         let badDelta = try JSONValue.parse(#"{"type":"event","topic":"bug:b-1","ts":1,"kind":"fix_delta","data":{"purpose":"bug_analysis","attempt":1,"text":"x","approach":1}}"#)
         #expect(schemas.violations(badDelta, answering: nil).count == 1)
