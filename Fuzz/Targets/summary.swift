@@ -1,8 +1,10 @@
-// Fuzz target `summary`: the test-summary parser and the failure analyzer on arbitrary test output.
+// Fuzz target `summary`: the test-summary parser, the failure analyzer and the test-name reader (FailingTests)
+// on arbitrary test output.
 //
 // Invariants: counts are never negative; the analysis respects its limits, names its primary category first
 // and once, keeps only repository-relative locations (from the given file list when there is one) with lines
-// from 1, and is deterministic.
+// from 1, and is deterministic; FailingTests returns at most 200 distinct, non-empty one-line names, each
+// shorter than a line it may read, and the same names twice.
 import Pipeline
 import Protocol
 
@@ -45,5 +47,15 @@ public func fuzzSummary(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let again = FailureAnalyzer.analyze(output: output, exitCode: exitCode, timedOut: timedOut, signal: signal,
                                         repositoryFiles: files, workspaceRoot: "/work/ws", limits: limits)
     require(again == analysis, "the analysis is not deterministic")
+
+    for names in [FailingTests.parse(output), FailingTests.passed(output)] {
+        require(names.count <= FailingTests.maxNames, "\(names.count) test names")
+        require(Set(names).count == names.count, "a test name listed twice")
+        for name in names {
+            require(!name.isEmpty && name.utf8.count <= FailingTests.maxLineBytes, "test name of \(name.utf8.count) bytes")
+            require(!name.contains("\n") && !name.contains("\r"), "a test name over two lines")
+        }
+    }
+    require(FailingTests.parse(output) == FailingTests.parse(output), "FailingTests.parse is not deterministic")
     return 0
 }

@@ -97,6 +97,9 @@ public struct MedicConfiguration: Sendable {
     /// Seconds a workflow instance (a proposal) stays in memory after its last input when it holds no sandbox,
     /// run or queued input; then it is evicted and loaded from the store again when named (default 300).
     public var instanceIdleSeconds: Int = 300
+    /// Fix approaches of one bug that run in sandboxes at once (`max_parallel_sandboxes`; default: the
+    /// machine's cores, at least 1).
+    public var maxParallelSandboxes: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// permessage-deflate (RFC 7692) with clients that offer it (`deflate: "on"|"off"`, `--deflate`; default on).
     public var deflate: Bool = true
     /// Messages shorter than this go out uncompressed (`deflate_min_bytes`, default 64).
@@ -127,6 +130,10 @@ public struct MedicConfiguration: Sendable {
         if let v = file.repositories { repositories = v }
         if let v = file.llm { llm = try Self.parseLLM(v) }
         if let v = file.llm_url { llmBaseURL = v }
+        if let v = file.max_parallel_sandboxes {
+            guard (1...64).contains(v) else { throw ConfigurationError("max_parallel_sandboxes must be 1–64, got \(v)") }
+            maxParallelSandboxes = v
+        }
         if let v = file.llm_model { llmModel = v }
         if let v = file.max_attempts { maxAttempts = v }
         if let v = file.quorum { quorum = v }
@@ -274,6 +281,7 @@ public struct MedicConfiguration: Sendable {
         var sandbox_retention: String?
         var sandbox_disk_quota_mb: Int?
         var instance_idle_seconds: Int?
+        var max_parallel_sandboxes: Int?
         var deflate: String?
         var deflate_min_bytes: Int?
         var deflate_level: Int?

@@ -9,7 +9,8 @@ import Pipeline
 /// Replies from a scripted conversation file (the offline demo and tests). The reply is streamed in pieces over
 /// its `delay_ms` (`ScriptedConversation.Entry.streamSchedule`), so watchers see `fix_delta` events as with a real
 /// model, at a pace a person can read.
-/// The script answers fix requests, looked up by the request's `title` and `attempt` labels.
+/// The script answers requests looked up by the request's `purpose` (absent: `fix`), `title`, `approach` (absent: none)
+/// and `attempt` labels (`ScriptedConversation.entry(for:attempt:purpose:approach:)`).
 final class ScriptedModel: LanguageModel {
     let name = "scripted"
     private let loop: EventLoop
@@ -30,9 +31,12 @@ final class ScriptedModel: LanguageModel {
     ) {
         let title = request.labels["title"] ?? ""
         let attempt = request.labels["attempt"].flatMap { Int($0) } ?? 0
-        guard let entry = conversation.entry(for: title, attempt: attempt) else {
+        let purpose = request.labels["purpose"] ?? ScriptedConversation.defaultPurpose
+        let approach = request.labels["approach"].flatMap { Int($0) }
+        guard let entry = conversation.entry(for: title, attempt: attempt, purpose: purpose, approach: approach) else {
+            let what = "\(purpose) '\(title)'" + (approach.map { " approach \($0)" } ?? "") + " attempt \(attempt)"
             loop.schedule(afterNanoseconds: 0) {
-                completion(.failure(ModelError("the scripted conversation has no reply for '\(title)' attempt \(attempt)")))
+                completion(.failure(ModelError("the scripted conversation has no reply for \(what)")))
             }
             return
         }

@@ -2,6 +2,7 @@
 public import EventLoop
 import Foundation
 import HTTP1
+import Navigator
 public import Logging
 import Protocol
 public import Server
@@ -20,6 +21,8 @@ public final class MedicServer {
 
     /// The proposal pipeline, when `withPipeline` built it.
     public private(set) var pipeline: PipelineService?
+    /// The bug workflow, with the pipeline.
+    public private(set) var bugs: BugsFeature?
     /// The code navigator, when repositories are configured.
     public private(set) var navigator: NavigatorService?
 
@@ -59,8 +62,17 @@ public final class MedicServer {
             app.register(NavigatorFeature(navigator: navigator, publisher: app))
             pipeline?.onRepositoryChanged = { [unowned navigator] repository in navigator.index(repo: repository.name) }
             pipeline?.locate = { [unowned navigator] repo, evidence, limit, done in navigator.locatePaths(repo: repo, evidence: evidence, limit: limit, done) }
+            pipeline?.steps.search = { [unowned navigator] repo, mode, query, limit, done in
+                navigator.search(repo: repo, mode: NavigatorMode(rawValue: mode) ?? .find, query: query, limit: limit, reply: done)
+            }
             _ = loop.schedule(afterNanoseconds: 0) { [unowned navigator] in navigator.indexAll() }
             self.navigator = navigator
+        }
+        if let pipeline {
+            // Bug reports: their approaches run the pipeline's repair loop, the winner becomes a proposal.
+            let bugs = try BugsFeature(loop: loop, store: store, pipeline: pipeline, publisher: app, configuration: configuration, logger: logger)
+            app.register(bugs)
+            self.bugs = bugs
         }
         for feature in try extraFeatures(app) { app.register(feature) }
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet

@@ -43,6 +43,8 @@ final class ProposalRuntime {
 
     var id: String { machine.info.id }
     var topic: String { "proposal:\(machine.info.id)" }
+    /// The service whose machine it is (step results go back through its inbox).
+    weak var service: PipelineService?
 
     /// Holds nothing that only memory has: no queued input, no write in flight, no sandbox, no run, and the
     /// machine is not busy (a busy machine waits for an executor's answer).
@@ -100,10 +102,17 @@ public final class PipelineService {
     var idleEvictionMilliseconds: Int64 = 300_000
     /// The code navigator's `locate` (repository, evidence, limit → repository paths), when configured: the
     /// fix prompt adds the files it points at.
-    public var locate: ((String, String, Int, @escaping ([String]) -> Void) -> Void)?
+    public var locate: ((String, String, Int, @escaping ([String]) -> Void) -> Void)? {
+        get { steps.locate }
+        set { steps.locate = newValue }
+    }
+    /// The repair loop's steps (deploy, test, analyse, ask for a fix), shared with the bug workflow's approaches.
+    let steps: SandboxSteps
     /// Called when a proposal's end may have changed its repository (applied, rolled back, or a failed apply
     /// that committed and reverted): the code index follows.
     public var onRepositoryChanged: ((RepositoryConfig) -> Void)?
+    /// Called after a proposal's new status is stored (the bug workflow follows its proposals).
+    var onStatusChanged: [(ProposalMachine) -> Void] = []
 
     init(sink: any Publisher, configuration: MedicConfiguration, executors: WorkflowExecutors, records: any ProposalRecords, logger: Logger) {
         self.sink = sink
@@ -111,6 +120,7 @@ public final class PipelineService {
         self.executors = executors
         self.records = records
         self.logger = logger
+        self.steps = SandboxSteps(configuration: configuration, executors: executors, logger: logger)
     }
 
     var clock: any WorkflowClock { executors.clock }
@@ -184,6 +194,7 @@ public final class PipelineService {
             machine: machine, repository: configuration.repositories.first { $0.name == stored.row.repo }, createdAt: stored.row.createdAt)
         runtime.lastPublishedStatus = machine.status
         runtime.lastActive = clock.nowMilliseconds()
+        runtime.service = self
         return runtime
     }
 
@@ -282,7 +293,23 @@ public final class PipelineService {
         }
     }
 
-    private func propose(_ command: ProposeCommand, commandID: String?, principal: Principal, reply: @escaping CommandReply) {
+    /// A proposal Medic makes itself: the bug workflow's chosen approach, authored by `medic` and linked to
+    /// `bug`. `key` is its command id, so a repeat (after a restart) answers with the same proposal.
+    func proposeForBug(
+        _ command: ProposeCommand, bug: String, key: String, completion: @escaping (Result<String, ProtocolError>) -> Void
+    ) {
+        propose(command, commandID: key, principal: Principal(name: Self.medicPrincipal, role: .bot), bug: bug) { result in
+            completion(result.flatMap { ack in
+                ack["proposal"]?.stringValue.map { .success($0) } ?? .failure(ProtocolError(code: .internal, message: "no proposal id in the ack"))
+            })
+        }
+    }
+
+    /// The author of the proposals Medic makes itself, and who withdraws them (no principal can sign in as it:
+    /// `medic token create` allows only `[A-Za-z0-9_.-]` in names, this one has a colon).
+    static let medicPrincipal = "medic:bugs"
+
+    private func propose(_ command: ProposeCommand, commandID: String?, principal: Principal, bug: String? = nil, reply: @escaping CommandReply) {
         let repositoryName = command.repo ?? configuration.repositories.first?.name
         guard let repositoryName, let repository = configuration.repositories.first(where: { $0.name == repositoryName }) else {
             let known = configuration.repositories.map(\.name).joined(separator: ", ")
@@ -300,12 +327,13 @@ public final class PipelineService {
         let now = clock.nowMilliseconds()
         let info = ProposalInfo(
             id: id, title: command.title, description: command.description, repo: repository.name, author: principal.name,
-            createdAt: Self.iso8601(now))
+            createdAt: Self.iso8601(now), bug: bug)
         let machine = ProposalMachine(
             info: info,
             configuration: .init(maxAttempts: configuration.maxAttempts, quorum: configuration.quorum,
                                  fixMode: configuration.autoFix ? .auto : .manual))
         let runtime = ProposalRuntime(machine: machine, repository: repository, createdAt: now)
+        runtime.service = self
         runtimes[id] = runtime
         feed(runtime, .created(Revision(number: 1, changes: changes)),
              command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(id)], reply: reply))
@@ -454,6 +482,7 @@ public final class PipelineService {
                     if before != next.status, [.applied, .rolledBack, .applyFailed].contains(next.status), let repository = runtime.repository {
                         self.onRepositoryChanged?(repository)
                     }
+                    if before != next.status { for observer in self.onStatusChanged { observer(next) } }
                 }
                 self.figures.count(runtime.machine, sign: -1)
                 self.figures.count(next, sign: 1)
@@ -493,210 +522,16 @@ public final class PipelineService {
     // MARK: effects
 
     func perform(_ action: ProposalAction, _ runtime: ProposalRuntime) {
+        if steps.perform(action, for: runtime) { return }
         switch action {
-        case .deploy(let revision): deploy(runtime, revision: revision)
-        case .runTests(let revision): runTests(runtime, revision: revision)
-        case .analyze(let revision): analyze(runtime, revision: revision)
-        case .requestFix(let attempt, let context): requestFix(runtime, attempt: attempt, context: context, retry: nil)
-        case .reaskFix(let attempt, let context, let previous, let complaint):
-            logger.info("proposal \(runtime.id): malformed fix reply; asking once more")
-            requestFix(runtime, attempt: attempt, context: context, retry: (previous, complaint))
         case .checkBase: checkBase(runtime)
         case .runPreApplyTests(let revision, let base): runPreApplyTests(runtime, revision: revision, baseCommit: base)
         case .applyToRepository(let revision, let approvers): apply(runtime, revision: revision, approvers: approvers)
         case .runPostApply(let commit): runPostApply(runtime, commit: commit)
         case .revert(let commit): revert(runtime, commit: commit)
         case .rollback(let commit): rollback(runtime, commit: commit)
-        case .stopWork: stopWork(runtime)
-        case .setStatus, .publish, .record, .reject, .ignored: break
+        case .deploy, .runTests, .analyze, .requestFix, .reaskFix, .stopWork, .setStatus, .publish, .record, .reject, .ignored: break
         }
-    }
-
-    /// Ends what runs for a withdrawn proposal: the test run is cancelled (its result is ignored by the
-    /// machine). A model request already sent finishes and is ignored too. The sandbox goes the way every
-    /// finished proposal's does (`releasesSandbox` → `removeSandboxes`, which honours `sandbox_retention`).
-    private func stopWork(_ runtime: ProposalRuntime) {
-        runtime.testRun?.cancel()
-        runtime.testRun = nil
-    }
-
-    private func deploy(_ runtime: ProposalRuntime, revision number: Int) {
-        guard let repository = runtime.repository else {
-            feed(runtime, .sandboxFailed(reason: "repository '\(runtime.machine.info.repo)' is not configured on this server"))
-            return
-        }
-        guard let revision = runtime.machine.revisions.first(where: { $0.number == number }) else { return }
-        let previous = runtime.workspace
-        runtime.workspace = nil
-        previous?.remove { _ in }
-        let parent = (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes/\(runtime.id)")
-        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: parent) { [weak self] result in
-            guard let self else { return }
-            switch result {
-            case .failure(let error):
-                self.feed(runtime, .sandboxFailed(reason: "could not copy the repository: \(error)"))
-            case .success(let workspace):
-                runtime.workspace = workspace
-                let changes = revision.changes.map {
-                    WorkspaceChange(path: $0.path, action: WorkspaceChange.Action(rawValue: $0.action.rawValue) ?? .modify, content: $0.content)
-                }
-                switch workspace.apply(changes) {
-                case .failure(let error):
-                    self.feed(runtime, .sandboxFailed(reason: "the revision's changes could not be applied: \(error)"))
-                case .success:
-                    self.executors.sandbox.whenIsolationKnown { isolation in
-                        let visible = isolation.visiblePaths(workspace: workspace.path, view: self.sandboxView)
-                            .map { SandboxPath(path: $0.path, writable: $0.mode == .rw) }
-                        self.feed(runtime, .sandboxReady(isolation: isolation.mode.rawValue, durationMs: workspace.creationMilliseconds,
-                                                         warning: isolation.warning, visible: visible, baseCommit: workspace.baseCommit))
-                    }
-                }
-            }
-        }
-    }
-
-    private func runTests(_ runtime: ProposalRuntime, revision: Int) {
-        guard let repository = runtime.repository, let workspace = runtime.workspace else {
-            feed(runtime, .sandboxFailed(reason: "no sandbox to test in"))
-            return
-        }
-        executors.sandbox.whenIsolationKnown { [weak self] isolation in
-            self?.startTests(runtime, revision: revision, repository: repository, workspace: workspace, isolation: isolation)
-        }
-    }
-
-    /// `test_started` for a run of `command` (`phase`: nil for the revision's own run, else pre/post apply).
-    private func publishTestStarted(_ runtime: ProposalRuntime, revision: Int, command: String, setup: String?, isolation: SandboxIsolation.Mode, phase: String?) {
-        var data: JSONObject = [
-            "revision": .int(Int64(revision)), "command": .string(command), "setup_command": setup.map { .string($0) } ?? .null,
-            "isolation": .string(isolation.rawValue),
-        ]
-        if let phase { data["phase"] = .string(phase) }
-        publish(runtime, kind: "test_started", data: .object(data))
-    }
-
-    /// Streams a run's output as `test_output` events, batched by `OutputBatcher`.
-    private func outputStreamer(_ runtime: ProposalRuntime, revision: Int, phase: String?) -> (RunOutputStream, [String]) -> Void {
-        { [weak self] stream, lines in
-            for batch in OutputBatcher.batches(lines) {
-                var data: JSONObject = [
-                    "revision": .int(Int64(revision)), "stream": .string(stream.rawValue), "lines": .array(batch.map { .string($0) }),
-                ]
-                if let phase { data["phase"] = .string(phase) }
-                self?.publish(runtime, kind: "test_output", data: .object(data))
-            }
-        }
-    }
-
-    private func startTests(
-        _ runtime: ProposalRuntime, revision: Int, repository: RepositoryConfig, workspace: any SandboxWorkspace, isolation: SandboxIsolation
-    ) {
-        let config = sandboxedRun(workspace: workspace.path, repository: repository)
-        publishTestStarted(runtime, revision: revision, command: repository.testCommand, setup: repository.setupCommand, isolation: isolation.mode, phase: nil)
-        runtime.testRun = executors.sandbox.startRun(
-            config, isolation: isolation,
-            onLines: outputStreamer(runtime, revision: revision, phase: String?.none),
-            onFinished: { [weak self] result in
-                guard let self else { return }
-                runtime.testRun = nil
-                runtime.lastRun = result
-                if let spawnError = result.spawnError {
-                    self.feed(runtime, .sandboxFailed(reason: "the test command could not start: \(spawnError)"))
-                    return
-                }
-                let counts = TestSummaryParser.parse(result.outputTail)
-                let exitCode = result.exitCode ?? (result.signal.map { 128 + $0 } ?? -1)
-                let testResult = TestResult(
-                    exitCode: exitCode, passed: counts.passed, failed: counts.failed, durationMs: result.durationMs,
-                    timedOut: result.timedOut, signal: result.signal, truncated: result.truncated,
-                    diskQuotaExceeded: result.diskQuotaExceeded ? true : nil)
-                self.feed(runtime, .testsFinished(testResult, outputSummary: String(result.outputTail.suffix(16_000))))
-            })
-    }
-
-    private func analyze(_ runtime: ProposalRuntime, revision: Int) {
-        let run = runtime.lastRun
-        let analysis = FailureAnalyzer.analyze(
-            output: run?.outputTail ?? "", exitCode: run?.exitCode ?? -1, timedOut: run?.timedOut ?? false,
-            signal: run?.signal, repositoryFiles: nil, workspaceRoot: runtime.workspace?.path,
-            diskQuotaExceeded: run?.diskQuotaExceeded ?? false)
-        feed(runtime, .analyzed(analysis))
-    }
-
-    /// Bytes read of one file for the fix prompt: more than the prompt shows (`PromptBudget.maxFileBytes`,
-    /// 24 KiB), so the prompt's own cut marks a longer file as truncated.
-    static let promptFileReadBytes = 32 << 10
-
-    /// Builds the fix prompt (files read from the sandbox) and asks the model; a re-ask adds the malformed
-    /// reply and the parser's complaint as the next turns. The machine decides whether to re-ask.
-    private func requestFix(_ runtime: ProposalRuntime, attempt: Int, context: FixContext, retry: (reply: String, complaint: String)?) {
-        // The analysis's locations and the patch's files first; then what the code navigator locates from the
-        // failure (its messages and output), so the model also sees code the failure points at indirectly.
-        let known = context.relevantPaths()
-        guard let locate, let analysis = context.analysis, known.count < 10 else {
-            return ask(runtime, attempt: attempt, context: context, paths: known, retry: retry)
-        }
-        let evidence = ([analysis.rootCause] + analysis.messages + [context.testOutput ?? ""]).joined(separator: "\n")
-        locate(runtime.machine.info.repo, String(evidence.suffix(16_000)), 5) { [weak self] located in
-            let extra = located.filter { !known.contains($0) }.prefix(10 - known.count)
-            self?.ask(runtime, attempt: attempt, context: context, paths: known + extra, retry: retry)
-        }
-    }
-
-    /// Reads `paths` from the sandbox, builds the prompt and asks the model.
-    private func ask(_ runtime: ProposalRuntime, attempt: Int, context: FixContext, paths: [String], retry: (reply: String, complaint: String)?) {
-        readPromptFiles(paths[...], context: context, workspace: runtime.workspace, files: [], notes: []) { [weak self] files, notes in
-            let prompt = FixPrompt.build(context: context, relevantFiles: files, fileNotes: notes)
-            var messages = [ModelMessage(.user, prompt.user)]
-            if let retry { messages += [ModelMessage(.assistant, retry.reply), ModelMessage(.user, retry.complaint)] }
-            self?.ask(runtime, attempt: attempt, system: prompt.system, messages: messages)
-        }
-    }
-
-    /// Reads the prompt's files one after another from the workspace. The workspace is untrusted (the proposal's
-    /// tests ran in it): files are read without following symbolic links, regular files only, bounded (DESIGN
-    /// invariant 6), and off the loop thread (`SandboxWorkspace.readFile`).
-    private func readPromptFiles(
-        _ paths: ArraySlice<String>, context: FixContext, workspace: (any SandboxWorkspace)?,
-        files: [(path: String, content: String)], notes: [String], completion: @escaping ([(path: String, content: String)], [String]) -> Void
-    ) {
-        guard let workspace, let path = paths.first else { return completion(files, notes) }
-        workspace.readFile(path, maxBytes: Self.promptFileReadBytes) { [weak self] read in
-            var files = files
-            var notes = notes
-            switch read {
-            case .file(let bytes, let size):
-                files.append((path, String(decoding: bytes, as: UTF8.self)))
-                if bytes.count < size { notes.append("\(path) is \(size) bytes; only its first \(bytes.count) bytes were read") }
-            case .missing:
-                break  // an analysis location outside the repository, or a file the test removed
-            case .refused where !context.changes.contains(where: { $0.path == path }):
-                break  // a location from the test output that is not a repository path (e.g. /usr/lib/…)
-            case .symbolicLink, .notRegularFile, .refused:
-                if let note = read.unreadableNote(path) { notes.append(note) }
-            }
-            self?.readPromptFiles(paths.dropFirst(), context: context, workspace: workspace, files: files, notes: notes, completion: completion)
-        }
-    }
-
-    /// One model exchange; its text goes to the machine as is.
-    private func ask(_ runtime: ProposalRuntime, attempt: Int, system: String, messages: [ModelMessage]) {
-        let request = ModelRequest(
-            system: system, messages: messages,
-            labels: ["purpose": "fix", "proposal": runtime.id, "title": runtime.machine.info.title, "attempt": String(attempt)])
-        executors.model.complete(
-            request,
-            onDelta: { [weak self] delta in
-                guard case .text(let text) = delta else { return }
-                self?.sink.publishEphemeral(topic: runtime.topic, kind: "fix_delta", data: .object(["attempt": .int(Int64(attempt)), "text": .string(text)]))
-            },
-            completion: { [weak self] result in
-                guard let self else { return }
-                switch result {
-                case .failure(let error): self.feed(runtime, .modelFailed(reason: error.description))
-                case .success(let response): self.feed(runtime, .modelReplied(text: response.text))
-                }
-            })
     }
 
     public func baseFiles(proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void) {
@@ -742,12 +577,6 @@ public final class PipelineService {
         }
     }
 
-    private func workspaceChanges(_ revision: Revision) -> [WorkspaceChange] {
-        revision.changes.map {
-            WorkspaceChange(path: $0.path, action: WorkspaceChange.Action(rawValue: $0.action.rawValue) ?? .modify, content: $0.content)
-        }
-    }
-
     /// The revision's tests on a fresh copy of the repository at its new HEAD, streamed like any run (`phase:
     /// pre_apply`).
     private func runPreApplyTests(_ runtime: ProposalRuntime, revision number: Int, baseCommit: String) {
@@ -755,17 +584,16 @@ public final class PipelineService {
             return feed(runtime, .preApplyTestsFinished(passed: false, detail: "the repository or revision is not available"))
         }
         logger.info("proposal \(runtime.id): repository moved to \(baseCommit.prefix(8)); re-testing before apply")
-        let parent = (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes/\(runtime.id)")
-        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: parent) { [weak self] result in
+        executors.sandbox.createWorkspace(from: repository.path, parentDirectory: steps.sandboxParent(runtime.id)) { [weak self] result in
             guard let self else { return }
-            guard case .success(let workspace) = result, case .success = workspace.apply(self.workspaceChanges(revision)) else {
+            guard case .success(let workspace) = result, case .success = workspace.apply(SandboxSteps.workspaceChanges(revision.changes)) else {
                 return self.feed(runtime, .preApplyTestsFinished(passed: false, detail: "could not prepare a sandbox on the new base"))
             }
-            let config = self.sandboxedRun(workspace: workspace.path, repository: repository)
+            let config = self.steps.sandboxedRun(workspace: workspace.path, repository: repository)
             self.executors.sandbox.whenIsolationKnown { isolation in
-                self.publishTestStarted(
+                self.steps.publishTestStarted(
                     runtime, revision: number, command: repository.testCommand, setup: repository.setupCommand, isolation: isolation.mode, phase: "pre_apply")
-                _ = self.executors.sandbox.startRun(config, isolation: isolation, onLines: self.outputStreamer(runtime, revision: number, phase: "pre_apply")) { result in
+                _ = self.executors.sandbox.startRun(config, isolation: isolation, onLines: self.steps.outputStreamer(runtime, revision: number, phase: "pre_apply")) { result in
                     workspace.remove { _ in }
                     let detail = "exit \(result.exitCode.map(String.init) ?? "-"): \(result.outputTail.suffix(300))"
                     self.feed(runtime, .preApplyTestsFinished(passed: result.passed, detail: detail))
@@ -783,7 +611,7 @@ public final class PipelineService {
         let info = runtime.machine.info
         let message = "\(info.title)\n\nApplied by Medic: proposal \(info.id), revision \(number).\nApproved-by: \(approvers.joined(separator: ", "))\n"
         executors.git(repository.path).applyAndCommit(
-            workspaceChanges(revision), message: message, author: GitAuthor(name: info.author, email: "\(info.author)@medic.invalid")
+            SandboxSteps.workspaceChanges(revision.changes), message: message, author: GitAuthor(name: info.author, email: "\(info.author)@medic.invalid")
         ) { [weak self] result in
             switch result {
             case .failure(let error): self?.feed(runtime, .applyFailed(reason: error.description))
@@ -801,8 +629,8 @@ public final class PipelineService {
             workspacePath: repository.path, testCommand: smoke,
             timeoutNanoseconds: UInt64(configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork)
         let revision = runtime.machine.currentRevision
-        publishTestStarted(runtime, revision: revision, command: smoke, setup: nil, isolation: .none, phase: "post_apply")
-        _ = executors.sandbox.startRun(config, isolation: .unisolated, onLines: outputStreamer(runtime, revision: revision, phase: "post_apply")) { [weak self] result in
+        steps.publishTestStarted(runtime, revision: revision, command: smoke, setup: nil, isolation: .none, phase: "post_apply")
+        _ = executors.sandbox.startRun(config, isolation: .unisolated, onLines: steps.outputStreamer(runtime, revision: revision, phase: "post_apply")) { [weak self] result in
             self?.feed(runtime, .postApplyFinished(passed: result.passed, detail: "exit \(result.exitCode.map(String.init) ?? "-")"))
         }
     }
@@ -834,29 +662,11 @@ public final class PipelineService {
 
     // MARK: sandboxes
 
-    /// What sandboxes see: the configured extra read-only paths; Medic's data, store, keys and config
-    /// covered wherever they lie; /tmp bounded by the disk quota.
-    var sandboxView: SandboxView {
-        SandboxView(readOnlyPaths: configuration.sandboxReadOnlyPaths, hiddenPaths: configuration.sandboxHiddenPaths,
-                    tmpSizeBytes: configuration.sandboxDiskQuotaMB * 1_000_000)
-    }
-
-    /// A test run of `repository`'s commands in `workspace` under the configured bounds and view.
-    func sandboxedRun(workspace: String, repository: RepositoryConfig) -> TestRunConfiguration {
-        TestRunConfiguration(
-            workspacePath: workspace, setupCommand: repository.setupCommand, testCommand: repository.testCommand,
-            timeoutNanoseconds: UInt64(configuration.testTimeoutSeconds) * 1_000_000_000, allowNetwork: repository.allowNetwork,
-            view: sandboxView, diskQuotaBytes: configuration.sandboxDiskQuotaMB * 1_000_000)
-    }
-
-    /// `<data>/sandboxes`: one directory per proposal, holding its workspaces.
-    var sandboxesRoot: String { (configuration.dataDirectory as NSString).appendingPathComponent("sandboxes") }
-
     /// Removes a finished proposal's sandbox directory (all its workspaces), unless retention is `keep`.
     func removeSandboxes(of id: String, runtime: ProposalRuntime?) {
         guard configuration.sandboxRetention == .remove else { return }
         runtime?.workspace = nil
-        executors.sandbox.removeDirectory(name: id, in: sandboxesRoot) { [logger] result in
+        executors.sandbox.removeDirectory(name: id, in: steps.sandboxesRoot) { [logger] result in
             if case .failure(let error) = result { logger.warning("could not remove the sandboxes of \(id): \(error)") }
         }
     }
@@ -865,7 +675,7 @@ public final class PipelineService {
     /// know (left by a proposal whose creation was never stored).
     func removeFinishedSandboxes() {
         guard configuration.sandboxRetention == .remove else { return }
-        for name in executors.sandbox.directoryNames(in: sandboxesRoot) {
+        for name in executors.sandbox.directoryNames(in: steps.sandboxesRoot) {
             if let runtime = runtimes[name] {
                 if runtime.machine.status.releasesSandbox { removeSandboxes(of: name, runtime: runtime) }
                 continue
@@ -945,4 +755,14 @@ public final class PipelineService {
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
+}
+
+extension ProposalRuntime: StepTarget {
+    var repoName: String { machine.info.repo }
+    var sandboxName: String { id }
+    func revision(_ number: Int) -> Revision? { machine.revisions.first { $0.number == number } }
+    var modelLabels: [String: String] { ["proposal": id, "title": machine.info.title] }
+    func deliver(_ event: ProposalEvent) { service?.feed(self, event) }
+    func publishStored(kind: String, data: JSONObject) { service?.publish(self, kind: kind, data: .object(data)) }
+    func publishEphemeral(kind: String, data: JSONObject) { service?.sink.publishEphemeral(topic: topic, kind: kind, data: .object(data)) }
 }

@@ -13,14 +13,17 @@ public struct ProposalInfo: Sendable, Hashable, Codable {
     public var author: String
     /// Creation time as the host formats it for the wire.
     public var createdAt: String
+    /// The bug report this proposal fixes (made by the bug workflow), if any.
+    public var bug: String?
 
-    public init(id: String, title: String, description: String, repo: String, author: String, createdAt: String) {
+    public init(id: String, title: String, description: String, repo: String, author: String, createdAt: String, bug: String? = nil) {
         self.id = id
         self.title = title
         self.description = description
         self.repo = repo
         self.author = author
         self.createdAt = createdAt
+        self.bug = bug
     }
 }
 
@@ -76,12 +79,14 @@ public enum PipelineEvent: Sendable, Hashable {
     public var data: JSONValue {
         switch self {
         case .proposalCreated(let p, let status, let revision, let maxAttempts):
+            var proposal: JSONObject = [
+                "id": .string(p.id), "title": .string(p.title), "description": .string(p.description),
+                "repo": .string(p.repo), "author": .string(p.author), "status": .string(status.rawValue),
+                "revision": .integer(revision.number), "max_attempts": .integer(maxAttempts), "created_at": .string(p.createdAt),
+            ]
+            if let bug = p.bug { proposal["bug"] = .string(bug) }
             return .object([
-                "proposal": .object([
-                    "id": .string(p.id), "title": .string(p.title), "description": .string(p.description),
-                    "repo": .string(p.repo), "author": .string(p.author), "status": .string(status.rawValue),
-                    "revision": .integer(revision.number), "max_attempts": .integer(maxAttempts), "created_at": .string(p.createdAt),
-                ]),
+                "proposal": .object(proposal),
                 "revision": .object(["number": .integer(revision.number), "changes": .array(revision.changes.map(\.json))]),
             ])
         case .statusChanged(let status, let revision, let attempt, let maxAttempts, let reason):

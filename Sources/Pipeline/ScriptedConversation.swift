@@ -1,7 +1,7 @@
 // ScriptedConversation: the offline LLM provider's script file, so demos and tests run without the network.
 import Protocol
 
-/// Canned fix replies, looked up by proposal title and attempt number.
+/// Canned model replies, looked up by purpose, title, approach and attempt number.
 ///
 /// File format (JSON):
 /// ```json
@@ -11,8 +11,15 @@ import Protocol
 ///   {"attempt": 2, "reply": "not JSON at all: exercises fix_failed"}
 /// ]}
 /// ```
-/// - `match` (optional string): case-insensitive substring of the proposal title; absent matches every title.
-/// - `attempt` (optional integer ≥ 1): the fix attempt number; absent matches every attempt.
+/// - `match` (optional string): case-insensitive substring of the proposal title (the bug title for every bug
+///   request); absent matches every title.
+/// - `attempt` (optional integer ≥ 1): the attempt number (fix attempts 1, 2, …; a bug reproducer's re-ask is 2);
+///   absent matches every attempt.
+/// - `purpose` (optional non-empty string, default `"fix"`): which request the entry answers — `"fix"` (a proposal's
+///   or an approach's fix attempt), `"bug_analysis"`, `"bug_reproducer"`, `"bug_approach"`. It must equal the
+///   request's purpose, so a script written before bugs existed answers fix requests only.
+/// - `approach` (optional integer ≥ 1): the bug approach number the entry answers; absent matches every approach
+///   (and requests that have none).
 /// - `reply` (required): an object in the `FixReply` format, returned as its JSON text, or a string returned
 ///   verbatim (to script malformed replies). The text then goes through `FixReply.parse` like a real reply.
 /// - `delay_ms` (optional integer ≥ 0, default 0): how long the reply takes to write, streamed as it goes
@@ -25,6 +32,10 @@ public struct ScriptedConversation: Sendable {
         public var match: String?
         /// Attempt number, or nil for any.
         public var attempt: Int?
+        /// The request purpose answered (`"fix"` when the file gives none).
+        public var purpose: String = ScriptedConversation.defaultPurpose
+        /// Bug approach number, or nil for any.
+        public var approach: Int?
         /// The reply text handed to `FixReply.parse`.
         public var reply: String
         /// Delay before answering.
@@ -62,6 +73,9 @@ public struct ScriptedConversation: Sendable {
         }
     }
 
+    /// The purpose of entries and requests that name none.
+    public static let defaultPurpose = "fix"
+
     /// The entries in file order.
     public let entries: [Entry]
 
@@ -83,6 +97,16 @@ public struct ScriptedConversation: Sendable {
                 guard let n = a.intValue, n >= 1 else { throw ScriptError("replies[\(i)].attempt must be an integer ≥ 1") }
                 attempt = Int(n)
             }
+            var purpose = Self.defaultPurpose
+            if let p = o["purpose"], p != .null {
+                guard let s = p.stringValue, !s.isEmpty else { throw ScriptError("replies[\(i)].purpose must be a non-empty string") }
+                purpose = s
+            }
+            var approach: Int?
+            if let a = o["approach"], a != .null {
+                guard let n = a.intValue, n >= 1 else { throw ScriptError("replies[\(i)].approach must be an integer ≥ 1") }
+                approach = Int(n)
+            }
             var delay = 0
             if let d = o["delay_ms"], d != .null {
                 guard let n = d.intValue, n >= 0 else { throw ScriptError("replies[\(i)].delay_ms must be an integer ≥ 0") }
@@ -100,7 +124,9 @@ public struct ScriptedConversation: Sendable {
             case nil: throw ScriptError("replies[\(i)] needs a \"reply\"")
             case _?: throw ScriptError("replies[\(i)].reply must be an object or a string")
             }
-            entries.append(Entry(match: match, attempt: attempt, reply: text, delayMs: delay, explanationRange: explanationRange))
+            entries.append(Entry(
+                match: match, attempt: attempt, purpose: purpose, approach: approach, reply: text, delayMs: delay,
+                explanationRange: explanationRange))
         }
         self.entries = entries
     }
@@ -116,11 +142,20 @@ public struct ScriptedConversation: Sendable {
         return nil
     }
 
-    /// The first matching entry.
+    /// The first entry that answers a fix request with this title and attempt.
     public func entry(for title: String, attempt: Int) -> Entry? {
+        entry(for: title, attempt: attempt, purpose: Self.defaultPurpose, approach: nil)
+    }
+
+    /// The first entry that answers a request: same purpose, the title contains its `match`, and its attempt and
+    /// approach (when given) equal the request's. An entry that names an approach never answers a request without one.
+    public func entry(for title: String, attempt: Int, purpose: String, approach: Int?) -> Entry? {
         let lowered = title.lowercased()
         return entries.first { e in
-            (e.match.map { lowered.contains($0.lowercased()) } ?? true) && (e.attempt.map { $0 == attempt } ?? true)
+            e.purpose == purpose
+                && (e.match.map { lowered.contains($0.lowercased()) } ?? true)
+                && (e.attempt.map { $0 == attempt } ?? true)
+                && (e.approach.map { $0 == approach } ?? true)
         }
     }
 

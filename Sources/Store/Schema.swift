@@ -68,6 +68,17 @@ let migrations: [Migration] = [
     },
     // The codebase navigator's index (CodeIndex.swift).
     CodeIndexOperations.migration,
+    // Workflows (bugs, later asks and incidents): one row per workflow, the machine's record in `doc`. The
+    // same DDL on both backends.
+    Migration(version: 4, name: "workflows") { _ in
+        """
+        CREATE TABLE workflows (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, repo TEXT NOT NULL, title TEXT NOT NULL, status TEXT NOT NULL,
+            author TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, doc TEXT NOT NULL);
+        CREATE INDEX workflows_by_created ON workflows (kind, created_at);
+        CREATE INDEX workflows_by_status ON workflows (kind, status);
+        """
+    },
 ]
 
 /// The store's own migrations followed by `extra` (features' tables), in the order they are applied:

@@ -174,6 +174,34 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.proposalFigures(passingStatuses: passingStatuses, on: c) }
     }
 
+    // MARK: Workflows (bugs; later asks and incidents)
+
+    /// One workflow by id, whatever its kind; nil when unknown.
+    public func workflow(id: String, completion: @escaping @Sendable (Result<WorkflowRow?, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.workflow(id: id, on: c) }
+    }
+
+    /// Workflows of `kind`, newest (by created_at, then id) first, at most `limit`, optionally only those
+    /// with `status`.
+    public func workflows(
+        kind: String, status: String?, limit: Int, completion: @escaping @Sendable (Result<[WorkflowRow], StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in try StoreOperations.workflows(kind: kind, status: status, limit: limit, on: c) }
+    }
+
+    /// Workflows of `kind` in any of `statuses`, oldest first (the ones a restarted server must recover; the
+    /// caller says which statuses those are).
+    public func workflows(
+        kind: String, statuses: [String], completion: @escaping @Sendable (Result<[WorkflowRow], StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in try StoreOperations.workflows(kind: kind, statuses: statuses, on: c) }
+    }
+
+    /// status → number of workflows of `kind` in it (statuses with none are absent), counted by the engine.
+    public func workflowCounts(kind: String, completion: @escaping @Sendable (Result<[String: Int], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.workflowCounts(kind: kind, on: c) }
+    }
+
     // MARK: code index (CodeIndex.swift)
 
     public func codeIndexState(repo: String, completion: @escaping @Sendable (Result<CodeIndexState?, StoreError>) -> Void) {

@@ -28,7 +28,7 @@ enum StoreOperations {
     }
 
     /// The row upserts and inserts of a write (everything except the command record and the events), in
-    /// the order they must run: proposals first, since the other tables reference them.
+    /// the order they must run: proposals first, since the other tables reference them; workflows last.
     static func rowStatements(_ w: StoreWrite) -> [(sql: String, params: [SQLValue])] {
         var out: [(sql: String, params: [SQLValue])] = []
         for p in w.proposals {
@@ -76,6 +76,20 @@ enum StoreOperations {
                 INSERT INTO applied_changes (proposal_id, revision, commit_id, ts, reverted_by) VALUES ($1, $2, $3, $4, $5)
                 ON CONFLICT (proposal_id, commit_id) DO UPDATE SET reverted_by = excluded.reverted_by
                 """, [.text(a.proposalId), .int(Int64(a.revision)), .text(a.commit), .int(a.ts), sqlText(a.revertedBy)]))
+        }
+        for r in w.workflows {
+            out.append((
+                """
+                INSERT INTO workflows (id, kind, repo, title, status, author, created_at, updated_at, doc)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, repo = excluded.repo, title = excluded.title,
+                    status = excluded.status, author = excluded.author, created_at = excluded.created_at,
+                    updated_at = excluded.updated_at, doc = excluded.doc
+                """,
+                [
+                    .text(r.id), .text(r.kind), .text(r.repo), .text(r.title), .text(r.status), .text(r.author),
+                    .int(r.createdAt), .int(r.updatedAt), .text(r.doc),
+                ]))
         }
         return out
     }
@@ -329,6 +343,56 @@ enum StoreOperations {
             figures.byCategory[row[0].text] = Int(row[1].int)
         }
         return figures
+    }
+
+    static let workflowColumns = "kind, id, repo, title, status, author, created_at, updated_at, doc"
+
+    static func workflowRow(_ r: [SQLValue]) -> WorkflowRow {
+        WorkflowRow(
+            kind: r[0].text, id: r[1].text, repo: r[2].text, title: r[3].text, status: r[4].text, author: r[5].text,
+            createdAt: r[6].int, updatedAt: r[7].int, doc: r[8].text)
+    }
+
+    static func workflow(id: String, on c: any SQLConnection) throws(StoreError) -> WorkflowRow? {
+        try c.query("SELECT \(workflowColumns) FROM workflows WHERE id = $1", [.text(id)]).first.map(workflowRow)
+    }
+
+    /// Workflows of `kind`, newest (created_at, then id) first, optionally only those with `status`.
+    static func workflows(kind: String, status: String?, limit: Int, on c: any SQLConnection) throws(StoreError)
+        -> [WorkflowRow]
+    {
+        let limit = SQLValue.int(Int64(max(0, limit)))
+        if let status {
+            return try c.query(
+                """
+                SELECT \(workflowColumns) FROM workflows WHERE kind = $1 AND status = $2
+                ORDER BY created_at DESC, id DESC LIMIT $3
+                """, [.text(kind), .text(status), limit]
+            ).map(workflowRow)
+        }
+        return try c.query(
+            "SELECT \(workflowColumns) FROM workflows WHERE kind = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            [.text(kind), limit]
+        ).map(workflowRow)
+    }
+
+    /// Workflows of `kind` in any of `statuses`, oldest (created_at, then id) first.
+    static func workflows(kind: String, statuses: [String], on c: any SQLConnection) throws(StoreError) -> [WorkflowRow] {
+        guard !statuses.isEmpty else { return [] }
+        let marks = statuses.indices.map { "$\($0 + 2)" }.joined(separator: ", ")
+        return try c.query(
+            "SELECT \(workflowColumns) FROM workflows WHERE kind = $1 AND status IN (\(marks)) ORDER BY created_at, id",
+            [.text(kind)] + statuses.map(SQLValue.text)
+        ).map(workflowRow)
+    }
+
+    /// How many workflows of `kind` are in each status (statuses with none are absent).
+    static func workflowCounts(kind: String, on c: any SQLConnection) throws(StoreError) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try c.query("SELECT status, COUNT(*) FROM workflows WHERE kind = $1 GROUP BY status", [.text(kind)]) {
+            counts[row[0].text] = Int(row[1].int)
+        }
+        return counts
     }
 
     static func commandResponse(principal: String, commandId: String, on c: any SQLConnection) throws(StoreError)

@@ -231,6 +231,39 @@ public struct ProposalDetail: Sendable, Equatable {
     public var appliedChanges: [AppliedChangeRow]
 }
 
+/// One workflow's current state (a bug report today; later asks and incidents): the few columns the lists
+/// filter and sort on, and the workflow machine's own JSON record in `doc`. `id` is unique across kinds.
+public struct WorkflowRow: Sendable, Equatable {
+    /// "bug", later "ask", "incident".
+    public var kind: String
+    /// Globally unique, e.g. "b-xxxxxxxxxx".
+    public var id: String
+    public var repo: String
+    public var title: String
+    public var status: String
+    public var author: String
+    /// Milliseconds since the Unix epoch.
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    /// The workflow machine's JSON record, stored verbatim.
+    public var doc: String
+
+    public init(
+        kind: String, id: String, repo: String, title: String, status: String, author: String, createdAt: Int64,
+        updatedAt: Int64, doc: String
+    ) {
+        self.kind = kind
+        self.id = id
+        self.repo = repo
+        self.title = title
+        self.status = status
+        self.author = author
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.doc = doc
+    }
+}
+
 /// The idempotency record of a command: if (principal, commandId) is already stored, the whole write it
 /// belongs to is skipped and the stored response is returned instead.
 public struct CommandRecord: Sendable, Equatable {
@@ -259,6 +292,8 @@ public struct StoreWrite: Sendable {
     public var comments: [CommentRow] = []
     /// Upserted by (proposalId, commit); the proposal must exist.
     public var appliedChanges: [AppliedChangeRow] = []
+    /// Upserted by id (every column replaced).
+    public var workflows: [WorkflowRow] = []
     /// Appended; seqs are assigned here, dense per topic, in array order.
     public var events: [NewEvent] = []
     /// Idempotency record; see `CommandRecord`.
@@ -267,7 +302,7 @@ public struct StoreWrite: Sendable {
     public init(
         proposals: [ProposalRow] = [], revisions: [RevisionRow] = [], reviews: [ReviewRow] = [],
         comments: [CommentRow] = [], appliedChanges: [AppliedChangeRow] = [], events: [NewEvent] = [],
-        command: CommandRecord? = nil
+        command: CommandRecord? = nil, workflows: [WorkflowRow] = []
     ) {
         self.proposals = proposals
         self.revisions = revisions
@@ -276,6 +311,7 @@ public struct StoreWrite: Sendable {
         self.appliedChanges = appliedChanges
         self.events = events
         self.command = command
+        self.workflows = workflows
     }
 }
 

@@ -42,28 +42,37 @@ enum DemoSetup {
         ]
     }
 
-    /// On an empty store, proposes examples/demo-proposal.json as the bot "demo-bot" once the first admin
-    /// page has signed in (a second after its `welcome`, once the page has subscribed), so whoever opens the
-    /// printed link watches the whole run live instead of arriving at its end. Runs once per process.
+    /// On an empty store, proposes examples/demo-proposal.json and reports examples/demo-bug.json (the plan's
+    /// own example: "wrong password" for correct passwords) as the bot "demo-bot" once the first admin page has
+    /// signed in (a second after its `welcome`, once the page has subscribed), so whoever opens the printed
+    /// link watches both runs live instead of arriving at their end. Runs once per process.
     static func submitDemoProposalWhenAnAdminArrives(_ medic: MedicServer) {
         guard let rows = try? medic.store.sync({ medic.store.proposals(status: nil, limit: 1, completion: $0) }), rows.isEmpty else { return }
-        guard let data = FileManager.default.contents(atPath: "examples/demo-proposal.json"),
-              case .object(let fields)? = try? JSONValue.parse(Array(data)),
-              case .success(let message) = ClientMessage.decode(type: "propose", fields: fields, id: nil, limits: ProtocolLimits())
-        else {
-            medic.app.loop.logger.warning("examples/demo-proposal.json is missing or invalid; no demo proposal")
-            return
+        let logger = medic.app.loop.logger
+        var work: [(message: ClientMessage, id: String, what: String)] = []
+        for (file, type, id, what) in [("examples/demo-proposal.json", "propose", "demo-proposal", "demo proposal"), ("examples/demo-bug.json", "report_bug", "demo-bug", "demo bug")] {
+            guard let data = FileManager.default.contents(atPath: file), case .object(let fields)? = try? JSONValue.parse(Array(data)),
+                  case .success(let message) = ClientMessage.decode(
+                      type: type, fields: fields, id: nil, limits: ProtocolLimits(), featureTypes: medic.app.features.passThroughTypes)
+            else {
+                logger.warning("\(file) is missing or invalid; no \(what)")
+                continue
+            }
+            work.append((message, id, what))
         }
+        guard !work.isEmpty else { return }
         let app = medic.app
-        app.loop.logger.info("the demo proposal is filed when the first admin signs in to the page")
+        logger.info("the demo proposal and bug are filed when the first admin signs in to the page")
         app.onSessionAuthenticated = { [unowned app] principal in
             guard principal.role == .admin else { return }
             app.onSessionAuthenticated = nil
-            app.loop.schedule(afterNanoseconds: 1_000_000_000) {
-                app.execute(message, commandID: "demo-proposal", principal: Principal(name: "demo-bot", role: .bot)) { result in
-                    switch result {
-                    case .success(let ack): app.loop.logger.info("demo proposal submitted: \(JSONValue.object(ack).jsonString)")
-                    case .failure(let error): app.loop.logger.warning("demo proposal refused: \(error)")
+            for (i, item) in work.enumerated() {
+                app.loop.schedule(afterNanoseconds: UInt64(1 + 2 * i) * 1_000_000_000) {
+                    app.execute(item.message, commandID: item.id, principal: Principal(name: "demo-bot", role: .bot)) { result in
+                        switch result {
+                        case .success(let ack): app.loop.logger.info("\(item.what) submitted: \(JSONValue.object(ack).jsonString)")
+                        case .failure(let error): app.loop.logger.warning("\(item.what) refused: \(error)")
+                        }
                     }
                 }
             }

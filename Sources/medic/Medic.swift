@@ -1,4 +1,4 @@
-// medic: the command line — serve, token, watch.
+// medic: the command line — serve, token, watch, search, bug.
 import ArgumentParser
 import EventLoop
 import Foundation
@@ -30,7 +30,7 @@ struct Medic: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic",
         abstract: "Medic: a self-healing code pipeline server.",
-        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self, Index.self, Search.self],
+        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self, Index.self, Search.self, Bug.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -81,6 +81,10 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             guard Role(rawValue: role) != nil else { throw ValidationError("--role must be admin, viewer or bot") }
+            // Names Medic uses for itself (e.g. `medic:bugs`, the author of bug-fix proposals) have other characters.
+            guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy({ b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x5F
+            }) else { throw ValidationError("--name must be 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-'") }
             let store = try storeOptions.open(logger: quietLogger("medic.token"))
             defer { store.close() }
             let token = Tokens.generate()

@@ -182,6 +182,14 @@ extension SandboxE2ETests {
         try example.load(file: repositoryRoot + "/config/medic.example.json")
         #expect(example.sandboxReadOnlyPaths == ["/opt/swift"] && example.sandboxRetention == .remove && example.sandboxDiskQuotaMB == 1024)
         #expect(example.sandboxHiddenPaths.contains { $0.hasSuffix("/config/medic.example.json") })
+        // …and max_parallel_sandboxes (approaches of one bug running at once), 1–64.
+        #expect(example.maxParallelSandboxes == 2)
+        for bad in [0, 65] {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("medic-parallel-\(bad).json").path
+            try #"{"max_parallel_sandboxes": \#(bad)}"#.write(toFile: path, atomically: true, encoding: .utf8)
+            var refused = MedicConfiguration()
+            #expect(throws: ConfigurationError.self) { try refused.load(file: path) }
+        }
         #expect(throws: ConfigurationError.self) { try MedicConfiguration.parseRetention("sometimes") }
     }
 }

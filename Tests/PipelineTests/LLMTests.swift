@@ -304,6 +304,98 @@ let anthropicStreamBody = """
         #expect(throws: ScriptError.self) { try ScriptedConversation(json: Array(#"{"replies":[{"attempt":0,"reply":"x"}]}"#.utf8)) }
         #expect(throws: ScriptError.self) { try ScriptedConversation(json: Array(#"{"replies":[{"reply":3}]}"#.utf8)) }
     }
+
+    /// A script written before bugs existed (no `purpose`) answers fix requests only; bug requests find nothing.
+    @Test func oldScriptsAnswerOnlyFixRequests() throws {
+        let conversation = try ScriptedConversation(json: Array(script.utf8))
+        #expect(conversation.entries.allSatisfy { $0.purpose == "fix" && $0.approach == nil })
+        #expect(conversation.entry(for: "redis", attempt: 1, purpose: "fix", approach: nil)?.delayMs == 250)
+        // A fix attempt inside a bug approach is still a fix request; an entry without `approach` answers it.
+        #expect(conversation.entry(for: "redis", attempt: 1, purpose: "fix", approach: 2)?.delayMs == 250)
+        for purpose in ["bug_analysis", "bug_reproducer", "bug_approach"] {
+            #expect(conversation.entry(for: "redis", attempt: 1, purpose: purpose, approach: nil) == nil)
+            #expect(conversation.entry(for: "other", attempt: 1, purpose: purpose, approach: 1) == nil)
+        }
+    }
+
+    @Test func purposeAndApproachSelectTheEntry() throws {
+        let bugScript = """
+            {"replies": [
+              {"match": "wrong password", "purpose": "bug_analysis", "attempt": 1, "reply": "analysis"},
+              {"match": "wrong password", "purpose": "bug_reproducer", "attempt": 2, "reply": "reproducer re-ask"},
+              {"match": "wrong password", "purpose": "bug_reproducer", "reply": "reproducer"},
+              {"match": "wrong password", "purpose": "bug_approach", "approach": 1, "reply": "approach one"},
+              {"match": "wrong password", "purpose": "bug_approach", "approach": 2, "reply": "approach two"},
+              {"match": "wrong password", "purpose": "bug_approach", "reply": "any approach"},
+              {"match": "wrong password", "purpose": "fix", "approach": 1, "attempt": 1, "reply": "fix in approach one"},
+              {"match": "wrong password", "attempt": 1, "reply": "fix, any approach"},
+              {"purpose": null, "approach": null, "reply": "fallback fix"}
+            ]}
+            """
+        let c = try ScriptedConversation(json: Array(bugScript.utf8))
+        let title = "Users get 'Wrong Password' although the password is correct"
+        #expect(c.entry(for: title, attempt: 1, purpose: "bug_analysis", approach: nil)?.reply == "analysis")
+        #expect(c.entry(for: title, attempt: 2, purpose: "bug_analysis", approach: nil) == nil)
+        #expect(c.entry(for: "other", attempt: 1, purpose: "bug_analysis", approach: nil) == nil)
+        #expect(c.entry(for: title, attempt: 1, purpose: "bug_reproducer", approach: nil)?.reply == "reproducer")
+        #expect(c.entry(for: title, attempt: 2, purpose: "bug_reproducer", approach: nil)?.reply == "reproducer re-ask")
+        #expect(c.entry(for: title, attempt: 1, purpose: "bug_approach", approach: 1)?.reply == "approach one")
+        #expect(c.entry(for: title, attempt: 1, purpose: "bug_approach", approach: 2)?.reply == "approach two")
+        #expect(c.entry(for: title, attempt: 1, purpose: "bug_approach", approach: 3)?.reply == "any approach")
+        // An entry naming an approach never answers a request without one.
+        #expect(c.entry(for: title, attempt: 1, purpose: "bug_approach", approach: nil)?.reply == "any approach")
+        #expect(c.entry(for: title, attempt: 1, purpose: "fix", approach: 1)?.reply == "fix in approach one")
+        #expect(c.entry(for: title, attempt: 1, purpose: "fix", approach: 2)?.reply == "fix, any approach")
+        #expect(c.entry(for: title, attempt: 1)?.reply == "fix, any approach")
+        #expect(c.entry(for: title, attempt: 2, purpose: "fix", approach: 1)?.reply == "fallback fix")
+        #expect(c.entry(for: "other", attempt: 3)?.reply == "fallback fix")
+        #expect(c.entry(for: "other", attempt: 3, purpose: "bug_reproducer", approach: nil) == nil)
+        #expect(c.entry(for: "other", attempt: 3, purpose: "unknown", approach: nil) == nil)
+    }
+
+    @Test func badPurposeOrApproachIsRefusedNamingTheEntry() {
+        let cases: [(String, String)] = [
+            (#"{"purpose": 3}"#, "replies[1].purpose"),
+            (#"{"purpose": ""}"#, "replies[1].purpose"),
+            (#"{"purpose": ["fix"]}"#, "replies[1].purpose"),
+            (#"{"approach": 0}"#, "replies[1].approach"),
+            (#"{"approach": "1"}"#, "replies[1].approach"),
+            (#"{"approach": 1.5}"#, "replies[1].approach"),
+            (#"{"approach": -2}"#, "replies[1].approach"),
+        ]
+        for (field, name) in cases {
+            let entry = String(field.dropFirst().dropLast())
+            let json = #"{"replies":[{"reply":"ok"},{"reply":"x", "#.appending(entry).appending("}]}")
+            do {
+                _ = try ScriptedConversation(json: Array(json.utf8))
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect(error.description.contains(name), "\(error.description) for \(json)")
+            }
+        }
+    }
+
+    /// The bundled demo script answers the demo bug's requests (examples/demo-bug.json) and still the demo proposal's.
+    @Test func demoScriptAnswersTheDemoBug() throws {
+        let root = #filePath.replacingOccurrences(of: "Tests/PipelineTests/LLMTests.swift", with: "examples/")
+        let data = try #require(FileManager.default.contents(atPath: root + "demo-conversation.json"))
+        let conversation = try ScriptedConversation(json: Array(data))
+        let bug = try JSONValue.parse(Array(try #require(FileManager.default.contents(atPath: root + "demo-bug.json"))))
+        let title = try #require(bug["title"]?.stringValue)
+        #expect(conversation.entry(for: "Add Redis caching to user lookups", attempt: 1)?.purpose == "fix")
+        #expect(conversation.entry(for: title, attempt: 1, purpose: "bug_analysis", approach: nil) != nil)
+        let reproducer = try #require(conversation.entry(for: title, attempt: 1, purpose: "bug_reproducer", approach: nil))
+        let file = try JSONValue.parse(Array(reproducer.reply.utf8))
+        #expect(file["path"]?.stringValue?.hasPrefix("tests/test_") == true)
+        for approach in 1...3 {
+            let entry = try #require(conversation.entry(for: title, attempt: 1, purpose: "bug_approach", approach: approach))
+            let reply = try FixReply.parse(entry.reply)
+            #expect(!reply.unfixable && !reply.changes.isEmpty)
+            #expect((1500...4000).contains(entry.delayMs))
+        }
+        let giveUp = try #require(conversation.entry(for: title, attempt: 1, purpose: "fix", approach: 1))
+        #expect(try FixReply.parse(giveUp.reply).unfixable)
+    }
 }
 
 @Suite struct FixPromptTests {

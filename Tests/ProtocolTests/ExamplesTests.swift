@@ -20,8 +20,19 @@ func load(_ url: URL) throws -> JSONValue {
     try JSONValue.parse([UInt8](try Data(contentsOf: url)))
 }
 
-/// Command types a feature decodes itself (`ClientMessage.feature`): the navigator's `search_code`.
-let featureCommandTypes: Set<String> = ["search_code"]
+/// Command types a feature decodes itself (`ClientMessage.feature`): the navigator's `search_code` and the bug
+/// workflow's commands.
+let featureCommandTypes: Set<String> = ["search_code", "report_bug", "choose_approach", "resume_bug"]
+
+/// Event kinds a feature publishes that `EventKind` does not list: the bug workflow's (topics `bug:<id>`, `bugs`).
+let featureEventKinds: Set<String> = [
+    "bug_reported", "bug_analysis", "reproducer_written", "reproducer_verified", "reproducer_rejected", "approach_started",
+    "approach_status", "approach_duplicate", "approaches_ranked", "approach_chosen", "bug_proposed", "bug_unfixed", "bug_fixed",
+    "proposal_status", "bug", "perf_measured",
+]
+
+/// Bug statuses (`status_changed` on `bug:<id>`, `bug.status`) that are not proposal statuses.
+let bugOnlyStatuses = ["reproducing", "fixed", "unfixed"]
 
 /// `client.subscribe.resume.json` → (`client`, `subscribe`); events → (`server`, `event`) and the kind.
 func schemaName(of example: URL) -> String {
@@ -132,13 +143,17 @@ func loadSchema(named name: String) throws -> JSONValue? {
             }
         }
         #expect(seenTypes == Set(ServerMessage.types), "an example per server type")
-        #expect(seenKinds == Set(EventKind.allCases.map(\.rawValue)), "an example per event kind")
+        #expect(seenKinds == Set(EventKind.allCases.map(\.rawValue)).union(featureEventKinds), "an example per event kind")
         for type in ServerMessage.types {
             #expect(try loadSchema(named: "server.\(type)") != nil, "schema for \(type)")
         }
-        for kind in EventKind.allCases {
-            #expect(try loadSchema(named: "event.\(kind.rawValue)") != nil, "schema for \(kind)")
+        for kind in EventKind.allCases.map(\.rawValue) + featureEventKinds.sorted() {
+            #expect(try loadSchema(named: "event.\(kind)") != nil, "schema for \(kind)")
         }
+        // Every event schema is for a kind the server sends.
+        let schemaKinds = try jsonFiles("schema").map { $0.deletingPathExtension().lastPathComponent }.filter { $0.hasPrefix("event.") }
+            .map { String($0.dropFirst("event.".count)) }
+        #expect(Set(schemaKinds) == Set(EventKind.allCases.map(\.rawValue)).union(featureEventKinds))
     }
 
     @Test func errorCodesInTheSchemaMatchTheEnum() throws {
@@ -147,7 +162,8 @@ func loadSchema(named name: String) throws -> JSONValue? {
         #expect(codes == ErrorCode.allCases.map(\.rawValue))
         let statusSchema = try #require(try loadSchema(named: "event.status_changed"))
         let statuses = statusSchema["properties"]?["status"]?["enum"]?.arrayValue ?? []
-        #expect(statuses.compactMap(\.stringValue) == ProposalStatus.allCases.map(\.rawValue))
+        // Proposal statuses, then the bug statuses that are not proposal statuses (the bug topics' status_changed).
+        #expect(statuses.compactMap(\.stringValue) == ProposalStatus.allCases.map(\.rawValue) + bugOnlyStatuses)
         let analysisSchema = try #require(try loadSchema(named: "event.analysis"))
         let categories = analysisSchema["properties"]?["category"]?["enum"]?.arrayValue ?? []
         #expect(categories.compactMap(\.stringValue) == FailureCategory.allCases.map(\.rawValue))
@@ -174,6 +190,9 @@ func loadSchema(named name: String) throws -> JSONValue? {
         let readme = try String(contentsOf: protocolDirectory.appendingPathComponent("README.md"), encoding: .utf8)
         for type in ClientMessage.types + ServerMessage.types { #expect(readme.contains("`\(type)`"), "\(type)") }
         for kind in EventKind.allCases { #expect(readme.contains("`\(kind.rawValue)`"), "\(kind)") }
+        for kind in featureEventKinds { #expect(readme.contains("`\(kind)`"), "\(kind)") }
+        for type in featureCommandTypes { #expect(readme.contains("`\(type)`"), "\(type)") }
+        for status in bugOnlyStatuses { #expect(readme.contains("`\(status)`"), "\(status)") }
         for code in ErrorCode.allCases { #expect(readme.contains("`\(code.rawValue)`"), "\(code)") }
         for status in ProposalStatus.allCases { #expect(readme.contains("`\(status.rawValue)`"), "\(status)") }
         for category in FailureCategory.allCases { #expect(readme.contains("`\(category.rawValue)`"), "\(category)") }

@@ -299,6 +299,198 @@ struct StoreContractTests {
         #expect(figures == expected)
     }
 
+    @Test("workflows: upsert by id replaces every column; lookup by id whatever the kind; unknown id is nil",
+          arguments: BackendKind.all)
+    func workflowUpsert(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        #expect(try store.sync { store.workflow(id: "b-1", completion: $0) } == nil)
+        let first = workflowRow("b-1", createdAt: 10, doc: "{\"v\":1}")
+        _ = try store.sync { store.write(StoreWrite(workflows: [first, workflowRow("a-1", kind: "ask")]), completion: $0) }
+        #expect(try store.sync { store.workflow(id: "b-1", completion: $0) } == first)
+        #expect(try store.sync { store.workflow(id: "a-1", completion: $0) } == workflowRow("a-1", kind: "ask"))
+
+        // Every column is replaced, kind and created_at included.
+        let replaced = WorkflowRow(
+            kind: "incident", id: "b-1", repo: "other", title: "renamed", status: "fixing", author: "bob", createdAt: 11,
+            updatedAt: 99, doc: "{\"v\":2}")
+        var w = StoreWrite()
+        w.workflows = [replaced]
+        _ = try store.sync { store.write(w, completion: $0) }
+        #expect(try store.sync { store.workflow(id: "b-1", completion: $0) } == replaced)
+        #expect(try store.sync { store.workflows(kind: "bug", status: nil, limit: 10, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.workflows(kind: "incident", status: nil, limit: 10, completion: $0) } == [replaced])
+        // The same id twice in one write: the later row wins.
+        let later = workflowRow("b-2", status: "proposed", createdAt: 5)
+        _ = try store.sync { store.write(StoreWrite(workflows: [workflowRow("b-2"), later]), completion: $0) }
+        #expect(try store.sync { store.workflow(id: "b-2", completion: $0) } == later)
+        #expect(try store.sync { store.workflow(id: "b-3", completion: $0) } == nil)
+        #expect(try store.sync { store.workflow(id: "", completion: $0) } == nil)
+    }
+
+    @Test("workflows: newest first per kind, by status, limited; several statuses oldest first; counts per status",
+          arguments: BackendKind.all)
+    func workflowLists(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        #expect(try store.sync { store.workflowCounts(kind: "bug", completion: $0) } == [:])
+        #expect(try store.sync { store.workflows(kind: "bug", status: nil, limit: 10, completion: $0) }.isEmpty)
+        // Written out of order; b-c and b-d share a created_at (then id decides).
+        let rows = [
+            workflowRow("b-c", status: "fixing", createdAt: 30),
+            workflowRow("b-a", status: "analyzing", createdAt: 10),
+            workflowRow("b-e", status: "proposed", createdAt: 40),
+            workflowRow("b-d", status: "analyzing", createdAt: 30),
+            workflowRow("b-b", status: "proposed", createdAt: 20),
+            workflowRow("a-x", kind: "ask", status: "analyzing", createdAt: 50),
+            workflowRow("i-y", kind: "incident", status: "fixing", createdAt: 5),
+        ]
+        _ = try store.sync { store.write(StoreWrite(workflows: Array(rows.prefix(3))), completion: $0) }
+        _ = try store.sync { store.write(StoreWrite(workflows: Array(rows.dropFirst(3))), completion: $0) }
+
+        func ids(_ list: [WorkflowRow]) -> [String] { list.map(\.id) }
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: nil, limit: 10, completion: $0) })
+            == ["b-e", "b-d", "b-c", "b-b", "b-a"])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: nil, limit: 2, completion: $0) }) == ["b-e", "b-d"])
+        #expect(try store.sync { store.workflows(kind: "bug", status: nil, limit: 0, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.workflows(kind: "bug", status: nil, limit: -1, completion: $0) }.isEmpty)
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: "analyzing", limit: 10, completion: $0) }) == ["b-d", "b-a"])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: "proposed", limit: 1, completion: $0) }) == ["b-e"])
+        #expect(try store.sync { store.workflows(kind: "bug", status: "fixed", limit: 10, completion: $0) }.isEmpty)
+        #expect(try ids(store.sync { store.workflows(kind: "ask", status: nil, limit: 10, completion: $0) }) == ["a-x"])
+        #expect(try store.sync { store.workflows(kind: "nope", status: nil, limit: 10, completion: $0) }.isEmpty)
+        // The full rows come back, not just ids.
+        #expect(try store.sync { store.workflows(kind: "bug", status: "fixing", limit: 10, completion: $0) } == [rows[0]])
+
+        // Startup recovery: oldest first, only this kind.
+        #expect(try ids(store.sync { store.workflows(kind: "bug", statuses: ["analyzing", "fixing"], completion: $0) })
+            == ["b-a", "b-c", "b-d"])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", statuses: ["proposed"], completion: $0) }) == ["b-b", "b-e"])
+        #expect(try ids(store.sync { store.workflows(kind: "incident", statuses: ["fixing", "analyzing"], completion: $0) }) == ["i-y"])
+        #expect(try store.sync { store.workflows(kind: "bug", statuses: [], completion: $0) }.isEmpty)
+        #expect(try store.sync { store.workflows(kind: "bug", statuses: ["unfixed"], completion: $0) }.isEmpty)
+
+        #expect(try store.sync { store.workflowCounts(kind: "bug", completion: $0) } == ["analyzing": 2, "fixing": 1, "proposed": 2])
+        #expect(try store.sync { store.workflowCounts(kind: "ask", completion: $0) } == ["analyzing": 1])
+        // A status change moves a row between counts and lists.
+        var moved = rows[1]
+        moved.status = "fixing"
+        moved.updatedAt = 60
+        _ = try store.sync { store.write(StoreWrite(workflows: [moved]), completion: $0) }
+        #expect(try store.sync { store.workflowCounts(kind: "bug", completion: $0) } == ["analyzing": 1, "fixing": 2, "proposed": 2])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: "analyzing", limit: 10, completion: $0) }) == ["b-d"])
+    }
+
+    @Test("a workflow row is stored with its write's events or not at all, on every write path", arguments: BackendKind.all)
+    func workflowAtomicity(_ kind: BackendKind) throws {
+        // Postgres has two write paths (a pipeline per group, and a savepoint per write when anything in the
+        // group fails or pipelining is off); SQLite has the second only.
+        for pipelining in kind == .postgres ? [true, false] : [true] {
+            let f = try StoreFixture(kind)
+            var options = f.options()
+            options.postgresPipelining = pipelining
+            let store = try f.open(options)
+            defer { store.close() }
+            let path = "pipelining \(pipelining)"
+
+            // A group where everything succeeds (on Postgres with pipelining: the pipelined path).
+            let old = workflowRow("b-old", status: "analyzing", createdAt: 1)
+            let okGroup = try group(store, [
+                StoreWrite(events: [event("bug:b-old", "bug_reported"), event("bugs", "bug")], workflows: [old]),
+                StoreWrite(events: [event("bug:b-two", "bug_reported")], workflows: [workflowRow("b-two", createdAt: 2)]),
+            ])
+            #expect(okGroup.map { (try? $0.get())?.events.map(\.seq) } == [[1, 1], [1]], "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-old", completion: $0) } == old, "\(path)")
+
+            // A stored event the topic's head does not know of: the next event appended to that topic takes
+            // its seq, so that event's INSERT fails in the database (after the write's workflow row went in).
+            _ = try store.sync {
+                store.rawQuery("INSERT INTO events (topic, seq, ts, kind, data) VALUES ('bug:b-bad', 1, 1, 'x', '{}')", completion: $0)
+            }
+            var changedOld = old
+            changedOld.status = "fixing"
+            changedOld.doc = "{\"changed\":true}"
+            let results = try group(store, [
+                StoreWrite(events: [event("bugs", "bug")], workflows: [workflowRow("b-good", createdAt: 3)]),
+                // New row and an update of a stored one, then the failing event.
+                StoreWrite(events: [event("bugs", "bug"), event("bug:b-bad", "bug_reported")],
+                           workflows: [workflowRow("b-bad", createdAt: 4), changedOld]),
+                // An event the store refuses before any SQL (empty topic), after the rows.
+                StoreWrite(events: [event("", "bug")], workflows: [workflowRow("b-empty", createdAt: 5)]),
+                StoreWrite(events: [event("bugs", "bug")], workflows: [workflowRow("b-good2", createdAt: 6)]),
+            ])
+            #expect((try? results[0].get())?.events.map(\.seq) == [2], "\(path)")
+            #expect(throws: StoreError.self, "\(path)") { try results[1].get() }
+            #expect(throws: StoreError.self, "\(path)") { try results[2].get() }
+            #expect((try? results[3].get())?.events.map(\.seq) == [3], "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-bad", completion: $0) } == nil, "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-empty", completion: $0) } == nil, "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-old", completion: $0) } == old, "the failed write's update was rolled back (\(path))")
+            #expect(try store.sync { store.workflow(id: "b-good", completion: $0) } == workflowRow("b-good", createdAt: 3), "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-good2", completion: $0) } == workflowRow("b-good2", createdAt: 6), "\(path)")
+            #expect(try store.sync { store.head(topic: "bugs", completion: $0) } == 3, "no seq taken by the failed write (\(path))")
+            #expect(try store.sync { store.head(topic: "bug:b-bad", completion: $0) } == 0, "\(path)")
+            #expect(try store.sync { store.workflowCounts(kind: "bug", completion: $0) } == ["analyzing": 4], "\(path)")
+
+            // A repeated command id: the retry's rows are not applied.
+            let cmd = CommandRecord(principal: "alice", commandId: "report-1", response: "{\"bug\":\"b-cmd\"}")
+            let report = StoreWrite(events: [event("bug:b-cmd", "bug_reported")], command: cmd, workflows: [workflowRow("b-cmd", createdAt: 7)])
+            #expect(try store.sync { store.write(report, completion: $0) }.events.map(\.seq) == [1], "\(path)")
+            var retry = report
+            retry.workflows = [workflowRow("b-cmd", status: "fixed", createdAt: 7), workflowRow("b-cmd2", createdAt: 8)]
+            #expect(try store.sync { store.write(retry, completion: $0) }.isDuplicate, "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-cmd", completion: $0) }?.status == "analyzing", "\(path)")
+            #expect(try store.sync { store.workflow(id: "b-cmd2", completion: $0) } == nil, "\(path)")
+        }
+    }
+
+    @Test("a 1 MB workflow document round-trips intact", arguments: BackendKind.all)
+    func workflowLargeDoc(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        // JSON-ish text with escapes, quotes, newlines and multi-byte characters, different on every line.
+        var doc = "{\"log\":["
+        var n = 0
+        while doc.utf8.count < 1 << 20 {
+            doc += "\"line \(n): caf\u{E9} \u{6F22}\u{5B57} \u{1F41E} \\\"quoted\\\" \\\\ back\\nslash\ttab\",\n"
+            n += 1
+        }
+        doc += "\"end\"]}"
+        #expect(doc.utf8.count > 1 << 20)
+        let row = workflowRow("b-big", doc: doc)
+        _ = try store.sync { store.write(StoreWrite(events: [event("bug:b-big")], workflows: [row]), completion: $0) }
+        let stored = try #require(try store.sync { store.workflow(id: "b-big", completion: $0) })
+        #expect(stored.doc.utf8.count == doc.utf8.count)
+        #expect(stored.doc == doc)
+        #expect(try store.sync { store.workflows(kind: "bug", status: nil, limit: 1, completion: $0) }.first?.doc == doc)
+        #expect(try store.sync { store.workflows(kind: "bug", statuses: ["analyzing"], completion: $0) }.first?.doc == doc)
+    }
+
+    /// Hands `writes` to the worker while it is paused, so they are served as one group commit; their
+    /// results in order.
+    private func group(_ store: Store, _ writes: [StoreWrite]) throws -> [Result<WriteOutcome, StoreError>] {
+        let results = Locked<[Int: Result<WriteOutcome, StoreError>]>([:])
+        let done = DispatchGroup()
+        store.pauseWorker()
+        for (i, w) in writes.enumerated() {
+            done.enter()
+            store.write(w) { r in
+                results.withLock { $0[i] = r }
+                done.leave()
+            }
+        }
+        store.resumeWorker()
+        done.wait()
+        let r = results.get
+        return try writes.indices.map { i in
+            guard let result = r[i] else { throw FixtureError(description: "write \(i) never completed") }
+            return result
+        }
+    }
+
     @Test("code index: files, symbols, imports; stemmed, weighted search; incremental replace and delete", arguments: BackendKind.all)
     func codeIndex(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)

@@ -148,6 +148,14 @@ func proposalRow(_ id: String, status: String = "proposed", createdAt: Int64 = 1
         createdAt: createdAt, updatedAt: createdAt, attempts: 0, doc: "{}")
 }
 
+func workflowRow(
+    _ id: String, kind: String = "bug", status: String = "analyzing", createdAt: Int64 = 1, title: String = "t", doc: String = "{}"
+) -> WorkflowRow {
+    WorkflowRow(
+        kind: kind, id: id, repo: "r", title: title, status: status, author: "alice", createdAt: createdAt,
+        updatedAt: createdAt, doc: doc)
+}
+
 extension WriteOutcome {
     /// The committed events (empty for a duplicate).
     var events: [StoredEvent] {
