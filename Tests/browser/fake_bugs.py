@@ -271,6 +271,9 @@ class BugScripts:
         b.setdefault("proposals", []).append(pid)
         await self.publish(b["topic"], "bug_proposed", {"proposal": pid, "approach": n})
         await self.bug_status(b, "proposed", f"approach #{n} is proposal {pid}")
+        # Like Medic, the proposal is tested once more on its own before it awaits review.
+        await self.publish(b["topic"], "proposal_status", {"proposal": pid, "status": "testing"})
+        await self.pause(0.4)
         await self.publish(b["topic"], "proposal_status", {"proposal": pid, "status": "awaiting_review"})
         return pid
 

@@ -479,6 +479,13 @@ check('bugChecklist follows a full run step by step', () => {
     'running:Fix #2 ranked best; making the proposal…']);
   run.proposed.forEach((e) => m.apply(e));
   assert.equal(texts().at(-1), 'done:Fix #2 passes all tests, ready to review');
+  // Medic tests the winner's proposal again: review is ready when the proposal awaits it.
+  m.apply({ topic: 'bug:b-1', seq: 90, kind: 'proposal_status', data: { proposal: 'p_1', status: 'testing' } });
+  assert.equal(texts().at(-1), 'running:Fix #2 passes all tests; its proposal is being checked (testing)…');
+  m.apply({ topic: 'bug:b-1', seq: 91, kind: 'proposal_status', data: { proposal: 'p_1', status: 'awaiting_review' } });
+  assert.equal(texts().at(-1), 'done:Fix #2 passes all tests, ready to review');
+  m.apply({ topic: 'bug:b-1', seq: 92, kind: 'proposal_status', data: { proposal: 'p_1', status: 'rejected' } });
+  assert.equal(texts().at(-1), "warn:Fix #2's proposal is rejected");
   m.apply({ topic: 'bug:b-1', seq: 99, kind: 'bug_fixed', data: { proposal: 'p_1', commit: 'abcdef0123456789' } });
   assert.equal(texts().at(-1), 'done:Fix #2 applied as commit abcdef012345');
 });

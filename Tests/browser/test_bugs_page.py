@@ -226,7 +226,8 @@ def test_the_checklist_walks_every_step_while_approaches_overlap(fake_factory, b
                  "Reproduced the bug", "Generated 3 potential fixes", "Testing fix #1 in sandbox…",
                  "Testing fix #2 in sandbox…", "Testing fix #3 in sandbox…", "Fix #1: writing attempt 2/2…",
                  "Fix #1 failed: breaks tests/test_session.py::test_logout_clears_token", "Fix #2 passes all tests",
-                 "Fix #3 passes all tests", "Fix #2 passes all tests, ready to review"):
+                 "Fix #3 passes all tests", "Fix #2 passes all tests; its proposal is being checked (testing)…",
+                 "Fix #2 passes all tests, ready to review"):
         assert text in seen, f"{text!r} never shown; saw {sorted(seen)}"
     # The approaches ran side by side: at some moment two or more were running at once.
     running = [sum(1 for (state, text) in snap if state == "running" and text.startswith(("Testing fix", "Fix #")))

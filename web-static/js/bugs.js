@@ -358,6 +358,8 @@ function hasContent(changes) {
   return Array.isArray(changes) && changes.some((c) => typeof c?.content === 'string');
 }
 
+/** A proposal's statuses on its way to review (the winner's proposal is tested again on its own). */
+const PROPOSAL_CHECKING = new Set(['proposed', 'deploying', 'testing', 'tests_failed', 'analyzing', 'fixing', 'tests_passed', 'changes_requested']);
 const BUSY_APPROACH = new Set(['deploying', 'testing', 'analyzing', 'fixing']);
 const LATE_STATUSES = new Set(['fixing', 'proposed', 'fixed', 'unfixed']);
 
@@ -418,7 +420,16 @@ export function bugChecklist(m) {
   // 6. The outcome.
   const winner = m.proposal?.approach ?? m.ranking?.winner ?? null;
   if (m.fixed || status === 'fixed') item('result', 'done', `Fix #${winner ?? '?'} applied${m.fixed?.commit ? ` as commit ${String(m.fixed.commit).slice(0, 12)}` : ''}`);
-  else if (m.proposal && status !== 'unfixed') item('result', 'done', `Fix #${winner ?? '?'} passes all tests, ready to review`);
+  else if (m.proposal && status !== 'unfixed') {
+    // The proposal made from the winner runs its own pipeline (proposal_status): "ready to review" once it waits for it.
+    const ps = m.proposalStatus;
+    const fix = `Fix #${winner ?? '?'}`;
+    if (!ps || ps === 'awaiting_review') item('result', 'done', `${fix} passes all tests, ready to review`);
+    else if (PROPOSAL_CHECKING.has(ps)) item('result', 'running', `${fix} passes all tests; its proposal is being checked (${ps.replace(/_/g, ' ')})…`);
+    else if (ps === 'approved' || ps === 'applying') item('result', 'running', `${fix} was approved; applying it…`);
+    else if (ps === 'applied') item('result', 'done', `${fix} applied`);
+    else item('result', 'warn', `${fix}'s proposal is ${ps.replace(/_/g, ' ')}`);
+  }
   else if (m.unfixed || status === 'unfixed') item('result', 'fail', 'No approach qualified');
   else if (stopped) item('result', 'warn', `Interrupted${m.reason ? ` (${m.reason})` : ''}: an admin can resume it`);
   else if (m.ranking?.winner) item('result', 'running', `Fix #${m.ranking.winner} ranked best; making the proposal…`);
