@@ -326,6 +326,12 @@ struct BugWorkflowTests {
         #expect(try git(repo, "show", "--name-only", "--format=", commit).split(separator: "\n").sorted() == ["app/coupons.py", "tests/test_coupon_bug.py"])
         #expect(FileManager.default.contents(atPath: repo + "/app/coupons.py").map { String(decoding: $0, as: UTF8.self) }?.contains("code.strip().upper()") == true)
         #expect(try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: adminToken).1?["status"]?.stringValue == "fixed")
+        let metrics = try TestClient(port: medic.port, timeoutSeconds: 10)
+        try metrics.write(Array("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let exposition = String(decoding: try metrics.readHTTPResponse().body, as: UTF8.self).split(separator: "\n").map(String.init)
+        for sample in ["medic_bugs_reported 1", "medic_bugs_reproduced 1", "medic_bugs_proposed 1", "medic_bugs_fixed 1", "medic_bugs_unfixed 0"] {
+            #expect(exposition.contains(sample), "\(sample) not in /metrics: \(exposition.filter { $0.hasPrefix("medic_bug") })")
+        }
 
         // What the model was asked: one analysis, one reproducer, three approaches, one fix (for #1).
         let systems = try fake.requests().compactMap { $0["body"]?["system"]?.stringValue }
@@ -429,7 +435,8 @@ struct BugWorkflowTests {
         }
 
         let second = try MedicHarness(directory: directory, configure: configure)
-        defer { second.stop() }
+        var secondRunning = true
+        defer { if secondRunning { second.stop() } }
         let admin = try second.session(adminToken)
         #expect(try admin.call(["type": "subscribe", "topic": .string("bug:\(bug)"), "since": 0])["type"]?.stringValue == "ack")
         let interrupted = try waitFor(admin, seconds: 20, "interrupted") {
@@ -469,6 +476,32 @@ struct BugWorkflowTests {
         let again = try admin.call(["type": "resume_bug", "bug": .string(bug)])
         #expect(again["code"]?.stringValue == "invalid_state", "\(again.jsonString)")
         #expect(try rest(second, "POST", "/api/v1/bugs/\(bug)/resume", token: adminToken).0 == 409)
+
+        // Another restart while the bug is proposed (not busy: it stays proposed); approving its proposal then
+        // loads the bug and fixes it.
+        let proposal = try #require(events(afterResume, "bug_proposed").first?["data"]?["proposal"]?.stringValue)
+        #expect(try admin.call(["type": "subscribe", "topic": .string("proposal:\(proposal)"), "since": 0])["type"]?.stringValue == "ack")
+        _ = try waitFor(admin, seconds: 30, "awaiting_review") { isEvent("status_changed", topic: "proposal:\(proposal)")($0) && $0["data"]?["status"]?.stringValue == "awaiting_review" }
+        second.stop()
+        secondRunning = false
+        let third = try MedicHarness(directory: directory, configure: configure)
+        defer { third.stop() }
+        #expect(try rest(third, "GET", "/api/v1/bugs/\(bug)", token: adminToken).1?["status"]?.stringValue == "proposed")
+        let reviewer = try third.session(adminToken)
+        #expect(try reviewer.call(["type": "subscribe", "topic": .string("bug:\(bug)"), "since": 0])["type"]?.stringValue == "ack")
+        let revision = try #require(try rest(third, "GET", "/api/v1/proposals/\(proposal)", token: adminToken).1?["revision"]?.intValue)
+        var replayed: [JSONValue] = []
+        let approved = try reviewer.call(["type": "approve", "proposal": .string(proposal), "revision": .int(revision)], skipped: &replayed)
+        #expect(approved["type"]?.stringValue == "ack", "\(approved.jsonString)")
+        let fixed = replayed + (try waitFor(reviewer, seconds: 30, "bug_fixed", isEvent("bug_fixed")))
+        #expect(events(fixed, "bug_fixed").first?["data"]?["proposal"]?.stringValue == proposal)
+        #expect(events(fixed, "status_changed").last?["data"]?["status"]?.stringValue != "interrupted")
+        var final = ""
+        for _ in 0..<50 where final != "fixed" {
+            final = try rest(third, "GET", "/api/v1/bugs/\(bug)", token: adminToken).1?["status"]?.stringValue ?? ""
+            if final != "fixed" { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(final == "fixed")
     }
 
     /// 4. Malformed reports are refused with a clear message over both transports and store nothing; viewers may not
@@ -537,8 +570,16 @@ struct BugWorkflowTests {
         #expect(ack?["status"]?.stringValue == "analyzing")
         let (repeated, again) = try rest(medic, "POST", "/api/v1/bugs", token: botToken, body: body, headers: ["Idempotency-Key: report-once"])
         #expect((200...201).contains(repeated) && again?["bug"]?.stringValue == id, "\(repeated) \(again?.jsonString.prefix(300) ?? "")")
+        // The same key on two connections at once: both answers name one bug.
+        let small = JSONValue.object(valid).jsonString
+        let request = "POST /api/v1/bugs HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer \(botToken)\r\n"
+            + "Idempotency-Key: report-race\r\nContent-Length: \(small.utf8.count)\r\n\r\n\(small)"
+        let racers = try (0..<2).map { _ in try TestClient(port: medic.port, timeoutSeconds: 20) }
+        for client in racers { try client.write(Array(request.utf8)) }
+        let raced = try racers.map { try JSONValue.parse($0.readHTTPResponse().body)["bug"]?.stringValue }
+        #expect(raced[0] != nil && raced[0] == raced[1], "\(raced)")
         let bugs = try rest(medic, "GET", "/api/v1/bugs", token: viewerToken).1?["bugs"]?.arrayValue ?? []
-        #expect(bugs.compactMap { $0["id"]?.stringValue } == [id])
+        #expect(Set(bugs.compactMap { $0["id"]?.stringValue }) == Set([id, raced[0] ?? ""]) && bugs.count == 2, "\(bugs.map { $0["id"] })")
         let (_, detail) = try rest(medic, "GET", "/api/v1/bugs/\(id)", token: viewerToken)
         #expect(detail?["severity"]?.stringValue == "critical" && detail?["approaches"]?.intValue == 5 && detail?["author"]?.stringValue == "shop-bot")
         #expect(detail?["report"]?["evidence"]?.arrayValue?.count == 20)
@@ -604,6 +645,20 @@ struct BugWorkflowTests {
         #expect(ranked["approaches"]?.arrayValue?.compactMap { $0["status"]?.stringValue } == ["qualified", "duplicate", "duplicate"])
         let details = try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: token).1?["approach_details"]?.arrayValue ?? []
         #expect(details.compactMap { $0["duplicate_of"]?.intValue } == [1, 1])
+        // The stored events over REST are the ones the WebSocket delivered (ephemeral fix_delta aside).
+        let stored = history.filter { $0["type"]?.stringValue == "event" && $0["topic"]?.stringValue == "bug:\(bug)" && $0["seq"]?.intValue != nil }
+        let (status, page) = try rest(medic, "GET", "/api/v1/bugs/\(bug)/events?since=0", token: token)
+        let served = page?["events"]?.arrayValue ?? []
+        #expect(status == 200 && served.count >= stored.count, "\(status) \(served.count) vs \(stored.count)")
+        #expect(Array(served.prefix(stored.count)).map { "\($0["seq"]?.intValue ?? -1) \($0["kind"]?.stringValue ?? "")" }
+                == stored.map { "\($0["seq"]?.intValue ?? -1) \($0["kind"]?.stringValue ?? "")" })
+        #expect(served.map { $0["seq"]?.intValue ?? -1 } == Array(1...Int64(served.count)))
+        let (_, later) = try rest(medic, "GET", "/api/v1/bugs/\(bug)/events?since=3", token: token)
+        #expect(later?["events"]?.arrayValue?.first?["seq"]?.intValue == 4)
+        // Its sandboxes are gone once it is proposed.
+        let sandboxes = medic.directory + "/data/sandboxes/\(bug)"
+        for _ in 0..<50 where FileManager.default.fileExists(atPath: sandboxes) { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!FileManager.default.fileExists(atPath: sandboxes), "\((try? FileManager.default.contentsOfDirectory(atPath: sandboxes)) ?? [])")
     }
 
     /// 7. An approach whose tests flood output and then hang is killed at the test timeout and fails; the output is
@@ -655,5 +710,41 @@ struct BugWorkflowTests {
         #expect(ranked["winner"]?.intValue == 2)
         #expect(events(history, "bug_proposed").first?["data"]?["approach"]?.intValue == 2)
         #expect(Date().timeIntervalSince(started) < 60)
+        // The `bugs` collection carried the summary at every status change.
+        if !history.contains(where: { isEvent("bug", topic: "bugs")($0) && $0["data"]?["status"]?.stringValue == "proposed" }) {
+            history += try waitFor(admin, seconds: 10, "bugs: proposed") { isEvent("bug", topic: "bugs")($0) && $0["data"]?["status"]?.stringValue == "proposed" }
+        }
+        let statuses = history.filter(isEvent("bug", topic: "bugs")).filter { $0["data"]?["id"]?.stringValue == bug }.compactMap { $0["data"]?["status"]?.stringValue }
+        #expect(statuses == ["analyzing", "reproducing", "fixing", "proposed"], "\(statuses)")
+    }
+
+    /// 8. No approach qualifies: the bug ends unfixed with each approach's reason, and its sandboxes are removed.
+    @Test func whenNoApproachQualifiesTheBugIsUnfixed() throws {
+        let medic = try scriptedMedic([
+            entry("bug_analysis", Coupons.analysis),
+            entry("bug_reproducer", Coupons.reproducer),
+            entry("bug_approach", Coupons.squeeze, approach: 1),
+            entry("fix", Coupons.unfixable, approach: 1),
+            entry("bug_approach", ["unfixable": true, "explanation": "Needs a product decision on codes with spaces."], approach: 2),
+        ])
+        defer { medic.stop() }
+        let token = try medic.token("alice", role: "admin")
+        let admin = try medic.session(token)
+        let bug = try report(admin, approaches: 2)
+        let history = try waitFor(admin, seconds: 60, "bug_proposed or bug_unfixed") { isEvent("bug_proposed")($0) || isEvent("bug_unfixed")($0) }
+        let unfixed = try #require(events(history, "bug_unfixed").first?["data"])
+        let reasons = unfixed["reasons"]?.arrayValue ?? []
+        #expect(reasons.compactMap { $0["approach"]?.intValue } == [1, 2])
+        #expect(reasons.allSatisfy { ($0["reason"]?.stringValue ?? "").isEmpty == false })
+        #expect(reasons.last?["reason"]?.stringValue?.contains("product decision") == true, "\(reasons)")
+        #expect(events(history, "approaches_ranked").first?["data"]?["winner"] == .null)
+        _ = try waitFor(admin, seconds: 10, "status unfixed") { isEvent("status_changed")($0) && $0["data"]?["status"]?.stringValue == "unfixed" }
+        let (_, detail) = try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: token)
+        #expect(detail?["status"]?.stringValue == "unfixed" && detail?["proposal"] == .null && detail?["reproduced"] == .bool(true))
+        let chosen = try admin.call(["type": "choose_approach", "bug": .string(bug), "approach": 1])
+        #expect(chosen["code"]?.stringValue == "invalid_state")
+        let sandboxes = medic.directory + "/data/sandboxes/\(bug)"
+        for _ in 0..<50 where FileManager.default.fileExists(atPath: sandboxes) { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!FileManager.default.fileExists(atPath: sandboxes))
     }
 }
