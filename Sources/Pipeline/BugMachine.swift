@@ -406,6 +406,11 @@ public struct BugMachine: Sendable {
     /// Why a reproducer run does not reproduce the bug, or nil when it does.
     static func refusal(_ result: TestResult, _ failure: FailureAnalysis, reproducer path: String, ownFailures: [String], anyFailures: Bool) -> String? {
         if result.succeeded { return "the reproducer passes on the unchanged repository: it does not show the bug" }
+        // No exit status and no signal: the suite never ran (the reproducer could not be written — e.g. its path
+        // exists —, the sandbox could not be made or the command could not start). Nothing was reproduced.
+        if result.exitCode < 0, result.signal == nil, !result.timedOut {
+            return "the suite did not run on the unchanged repository: \(failure.rootCause)"
+        }
         if result.timedOut { return "the run timed out on the unchanged repository" }
         let inTest = failure.locations.first.map { $0.file == path } ?? true
         switch failure.category {
