@@ -718,6 +718,35 @@ struct BugWorkflowTests {
         #expect(statuses == ["analyzing", "reproducing", "fixing", "proposed"], "\(statuses)")
     }
 
+    /// A reproducer must be a new file: one that would overwrite an existing test (here the coupon tests, replaced by
+    /// a failing one) cannot be written, so the base run never runs — that is a refusal (re-asked), never a
+    /// verified reproducer.
+    @Test func aReproducerOverwritingAnExistingFileIsRefused() throws {
+        guard case .object(var clobber) = Coupons.reproducer else { return }
+        clobber["path"] = "tests/test_coupons.py"
+        let medic = try scriptedMedic([
+            entry("bug_analysis", Coupons.analysis),
+            entry("bug_reproducer", .object(clobber), attempt: 1),
+            entry("bug_reproducer", Coupons.reproducer, attempt: 2),
+            entry("bug_approach", Coupons.strip, approach: 1),
+        ])
+        defer { medic.stop() }
+        let token = try medic.token("alice", role: "admin")
+        let admin = try medic.session(token)
+        let bug = try report(admin, approaches: 1)
+        let history = try waitFor(admin, seconds: 60, "bug_proposed or bug_unfixed") { isEvent("bug_proposed")($0) || isEvent("bug_unfixed")($0) }
+        let rejected = events(history, "reproducer_rejected")
+        #expect(rejected.compactMap { $0["data"]?["path"]?.stringValue } == ["tests/test_coupons.py"], "\(rejected.map { $0["data"]?.jsonString ?? "" })")
+        let verified = events(history, "reproducer_verified")
+        #expect(verified.compactMap { $0["data"]?["path"]?.stringValue } == [Coupons.reproducerPath], "\(verified.map { $0["data"]?.jsonString.prefix(300) ?? "" })")
+        #expect(events(history, "bug_proposed").count == 1)
+        let (_, detail) = try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: token)
+        #expect(detail?["reproduced"] == .bool(true) && detail?["reproducer"]?["path"]?.stringValue == Coupons.reproducerPath)
+        let proposal = try #require(detail?["proposal"]?.stringValue)
+        let paths = revisionPaths(try rest(medic, "GET", "/api/v1/proposals/\(proposal)", token: token).1)
+        #expect(Set(paths) == ["app/coupons.py", Coupons.reproducerPath], "\(paths)")
+    }
+
     /// 8. No approach qualifies: the bug ends unfixed with each approach's reason, and its sandboxes are removed.
     @Test func whenNoApproachQualifiesTheBugIsUnfixed() throws {
         let medic = try scriptedMedic([
