@@ -577,6 +577,13 @@ public struct BugMachine: Sendable {
             }
         }
         approaches[i].status = Self.approachStatus(machine.status, current: before)
+        if approaches[i].status == .qualified, reproduced == true, let verified = reproducer,
+           !approaches[i].finalChanges.contains(verified.change)
+        {
+            // A repair-loop fix rewrote or removed the verified reproducer: its passing suite no longer shows the bug fixed.
+            approaches[i].status = .failed
+            approaches[i].reason = "its final change alters or removes the reproducer \(verified.path), so its passing suite does not show the bug fixed"
+        }
         if approaches[i].status == .failed, approaches[i].reason == nil {
             approaches[i].reason = machine.revisions.last?.analysis?.rootCause.isEmpty == false
                 ? "the repair loop gave up: \(machine.revisions.last!.analysis!.rootCause)" : "the repair loop gave up"
