@@ -747,6 +747,36 @@ struct BugWorkflowTests {
         #expect(Set(paths) == ["app/coupons.py", Coupons.reproducerPath], "\(paths)")
     }
 
+    /// An approach qualifies only with the verified reproducer passing: a repair-loop fix that rewrites the reproducer
+    /// into a test that passes anyway (and undoes the fix) does not qualify, and no proposal carries it.
+    @Test func aFixThatWeakensTheReproducerDoesNotQualify() throws {
+        let weakened = fix([
+            file("app/coupons.py", Coupons.module),
+            file(Coupons.reproducerPath, "import unittest\n\n\nclass PastedCodeTests(unittest.TestCase):\n    def test_pasted_code_gets_its_discount(self):\n        pass\n"),
+        ], explanation: "Revert normalize() and relax the new test.")
+        let medic = try scriptedMedic([
+            entry("bug_analysis", Coupons.analysis),
+            entry("bug_reproducer", Coupons.reproducer),
+            entry("bug_approach", Coupons.squeeze, approach: 1),
+            entry("fix", weakened, approach: 1),
+        ])
+        defer { medic.stop() }
+        let token = try medic.token("alice", role: "admin")
+        let admin = try medic.session(token)
+        let bug = try report(admin, approaches: 1)
+        let history = try waitFor(admin, seconds: 60, "bug_proposed or bug_unfixed") { isEvent("bug_proposed")($0) || isEvent("bug_unfixed")($0) }
+        // The weakened revision's suite passes…
+        #expect(events(history, "fix_generated").count == 1)
+        #expect(history.filter { isEvent("test_finished")($0) && $0["data"]?["approach"]?.intValue == 1 }.last?["data"]?["exit_code"]?.intValue == 0)
+        // …but it does not reproduce the bug any more: not qualified, nothing proposed.
+        #expect(events(history, "bug_proposed").isEmpty, "proposed: \(events(history, "bug_proposed").first?["data"]?.jsonString ?? "")")
+        let ranked = try #require(events(history, "approaches_ranked").first?["data"])
+        let row = ranked["approaches"]?.arrayValue?.first
+        #expect(row?["qualified"]?.boolValue == false && ranked["winner"] == .null, "\(ranked.jsonString.prefix(600))")
+        #expect(row?["reason"]?.stringValue?.contains(Coupons.reproducerPath) == true, "\(row?["reason"]?.stringValue ?? "")")
+        #expect(try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: token).1?["status"]?.stringValue == "unfixed")
+    }
+
     /// 8. No approach qualifies: the bug ends unfixed with each approach's reason, and its sandboxes are removed.
     @Test func whenNoApproachQualifiesTheBugIsUnfixed() throws {
         let medic = try scriptedMedic([
