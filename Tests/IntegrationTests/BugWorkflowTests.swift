@@ -145,13 +145,17 @@ private func rest(_ medic: MedicHarness, _ method: String, _ path: String, token
 private func waitFor(_ client: MedicClient, seconds: Double, _ what: String, _ predicate: (JSONValue) -> Bool) throws -> [JSONValue] {
     let deadline = Date().addingTimeInterval(seconds)
     var seen: [JSONValue] = []
+    func tail() -> String {
+        seen.suffix(8).map { "\($0["kind"]?.stringValue ?? $0["type"]?.stringValue ?? "?") \($0["data"]?.jsonString.prefix(200) ?? "")" }
+            .joined(separator: " | ")
+    }
     while Date() < deadline {
-        let message = try client.next()
+        let message: JSONValue
+        do { message = try client.next() } catch { throw TestClientError("waiting for \(what): \(error); last messages: \(tail())") }
         seen.append(message)
         if predicate(message) { return seen }
     }
-    let tail = seen.suffix(8).map { "\($0["kind"]?.stringValue ?? $0["type"]?.stringValue ?? "?") \($0["data"]?.jsonString.prefix(200) ?? "")" }
-    throw TestClientError("no \(what) within \(seconds) s; last messages: \(tail.joined(separator: " | "))")
+    throw TestClientError("no \(what) within \(seconds) s; last messages: \(tail())")
 }
 
 private func isEvent(_ kind: String, topic: String? = nil) -> (JSONValue) -> Bool {
@@ -401,6 +405,49 @@ struct BugWorkflowTests {
         #expect(status == 200 && back?["approach"]?.intValue == 2, "\(back?.jsonString ?? "")")
         let third = try waitFor(admin, seconds: 30, "third bug_proposed") { isEvent("bug_proposed")($0) && $0["data"]?["approach"]?.intValue == 2 }
         #expect(events(third, "bug_proposed").last?["data"]?["proposal"]?.stringValue.map { $0 != first && $0 != second } == true)
+    }
+
+    /// choose_approach while the current proposal is being applied: it cannot be withdrawn any more, so the choice is
+    /// refused — the bug follows the applied proposal to `fixed` and no second proposal is made.
+    @Test func anApproachCannotBeChosenWhileTheProposalIsBeingApplied() throws {
+        var repo = ""
+        let medic = try MedicHarness { configuration, directory in
+            repo = try Coupons.repository(in: directory, seconds: 1.5)
+            configuration.repositories = [Coupons.repositoryConfig(repo)]
+            configuration.llm = .scripted(path: try writeBugScript(threeApproaches, in: directory))
+            configuration.maxParallelSandboxes = 3
+        }
+        defer { medic.stop() }
+        let token = try medic.token("alice", role: "admin")
+        let admin = try medic.session(token)
+        let bug = try report(admin)
+        let history = try waitFor(admin, seconds: 60, "bug_proposed", isEvent("bug_proposed"))
+        let proposal = try #require(events(history, "bug_proposed").first?["data"]?["proposal"]?.stringValue)
+        let watcher = try medic.session(token)
+        #expect(try watcher.call(["type": "subscribe", "topic": .string("proposal:\(proposal)"), "since": 0])["type"]?.stringValue == "ack")
+        _ = try waitFor(watcher, seconds: 30, "awaiting_review") { isEvent("status_changed")($0) && $0["data"]?["status"]?.stringValue == "awaiting_review" }
+        // The repository moves on, so applying re-runs the suite (1.5 s) before committing.
+        try "notes\n".write(toFile: repo + "/NOTES.md", atomically: true, encoding: .utf8)
+        _ = try git(repo, "add", "NOTES.md")
+        _ = try git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "unrelated")
+        let revision = try #require(try rest(medic, "GET", "/api/v1/proposals/\(proposal)", token: token).1?["revision"]?.intValue)
+        #expect(try watcher.call(["type": "approve", "proposal": .string(proposal), "revision": .int(revision)])["type"]?.stringValue == "ack")
+        _ = try waitFor(watcher, seconds: 10, "the pre-apply run") { isEvent("test_started")($0) && $0["data"]?["phase"]?.stringValue == "pre_apply" }
+        #expect(try rest(medic, "GET", "/api/v1/proposals/\(proposal)", token: token).1?["status"]?.stringValue == "applying")
+        let chosen = try admin.call(["type": "choose_approach", "bug": .string(bug), "approach": 3])
+        #expect(chosen["code"]?.stringValue == "invalid_state", "choose_approach while applying: \(chosen.jsonString)")
+        let applied = try waitFor(watcher, seconds: 30, "applied or apply_failed") {
+            isEvent("status_changed")($0) && ["applied", "apply_failed"].contains($0["data"]?["status"]?.stringValue ?? "")
+        }
+        #expect(applied.last?["data"]?["status"]?.stringValue == "applied")
+        var final: JSONValue?
+        for _ in 0..<50 {
+            final = try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: token).1
+            if final?["status"]?.stringValue == "fixed" { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(final?["status"]?.stringValue == "fixed" && final?["proposal"]?.stringValue == proposal, "\(final?.jsonString.prefix(400) ?? "")")
+        #expect(final?["proposals"]?.arrayValue?.count == 1)
     }
 
     /// 3. A restart while the approaches run leaves the bug interrupted; an admin resumes it to a proposal.
