@@ -551,6 +551,45 @@ struct BugWorkflowTests {
         #expect(final == "fixed")
     }
 
+    /// A restart while the reproducer runs on the base: resumed, the reproducer is asked for and verified again.
+    @Test func aBugInterruptedWhileReproducingIsResumedFromTheReproducer() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-bug-restart-\(UInt32.random(in: 0...UInt32.max))").path
+        let configure: (inout MedicConfiguration, String) throws -> Void = { configuration, directory in
+            let repo = directory + "/repo"
+            if !FileManager.default.fileExists(atPath: repo) { _ = try Coupons.repository(in: directory, seconds: 1.5) }
+            configuration.repositories = [Coupons.repositoryConfig(repo)]
+            configuration.llm = .scripted(path: try writeBugScript([
+                entry("bug_analysis", Coupons.analysis),
+                entry("bug_reproducer", Coupons.reproducer),
+                entry("bug_approach", Coupons.strip, approach: 1),
+            ], in: directory, name: "restart-script.json"))
+        }
+        let first = try MedicHarness(directory: directory, configure: configure)
+        let token = try first.token("alice", role: "admin")
+        let bug: String
+        do {
+            defer { first.stop() }
+            let admin = try first.session(token)
+            bug = try report(admin, approaches: 1)
+            _ = try waitFor(admin, seconds: 30, "the base run") { isEvent("test_started")($0) && $0["data"]?["phase"]?.stringValue == "base" }
+        }
+        let second = try MedicHarness(directory: directory, configure: configure)
+        defer { second.stop() }
+        let admin = try second.session(token)
+        #expect(try admin.call(["type": "subscribe", "topic": .string("bug:\(bug)"), "since": 0])["type"]?.stringValue == "ack")
+        let before = try waitFor(admin, seconds: 20, "interrupted") { isEvent("status_changed")($0) && $0["data"]?["status"]?.stringValue == "interrupted" }
+        #expect(events(before, "reproducer_verified").isEmpty)
+        var skipped: [JSONValue] = []
+        let resumed = try admin.call(["type": "resume_bug", "bug": .string(bug)], skipped: &skipped)
+        #expect(resumed["type"]?.stringValue == "ack" && resumed["status"]?.stringValue == "reproducing", "\(resumed.jsonString)")
+        let after = skipped + (try waitFor(admin, seconds: 60, "bug_proposed or bug_unfixed") { isEvent("bug_proposed")($0) || isEvent("bug_unfixed")($0) })
+        #expect(events(after, "reproducer_written").compactMap { $0["data"]?["attempt"]?.intValue } == [1])
+        #expect(events(after, "reproducer_verified").count == 1)
+        #expect(events(after, "bug_proposed").first?["data"]?["approach"]?.intValue == 1)
+        let (_, detail) = try rest(second, "GET", "/api/v1/bugs/\(bug)", token: token)
+        #expect(detail?["status"]?.stringValue == "proposed" && detail?["reproduced"] == .bool(true))
+    }
+
     /// 4. Malformed reports are refused with a clear message over both transports and store nothing; viewers may not
     ///    report; a repeated Idempotency-Key makes one bug.
     @Test func badReportsAreRefusedAndStoreNothing() throws {
@@ -824,7 +863,7 @@ struct BugWorkflowTests {
         #expect(try rest(medic, "GET", "/api/v1/bugs/\(bug)", token: token).1?["status"]?.stringValue == "unfixed")
     }
 
-    /// 8. No approach qualifies: the bug ends unfixed with each approach's reason, and its sandboxes are removed.
+    /// No approach qualifies: the bug ends unfixed with each approach's reason, and its sandboxes are removed.
     @Test func whenNoApproachQualifiesTheBugIsUnfixed() throws {
         let medic = try scriptedMedic([
             entry("bug_analysis", Coupons.analysis),
