@@ -3,7 +3,6 @@
 // the request's content) or a scripted conversation file; commands and reads over real WebSocket and REST sockets.
 import Foundation
 import MedicHost
-import Pipeline
 import Protocol
 import TestSupport
 import Testing
@@ -191,20 +190,6 @@ private func revisionPaths(_ detail: JSONValue?) -> [String] {
     (detail?["revisions"]?.arrayValue?.first?["changes"]?.arrayValue ?? []).compactMap { $0["path"]?.stringValue }
 }
 
-/// `FailingTests` is a stub on main until its branch lands (it names no test), so `breaking` stays empty until then.
-private let failingTestsIsStub = FailingTests.parse(
-    "FAIL: test_x (test_m.C.test_x)\n----------------------------------------------------------------------\nFAILED (failures=1)\n").isEmpty
-
-private func expectBreaking(_ breaking: [String], names test: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-    if failingTestsIsStub {
-        withKnownIssue("FailingTests.parse is a stub on main: `breaking` names no test until its branch lands") {
-            #expect(breaking.contains { $0.contains(test) }, "breaking: \(breaking)", sourceLocation: sourceLocation)
-        }
-    } else {
-        #expect(breaking.contains { $0.contains(test) }, "breaking: \(breaking)", sourceLocation: sourceLocation)
-    }
-}
-
 /// A Medic on the coupon repository with the scripted conversation `entries`.
 private func scriptedMedic(_ entries: [JSONObject], seconds: Double = 0.3, maxParallel: Int = 3, timeout: Int = 30) throws -> MedicHarness {
     try MedicHarness { configuration, directory in
@@ -278,10 +263,11 @@ struct BugWorkflowTests {
         try #require(rows.count == 3, "ranking: \(ranked.jsonString.prefix(600))")
         #expect(rows.map { $0["qualified"]?.boolValue } == [false, true, true])
         #expect(rows.first?["reason"]?.stringValue?.isEmpty == false)
-        expectBreaking((rows.first?["breaking"]?.arrayValue ?? []).compactMap(\.stringValue), names: "test_inner_space_is_not_a_code")
+        let breaking = (rows.first?["breaking"]?.arrayValue ?? []).compactMap(\.stringValue)
+        #expect(breaking == ["test_coupons.CouponTests.test_inner_space_is_not_a_code"], "breaking: \(breaking)")
         #expect(rows.dropFirst().allSatisfy { ($0["breaking"]?.arrayValue ?? []).isEmpty })
-        // Files of the final change against the base, the reproducer included.
-        #expect(rows[1]["files"]?.intValue == 2 && rows[2]["files"]?.intValue == 3, "sizes: \(rows.map { ($0["files"]?.intValue, $0["lines"]?.intValue) })")
+        // Files of the fix against the base (the shared reproducer not counted).
+        #expect(rows[1]["files"]?.intValue == 1 && rows[2]["files"]?.intValue == 2, "sizes: \(rows.map { ($0["files"]?.intValue, $0["lines"]?.intValue) })")
         #expect(ranked["why"]?.stringValue?.contains("#2") == true)
 
         // The approaches ran at the same time: every approach's first run started before any of them finished.
@@ -613,6 +599,8 @@ struct BugWorkflowTests {
             ("six approaches", ["approaches": 6], "'approaches' must be an integer 1…5"),
             ("fractional approaches", ["approaches": 2.5], "'approaches' must be an integer 1…5"),
             ("urgent", ["severity": "urgent"], "'severity' must be one of low, medium, high, critical"),
+            ("zero perf runs", ["perf_runs": 0], "'perf_runs' must be an integer 1…5"),
+            ("six perf runs", ["perf_runs": 6], "'perf_runs' must be an integer 1…5"),
         ]
         for (name, change, message) in cases {
             var fields = valid
