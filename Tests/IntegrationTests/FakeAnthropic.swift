@@ -41,6 +41,19 @@ final class FakeAnthropic {
         _ = try call("POST", "/control/script", body: .array(entries))
     }
 
+    /// Adds content-matched answers, used once the queue is empty: a request gets `entry` of the first route whose
+    /// `system` is a substring of its system prompt and whose `user` is a substring of its messages' text (nil:
+    /// any). Routes are not consumed, so parallel work gets its answers in whatever order it asks.
+    func route(_ routes: [(system: String?, user: String?, entry: JSONValue)]) throws {
+        let list: [JSONValue] = routes.map { route in
+            var object: JSONObject = ["entry": route.entry]
+            if let system = route.system { object["system"] = .string(system) }
+            if let user = route.user { object["user"] = .string(user) }
+            return .object(object)
+        }
+        _ = try call("POST", "/control/routes", body: .array(list))
+    }
+
     /// Drops the answers not served yet.
     func clearScript() throws {
         _ = try call("DELETE", "/control/script", body: nil)
