@@ -146,7 +146,7 @@ struct FeatureRegistryTests {
         let medic = try MedicHarness { _, _ in }
         defer { medic.stop() }
         let admin = try medic.session(try medic.token("ada", role: "admin"))
-        for topic in ["note:n1", "notes", "bug:b-1", "PROPOSAL:x", ":x", "a:", "proposal:" + String(repeating: "a", count: 65), "prop\u{00e9}sal:x"] {
+        for topic in ["note:n1", "notes", "incident:i-1", "PROPOSAL:x", ":x", "a:", "proposal:" + String(repeating: "a", count: 65), "prop\u{00e9}sal:x"] {
             let answer = try admin.call(["type": "subscribe", "topic": .string(topic)])
             #expect(answer["type"] == "error" && answer["code"] == "invalid_message", "\(topic)")
         }
