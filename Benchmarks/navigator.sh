@@ -59,7 +59,7 @@ find "$TREE" -type f | sort | sed -n "$((FILES + 1)),\$p" | xargs -r rm -f
 count=$(find "$TREE" -type f | wc -l)
 git -C "$TREE" init -q && git -C "$TREE" add -A && git -C "$TREE" -c user.name=b -c user.email=b@b commit -qm tree
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-echo "tree: $count files, $(du -sh "$TREE" --exclude=.git | cut -f1); store: ${PGDB:+PostgreSQL database $PGDB}${PGDB:-SQLite}"
+echo "tree: $count files, $(du -sh "$TREE" --exclude=.git | cut -f1); store: $([ -n "$PGDB" ] && echo "PostgreSQL database $PGDB" || echo SQLite)"
 
 echo "== full index"
 /usr/bin/time -f "wall %e s, max RSS %M KB" "$MEDIC" index "$TREE" --name bench --store "$STORE"
