@@ -1,7 +1,8 @@
 // CodeIndex: the navigator's index in the store — files, symbols, imports, and one search document per symbol
 // and per file, searched by the engine's own full-text search: SQLite FTS5 (porter stemming, bm25 with
-// column weights) or PostgreSQL tsvector/GIN (english stemming, ts_rank_cd with weights A/B/C). The terms
-// come already split by the caller (Navigator's `Terms`); nothing here builds an inverted index.
+// column weights; common words bounded before ranking, see `sqliteSearch`) or PostgreSQL tsvector/GIN (english
+// stemming, ts_rank_cd with weights A/B/C). The terms come already split by the caller (Navigator's `Terms`);
+// nothing here builds an inverted index.
 import Foundation  // log
 
 
