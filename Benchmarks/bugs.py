@@ -96,7 +96,7 @@ def ts(events, kind):
 
 
 def demo():
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         proc, port, token = start([], d)
         try:
             report = json.load(open(os.path.join(ROOT, "examples/demo-bug.json")))
@@ -126,7 +126,7 @@ def approach(n):
 
 
 def parallel(slots):
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         repo = os.path.join(d, "repo")
         os.makedirs(os.path.join(repo, "tests"))
         open(os.path.join(repo, "app.py"), "w").write("def value():\n    return 41\n")

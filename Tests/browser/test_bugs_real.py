@@ -61,6 +61,10 @@ def test_the_demo_bug_in_the_page_from_report_to_a_chosen_approach(medic_factory
             return False
     wait(page.d, follow, 10)
     wait(page.d, lambda d: now["proposal"] in (page.text("proposal-meta") or ""), 30)
+    # …and the proposal links back to its bug.
+    wait(page.d, lambda d: page.text("proposal-bug") == f"fixes bug {bug['id']}", 10)
+    page.d.find_element(By.CSS_SELECTOR, tid("proposal-bug")).click()
+    wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "bug", 10)
     assert severe_console_errors(page.d) == []
 
 
