@@ -1,5 +1,6 @@
 // FakeAnthropic: the loopback fake of the Anthropic Messages API (fixtures/fake_anthropic.py) as a child process.
 import Foundation
+import Glibc
 import Protocol
 import TestSupport
 
@@ -26,7 +27,7 @@ final class FakeAnthropic {
             line.append(more)
         }
         guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
+            Self.kill(process)
             throw TestClientError("fake_anthropic.py printed no port: \(String(decoding: line, as: UTF8.self))")
         }
         self.port = port
@@ -65,9 +66,16 @@ final class FakeAnthropic {
     }
 
     func stop() {
-        if process.isRunning { process.terminate() }
+        Self.kill(process)
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
+    }
+
+    /// SIGKILL, not `terminate()`'s SIGTERM: a child inherits the spawning thread's signal mask, and a test
+    /// thread that ran an EventLoop has SIGTERM blocked (the loop takes it through signalfd) — the script then
+    /// never sees SIGTERM and `waitUntilExit` waits forever (seen: the whole suite hung in `stop`).
+    static func kill(_ process: Process) {
+        if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 
     private func call(_ method: String, _ path: String, body: JSONValue?) throws -> JSONValue {
