@@ -68,7 +68,11 @@ struct Serve: ParsableCommand {
         if let sandboxRetention { configuration.sandboxRetention = try MedicConfiguration.parseRetention(sandboxRetention) }
         if let sandboxDiskQuotaMb { configuration.sandboxDiskQuotaMB = sandboxDiskQuotaMb }
         if let deflate { configuration.deflate = try MedicConfiguration.parseOnOff(deflate, setting: "--deflate") }
-        if usesDemo { try DemoSetup.prepareRepository(in: &configuration) }
+        if usesDemo {
+            try DemoSetup.prepareRepository(in: &configuration)
+            let users = try DemoSetup.prepareUsersDatabase(in: configuration)
+            _ = users  // merge with `ask`: configuration.sources.append(SourceConfig(name: users.name, url: users.url, sensitiveColumns: users.sensitiveColumns))
+        }
         try configuration.validate()
 
         var logger = Logger(label: "medic")
