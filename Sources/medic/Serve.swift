@@ -71,7 +71,9 @@ struct Serve: ParsableCommand {
         if usesDemo {
             try DemoSetup.prepareRepository(in: &configuration)
             let users = try DemoSetup.prepareUsersDatabase(in: configuration)
-            _ = users  // merge with `ask`: configuration.sources.append(SourceConfig(name: users.name, url: users.url, sensitiveColumns: users.sensitiveColumns))
+            // Merge with `ask` (MedicConfiguration.sources): replace this line by
+            // `if !configuration.sources.contains(where: { $0.name == users.name }) { configuration.sources.append(SourceConfig(name: users.name, url: users.url, sensitiveColumns: users.sensitiveColumns)) }`
+            _ = users
         }
         try configuration.validate()
 

@@ -16,6 +16,7 @@ Scripts, chosen by the question (case-insensitive):
 """
 
 import asyncio
+import json
 import random
 import string
 import time
@@ -68,13 +69,14 @@ def answer_for(question):
             "chart": {"label_column": cols[0], "value_column": "n"}}
     if "tokyo" in q:
         count = {"columns": ["users"], "rows": [[236]], "row_count": 1, "truncated": False, "duration_ms": 4, "masked": []}
+        text = ("This counts the female users in Tokyo, Japan who are currently active (is_active = 1) and whose wallet "
+                "holds more than $500 and less than $1,950.")
+        # Round 2 is the model's final reply (one JSON object, streamed like any text); Medic runs its SQL.
         return [
             ("I will look at the users table first, then count the matching users.", [("list_tables", {}), ("describe_table", {"table": "users"})],
              [("DELETE FROM users WHERE is_active = 0", {"code": "not_read_only", "reason": "only reading is allowed (SQLite refused action 9)"})]),
-            ("That statement was refused; counting with a SELECT instead.", [], [(TOKYO_SQL, count)]),
-        ], {"text": "This counts the female users in Tokyo, Japan who are currently active (is_active = 1) and whose wallet "
-                    "holds more than $500 and less than $1,950.", "sql": TOKYO_SQL, "columns": ["users"], "rows": [[236]],
-            "row_count": 1, "truncated": False, "value": 236}
+            (json.dumps({"answer": text, "sql": TOKYO_SQL}), [], [(TOKYO_SQL, count)]),
+        ], {"text": text, "sql": TOKYO_SQL, "columns": ["users"], "rows": [[236]], "row_count": 1, "truncated": False, "value": 236}
     if "by region" in q:
         sql = "SELECT region, round(avg(wallet_balance_usd), 2) AS average_balance_usd FROM users GROUP BY region ORDER BY average_balance_usd DESC"
         result = {"columns": ["region", "average_balance_usd"], "rows": REGIONS, "row_count": len(REGIONS), "truncated": False,

@@ -10,7 +10,7 @@ import { ROUTES as DETAIL_ROUTES } from '../../web-static/js/pages/proposal-deta
 import { BugList, BugModel, splitEvidence, bugChecklist, bugPermissions, approachFigures } from '../../web-static/js/bugs.js';
 import { ROUTES as BUG_LIST_ROUTES } from '../../web-static/js/pages/bug-list.js';
 import { ROUTES as BUG_ROUTES } from '../../web-static/js/pages/bug-detail.js';
-import { AskList, AskModel, cellText, clip, tableModel, chartModel, formatValue, askPermissions, STEP_ROWS, CELL_LIMIT, MAX_COLUMNS, THINKING_LIMIT } from '../../web-static/js/asks.js';
+import { AskList, AskModel, cellText, clip, tableModel, chartModel, formatValue, askPermissions, thinkingText, STEP_ROWS, CELL_LIMIT, MAX_COLUMNS, THINKING_LIMIT } from '../../web-static/js/asks.js';
 import { ROUTES as ASK_ROUTES } from '../../web-static/js/pages/ask.js';
 
 const checks = [];
@@ -696,6 +696,17 @@ check('asks: formatValue groups thousands and keeps at most two decimals for lar
   assert.equal(formatValue('Tokyo'), 'Tokyo');
   assert.equal(formatValue(null), 'NULL');
   assert.equal(formatValue(NaN), 'NaN');
+});
+
+check('asks: thinkingText shows the final reply\'s sentence once it is whole JSON, anything else as it is', () => {
+  assert.equal(thinkingText('{"answer":"This counts users.","sql":"SELECT count(*) FROM users"}'), 'This counts users.');
+  assert.equal(thinkingText('  {"answer": "A"}\n'), 'A');
+  assert.equal(thinkingText('{"answer":"This cou'), '{"answer":"This cou');   // still streaming
+  assert.equal(thinkingText('{"sql":"SELECT 1"}'), '{"sql":"SELECT 1"}');
+  assert.equal(thinkingText('{"answer": 5}'), '{"answer": 5}');
+  assert.equal(thinkingText('I will look at the tables.'), 'I will look at the tables.');
+  assert.equal(thinkingText('{not json}'), '{not json}');
+  assert.equal(thinkingText(null), '');
 });
 
 check('asks: permissions — admins and bots ask, admins mark an answered ask', () => {

@@ -136,12 +136,17 @@ def test_the_tokyo_question_streams_shows_the_refused_sql_and_answers_with_its_s
     assert steps[0]["queries"] == [{"state": "refused", "sql": "DELETE FROM users WHERE is_active = 0",
                                     "refused": "Refused (not_read_only): only reading is allowed (SQLite refused action 9)",
                                     "meta": None, "cells": []}]
+    # Round 2 is the final reply: once its JSON is whole, only its sentence shows (the SQL is right below).
+    assert steps[1]["thinking"].startswith("This counts the female users in Tokyo, Japan")
     assert steps[1]["queries"][0]["state"] == "result" and steps[1]["queries"][0]["sql"] == TOKYO_SQL
     assert steps[1]["queries"][0]["meta"] == "1 row in 4 ms"
     assert steps[1]["queries"][0]["cells"] == [["236"]]
+    # Nothing but the rendered parts (no stray "null" from a missing note).
+    assert "null" not in page.js("return document.getElementById('ask-current').textContent")
     # It streamed: the thinking text grew in pieces, and the statement showed as running before its result.
     thinking = page.js("return window.thinking")
     assert len(thinking) > 3 and thinking[0] != thinking[-1]
+    assert any('|{"answer": "This counts' in t for t in thinking)   # the reply streamed as JSON before it was whole
     assert "running" in page.js("return window.stepStates")
     # The list of past asks has it, live.
     wait(page.d, lambda d: page.js("return document.querySelector('[data-testid=ask-item]')?.dataset.status") == "answered", 10)

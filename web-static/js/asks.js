@@ -117,6 +117,23 @@ export function formatValue(value) {
   return cellText(value);
 }
 
+/**
+ * A round's streamed text as shown: the model's final reply is one JSON object `{"answer": …, "sql": …}` — once it
+ * is complete, only its `answer` sentence is shown (the SQL is shown with its result right below); any other text,
+ * or a reply still streaming, as it is.
+ */
+export function thinkingText(text) {
+  const s = String(text ?? '');
+  const trimmed = s.trim();
+  if (!trimmed.startsWith('{') || !trimmed.endsWith('}')) return s;
+  try {
+    const reply = JSON.parse(trimmed);
+    return reply && typeof reply === 'object' && typeof reply.answer === 'string' ? reply.answer : s;
+  } catch {
+    return s;
+  }
+}
+
 /** What the signed-in role may do: ask (admin, bot) and mark an answered ask (admin). */
 export function askPermissions(me, model) {
   const role = me?.role;

@@ -10,7 +10,7 @@
 
 import {
   AskList, AskModel, EXAMPLES, QUESTION_LIMIT, COMMENT_LIMIT, STEP_ROWS, ANSWER_ROWS,
-  askPermissions, chartModel, clip, formatValue, tableModel,
+  askPermissions, chartModel, clip, formatValue, tableModel, thinkingText,
 } from '../asks.js';
 import { el, formatTime } from '../views.js';
 
@@ -39,7 +39,9 @@ export function renderTable(model, testid) {
   const notes = [];
   if (model.hiddenRows > 0) notes.push(`${model.hiddenRows.toLocaleString('en-US')} more row${model.hiddenRows === 1 ? '' : 's'} not shown`);
   if (model.hiddenColumns > 0) notes.push(`${model.hiddenColumns} more column${model.hiddenColumns === 1 ? '' : 's'} not shown`);
-  return [el('div', { class: 'table-scroll' }, table), notes.length ? el('p', { class: 'ask-result-meta', dataset: { testid: `${testid}-more` }, text: notes.join('; ') }) : null];
+  const parts = [el('div', { class: 'table-scroll' }, table)];
+  if (notes.length) parts.push(el('p', { class: 'ask-result-meta', dataset: { testid: `${testid}-more` }, text: notes.join('; ') }));
+  return parts;
 }
 
 /** The bar chart of `chartModel(answer)` as inline SVG: label, bar scaled to the largest value, the value. */
@@ -285,7 +287,7 @@ export function createAsk(ctx) {
 
   function renderStep(step) {
     const parts = [el('h4', { text: step.round > 0 ? `Round ${step.round}` : 'Working' })];
-    if (step.thinking) parts.push(el('div', { class: 'ask-thinking', dataset: { testid: 'ask-thinking' }, text: step.thinking }));
+    if (step.thinking) parts.push(el('div', { class: 'ask-thinking', dataset: { testid: 'ask-thinking' }, text: thinkingText(step.thinking) }));
     for (const tool of step.tools) {
       let input = '';
       try { input = tool.input && Object.keys(tool.input).length ? ` ${JSON.stringify(tool.input)}` : ''; } catch { input = ''; }
