@@ -72,7 +72,7 @@ struct Serve: ParsableCommand {
             try DemoSetup.prepareRepository(in: &configuration)
             let users = try DemoSetup.prepareUsersDatabase(in: configuration)
             // Merge with `ask` (MedicConfiguration.sources): replace this line by
-            // `if !configuration.sources.contains(where: { $0.name == users.name }) { configuration.sources.append(SourceConfig(name: users.name, url: users.url, sensitiveColumns: users.sensitiveColumns)) }`
+            // `if !configuration.sources.contains(where: { $0.name == users.name }) { configuration.sources.append(SourceConfig(name: users.name, url: users.url, tables: users.tables, sensitiveColumns: users.sensitiveColumns)) }`
             _ = users
         }
         try configuration.validate()
