@@ -10,6 +10,8 @@ import { ROUTES as DETAIL_ROUTES } from '../../web-static/js/pages/proposal-deta
 import { BugList, BugModel, splitEvidence, bugChecklist, bugPermissions, approachFigures } from '../../web-static/js/bugs.js';
 import { ROUTES as BUG_LIST_ROUTES } from '../../web-static/js/pages/bug-list.js';
 import { ROUTES as BUG_ROUTES } from '../../web-static/js/pages/bug-detail.js';
+import { AskList, AskModel, cellText, clip, tableModel, chartModel, formatValue, askPermissions, thinkingText, STEP_ROWS, CELL_LIMIT, MAX_COLUMNS, THINKING_LIMIT } from '../../web-static/js/asks.js';
+import { ROUTES as ASK_ROUTES } from '../../web-static/js/pages/ask.js';
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -624,6 +626,173 @@ check('bug routes: #/bugs and #/bugs/<id>, hostile ids refused', () => {
   assert.deepEqual(r.match('#/bugs/b-abc123'), { name: 'bug', params: { id: 'b-abc123' } });
   assert.equal(r.match('#/bugs/%3Cimg%20src%3Dx%3E').name, 'not-found');
   assert.equal(r.href('bug', { id: 'b-1' }), '#/bugs/b-1');
+});
+
+check('asks: cellText never throws and clip cuts at code points with an ellipsis', () => {
+  assert.equal(cellText(null), 'NULL');
+  assert.equal(cellText(undefined), 'NULL');
+  assert.equal(cellText(3.5), '3.5');
+  assert.equal(cellText(false), 'false');
+  assert.equal(cellText({ a: [1] }), '{"a":[1]}');
+  const cyclic = {}; cyclic.self = cyclic;
+  assert.equal(cellText(cyclic), '?');
+  assert.equal(cellText('<img src=x>'), '<img src=x>');   // text, shown with textContent
+  assert.equal(clip('abc', 5), 'abc');
+  assert.equal(clip('abcdef', 4), 'abc…');
+  assert.equal(clip('😀😀😀😀😀', 3), '😀😀…');         // no half surrogate pair
+  assert.equal(Array.from(clip('x'.repeat(10000))).length, CELL_LIMIT);
+});
+
+check('asks: tableModel limits rows, columns and cell length and counts what it hides', () => {
+  const columns = Array.from({ length: MAX_COLUMNS + 5 }, (_, i) => `c${i}`);
+  const rows = Array.from({ length: 50 }, (_, r) => columns.map((_, c) => (c === 0 ? r : c === 1 ? null : 'y'.repeat(500))));
+  const t = tableModel(columns, rows, { rowLimit: STEP_ROWS, rowCount: 1234 });
+  assert.equal(t.columns.length, MAX_COLUMNS);
+  assert.equal(t.hiddenColumns, 5);
+  assert.equal(t.rows.length, STEP_ROWS);
+  assert.equal(t.hiddenRows, 1234 - STEP_ROWS);
+  assert.deepEqual(t.rows[3][0], { text: '3', full: '3', numeric: true, null: false });
+  assert.equal(t.rows[0][1].text, 'NULL');
+  assert.equal(t.rows[0][1].null, true);
+  assert.equal(Array.from(t.rows[0][2].text).length, CELL_LIMIT);
+  assert.equal(t.rows[0][2].full.length, 500);
+  // A row_count below the rows given (or missing) counts the rows; garbage never throws.
+  assert.equal(tableModel(['a'], [[1], [2]], { rowLimit: 1, rowCount: 1 }).hiddenRows, 1);
+  assert.deepEqual(tableModel(null, 'x'), { columns: [], rows: [], hiddenRows: 0, hiddenColumns: 0, total: 0 });
+  assert.deepEqual(tableModel(['a', 'b'], [null, [1]]).rows.map((r) => r.map((c) => c.text)), [['NULL', 'NULL'], ['1', 'NULL']]);
+});
+
+check('asks: chartModel needs the server\'s chart naming two columns of numbers and scales to the largest |value|', () => {
+  const answer = { columns: ['region', 'avg'], rows: [['Tokyo', 50], ['Lagos', 200], ['Paris', null], ['Oslo', -100]],
+    chart: { label_column: 'region', value_column: 'avg' } };
+  const c = chartModel(answer);
+  assert.deepEqual(c.bars.map((b) => [b.label, b.value, b.fraction, b.negative]),
+    [['Tokyo', 50, 0.25, false], ['Lagos', 200, 1, false], ['Oslo', -100, 0.5, true]]);   // NULL skipped, order kept
+  assert.equal(c.max, 200);
+  assert.equal(c.hidden, 0);
+  assert.equal(chartModel({ ...answer, chart: undefined }), null);                        // no chart unless the server says
+  assert.equal(chartModel({ ...answer, chart: { label_column: 'region', value_column: 'nope' } }), null);
+  assert.equal(chartModel({ ...answer, chart: { label_column: 'avg', value_column: 'avg' } }), null);
+  assert.equal(chartModel({ ...answer, rows: [['a', '12']] }), null);                     // a string is not a number
+  assert.equal(chartModel({ ...answer, rows: [['a', Infinity]] }), null);
+  assert.equal(chartModel({ ...answer, rows: [['a', null]] }), null);                     // nothing to draw
+  const zero = chartModel({ ...answer, rows: [['a', 0], ['b', 0]] });
+  assert.deepEqual(zero.bars.map((b) => b.fraction), [0, 0]);                              // no division by zero
+  // Too many bars: the largest values are kept, in the answer's order, and the rest counted.
+  const many = chartModel({ ...answer, rows: Array.from({ length: 40 }, (_, i) => [`r${i}`, i]) }, 30);
+  assert.equal(many.bars.length, 30);
+  assert.equal(many.hidden, 10);
+  assert.deepEqual(many.bars.map((b) => b.value), Array.from({ length: 30 }, (_, i) => i + 10));
+  assert.equal(many.bars.at(-1).fraction, 1);
+  // A hostile label is kept as text (clipped), never interpreted.
+  assert.equal(chartModel({ ...answer, rows: [['<script>x</script>', 1]] }).bars[0].label, '<script>x</script>');
+});
+
+check('asks: formatValue groups thousands and keeps at most two decimals for large numbers', () => {
+  assert.equal(formatValue(236), '236');
+  assert.equal(formatValue(29936), '29,936');
+  assert.equal(formatValue(3045.333), '3,045.33');
+  assert.equal(formatValue(0.12345), '0.1235');
+  assert.equal(formatValue('Tokyo'), 'Tokyo');
+  assert.equal(formatValue(null), 'NULL');
+  assert.equal(formatValue(NaN), 'NaN');
+});
+
+check('asks: thinkingText shows the final reply\'s sentence once it is whole JSON, anything else as it is', () => {
+  assert.equal(thinkingText('{"answer":"This counts users.","sql":"SELECT count(*) FROM users"}'), 'This counts users.');
+  assert.equal(thinkingText('  {"answer": "A"}\n'), 'A');
+  assert.equal(thinkingText('{"answer":"This cou'), '{"answer":"This cou');   // still streaming
+  assert.equal(thinkingText('{"sql":"SELECT 1"}'), '{"sql":"SELECT 1"}');
+  assert.equal(thinkingText('{"answer": 5}'), '{"answer": 5}');
+  assert.equal(thinkingText('I will look at the tables.'), 'I will look at the tables.');
+  assert.equal(thinkingText('{not json}'), '{not json}');
+  assert.equal(thinkingText(null), '');
+});
+
+check('asks: permissions — admins and bots ask, admins mark an answered ask', () => {
+  const answered = { status: 'answered', answer: { sql: 'SELECT 1' } };
+  assert.deepEqual(askPermissions({ role: 'admin' }, answered), { canAsk: true, canMark: true });
+  assert.deepEqual(askPermissions({ role: 'bot' }, answered), { canAsk: true, canMark: false });
+  assert.deepEqual(askPermissions({ role: 'viewer' }, answered), { canAsk: false, canMark: false });
+  assert.deepEqual(askPermissions({ role: 'admin' }, { status: 'thinking', answer: null }), { canAsk: true, canMark: false });
+  assert.deepEqual(askPermissions(null, null), { canAsk: false, canMark: false });
+});
+
+check('AskModel folds an ask: streamed text per round, tools, SQL with result or refusal, answer; garbage ignored', () => {
+  const m = new AskModel('a-1');
+  const ev = (seq, kind, data) => m.apply({ topic: 'ask:a-1', seq, ts: 1000 + seq, kind, data });
+  ev(1, 'ask_created', { id: 'a-1', question: 'How many?', source: 'users', author: 'alice' });
+  ev(2, 'status_changed', { status: 'thinking' });
+  m.apply({ topic: 'ask:a-1', kind: 'ask_thinking', data: { round: 1, text: 'Let me ' } });
+  m.apply({ topic: 'ask:a-1', kind: 'ask_thinking', data: { round: 1, text: 'look.' } });
+  ev(3, 'tool_called', { round: 1, name: 'list_tables', input: {} });
+  ev(4, 'sql_proposed', { round: 1, sql: 'DELETE FROM users', source: 'users' });
+  ev(5, 'sql_refused', { round: 1, sql: 'DELETE FROM users', code: 'not_read_only', reason: 'only reading' });
+  ev(6, 'sql_proposed', { round: 2, sql: 'SELECT count(*) FROM users', source: 'users' });
+  assert.equal(m.steps()[1].queries[0].result, null);   // running
+  ev(7, 'sql_result', { round: 2, columns: ['n'], rows: [[5]], row_count: 1, truncated: false, duration_ms: 2, masked: [] });
+  assert.equal(m.question, 'How many?');
+  assert.equal(m.createdAt, 1001);
+  assert.deepEqual(m.steps().map((s) => s.round), [1, 2]);
+  assert.equal(m.steps()[0].thinking, 'Let me look.');
+  assert.deepEqual(m.steps()[0].tools, [{ name: 'list_tables', input: {} }]);
+  assert.deepEqual(m.steps()[0].queries[0].refusal, { code: 'not_read_only', reason: 'only reading' });
+  assert.deepEqual(m.steps()[1].queries[0].result.rows, [[5]]);
+  assert.equal(m.status, 'thinking');
+  ev(8, 'answer', { text: 't', sql: 'SELECT count(*) FROM users', columns: ['n'], rows: [[5]], row_count: 1, value: 5 });
+  ev(9, 'status_changed', { status: 'answered' });
+  assert.equal(m.status, 'answered');
+  assert.equal(m.answer.value, 5);
+  // Unknown kinds and malformed data change nothing and never throw.
+  assert.equal(m.apply({ kind: 'nonsense', data: {} }), false);
+  m.apply({ kind: 'ask_thinking', data: { round: 1, text: 42 } });
+  assert.equal(m.apply({ kind: 'sql_result', data: null }), false);
+  assert.equal(m.apply({ kind: 'sql_proposed', data: { round: 'x', sql: 'SELECT 1' } }), false);
+  m.apply(null);
+  assert.deepEqual(m.steps().map((s) => s.round), [1, 2]);
+  assert.equal(m.steps()[0].thinking, 'Let me look.');
+  // The thinking text is bounded.
+  const big = new AskModel('a-2');
+  for (let i = 0; i < 10; i++) big.apply({ kind: 'ask_thinking', data: { round: 1, text: 'x'.repeat(THINKING_LIMIT / 4) } });
+  assert.equal(big.steps()[0].thinking.length, THINKING_LIMIT);
+  assert.ok(big.steps()[0].thinking.startsWith('…'));
+  // A failure.
+  const f = new AskModel('a-3');
+  f.apply({ seq: 1, kind: 'ask_failed', data: { reason: 'source users is down' } });
+  assert.equal(f.status, 'failed');
+  assert.equal(f.failure, 'source users is down');
+});
+
+check('AskModel.setDetail fills what events have not said; AskList keeps the newest summary, newest first', () => {
+  const m = new AskModel('a-1');
+  m.setDetail({ id: 'a-1', question: 'Q', source: 'users', status: 'answered', answer: { value: 1 }, created_at: 5, mark: { correct: false, comment: 'no' } });
+  assert.equal(m.question, 'Q');
+  assert.equal(m.status, 'answered');
+  assert.deepEqual(m.answer, { value: 1 });
+  assert.deepEqual(m.mark, { correct: false, comment: 'no' });
+  const e = new AskModel('a-2');
+  e.apply({ seq: 1, kind: 'status_changed', data: { status: 'thinking' } });
+  e.setDetail({ status: 'answered', answer: { value: 2 } });      // events win once they came
+  assert.equal(e.status, 'thinking');
+  assert.equal(e.answer, null);
+  const list = new AskList();
+  assert.equal(list.apply({ kind: 'ask', data: { id: 'a-1', question: 'old', created_at: 1, updated_at: 1 } }), true);
+  list.merge({ id: 'a-2', question: 'new', created_at: 2, updated_at: 2 });
+  assert.equal(list.merge({ id: 'a-1', question: 'stale', updated_at: 0 }), false);
+  list.apply({ kind: 'ask', data: { id: 'a-1', status: 'answered', updated_at: 3 } });
+  assert.deepEqual(list.sorted().map((a) => [a.id, a.question, a.status ?? null]), [['a-2', 'new', null], ['a-1', 'old', 'answered']]);
+  assert.equal(list.apply({ kind: 'bug', data: { id: 'b-1' } }), false);
+  assert.equal(list.merge({ id: 5 }), false);
+});
+
+check('ask routes: #/ask and #/ask/<id>, hostile ids refused', () => {
+  const r = new Router();
+  for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES, ...BUG_LIST_ROUTES, ...BUG_ROUTES, ...ASK_ROUTES]) r.add(route);
+  assert.deepEqual(r.match('#/ask'), { name: 'ask', params: {} });
+  assert.deepEqual(r.match('#/ask/a-0123456789'), { name: 'ask-detail', params: { id: 'a-0123456789' } });
+  assert.equal(r.match('#/ask/%3Cimg%20src%3Dx%3E').name, 'not-found');
+  assert.equal(r.match('#/ask/a-1/extra').name, 'not-found');
+  assert.equal(r.href('ask-detail', { id: 'a-1' }), '#/ask/a-1');
 });
 
 let failed = 0;

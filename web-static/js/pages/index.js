@@ -9,6 +9,7 @@ import { createNotFound } from './not-found.js';
 import { createCodeSearch } from './code-search.js';
 import { createBugList } from './bug-list.js';
 import { createBugDetail } from './bug-detail.js';
+import { createAsk } from './ask.js';
 
 /** Each entry makes one view over the shared context (see app.js for what a view may implement). */
-export const PAGES = [createProposalList, createProposalDetail, createCodeSearch, createBugList, createBugDetail, createNotFound];
+export const PAGES = [createProposalList, createProposalDetail, createCodeSearch, createBugList, createBugDetail, createAsk, createNotFound];
