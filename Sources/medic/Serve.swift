@@ -21,6 +21,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Target repository path (repeatable; named after its folder).") var repo: [String] = []
     @Option(help: "Test command for --repo.") var testCommand: String?
     @Option(help: "Setup command for --repo.") var setupCommand: String?
+    @Option(help: "A database asks may read, NAME=sqlite:PATH or NAME=postgres://… (repeatable; replaces the config file's sources).") var source: [String] = []
     @Option(help: "LLM: 'anthropic' or 'scripted:FILE'.") var llm: String?
     @Option(help: "Base URL of the Anthropic API.") var llmUrl: String?
     @Option(help: "Model name for the Anthropic API.") var llmModel: String?
@@ -55,6 +56,7 @@ struct Serve: ParsableCommand {
             guard let testCommand else { throw ValidationError("--repo needs --test-command") }
             configuration.repositories = repo.map { RepositoryConfig(path: $0, testCommand: testCommand, setupCommand: setupCommand) }
         }
+        if !source.isEmpty { configuration.sources = try source.map(SourceConfig.parse(flag:)) }
         if let llm { configuration.llm = try MedicConfiguration.parseLLM(llm) }
         if let llmUrl { configuration.llmBaseURL = llmUrl }
         if let llmModel { configuration.llmModel = llmModel }
