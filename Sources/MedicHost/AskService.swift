@@ -446,7 +446,7 @@ public final class AskService {
         runtime.record.reason = reason
         counts["thinking", default: 1] -= 1
         counts["failed", default: 0] += 1
-        enqueue(runtime, events: [("status_changed", ["status": "failed", "reason": .string(reason)]), ("ask_failed", ["reason": .string(reason)])], summary: true)
+        enqueue(runtime, events: [("ask_failed", ["reason": .string(reason)]), ("status_changed", ["status": "failed", "reason": .string(reason)])], summary: true)
     }
 
     /// `sql_result`'s form: at most 50 rows shown.
