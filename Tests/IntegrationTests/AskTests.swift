@@ -131,6 +131,7 @@ private func askWithThinking(_ session: MedicClient, _ question: String, source:
     if let source { command["source"] = .string(source) }
     let ack = try session.call(command)
     guard ack["type"]?.stringValue == "ack", let id = ack["ask"]?.stringValue else { throw TestClientError("ask refused: \(ack.jsonString)") }
+    #expect(wireSchemas.violations(ack, answering: "ask") == [])
     #expect(ack["status"]?.stringValue == "thinking")
     #expect(try session.call(["type": "subscribe", "topic": .string("ask:\(id)"), "since": 0])["type"]?.stringValue == "ack")
     let seen = try session.until(2_000) { m in
@@ -139,6 +140,8 @@ private func askWithThinking(_ session: MedicClient, _ question: String, source:
     }
     _ = try session.call(["type": "unsubscribe", "topic": .string("ask:\(id)")])
     // Stored events only (they have a seq); `ask_thinking` is ephemeral.
+    // Every message received is what protocol/schema says (envelope, event data, the ask topics' rules).
+    for message in seen { #expect(wireSchemas.violations(message, answering: nil) == [], "\(message.jsonString.prefix(300))") }
     let mine = seen.filter { $0["type"]?.stringValue == "event" && $0["topic"]?.stringValue == "ask:\(id)" }
     return (id, mine.filter { $0["seq"]?.intValue != nil }, mine.filter { $0["seq"]?.intValue == nil })
 }
@@ -172,6 +175,9 @@ private func number(_ value: JSONValue?) -> Int? {
     default: nil
     }
 }
+
+/// protocol/schema, loaded once (LiveSchemaTests' checker).
+nonisolated(unsafe) private let wireSchemas = WireSchemas()
 
 // MARK: tests
 
@@ -489,6 +495,8 @@ struct AskTests {
         let medic = try askMedic(fake, sources: [usersSource("users", "sqlite:\(path)")])
         defer { medic.stop() }
         let session = try medic.session(try medic.token("alice", role: "admin"))
+        // The asks collection's summaries are checked against the schema as they arrive (in `ask`).
+        #expect(try session.call(["type": "subscribe", "topic": "asks"])["type"]?.stringValue == "ack")
         let kycSQL = "SELECT count(*) AS verified FROM users WHERE kyc_verified = 1"
         try fake.script([
             ["status": 200, "sse_text": "About 400, I think.", "chunk_size": 8, "chunk_delay_ms": 2],
@@ -504,6 +512,7 @@ struct AskTests {
         let ack = try session.call(["type": "mark_answer", "ask": .string(id), "correct": true, "comment": "kyc_verified is the flag"])
         #expect(ack["type"]?.stringValue == "ack")
         #expect(ack["status"]?.stringValue == "answered")
+        #expect(wireSchemas.violations(ack, answering: "mark_answer") == [])
         try fake.script([finalTurn("x", "DROP TABLE users")])
         let (failed, _) = try ask(session, "break it")
         #expect(try session.call(["type": "mark_answer", "ask": .string(failed), "correct": false])["code"]?.stringValue == "invalid_state")
