@@ -530,6 +530,31 @@ struct AskTests {
         #expect(detail?["mark"]?["correct"]?.boolValue == true)
     }
 
+    /// Offline: scripted entries with purpose "ask" answer with the final JSON directly (matched on the question).
+    @Test func theScriptedModelAnswersWithTheFinalJSON() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-ask-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = try sqliteUsers(directory)
+        let script = (directory as NSString).appendingPathComponent("script.json")
+        try Data(JSONValue.object(["replies": [
+            ["purpose": "ask", "match": "completed KYC", "reply": ["answer": "400 users completed KYC.", "sql": "SELECT count(*) FROM users WHERE kyc_verified = 1"]],
+            ["match": "completed KYC", "reply": "a fix reply, not for asks"],
+        ]]).bytes).write(to: URL(fileURLWithPath: script))
+        let medic = try MedicHarness { configuration, _ in
+            configuration.llm = .scripted(path: script)
+            configuration.sources = [usersSource("users", "sqlite:\(path)")]
+        }
+        defer { medic.stop() }
+        let session = try medic.session(try medic.token("alice", role: "admin"))
+        let (_, events) = try ask(session, "How many users completed KYC?")
+        #expect(askKinds(events) == ["ask_created", "status_changed", "sql_proposed", "sql_result", "answer", "status_changed"])
+        let expected = Int(try run("/usr/bin/sqlite3", [path, "SELECT sum(CASE WHEN kyc_verified = 1 THEN 1 ELSE 0 END) FROM users"]).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(number(first(events, "answer")?["value"]) == expected)
+        let (_, unscripted) = try ask(session, "What is the average age?")
+        #expect(first(unscripted, "ask_failed")?["reason"]?.stringValue?.contains("the model failed") == true)
+    }
+
     /// An ask in flight when the server stops is failed at the next start.
     @Test func anAskInterruptedByARestartFails() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-ask-\(UUID().uuidString)").path
