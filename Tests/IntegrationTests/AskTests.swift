@@ -555,6 +555,39 @@ struct AskTests {
         #expect(first(unscripted, "ask_failed")?["reason"]?.stringValue?.contains("the model failed") == true)
     }
 
+    @Test func sourcesAreValidated() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        var example = MedicConfiguration()
+        try example.load(file: root + "/config/medic.example.json")
+        #expect(example.sources == [SourceConfig(name: "users", url: "sqlite:.medic/demo-users.sqlite", tables: ["users"], sensitiveColumns: ["email", "wallet_address"])])
+        #expect(example.sources.first?.kind == "sqlite")
+        let good = try SourceConfig.parse(flag: "app_db2=postgres://reader@db/app")
+        #expect(good.name == "app_db2" && good.url == "postgres://reader@db/app" && good.kind == "postgres" && good.maxRows == 1000 && good.timeoutMs == 5000)
+        for flag in ["users", "=sqlite:/x", ""] { #expect(throws: ConfigurationError.self, "\(flag)") { try SourceConfig.parse(flag: flag) } }
+        let bad: [SourceConfig] = [
+            SourceConfig(name: "medic", url: "sqlite:/x"), SourceConfig(name: "Users", url: "sqlite:/x"), SourceConfig(name: "1users", url: "sqlite:/x"),
+            SourceConfig(name: String(repeating: "a", count: 33), url: "sqlite:/x"), SourceConfig(name: "a-b", url: "sqlite:/x"),
+            SourceConfig(name: "users", url: "mysql://x"), SourceConfig(name: "users", url: "sqlite:"), SourceConfig(name: "users", url: "/tmp/x.sqlite"),
+            SourceConfig(name: "users", url: "sqlite:/x", maxRows: 0), SourceConfig(name: "users", url: "sqlite:/x", timeoutMs: 5),
+            SourceConfig(name: "users", url: "sqlite:/x", tables: [""]),
+        ]
+        for source in bad {
+            var configuration = MedicConfiguration()
+            configuration.sources = [source]
+            #expect(throws: ConfigurationError.self, "\(source)") { try configuration.validate() }
+        }
+        var twice = MedicConfiguration()
+        twice.sources = [SourceConfig(name: "users", url: "sqlite:/x"), SourceConfig(name: "users", url: "postgres://db/app")]
+        #expect(throws: ConfigurationError.self) { try twice.validate() }
+        twice.sources[1].name = String(repeating: "b", count: 32)
+        try twice.validate()
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("medic-sources-\(UUID().uuidString).json").path
+        try #"{"sources": [{"name": "medic", "url": "sqlite:/x"}]}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var refused = MedicConfiguration()
+        #expect(throws: ConfigurationError.self) { try refused.load(file: path) }
+    }
+
     /// An ask in flight when the server stops is failed at the next start.
     @Test func anAskInterruptedByARestartFails() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-ask-\(UUID().uuidString)").path
