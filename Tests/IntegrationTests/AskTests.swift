@@ -376,6 +376,16 @@ struct AskTests {
         #expect(created == 201)
         #expect(body?["ask"]?.stringValue?.hasPrefix("a-") == true)
         #expect(try admin.call(["type": "mark_answer", "ask": "a-nonexisting", "correct": true])["code"]?.stringValue == "not_found")
+        // A repeated command id answers the first ack and asks nothing more.
+        try fake.script([finalTurn("2000", "SELECT count(*) FROM users"), finalTurn("2000", "SELECT count(*) FROM users")])
+        let before = try fake.requests().count
+        let first = try admin.call(["type": "ask", "id": "same-question", "question": "how many users now?"])
+        let again = try admin.call(["type": "ask", "id": "same-question", "question": "how many users now?"])
+        #expect(first["ask"]?.stringValue != nil && again["ask"] == first["ask"])
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try fake.requests().count == before + 1)
+        let (_, listed) = try restGET(medic, "/api/v1/asks?limit=1000", token: viewerToken)
+        #expect(listed?["asks"]?.arrayValue?.filter { $0["question"]?.stringValue == "how many users now?" }.count == 1)
         #expect(fake.process.isRunning)
     }
 
@@ -528,6 +538,10 @@ struct AskTests {
         #expect(!systemPrompt(try #require(try fake.requests().last)).contains(kycSQL))
         let (_, detail) = try restGET(medic, "/api/v1/asks/\(id)", token: try medic.token("root", role: "admin"))
         #expect(detail?["mark"]?["correct"]?.boolValue == true)
+        // stats carries the asks' figures (and matches its schema).
+        let stats = try session.call(["type": "stats"])
+        #expect(wireSchemas.violations(stats, answering: "stats") == [])
+        #expect(stats["asks_answered"]?.intValue == 3 && stats["asks_failed"]?.intValue == 1 && stats["asks_thinking"]?.intValue == 0)
     }
 
     /// Offline: scripted entries with purpose "ask" answer with the final JSON directly (matched on the question).
