@@ -184,7 +184,12 @@ public final class AskService {
     }
 
     private func drain(_ runtime: AskRuntime) {
-        guard !runtime.writing, !runtime.queue.isEmpty else { return }
+        guard !runtime.writing else { return }
+        guard !runtime.queue.isEmpty else {
+            // A finished ask whose writes are all durable leaves memory (`withRuntime` loads it again when named).
+            if runtime.record.status != .thinking, runtimes[runtime.record.id] === runtime { runtimes[runtime.record.id] = nil }
+            return
+        }
         let (write, command, done) = runtime.queue.removeFirst()
         runtime.writing = true
         commit(runtime, write, command: command, done: done, attempt: 0)

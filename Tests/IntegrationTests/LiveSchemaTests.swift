@@ -310,7 +310,13 @@ struct LiveSchemaTests {
         let bugSummary = try #require(schemas.schema("event.bug"))
         #expect(Set(bugSummary["properties"]?["status"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []) == Set(BugStatus.allCases.map(\.rawValue)))
         let statusEnum = schemas.schema("event.status_changed")?["properties"]?["status"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(Set(statusEnum) == Set(ProposalStatus.allCases.map(\.rawValue)).union(BugStatus.allCases.map(\.rawValue)))
+        #expect(Set(statusEnum) == Set(ProposalStatus.allCases.map(\.rawValue)).union(BugStatus.allCases.map(\.rawValue)).union(["thinking", "answered", "failed"]))
+        let askThinking = try JSONValue.parse(#"{"type":"event","topic":"ask:a-1","ts":1,"kind":"ask_thinking","data":{"round":1,"text":"x"}}"#)
+        #expect(schemas.violations(askThinking, answering: nil) == [])
+        let failedWithoutReason = try JSONValue.parse(#"{"type":"event","topic":"ask:a-1","seq":4,"ts":1,"kind":"status_changed","data":{"status":"failed"}}"#)
+        #expect(schemas.violations(failedWithoutReason, answering: nil).count == 1)
+        let bugKindOnAsk = try JSONValue.parse(#"{"type":"event","topic":"ask:a-1","seq":4,"ts":1,"kind":"ask","data":{"id":"a-1","question":"q","source":"users","status":"thinking","author":"a","created_at":1,"updated_at":1}}"#)
+        #expect(schemas.violations(bugKindOnAsk, answering: nil).count == 1)
         let approachStatuses = schemas.schema("event.approach_status")?["properties"]?["status"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(!approachStatuses.isEmpty && approachStatuses.allSatisfy { ApproachStatus(rawValue: $0) != nil })
     }
