@@ -154,6 +154,9 @@ public struct MedicConfiguration: Sendable {
     public var repositories: [RepositoryConfig] = []
     /// Databases asks may read (besides Medic's own store, the source `medic`).
     public var sources: [SourceConfig] = []
+    /// How the `medic` source connects to a PostgreSQL store (`medic_source_url`; default the store URL): give it a
+    /// role that may read only the `medic_*` views (SECURITY.md, "Sources"). Ignored for a SQLite store.
+    public var medicSourceURL: String?
     public var llm: LLMChoice = .scripted(path: "examples/demo-conversation.json")
     public var llmBaseURL: String = "https://api.anthropic.com"
     public var llmModel: String = "claude-sonnet-4-5"
@@ -213,6 +216,7 @@ public struct MedicConfiguration: Sendable {
         if let v = file.store { storeURL = v }
         if let v = file.repositories { repositories = v }
         if let v = file.sources { sources = v }
+        if let v = file.medic_source_url { medicSourceURL = v }
         if let v = file.llm { llm = try Self.parseLLM(v) }
         if let v = file.llm_url { llmBaseURL = v }
         if let v = file.max_parallel_sandboxes {
@@ -321,6 +325,9 @@ public struct MedicConfiguration: Sendable {
             try source.validate()
             guard sourceNames.insert(source.name).inserted else { throw ConfigurationError("source name '\(source.name)' is used twice") }
         }
+        if let url = medicSourceURL, !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
+            throw ConfigurationError("medic_source_url must be a postgres:// URL (the medic source of a PostgreSQL store)")
+        }
         guard sandboxDiskQuotaMB > 0 else { throw ConfigurationError("sandbox_disk_quota_mb must be positive") }
         guard (1...86_400).contains(instanceIdleSeconds) else {
             throw ConfigurationError("instance_idle_seconds must be 1…86400, got \(instanceIdleSeconds)")
@@ -358,6 +365,7 @@ public struct MedicConfiguration: Sendable {
         var store: String?
         var repositories: [RepositoryConfig]?
         var sources: [SourceConfig]?
+        var medic_source_url: String?
         var llm: String?
         var llm_url: String?
         var llm_model: String?

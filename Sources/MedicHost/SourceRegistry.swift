@@ -132,14 +132,15 @@ final class SourceRegistry {
         } else {
             // PostgreSQL's plan names the views' base tables, so those are allowed too — only the columns the
             // views show are not secret, and `doc`, `description`, `data`, `comment` are refused as sensitive.
-            // Never principals, sessions, login_codes or commands. SECURITY.md recommends a role that may read
-            // only the views.
+            // Never principals, sessions, login_codes or commands. `medic_source_url` connects with a role that may
+            // read only the views (SECURITY.md).
             let policy = SourcePolicy(
                 allowedTables: medicSourceViews.union(["proposals", "revisions", "reviews", "workflows", "events"]),
                 sensitiveColumns: ["doc", "description", "data", "comment", "proposals.doc", "revisions.doc", "workflows.doc", "events.data"],
                 maxRows: 1000, timeoutMilliseconds: 5000)
+            let url = configuration.medicSourceURL ?? store
             add(SourceHandle(name: SourceConfig.medicName, kind: "postgres", policy: policy, loop: loop) { () throws(QueryRefusal) -> any QuerySource in
-                try PostgresQuerySource(url: store, policy: policy)
+                try PostgresQuerySource(url: url, policy: policy)
             })
         }
     }

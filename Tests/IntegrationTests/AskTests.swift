@@ -452,10 +452,16 @@ struct AskTests {
     }
 
     /// Medic's own store as source `medic`: the views answer, principals and sessions cannot be read.
-    private func medicSource(store: String?) throws {
+    private func medicSource(store: String?, medicSourceURL: String? = nil) throws {
         let fake = try FakeAnthropic()
         defer { fake.stop() }
-        let medic = try askMedic(fake, sources: [], store: store)
+        let medic = try MedicHarness { configuration, _ in
+            configuration.llm = .anthropic
+            configuration.llmBaseURL = fake.baseURL
+            configuration.anthropicAPIKey = "test-key"
+            if let store { configuration.storeURL = store }
+            configuration.medicSourceURL = medicSourceURL
+        }
         defer { medic.stop() }
         let token = try medic.token("alice", role: "admin")
         let session = try medic.session(token)
@@ -476,6 +482,10 @@ struct AskTests {
             let (_, refused) = try ask(session, "secrets please", source: "medic")
             #expect(first(refused, "sql_refused")?["code"]?.stringValue == "not_allowed", "\(sql)")
         }
+        // The tables behind the views: never their documents or descriptions (refused, or read as NULL on SQLite).
+        try fake.script([finalTurn("x", "SELECT description, doc FROM proposals")])
+        let (_, behind) = try ask(session, "the documents please", source: "medic")
+        #expect(first(behind, "answer") == nil || !(first(behind, "answer")?.jsonString.contains("secret description") ?? true))
         try fake.script([finalTurn("kinds", "SELECT topic_kind, count FROM medic_events_by_kind ORDER BY count DESC")])
         let (_, kindsEvents) = try ask(session, "which events are there?", source: "medic")
         #expect((first(kindsEvents, "answer")?["row_count"]?.intValue ?? 0) > 0)
@@ -492,6 +502,33 @@ struct AskTests {
         try run("/usr/bin/psql", [base, "-qc", "CREATE DATABASE \(name)"])
         defer { _ = try? run("/usr/bin/psql", [base, "-qc", "DROP DATABASE \(name) WITH (FORCE)"]) }
         try medicSource(store: String(base[...slash]) + name)
+    }
+
+    /// On PostgreSQL the medic source may connect as a role that can read only the views (SECURITY.md's GRANTs).
+    @Test func theMedicSourceOnPostgreSQLWithAViewOnlyRole() throws {
+        guard let base = ProcessInfo.processInfo.environment["MEDIC_TEST_POSTGRES_URL"], let slash = base.lastIndex(of: "/"),
+            let at = base.firstIndex(of: "@")
+        else { return }
+        let name = "medic_ask_role_\(UInt32.random(in: 0...UInt32.max))"
+        let role = "medic_self_reader_\(UInt32.random(in: 0...UInt32.max))"
+        try run("/usr/bin/psql", [base, "-qc", "CREATE DATABASE \(name)"])
+        defer {
+            _ = try? run("/usr/bin/psql", [base, "-qc", "DROP DATABASE \(name) WITH (FORCE)"])
+            _ = try? run("/usr/bin/psql", [base, "-qc", "DROP ROLE IF EXISTS \(role)"])
+        }
+        let store = String(base[...slash]) + name
+        // The store's migrations make the views; then the role of SECURITY.md is granted them.
+        let medic = try MedicHarness { configuration, _ in configuration.storeURL = store }
+        medic.stop()
+        try run("/usr/bin/psql", [store, "-q", "-v", "ON_ERROR_STOP=1"], input: """
+            CREATE ROLE \(role) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+            GRANT CONNECT ON DATABASE \(name) TO \(role);
+            GRANT USAGE ON SCHEMA public TO \(role);
+            GRANT SELECT ON medic_proposals, medic_revisions, medic_reviews, medic_bugs, medic_events_by_kind TO \(role);
+            ALTER ROLE \(role) SET default_transaction_read_only = on;
+            """)
+        let reader = "postgres://\(role)" + String(base[at...slash]) + name
+        try medicSource(store: store, medicSourceURL: reader)
     }
 
     /// A malformed final reply is asked once more; a marked answer is offered to the next similar question.
