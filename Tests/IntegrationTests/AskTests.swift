@@ -422,6 +422,41 @@ struct AskTests {
         #expect(columns.first { $0["name"]?.stringValue == "country" }?["sample_values"]?.arrayValue?.count == 3)
         try fake.script([finalTurn("2000", "SELECT count(*) FROM users")])
         #expect(number(first(try ask(session, "how many users?").events, "answer")?["value"]) == 2000)
+        // The schema is cached until a refresh; a source that comes back answers again.
+        try run("/usr/bin/sqlite3", [path, "CREATE TABLE users_archive (id INTEGER)"])
+        func usersTables(_ query: String) throws -> [String] {
+            let (_, body) = try restGET(medic, "/api/v1/sources\(query)", token: token)
+            return body?["sources"]?.arrayValue?.first?["tables"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        }
+        #expect(try usersTables("") == ["users"])
+        try FileManager.default.createDirectory(atPath: "\(directory)/missing", withIntermediateDirectories: true)
+        try run("/usr/bin/sqlite3", ["\(directory)/missing/nothing.sqlite", "CREATE TABLE users (id INTEGER); INSERT INTO users VALUES (1), (2)"])
+        try fake.script([finalTurn("2", "SELECT count(*) FROM users")])
+        #expect(number(first(try ask(session, "and now?", source: "gone").events, "answer")?["value"]) == 2)
+    }
+
+    @Test func introspectionIsCachedUntilARefresh() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-ask-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = (directory as NSString).appendingPathComponent("open.sqlite")
+        try run("/usr/bin/sqlite3", [path, "CREATE TABLE first (id INTEGER, kind TEXT); INSERT INTO first VALUES (1, 'a'), (2, 'b')"])
+        let fake = try FakeAnthropic()
+        defer { fake.stop() }
+        let medic = try askMedic(fake, sources: [SourceConfig(name: "open", url: "sqlite:\(path)")])
+        defer { medic.stop() }
+        let token = try medic.token("alice", role: "admin")
+        func tables(_ query: String) throws -> [JSONValue] {
+            let (_, body) = try restGET(medic, "/api/v1/sources\(query)", token: token)
+            return body?["sources"]?.arrayValue?.first { $0["name"]?.stringValue == "open" }?["tables"]?.arrayValue ?? []
+        }
+        let before = try tables("")
+        #expect(before.compactMap { $0["name"]?.stringValue } == ["first"])
+        #expect(before.first?["row_estimate"]?.intValue == 2)
+        #expect(before.first?["columns"]?.arrayValue?.last?["sample_values"] == ["a", "b"])
+        try run("/usr/bin/sqlite3", [path, "CREATE TABLE second (id INTEGER)"])
+        #expect(try tables("").compactMap { $0["name"]?.stringValue } == ["first"])
+        #expect(try tables("?refresh=1").compactMap { $0["name"]?.stringValue } == ["first", "second"])
     }
 
     /// The structured query endpoint: compiled, parameterized, run; audited.
