@@ -10,13 +10,15 @@
 2. parallel vs sequential: a generated Python repository whose suite takes ~5 s (2.5 s of CPU, 2.5 s
    asleep), a scripted conversation with three different passing approaches answered at once (delay 0),
    run with max_parallel_sandboxes 3 and then 1. Wall: `approach_started` of #1 → `approaches_ranked`;
-   CPU: the machine's busy time (user+nice+system+irq+softirq in /proc/stat) over the same interval — run it
-   on an otherwise idle machine. (getrusage cannot see it: bubblewrap's pid-namespace init does not pass
-   its children's usage up.)
+   CPU: the approaches' test processes (the test command ends with the shell's `times`, whose second line
+   is its children's user and system time, read back from the `test_output` events — getrusage cannot see
+   them: bubblewrap's pid-namespace init does not pass its children's usage up) plus medic's own
+   (/proc/PID/stat utime+stime) over the run.
 
 Prints RESULT lines and medians. Loopback only; every wait bounded.
 """
 import json
+import re
 import os
 import signal
 import socket
@@ -94,7 +96,7 @@ def ts(events, kind):
 
 
 def demo():
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         proc, port, token = start([], d)
         try:
             report = json.load(open(os.path.join(ROOT, "examples/demo-bug.json")))
@@ -124,7 +126,7 @@ def approach(n):
 
 
 def parallel(slots):
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as d:
         repo = os.path.join(d, "repo")
         os.makedirs(os.path.join(repo, "tests"))
         open(os.path.join(repo, "app.py"), "w").write("def value():\n    return 41\n")
@@ -137,33 +139,31 @@ def parallel(slots):
         ] + [{"match": "slow", "purpose": "bug_approach", "approach": n, "reply": approach(n)} for n in (1, 2, 3)]}
         script_path = os.path.join(d, "script.json")
         json.dump(script, open(script_path, "w"))
-        config = {"repositories": [{"name": "slow", "path": repo, "test_command": "python3 -m unittest discover -s tests"}], "max_parallel_sandboxes": slots}
+        config = {"repositories": [{"name": "slow", "path": repo, "test_command": "python3 -m unittest discover -s tests; s=$?; times; exit $s"}], "max_parallel_sandboxes": slots}
         config_path = os.path.join(d, "medic.json")
         json.dump(config, open(config_path, "w"))
         proc, port, token = start(["--config", config_path, "--llm", f"scripted:{script_path}"], d)
         try:
             bug = request(port, token, "POST", "/api/v1/bugs", {"repo": "slow", "title": "slow value is wrong", "description": "value() should be 42"}, key="b")["bug"]
-            samples = []  # (wall ms, busy seconds), every 100 ms
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                samples.append((time.time() * 1000, busy_seconds()))
-                events = request(port, token, "GET", f"/api/v1/bugs/{bug}/events?since=0&limit=1000")["events"]
-                if any(e["kind"] == "approaches_ranked" for e in events):
-                    break
-                time.sleep(0.1)
-            start_ms, end_ms = ts(events, "approach_started"), ts(events, "approaches_ranked")
-            wall = (end_ms - start_ms) / 1000
-            inside = [b for (t, b) in samples if start_ms <= t <= end_ms + 100]
-            cpu = (inside[-1] - inside[0]) if len(inside) > 1 else float("nan")
+            medic_before = own_cpu(proc.pid)
+            events = events_until(port, token, bug, "approaches_ranked")
+            medic_cpu = own_cpu(proc.pid) - medic_before
+            wall = (ts(events, "approaches_ranked") - ts(events, "approach_started")) / 1000
+            tests_cpu = 0.0
+            for e in events:
+                if e["kind"] == "test_output" and "approach" in e["data"]:
+                    times = [l for l in e["data"]["lines"] if re.fullmatch(r"\d+m[\d.]+s \d+m[\d.]+s", l.strip())]
+                    if len(times) >= 2:  # the shell's own line, then its children's
+                        user, system = (float(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", times[1]))
+                        tests_cpu += user + system
         finally:
             stop(proc)
-        return wall, cpu
+        return wall, tests_cpu + medic_cpu
 
 
-def busy_seconds():
-    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+def own_cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main():

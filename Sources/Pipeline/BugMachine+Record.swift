@@ -1,7 +1,7 @@
 // BugMachine+Record: the stored form of a bug's machine (the `workflows.doc` column) — a versioned document.
 // Version 1: `{"version": 1, "report", "configuration", "phase", "analysis"?, "reproducer"?, "reproduced"?,
 // "reproducer_reason"?, "base_result"?, "base_failing", "approaches": [{…, "machine"?: <ProposalMachine record>,
-// "revisions"?: [Revision]}], "winner"?, "ranking_reason"?, "proposal"?, "proposals"}`. Each approach's repair
+// "revisions"?: [Revision]}], "winner"?, "ranking_reason"?, "proposal"?, "proposals", "proposal_status"?}`. Each approach's repair
 // loop is stored with the proposal machine's own versioned record and its revisions, so it loads with the same
 // loader as a proposal. Keys added later must be optional.
 import Foundation
@@ -16,7 +16,7 @@ extension BugMachine {
             version: Self.recordVersion, report: report, configuration: configuration, phase: phase, analysis: analysis,
             reproducer: reproducer, reproduced: reproduced, reproducerReason: reproducerReason, baseResult: baseResult,
             baseFailing: baseFailing, baseDurationsMs: baseDurationsMs, approaches: approaches.map(ApproachRecord.init), winner: winner, rankingReason: rankingReason,
-            proposal: proposal, proposals: proposals, proposedAt: proposedAt)
+            proposal: proposal, proposals: proposals, proposedAt: proposedAt, proposalStatus: currentProposalStatus)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -45,7 +45,8 @@ extension BugMachine {
             report: record.report, configuration: record.configuration, phase: record.phase, analysis: record.analysis,
             reproducer: record.reproducer, reproduced: record.reproduced, reproducerReason: record.reproducerReason,
             baseResult: record.baseResult, baseFailing: record.baseFailing, baseDurationsMs: record.baseDurationsMs ?? [], approaches: approaches, winner: record.winner,
-            rankingReason: record.rankingReason, proposal: record.proposal, proposals: record.proposals, proposedAt: record.proposedAt)
+            rankingReason: record.rankingReason, proposal: record.proposal, proposals: record.proposals, proposedAt: record.proposedAt,
+            currentProposalStatus: record.proposalStatus)
     }
 }
 
@@ -67,9 +68,11 @@ private struct BugRecord: Codable {
     var proposal: String?
     var proposals: [String]
     var proposedAt: Int64?
+    /// Added after version 1 was released: optional, absent in older documents.
+    var proposalStatus: ProposalStatus?
 
     enum CodingKeys: String, CodingKey {
-        case proposedAt = "proposed_at"
+        case proposedAt = "proposed_at", proposalStatus = "proposal_status"
         case version, report, configuration, phase, analysis, reproducer, reproduced, approaches, winner, proposal, proposals
         case reproducerReason = "reproducer_reason", baseResult = "base_result", baseFailing = "base_failing"
         case baseDurationsMs = "base_durations_ms"

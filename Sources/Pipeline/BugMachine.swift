@@ -231,6 +231,8 @@ public struct BugMachine: Sendable {
     public private(set) var proposals: [String] = []
     /// When the first proposal was made (ms since the epoch; report → proposal time).
     public private(set) var proposedAt: Int64?
+    /// The last status the pipeline reported for `proposal` (nil: none since it was made).
+    public private(set) var currentProposalStatus: ProposalStatus?
     /// Malformed-analysis reply kept for the re-ask.
     var analysisRetry: String?
 
@@ -406,6 +408,11 @@ public struct BugMachine: Sendable {
     /// Why a reproducer run does not reproduce the bug, or nil when it does.
     static func refusal(_ result: TestResult, _ failure: FailureAnalysis, reproducer path: String, ownFailures: [String], anyFailures: Bool) -> String? {
         if result.succeeded { return "the reproducer passes on the unchanged repository: it does not show the bug" }
+        // No exit status and no signal: the suite never ran (the reproducer could not be written — e.g. its path
+        // exists —, the sandbox could not be made or the command could not start). Nothing was reproduced.
+        if result.exitCode < 0, result.signal == nil, !result.timedOut {
+            return "the suite did not run on the unchanged repository: \(failure.rootCause)"
+        }
         if result.timedOut { return "the run timed out on the unchanged repository" }
         let inTest = failure.locations.first.map { $0.file == path } ?? true
         switch failure.category {
@@ -572,6 +579,13 @@ public struct BugMachine: Sendable {
             }
         }
         approaches[i].status = Self.approachStatus(machine.status, current: before)
+        if approaches[i].status == .qualified, reproduced == true, let verified = reproducer,
+           !approaches[i].finalChanges.contains(verified.change)
+        {
+            // A repair-loop fix rewrote or removed the verified reproducer: its passing suite no longer shows the bug fixed.
+            approaches[i].status = .failed
+            approaches[i].reason = "its final change alters or removes the reproducer \(verified.path), so its passing suite does not show the bug fixed"
+        }
         if approaches[i].status == .failed, approaches[i].reason == nil {
             approaches[i].reason = machine.revisions.last?.analysis?.rootCause.isEmpty == false
                 ? "the repair loop gave up: \(machine.revisions.last!.analysis!.rootCause)" : "the repair loop gave up"
@@ -706,6 +720,7 @@ public struct BugMachine: Sendable {
     private mutating func proposalCreated(_ id: String, _ n: Int, _ at: Int64) -> [BugAction] {
         guard case .proposing(let expected) = phase, expected == n else { return ignored("proposal_created") }
         proposal = id
+        currentProposalStatus = nil
         if proposedAt == nil { proposedAt = at }
         if !proposals.contains(id) { proposals.append(id) }
         return [.publish(kind: "bug_proposed", data: .object(["proposal": .string(id), "approach": .integer(n)]))]
@@ -720,6 +735,7 @@ public struct BugMachine: Sendable {
 
     private mutating func proposalStatus(_ id: String, _ status: ProposalStatus, _ commit: String?) -> [BugAction] {
         guard case .proposed(let n, let current) = phase, current == id else { return ignored("proposal_status") }
+        currentProposalStatus = status
         var actions: [BugAction] = [.publish(kind: "proposal_status", data: .object(["proposal": .string(id), "status": .string(status.rawValue)]))]
         if status == .applied, let commit {
             actions.append(.publish(kind: "bug_fixed", data: .object(["proposal": .string(id), "commit": .string(commit), "approach": .integer(n)])))
@@ -738,6 +754,10 @@ public struct BugMachine: Sendable {
             return [.reject(.invalidState, message: "approach #\(n) did not qualify (\(approaches[i].reason ?? approaches[i].status.rawValue))")]
         }
         guard n != chosen else { return [.reject(.invalidState, message: "approach #\(n) is already the proposal \(current)")] }
+        if let status = currentProposalStatus, [.approved, .applying, .applied].contains(status) {
+            // It can no longer be withdrawn: the bug follows it (to `fixed` once applied).
+            return [.reject(.invalidState, message: "proposal \(current) is \(status.rawValue); another approach can no longer replace it")]
+        }
         return enter(.proposing(approach: n), reason: "\(principal) chose approach #\(n)") + [
             .publish(kind: "approach_chosen", data: .object(["approach": .integer(n), "principal": .string(principal), "replaces": .string(current)])),
             .withdrawProposal(current, reason: "\(principal) chose approach #\(n) of bug \(report.id) instead"),
@@ -800,7 +820,7 @@ public struct BugMachine: Sendable {
 
     init(report: BugReport, configuration: Configuration, phase: Phase, analysis: BugAnalysis?, reproducer: Reproducer?, reproduced: Bool?,
          reproducerReason: String?, baseResult: TestResult?, baseFailing: [String], baseDurationsMs: [Int], approaches: [Approach], winner: Int?,
-         rankingReason: String?, proposal: String?, proposals: [String], proposedAt: Int64?) {
+         rankingReason: String?, proposal: String?, proposals: [String], proposedAt: Int64?, currentProposalStatus: ProposalStatus? = nil) {
         self.report = report
         self.configuration = configuration
         self.phase = phase
@@ -817,6 +837,7 @@ public struct BugMachine: Sendable {
         self.proposal = proposal
         self.proposals = proposals
         self.proposedAt = proposedAt
+        self.currentProposalStatus = currentProposalStatus
     }
 }
 

@@ -1,7 +1,10 @@
 // CodeIndex: the navigator's index in the store — files, symbols, imports, and one search document per symbol
 // and per file, searched by the engine's own full-text search: SQLite FTS5 (porter stemming, bm25 with
-// column weights) or PostgreSQL tsvector/GIN (english stemming, ts_rank_cd with weights A/B/C). The terms
-// come already split by the caller (Navigator's `Terms`); nothing here builds an inverted index.
+// column weights; common words bounded before ranking, see `sqliteSearch`) or PostgreSQL tsvector/GIN (english
+// stemming, ts_rank_cd with weights A/B/C). The terms come already split by the caller (Navigator's `Terms`);
+// nothing here builds an inverted index.
+import Foundation  // log
+
 
 /// What an index of one repository reflects.
 public struct CodeIndexState: Sendable, Equatable {
@@ -264,32 +267,127 @@ enum CodeIndexOperations {
     /// Documents matching any of `terms` (letters and digits only — the caller's `Terms.query`; anything else
     /// is dropped here too, so no user text reaches the FTS5 or tsquery syntax), best first.
     static func search(repo: String, terms: [String], limit: Int, on c: any SQLConnection) throws(StoreError) -> [CodeSearchRow] {
+        try search(repo: repo, terms: terms, limit: limit, bounds: .standard, on: c).rows
+    }
+
+    /// When the SQLite search ranks only a bounded candidate set (see `sqliteSearch`).
+    struct SearchBounds: Sendable {
+        /// A term matching more documents than this (and not the query's rarest term) is "common".
+        var commonTermDocuments: Int64
+        /// Up to this many matches in all (the sum of the terms' document counts), every match is ranked.
+        var allDocuments: Int64
+        /// At most this many terms get the pruned query (its expression grows with terms × common terms).
+        var terms: Int
+
+        static let standard = SearchBounds(commonTermDocuments: 2000, allDocuments: 4000, terms: 8)
+    }
+
+    /// How a search found its rows: every match ranked in one statement, every match ranked in the FTS table
+    /// alone with the documents read for the best few, or only the candidates that can reach the top ranked.
+    enum SearchPath: Sendable, Equatable { case exhaustive, ranked, pruned }
+
+    /// `bounds` nil: every match ranked in one statement (the reference the others must equal).
+    static func search(
+        repo: String, terms: [String], limit: Int, bounds: SearchBounds?, on c: any SQLConnection
+    ) throws(StoreError) -> (rows: [CodeSearchRow], path: SearchPath) {
         let clean = terms.map { String($0.filter { $0.isLetter || $0.isNumber }.prefix(64)) }.filter { !$0.isEmpty }.prefix(32)
-        guard !clean.isEmpty else { return [] }
-        let limit = SQLValue.int(Int64(max(1, min(limit, 1000))))
-        let rows: [[SQLValue]]
+        guard !clean.isEmpty else { return ([], .exhaustive) }
+        let limit = Int64(max(1, min(limit, 1000)))
+        let found: (rows: [[SQLValue]], path: SearchPath)
         switch c.dialect {
         case .sqlite:
-            let match = clean.map { "\"\($0)\"" }.joined(separator: " OR ")
-            rows = try c.query(
-                """
-                SELECT d.path, d.kind, d.name, d.line, d.name_terms, d.path_terms, d.doc_terms, -bm25(code_search, 10.0, 4.0, 1.0) AS r
-                FROM code_search JOIN code_docs d ON d.id = code_search.rowid
-                WHERE code_search MATCH $1 AND d.repo = $2 ORDER BY r DESC, d.path, d.line LIMIT $3
-                """, [.text(match), .text(repo), limit])
+            found = try sqliteSearch(repo: repo, terms: Array(clean), limit: limit, bounds: bounds, on: c)
         case .postgres:
-            rows = try c.query(
+            found = (try c.query(
                 """
                 SELECT path, kind, name, line, name_terms, path_terms, doc_terms, ts_rank_cd(document, q) AS r
                 FROM code_docs, to_tsquery('english', $1) q
                 WHERE repo = $2 AND document @@ q ORDER BY r DESC, path, line LIMIT $3
-                """, [.text(clean.joined(separator: " | ")), .text(repo), limit])
+                """, [.text(clean.joined(separator: " | ")), .text(repo), .int(limit)]), .exhaustive)
         }
-        return rows.map {
+        let rows = found.rows.map {
             CodeSearchRow(
                 path: $0[0].text, kind: $0[1].text, name: $0[2].text, line: Int($0[3].int), nameTerms: $0[4].text, pathTerms: $0[5].text,
                 docTerms: $0[6].text, rank: Double($0[7].text) ?? 0)
         }
+        return (rows, found.path)
+    }
+
+    /// The `limit` best documents by bm25 (name 10, path 4, doc 1) over `terms` OR'ed — the same rows, in the
+    /// same order, as ranking every match, but without computing bm25 for most matches of common words.
+    ///
+    /// bm25 is a sum over the query's phrases of idf(t) · f(t, d), and f < k1 + 1 = 2.2 (FTS5's k1 = 1.2)
+    /// whatever the column weights, so a document matching a single term t and no other scores below
+    /// 2.2 · idf(t). Common terms (more than `commonTermDocuments` documents; never the rarest term) are
+    /// therefore searched only together with another term: the expression is
+    /// `(t1 OR … OR tn) NOT ((c1 NOT (the other terms)) OR …)`. The phrases on the right of NOT contribute
+    /// nothing to a row that matches, so every candidate keeps its exact score (the contract test compares).
+    /// The answer is kept only when it is provably the full ranking's: `limit` rows came back and the last
+    /// scores above 2.2 · idf of every common term (idf from an upper bound of the row count, which only
+    /// raises the bound); otherwise every match is ranked.
+    static func sqliteSearch(
+        repo: String, terms: [String], limit: Int64, bounds: SearchBounds?, on c: any SQLConnection
+    ) throws(StoreError) -> (rows: [[SQLValue]], path: SearchPath) {
+        func phrase(_ term: String) -> String { "\"\(term)\"" }
+        let any = terms.map(phrase).joined(separator: " OR ")
+        guard let bounds else { return (try sqliteExhaustive(repo: repo, match: any, limit: limit, on: c), .exhaustive) }
+        if terms.count >= 2 && terms.count <= bounds.terms {
+            var documents: [String: Int64] = [:]
+            for term in terms where documents[term] == nil {
+                documents[term] = try c.query("SELECT count(*) FROM code_search WHERE code_search MATCH $1", [.text(phrase(term))]).first?[0].int ?? 0
+            }
+            let byFrequency = documents.keys.sorted { (documents[$0]!, $0) < (documents[$1]!, $1) }
+            let common = byFrequency.dropFirst().filter { documents[$0]! > bounds.commonTermDocuments }
+            if !common.isEmpty, documents.values.reduce(0, +) > bounds.allDocuments {
+                let alone = common.map { term in "(\(phrase(term)) NOT (\(terms.filter { $0 != term }.map(phrase).joined(separator: " OR "))))" }
+                let match = "(\(any)) NOT (\(alone.joined(separator: " OR ")))"
+                // ≥ the FTS table's row count (ids are distinct positive integers).
+                let rowsBound = Double(try c.query("SELECT max(id) FROM code_docs", []).first?[0].int ?? 0)
+                let bound = common.map { term in
+                    let n = Double(documents[term]!)
+                    return 2.2 * max(1e-6, log((rowsBound - n + 0.5) / (n + 0.5)))
+                }.max() ?? 0
+                if let rows = try sqliteRanked(repo: repo, match: match, limit: limit, on: c), rows.count == Int(limit),
+                    let last = rows.last.flatMap({ Double($0[7].text) }), last > bound
+                {
+                    return (rows, .pruned)
+                }
+            }
+        }
+        if let rows = try sqliteRanked(repo: repo, match: any, limit: limit, on: c) { return (rows, .ranked) }
+        return (try sqliteExhaustive(repo: repo, match: any, limit: limit, on: c), .exhaustive)
+    }
+
+    private static func sqliteExhaustive(repo: String, match: String, limit: Int64, on c: any SQLConnection) throws(StoreError) -> [[SQLValue]] {
+        try c.query(
+            """
+            SELECT d.path, d.kind, d.name, d.line, d.name_terms, d.path_terms, d.doc_terms, -bm25(code_search, 10.0, 4.0, 1.0) AS r
+            FROM code_search JOIN code_docs d ON d.id = code_search.rowid
+            WHERE code_search MATCH $1 AND d.repo = $2 ORDER BY r DESC, d.path, d.line LIMIT $3
+            """, [.text(match), .text(repo), .int(limit)])
+    }
+
+    /// The ranking over the FTS table alone (rowid and bm25; the documents are read only for the best
+    /// 4 × `limit`), then the repository's rows among them. Nil when that may differ from ranking every
+    /// match of `repo`: the inner limit was reached and either fewer than `limit` rows belong to `repo` or
+    /// the last one ties with the inner list's last.
+    private static func sqliteRanked(repo: String, match: String, limit: Int64, on c: any SQLConnection) throws(StoreError) -> [[SQLValue]]? {
+        let inner = limit * 4
+        let rows = try c.query(
+            """
+            WITH s AS MATERIALIZED (
+                SELECT rowid AS id, -bm25(code_search, 10.0, 4.0, 1.0) AS r FROM code_search WHERE code_search MATCH $1 ORDER BY r DESC LIMIT $4)
+            SELECT d.path, d.kind, d.name, d.line, d.name_terms, d.path_terms, d.doc_terms, s.r, (SELECT count(*) FROM s), (SELECT min(r) FROM s)
+            FROM s JOIN code_docs d ON d.id = s.id
+            WHERE d.repo = $2 ORDER BY s.r DESC, d.path, d.line LIMIT $3
+            """, [.text(match), .text(repo), .int(limit), .int(inner)])
+        guard let first = rows.first else {
+            // Nothing of `repo` among the inner rows: exact only if there were no matches at all.
+            return try c.query("SELECT 1 FROM code_search WHERE code_search MATCH $1 LIMIT 1", [.text(match)]).isEmpty ? [] : nil
+        }
+        if first[8].int < inner { return rows.map { Array($0.prefix(8)) } }
+        if rows.count < Int(limit) || rows.last?[7] == first[9] { return nil }
+        return rows.map { Array($0.prefix(8)) }
     }
 
     static func symbols(repo: String, path: String, on c: any SQLConnection) throws(StoreError) -> [CodeSymbolRow] {

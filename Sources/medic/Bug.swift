@@ -216,9 +216,9 @@ func inputError(_ command: String, _ error: ValidationError) -> ExitCode {
     return ExitCode.validationFailure
 }
 
-/// One REST call on a loop of its own: the answer's JSON on a 2xx status. On an error answer the server's code and
+/// One REST call on a loop of its own (`label` starts its error messages): the answer's JSON on a 2xx status. On an error answer the server's code and
 /// message go to standard error and the command exits 1; so does a transport failure.
-func restCall(method: String, url: String, token: String, body: JSONValue?, idempotencyKey: String?) throws -> JSONValue {
+func restCall(method: String, url: String, token: String, body: JSONValue?, idempotencyKey: String?, label: String = "medic bug") throws -> JSONValue {
     let loop = try EventLoop(logger: quietLogger("medic.bug"))
     let client = try HTTPClient(loop: loop)
     var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
@@ -238,7 +238,7 @@ func restCall(method: String, url: String, token: String, body: JSONValue?, idem
     loop.run()
     client.close()
     let fail = { (message: String) -> ExitCode in
-        FileHandle.standardError.write(Data("medic bug: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("\(label): \(message)\n".utf8))
         return ExitCode(1)
     }
     switch outcome {

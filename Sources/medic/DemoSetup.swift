@@ -42,6 +42,29 @@ enum DemoSetup {
         ]
     }
 
+    /// The Ask demo's application database (issue 14, "Demo"): creates `<data-dir>/demo-users.sqlite` — table
+    /// `users`, 50,000 rows from a fixed seed (DemoUsers) — unless it is already there, and returns the source
+    /// the demo configures for it: `users` at `sqlite:<absolute path>`, only its table `users`, with email and
+    /// wallet_address sensitive (as config/medic.example.json's source).
+    @discardableResult
+    static func prepareUsersDatabase(in configuration: MedicConfiguration) throws -> (name: String, url: String, tables: [String], sensitiveColumns: [String]) {
+        let path = DemoUsers.path(for: configuration.dataDirectory)
+        let logger = Logger(label: "medic.demo")
+        if FileManager.default.fileExists(atPath: path) {
+            logger.info("demo users database: \(path) (already there)")
+        } else {
+            let made = try createDemoUsers(path: path)
+            logger.info("demo users database: \(path) created, \(made.rows) users in \(made.milliseconds) ms")
+        }
+        return demoUsersSource(for: configuration.dataDirectory)
+    }
+
+    /// The `users` source of the demo for a data directory (what `prepareUsersDatabase` returns).
+    static func demoUsersSource(for dataDirectory: String) -> (name: String, url: String, tables: [String], sensitiveColumns: [String]) {
+        let absolute = URL(fileURLWithPath: DemoUsers.path(for: dataDirectory)).standardizedFileURL.path
+        return (DemoUsers.sourceName, "sqlite:" + absolute, ["users"], DemoUsers.sensitiveColumns)
+    }
+
     /// On an empty store, proposes examples/demo-proposal.json and reports examples/demo-bug.json (the plan's
     /// own example: "wrong password" for correct passwords) as the bot "demo-bot" once the first admin page has
     /// signed in (a second after its `welcome`, once the page has subscribed), so whoever opens the printed

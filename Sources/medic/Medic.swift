@@ -30,7 +30,7 @@ struct Medic: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic",
         abstract: "Medic: a self-healing code pipeline server.",
-        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self, Index.self, Search.self, Bug.self],
+        subcommands: [Serve.self, TokenCommand.self, Login.self, Watch.self, Index.self, Search.self, Bug.self, Ask.self],
         defaultSubcommand: Serve.self)
 }
 

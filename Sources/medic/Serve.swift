@@ -70,7 +70,13 @@ struct Serve: ParsableCommand {
         if let sandboxRetention { configuration.sandboxRetention = try MedicConfiguration.parseRetention(sandboxRetention) }
         if let sandboxDiskQuotaMb { configuration.sandboxDiskQuotaMB = sandboxDiskQuotaMb }
         if let deflate { configuration.deflate = try MedicConfiguration.parseOnOff(deflate, setting: "--deflate") }
-        if usesDemo { try DemoSetup.prepareRepository(in: &configuration) }
+        if usesDemo {
+            try DemoSetup.prepareRepository(in: &configuration)
+            let users = try DemoSetup.prepareUsersDatabase(in: configuration)
+            // Merge with `ask` (MedicConfiguration.sources): replace this line by
+            // `if !configuration.sources.contains(where: { $0.name == users.name }) { configuration.sources.append(SourceConfig(name: users.name, url: users.url, tables: users.tables, sensitiveColumns: users.sensitiveColumns)) }`
+            _ = users
+        }
         try configuration.validate()
 
         var logger = Logger(label: "medic")

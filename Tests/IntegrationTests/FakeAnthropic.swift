@@ -1,5 +1,6 @@
 // FakeAnthropic: the loopback fake of the Anthropic Messages API (fixtures/fake_anthropic.py) as a child process.
 import Foundation
+import Glibc
 import Protocol
 import TestSupport
 
@@ -26,7 +27,7 @@ final class FakeAnthropic {
             line.append(more)
         }
         guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
+            Self.kill(process)
             throw TestClientError("fake_anthropic.py printed no port: \(String(decoding: line, as: UTF8.self))")
         }
         self.port = port
@@ -41,6 +42,19 @@ final class FakeAnthropic {
         _ = try call("POST", "/control/script", body: .array(entries))
     }
 
+    /// Adds content-matched answers, used once the queue is empty: a request gets `entry` of the first route whose
+    /// `system` is a substring of its system prompt and whose `user` is a substring of its messages' text (nil:
+    /// any). Routes are not consumed, so parallel work gets its answers in whatever order it asks.
+    func route(_ routes: [(system: String?, user: String?, entry: JSONValue)]) throws {
+        let list: [JSONValue] = routes.map { route in
+            var object: JSONObject = ["entry": route.entry]
+            if let system = route.system { object["system"] = .string(system) }
+            if let user = route.user { object["user"] = .string(user) }
+            return .object(object)
+        }
+        _ = try call("POST", "/control/routes", body: .array(list))
+    }
+
     /// Drops the answers not served yet.
     func clearScript() throws {
         _ = try call("DELETE", "/control/script", body: nil)
@@ -52,9 +66,16 @@ final class FakeAnthropic {
     }
 
     func stop() {
-        if process.isRunning { process.terminate() }
+        Self.kill(process)
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
+    }
+
+    /// SIGKILL, not `terminate()`'s SIGTERM: a child inherits the spawning thread's signal mask, and a test
+    /// thread that ran an EventLoop has SIGTERM blocked (the loop takes it through signalfd) — the script then
+    /// never sees SIGTERM and `waitUntilExit` waits forever (seen: the whole suite hung in `stop`).
+    static func kill(_ process: Process) {
+        if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 
     private func call(_ method: String, _ path: String, body: JSONValue?) throws -> JSONValue {

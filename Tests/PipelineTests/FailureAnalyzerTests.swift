@@ -1,6 +1,7 @@
 // FailureAnalyzerTests: the analyzer against real output of failing Python, Node and Swift programs, plus Go samples.
 
 import Foundation
+import Glibc
 import Protocol
 import Testing
 
@@ -33,7 +34,7 @@ struct RealRun {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        let deadline = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        let deadline = DispatchWorkItem { if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) } }  // SIGTERM may be blocked (inherited mask)
         DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: deadline)
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -558,6 +558,59 @@ struct StoreContractTests {
         #expect(third.commit == "def" && third.files == 1)
     }
 
+    @Test("code index: the bounded search of common words returns exactly what ranking every match returns", arguments: BackendKind.all)
+    func codeSearchBoundedEqualsExhaustive(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        // 40 files × 6 symbols: "alpha" common, "beta" in between, "gamma" rare, in different columns and
+        // documents of different lengths (bm25 normalises by length); another repository full of all three.
+        func files(_ count: Int, prefix: String, heavy: Bool) -> [IndexedFile] {
+            (0..<count).map { n in
+                let path = "\(prefix)/mod\(n).py"
+                let pathTerms = "\(prefix) mod\(n) py" + (n % 9 == 0 ? " gamma" : "")
+                var docs = [CodeDocRow(kind: "file", name: path, line: 1, nameTerms: "mod\(n)", pathTerms: pathTerms, docTerms: "")]
+                for j in 0..<6 {
+                    let k = n * 6 + j
+                    var name = heavy ? ["alpha", "beta", "gamma"] : []
+                    if k % 2 == 0 { name.append("alpha") }
+                    if k % 5 == 0 { name.append("beta") }
+                    if k % 17 == 0 { name.append("gamma") }
+                    name += Array(repeating: "x\(k % 7)", count: k % 4)
+                    var doc = Array(repeating: "filler\(k % 3)", count: k % 5)
+                    if k % 3 == 0 { doc += ["alpha", "alpha"] }
+                    if k % 7 == 0 { doc.append("beta") }
+                    docs.append(CodeDocRow(
+                        kind: "function", name: "f\(k)", line: j + 2, nameTerms: (["f\(k)"] + name).joined(separator: " "), pathTerms: pathTerms,
+                        docTerms: doc.joined(separator: " ")))
+                }
+                return IndexedFile(file: CodeFileRow(path: path, language: "python", size: 1, hash: "h", lines: 9), symbols: [], imports: [], docs: docs)
+            }
+        }
+        _ = try store.sync { store.updateCodeIndex(repo: "r", files: files(40, prefix: "pkg", heavy: false), removed: [], commit: nil, now: 1, completion: $0) }
+        _ = try store.sync { store.updateCodeIndex(repo: "other", files: files(5, prefix: "oth", heavy: true), removed: [], commit: nil, now: 1, completion: $0) }
+        let c: any SQLConnection = switch kind {
+        case .sqlite: try SQLiteConnection(path: f.sqlitePath, options: SQLiteOptions(busyTimeoutMs: 1000))
+        case .postgres: try PostgresConnection(url: f.url, options: PostgresOptions(applicationName: f.applicationName + "-direct"))
+        }
+        defer { c.close() }
+        let small = CodeIndexOperations.SearchBounds(commonTermDocuments: 20, allDocuments: 40, terms: 8)
+        var paths: Set<CodeIndexOperations.SearchPath> = []
+        for terms in [["alpha", "beta", "gamma"], ["alpha", "beta"], ["gamma", "alpha"], ["beta", "gamma"], ["alpha"], ["alpha", "beta", "gamma", "nothing"]] {
+            for limit in [1, 3, 10, 50, 200] {
+                let reference = try CodeIndexOperations.search(repo: "r", terms: terms, limit: limit, bounds: nil, on: c)
+                #expect(!reference.rows.isEmpty)
+                for bounds in [small, .standard] {
+                    let bounded = try CodeIndexOperations.search(repo: "r", terms: terms, limit: limit, bounds: bounds, on: c)
+                    #expect(bounded.rows == reference.rows, "\(terms) limit \(limit) via \(bounded.path)")
+                    paths.insert(bounded.path)
+                }
+            }
+        }
+        // On SQLite all three ways were taken (candidates only, the FTS table ranked alone, every match).
+        if kind == .sqlite { #expect(paths == [.pruned, .ranked, .exhaustive]) }
+    }
+
     @Test("principals: only the token's SHA-256 is stored; lookup, conflict, revoke, re-create", arguments: BackendKind.all)
     func principals(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)

@@ -9,7 +9,15 @@ quorum and idempotent ids, auto_fix, rollback, comment, and a scripted pipeline 
 the typical run of README §4 (with ephemeral fix_delta). Responses to static files carry the
 same Content-Security-Policy as Medic.
 
-Control endpoints (GET, for tests): /_fake/propose?manual=1&unfixable=1&author=…&title=…, /_fake/bulk?n=2000 (a
+Bugs (fake_bugs.py): report_bug / choose_approach / resume_bug, the `bugs` and `bug:<id>` topics, GET /api/v1/bugs…
+and /api/v1/repos, scripted bug runs.
+
+Asks (fake_asks.py): ask / mark_answer, the `asks` and `ask:<id>` topics, GET /api/v1/sources and /api/v1/asks…,
+scripted asks chosen by the question (the Tokyo question streams, has one refused SQL and answers 236).
+
+Control endpoints (GET, for tests): /_fake/bug?script=full|unreproduced|interrupt&hostile=1&title=…&evidence=… (a
+bug run; answers {"bug": id}), /_fake/bugs (JSON state of the bugs), /_fake/ask?question=…&author=… (an ask;
+answers {"ask": id}), /_fake/asks (JSON state of the asks: status, mark, head), /_fake/propose?manual=1&unfixable=1&author=…&title=…, /_fake/bulk?n=2000 (a
 proposal with n stored events, no pipeline), /_fake/drop (closes every
 socket with 1001, keeps the store — a "restart"), /_fake/pause and /_fake/resume (hold the
 scripted pipeline), /_fake/state (JSON).
@@ -32,6 +40,9 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
+from fake_asks import AskRefusal, AskScripts
+from fake_bugs import BugRefusal, BugScripts
+
 CSP = ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
        "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "web-static"))
@@ -53,14 +64,16 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-class Fake:
+class Fake(BugScripts, AskScripts):
     def __init__(self, quorum, speed):
         self.quorum = quorum
         self.speed = speed
-        self.topics = {"proposals": []}      # topic -> stored events
+        self.topics = {"proposals": [], "bugs": [], "asks": []}  # topic -> stored events
         self.subs = {}                        # topic -> set of Session
         self.presence = {}                    # topic -> {principal: {"role", "since", "sessions": set}}
         self.proposals = {}
+        self.bugs = {}                        # fake_bugs.py
+        self.asks = {}                        # fake_asks.py
         self.applied_ids = {}                 # (principal, id) -> ack
         self.sessions = set()
         self.running = asyncio.Event()
@@ -224,6 +237,16 @@ class Fake:
 
     async def mutate(self, s, msg):
         t = msg.get("type")
+        if t in ("report_bug", "choose_approach", "resume_bug"):
+            try:
+                return await self.bug_command(s, msg)
+            except BugRefusal as r:
+                raise Refusal(r.code, r.message)
+        if t in ("ask", "mark_answer"):
+            try:
+                return await self.ask_command(s, msg)
+            except AskRefusal as r:
+                raise Refusal(r.code, r.message)
         if t not in ("approve", "reject", "request_changes", "auto_fix", "rollback", "comment", "propose"):
             raise Refusal("unknown_type", f"unknown type '{t}'")
         if t == "propose":
@@ -456,6 +479,20 @@ def main():
                     body = f.read()
                 return Response(200, "OK", Headers({"Content-Type": "application/json", "Content-Length": str(len(body)),
                                                     "Connection": "close"}), body)
+            if path.startswith("/api/v1/bugs") or path.startswith("/api/v1/repos") or path.startswith("/api/v1/asks") \
+                    or path.startswith("/api/v1/sources"):
+                from urllib.parse import parse_qs, urlsplit
+                parts = urlsplit(path)
+                auth = request.headers.get("Authorization", "")
+                answer = (401, {"code": "unauthenticated", "message": "no valid token"}) \
+                    if TOKENS.get(auth.removeprefix("Bearer ")) is None else \
+                    (fake.bug_rest(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()})
+                     or fake.ask_rest(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}))
+                if answer is None:
+                    answer = (404, {"code": "not_found", "message": "no such resource"})
+                body = json.dumps(answer[1]).encode()
+                return Response(answer[0], HTTPStatus(answer[0]).phrase, Headers({
+                    "Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close"}), body)
             if path.startswith("/_fake/"):
                 from urllib.parse import parse_qs, urlsplit
                 parts = urlsplit(path)
@@ -470,6 +507,24 @@ def main():
                     result = {"proposal": p["id"]}
                 elif parts.path == "/_fake/bulk":
                     result = {"proposal": await fake.create_bulk(int(q.get("n", "2000")))}
+                elif parts.path == "/_fake/bug":
+                    b = await fake.create_bug(q.get("author", "fixbot"), q.get("repo", "demo-app"),
+                                              q.get("title", "Any password signs in an active user"),
+                                              q.get("description", "Signing in with a wrong password works for active users."),
+                                              q.get("severity", "high"), [q["evidence"]] if "evidence" in q else [
+                                                  "Traceback (most recent call last):\n  File \"app/auth.py\", line 45, in check"],
+                                              int(q.get("approaches", "3")), q.get("script", "full"), q.get("hostile") == "1")
+                    result = {"bug": b["id"]}
+                elif parts.path == "/_fake/ask":
+                    a = await fake.create_ask(q.get("author", "fixbot"), q.get("question", "How many users completed KYC?"),
+                                              q.get("source", "users"))
+                    result = {"ask": a["id"]}
+                elif parts.path == "/_fake/asks":
+                    result = {aid: {"status": a["status"], "mark": a["mark"], "head": len(fake.topics[a["topic"]])}
+                              for aid, a in fake.asks.items()}
+                elif parts.path == "/_fake/bugs":
+                    result = {bid: {"status": b["status"], "proposal": b["proposal"], "chosen": b["chosen_approach"],
+                                    "head": len(fake.topics[b["topic"]])} for bid, b in fake.bugs.items()}
                 elif parts.path == "/_fake/drop":
                     for s in list(fake.sessions):
                         loop.create_task(s.ws.close(1001, "restarting"))

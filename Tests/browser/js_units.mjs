@@ -7,6 +7,11 @@ import { ReplyReader, readReply } from '../../web-static/js/reply.js';
 import { Router, HashHistory, hashSegments, MAX_HASH_LENGTH } from '../../web-static/js/router.js';
 import { ROUTES as LIST_ROUTES } from '../../web-static/js/pages/proposal-list.js';
 import { ROUTES as DETAIL_ROUTES } from '../../web-static/js/pages/proposal-detail.js';
+import { BugList, BugModel, splitEvidence, bugChecklist, bugPermissions, approachFigures } from '../../web-static/js/bugs.js';
+import { ROUTES as BUG_LIST_ROUTES } from '../../web-static/js/pages/bug-list.js';
+import { ROUTES as BUG_ROUTES } from '../../web-static/js/pages/bug-detail.js';
+import { AskList, AskModel, cellText, clip, tableModel, chartModel, formatValue, askPermissions, thinkingText, STEP_ROWS, CELL_LIMIT, MAX_COLUMNS, THINKING_LIMIT } from '../../web-static/js/asks.js';
+import { ROUTES as ASK_ROUTES } from '../../web-static/js/pages/ask.js';
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -405,6 +410,389 @@ check('HashHistory: push, replace, back (location-driven) and same-place dedupe'
   h.sync();
   assert.deepEqual(seen, [['home', null, false, true], ['proposal', 'p_1', true, false], ['proposal', 'p_2', false, false],
     ['proposal', 'p_1', false, true]]);
+});
+
+// ---- bugs (bugs.js) ----
+
+check('splitEvidence: a line of --- separates items; blank edges and empty blocks go, indentation stays', () => {
+  assert.deepEqual(splitEvidence(''), []);
+  assert.deepEqual(splitEvidence('   \n\n'), []);
+  assert.deepEqual(splitEvidence('one line'), ['one line']);
+  assert.deepEqual(splitEvidence('Traceback:\n  File "a.py", line 4\n---\nsecond\n\n---\n\n---\nthird  \n'),
+    ['Traceback:\n  File "a.py", line 4', 'second', 'third']);
+  assert.deepEqual(splitEvidence('a\r\n --- \r\nb'), ['a', 'b']);             // CRLF, spaces around the marker
+  assert.deepEqual(splitEvidence('a\n----\nb\n--- x'), ['a\n----\nb\n--- x']); // only a line of exactly --- splits
+  assert.deepEqual(splitEvidence('\n\n    indented\n'), ['    indented']);
+});
+
+check('BugList: an older summary never replaces a newer one; newest report first', () => {
+  const l = new BugList();
+  assert.equal(l.apply({ kind: 'bug', data: { id: 'b-1', status: 'fixing', created_at: 1, updated_at: 5 } }), true);
+  assert.equal(l.merge({ id: 'b-1', status: 'analyzing', created_at: 1, updated_at: 2 }), false);
+  assert.equal(l.byId.get('b-1').status, 'fixing');
+  l.merge({ id: 'b-2', status: 'analyzing', created_at: 3, updated_at: 3 });
+  assert.equal(l.apply({ kind: 'proposal', data: { id: 'p' } }), false);
+  assert.deepEqual(l.sorted().map((b) => b.id), ['b-2', 'b-1']);
+});
+
+/** A full run as the contract's events, in order (what the fake server scripts). */
+function bugRun() {
+  let seq = 0;
+  const ev = (kind, data) => ({ topic: 'bug:b-1', seq: ++seq, kind, data });
+  return {
+    reported: [ev('bug_reported', { id: 'b-1', repo: 'r', title: 'T', description: 'd', severity: 'high', evidence: ['e'], approaches: 3, author: 'alice' }),
+      ev('status_changed', { status: 'analyzing' })],
+    analysed: [ev('bug_analysis', { summary: 's', locations: [{ file: 'app/auth.py', line: 45, why: 'w' }], causes: ['c'], located: [] }),
+      ev('status_changed', { status: 'reproducing' }), ev('reproducer_written', { attempt: 1, path: 'tests/t.py', explanation: 'x' })],
+    reproduced: [ev('reproducer_verified', { path: 'tests/t.py', fails_on_base: true, output: 'FAILED' }), ev('status_changed', { status: 'fixing' })],
+    started: [1, 2, 3].map((n) => ev('approach_started', { approach: n, strategy: `s${n}`, explanation: '', changes: [{ path: 'a.py', action: 'modify' }], files: n, lines: 2 * n })),
+    testing: [ev('approach_status', { approach: 1, status: 'testing', attempt: 1, max_attempts: 2 }),
+      ev('test_started', { approach: 1, revision: 1, command: 'pytest' }),
+      ev('test_output', { approach: 1, revision: 1, stream: 'stdout', lines: ['<b>x</b>'] }),
+      ev('test_finished', { approach: 1, revision: 1, exit_code: 1, passed: 11, failed: 1, duration_ms: 9 })],
+    settled: [ev('approach_status', { approach: 1, status: 'failed', attempt: 2, max_attempts: 2, reason: 'breaks t' }),
+      ev('approach_status', { approach: 2, status: 'qualified', attempt: 1, max_attempts: 2 }),
+      ev('approach_status', { approach: 3, status: 'qualified', attempt: 1, max_attempts: 2 }),
+      ev('approaches_ranked', { winner: 2, why: 'smallest', approaches: [
+        { approach: 1, qualified: false, reason: 'breaks', files: 1, lines: 2, attempts: 2, tests_passed: 11, tests_failed: 1, duration_ms: 900, base_duration_ms: 800, breaking: ['t::x'] },
+        { approach: 2, qualified: true, reason: 'smallest', files: 2, lines: 4, attempts: 1, tests_passed: 12, tests_failed: 0, duration_ms: 840, base_duration_ms: 800, breaking: [] },
+        { approach: 3, qualified: true, reason: 'bigger', files: 3, lines: 6, attempts: 1, tests_passed: 12, tests_failed: 0, duration_ms: 700, base_duration_ms: 800, breaking: [] }] })],
+    proposed: [ev('bug_proposed', { proposal: 'p_1', approach: 2 }), ev('status_changed', { status: 'proposed' })],
+  };
+}
+
+check('bugChecklist follows a full run step by step', () => {
+  const run = bugRun();
+  const m = new BugModel('b-1');
+  const texts = () => bugChecklist(m).map((i) => `${i.state}:${i.text}`);
+  run.reported.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(0, 2), ['running:Analyzing the bug…', 'pending:Find the location']);
+  run.analysed.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(0, 3), ['done:Analyzed bug', 'done:Found location: app/auth.py:45', 'running:Reproducing the bug…']);
+  run.reproduced.forEach((e) => m.apply(e));
+  assert.equal(texts()[2], 'done:Reproduced the bug');
+  assert.equal(texts()[3], 'running:Generating 3 potential fixes…');
+  run.started.forEach((e) => m.apply(e));
+  assert.equal(texts()[3], 'done:Generated 3 potential fixes');
+  run.testing.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(4, 7), ['running:Testing fix #1 in sandbox…', 'pending:Test fix #2 (queued)', 'pending:Test fix #3 (queued)']);
+  run.settled.forEach((e) => m.apply(e));
+  assert.deepEqual(texts().slice(4), ['fail:Fix #1 failed: breaks t', 'done:Fix #2 passes all tests', 'done:Fix #3 passes all tests',
+    'running:Fix #2 ranked best; making the proposal…']);
+  run.proposed.forEach((e) => m.apply(e));
+  assert.equal(texts().at(-1), 'done:Fix #2 passes all tests, ready to review');
+  // Medic tests the winner's proposal again: review is ready when the proposal awaits it.
+  m.apply({ topic: 'bug:b-1', seq: 90, kind: 'proposal_status', data: { proposal: 'p_1', status: 'testing' } });
+  assert.equal(texts().at(-1), 'running:Fix #2 passes all tests; its proposal is being checked (testing)…');
+  m.apply({ topic: 'bug:b-1', seq: 91, kind: 'proposal_status', data: { proposal: 'p_1', status: 'awaiting_review' } });
+  assert.equal(texts().at(-1), 'done:Fix #2 passes all tests, ready to review');
+  m.apply({ topic: 'bug:b-1', seq: 92, kind: 'proposal_status', data: { proposal: 'p_1', status: 'rejected' } });
+  assert.equal(texts().at(-1), "warn:Fix #2's proposal is rejected");
+  m.apply({ topic: 'bug:b-1', seq: 99, kind: 'bug_fixed', data: { proposal: 'p_1', commit: 'abcdef0123456789' } });
+  assert.equal(texts().at(-1), 'done:Fix #2 applied as commit abcdef012345');
+});
+
+check('bugChecklist: not reproduced, no approach qualified, interrupted', () => {
+  const m = new BugModel('b-1');
+  const run = bugRun();
+  [...run.reported, ...run.analysed].forEach((e) => m.apply(e));
+  m.apply({ topic: 'bug:b-1', seq: 50, kind: 'reproducer_rejected', data: { reason: 'passed on base' } });
+  assert.equal(m.reproduced, false);
+  assert.deepEqual(bugChecklist(m)[2], { key: 'reproduced', state: 'warn', text: 'Not reproduced: passed on base' });
+  m.apply({ topic: 'bug:b-1', seq: 51, kind: 'bug_unfixed', data: { reasons: [] } });
+  m.apply({ topic: 'bug:b-1', seq: 52, kind: 'status_changed', data: { status: 'unfixed' } });
+  assert.deepEqual(bugChecklist(m).at(-1), { key: 'result', state: 'fail', text: 'No approach qualified' });
+  const i = new BugModel('b-2');
+  run.reported.forEach((e) => i.apply(e));
+  i.apply({ topic: 'bug:b-2', seq: 3, kind: 'status_changed', data: { status: 'interrupted', reason: 'restart' } });
+  assert.equal(bugChecklist(i)[0].state, 'pending');
+  assert.equal(bugChecklist(i).at(-1).text, 'Interrupted (restart): an admin can resume it');
+});
+
+check('approach figures, console, diffs and who may choose or resume', () => {
+  const run = bugRun();
+  const m = new BugModel('b-1');
+  Object.values(run).flat().forEach((e) => m.apply(e));
+  const one = approachFigures(m, 1), two = approachFigures(m, 2), three = approachFigures(m, 3);
+  assert.equal(one.tests, '11/12 passed');
+  assert.deepEqual(one.breaking, ['t::x']);
+  assert.equal(one.attempt, '2/2');
+  assert.equal(two.tests, '12/12 passed');
+  assert.equal(two.reproducer, 'passes');
+  assert.equal(two.size, '2 files, 4 lines');
+  assert.equal(two.duration, '+40 ms vs base (+5%)');
+  assert.equal(three.duration, '−100 ms vs base (−13%)');
+  assert.equal(two.winner, true); assert.equal(three.winner, false);
+  // Test output is kept as text per approach, with the run's header and result.
+  assert.deepEqual(m.approaches.get(1).console.map((l) => l.text), ['$ pytest   (revision 1)', '<b>x</b>', 'failed: 11 passed, 1 failed']);
+  // approach_started names paths only: the diff says the content is missing until the detail (or a fix) brings it.
+  assert.equal(m.diffs(2)[0].missing, true);
+  m.setDetail({ id: 'b-1', approaches: [{ approach: 2, revisions: [{ number: 1, changes: [{ path: 'a.py', action: 'modify', content: 'x\ny\n' }] }] }] });
+  assert.equal(m.diffs(2)[0].kind, 'unknown-base');
+  assert.equal(m.diffs(2)[0].hunks[0].lines.length, 2);
+  m.apply({ topic: 'bug:b-1', seq: 200, kind: 'fix_generated', data: { approach: 2, attempt: 2, revision: 2, changes: [{ path: 'n.py', action: 'create', content: 'z\n' }] } });
+  assert.deepEqual(m.patch(2).map((c) => c.path), ['a.py', 'n.py']);
+  // Admins may choose another qualified approach of a proposed bug; never the current one, a failed one, or as a bot.
+  const admin = bugPermissions({ role: 'admin' }, m);
+  assert.equal(admin.canChoose(3), true);
+  assert.equal(admin.canChoose(2), false);
+  assert.equal(admin.canChoose(1), false);
+  assert.equal(bugPermissions({ role: 'bot' }, m).canChoose(3), false);
+  assert.equal(bugPermissions({ role: 'admin' }, m, false).canChoose(3), false);
+  assert.equal(bugPermissions({ role: 'bot' }, m).canReport, true);
+  assert.equal(bugPermissions({ role: 'viewer' }, m).canReport, false);
+  assert.equal(admin.canResume, false);
+  m.apply({ topic: 'bug:b-1', seq: 201, kind: 'status_changed', data: { status: 'interrupted' } });
+  assert.equal(bugPermissions({ role: 'admin' }, m).canResume, true);
+  assert.equal(bugPermissions({ role: 'viewer' }, m).canResume, false);
+});
+
+check('fix_delta streams per approach attempt and stops with the attempt', () => {
+  const m = new BugModel('b-1');
+  m.apply({ topic: 'bug:b-1', seq: 1, kind: 'fix_started', data: { approach: 1, attempt: 2, max_attempts: 2 } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 2, text: '{"expl' } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 2, text: 'anation"' } });
+  assert.equal(m.approaches.get(1).deltas.get(2), '{"explanation"');
+  assert.equal(m.approaches.get(1).writing, 2);
+  m.apply({ topic: 'bug:b-1', seq: 2, kind: 'fix_generated', data: { approach: 1, attempt: 2, revision: 2, changes: [] } });
+  assert.equal(m.approaches.get(1).writing, null);
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 1, text: 'late' } });
+  assert.equal(m.approaches.get(1).deltas.get(1), undefined);   // a late delta is dropped
+  assert.equal(m.approaches.get(1).writing, null);
+});
+
+check('Medic\'s shapes: a first refused reproducer is retried, approach_details fill the figures, asking, chosen, proposal status', () => {
+  const m = new BugModel('b-1');
+  const run = bugRun();
+  [...run.reported, ...run.analysed].forEach((e) => m.apply(e));
+  m.apply({ topic: 'bug:b-1', seq: 40, kind: 'reproducer_rejected', data: { attempt: 1, path: 'tests/t.py', reason: 'it passed' } });
+  assert.equal(m.reproduced, null, 'a first refusal is not the verdict');
+  assert.deepEqual(bugChecklist(m)[2], { key: 'reproduced', state: 'running', text: 'Reproducing the bug (second try; the first was refused: it passed)…' });
+  m.apply({ topic: 'bug:b-1', seq: 41, kind: 'reproducer_rejected', data: { attempt: 2, path: 'tests/t.py', reason: 'again' } });
+  assert.equal(m.reproduced, false);
+  assert.equal(bugChecklist(m)[2].text, 'Not reproduced: again');
+  // An approach being asked for is not yet "generated".
+  m.apply({ topic: 'bug:b-1', seq: 42, kind: 'status_changed', data: { status: 'fixing' } });
+  m.apply({ topic: 'bug:b-1', seq: 43, kind: 'approach_status', data: { approach: 1, status: 'asking', attempt: 0, max_attempts: 3 } });
+  assert.equal(bugChecklist(m)[3].text, 'Generating 3 potential fixes…');
+  assert.deepEqual(bugChecklist(m)[4], { key: 'approach-1', state: 'running', text: 'Writing fix #1…' });
+  m.apply({ topic: 'bug:b-1', seq: 44, kind: 'approach_started', data: { approach: 1, strategy: 's', summary: 'short', explanation: 'long', changes: [{ path: 'a.py', action: 'modify', content: 'x\n' }] } });
+  assert.equal(bugChecklist(m)[3].text, 'Generating 3 potential fixes (1 so far)…');
+  assert.equal(m.diffs(1)[0].kind, 'unknown-base');
+  // The detail's approach_details (Medic's approachJSON) bring size, tests and breaking before any ranking.
+  m.setDetail({ id: 'b-1', approaches: 3, reproduced: false, reproducer_reason: 'again', approach_details: [
+    { approach: 1, strategy: 's', summary: 'short', status: 'failed', qualified: false, files: 2, lines: 7, attempts: 3, max_attempts: 3,
+      tests_passed: 4, tests_failed: 1, duration_ms: null, base_duration_ms: 100, reproducer_passes: null, breaking: ['t::y'], changes: [] }] });
+  assert.equal(m.requested, 3);
+  const f = approachFigures(m, 1);
+  assert.deepEqual([f.size, f.tests, f.breaking, f.duration, f.reproducer], ['2 files, 7 lines', '4/5 passed', ['t::y'], null, 'none (bug not reproduced)']);
+  m.apply({ topic: 'bug:b-1', seq: 45, kind: 'approach_status', data: { approach: 1, status: 'failed', attempt: 3, max_attempts: 3, reason: 'gave up', breaking: ['t::y'] } });
+  assert.equal(approachFigures(m, 1).attempt, '3/3');
+  m.apply({ topic: 'bug:b-1', seq: 46, kind: 'bug_proposed', data: { proposal: 'p_2', approach: 2 } });
+  m.apply({ topic: 'bug:b-1', seq: 47, kind: 'proposal_status', data: { proposal: 'p_2', status: 'awaiting_review' } });
+  m.apply({ topic: 'bug:b-1', seq: 48, kind: 'proposal_status', data: { proposal: 'p_old', status: 'withdrawn' } });
+  assert.equal(m.proposalStatus, 'awaiting_review');
+  m.apply({ topic: 'bug:b-1', seq: 49, kind: 'approach_chosen', data: { approach: 3, principal: 'bob', replaces: 'p_2' } });
+  assert.deepEqual(m.chosenBy, { approach: 3, principal: 'bob', replaces: 'p_2' });
+  // Base-phase events (no approach) are not an approach's.
+  m.apply({ topic: 'bug:b-1', seq: 50, kind: 'test_output', data: { phase: 'base', lines: ['base run'] } });
+  assert.deepEqual([...m.approaches.keys()], [1]);
+});
+
+check('the model\'s replies stream: the analysis (purpose) and an approach before approach_started', () => {
+  const m = new BugModel('b-1');
+  bugRun().reported.forEach((e) => m.apply(e));
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { purpose: 'bug_analysis', attempt: 1, text: '{"summary": "reg' } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { purpose: 'bug_analysis', attempt: 1, text: 'ister()' } });
+  assert.deepEqual(m.live, { purpose: 'bug_analysis', text: '{"summary": "register()' });
+  assert.equal(m.approaches.size, 0);
+  m.apply({ topic: 'bug:b-1', seq: 3, kind: 'bug_analysis', data: { summary: 's', locations: [], causes: [] } });
+  assert.equal(m.live, null);
+  m.apply({ topic: 'bug:b-1', seq: 4, kind: 'status_changed', data: { status: 'fixing' } });
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 1, text: 'Lower-casing' } });
+  const a = m.approaches.get(1);
+  assert.deepEqual([a.status, a.writing, a.deltas.get(1)], ['asking', 1, 'Lower-casing']);
+  assert.deepEqual(bugChecklist(m).find((i) => i.key === 'approach-1'), { key: 'approach-1', state: 'running', text: 'Writing fix #1…' });
+  m.apply({ topic: 'bug:b-1', seq: 5, kind: 'approach_started', data: { approach: 1, strategy: 's', changes: [] } });
+  assert.equal(a.writing, null);
+  m.apply({ topic: 'bug:b-1', kind: 'fix_delta', data: { approach: 1, attempt: 1, text: 'late' } });
+  assert.equal(a.deltas.get(1), 'Lower-casing');
+});
+
+check('bug routes: #/bugs and #/bugs/<id>, hostile ids refused', () => {
+  const r = new Router();
+  for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES, ...BUG_LIST_ROUTES, ...BUG_ROUTES]) r.add(route);
+  assert.deepEqual(r.match('#/bugs'), { name: 'bugs', params: {} });
+  assert.deepEqual(r.match('#/bugs/b-abc123'), { name: 'bug', params: { id: 'b-abc123' } });
+  assert.equal(r.match('#/bugs/%3Cimg%20src%3Dx%3E').name, 'not-found');
+  assert.equal(r.href('bug', { id: 'b-1' }), '#/bugs/b-1');
+});
+
+check('asks: cellText never throws and clip cuts at code points with an ellipsis', () => {
+  assert.equal(cellText(null), 'NULL');
+  assert.equal(cellText(undefined), 'NULL');
+  assert.equal(cellText(3.5), '3.5');
+  assert.equal(cellText(false), 'false');
+  assert.equal(cellText({ a: [1] }), '{"a":[1]}');
+  const cyclic = {}; cyclic.self = cyclic;
+  assert.equal(cellText(cyclic), '?');
+  assert.equal(cellText('<img src=x>'), '<img src=x>');   // text, shown with textContent
+  assert.equal(clip('abc', 5), 'abc');
+  assert.equal(clip('abcdef', 4), 'abc…');
+  assert.equal(clip('😀😀😀😀😀', 3), '😀😀…');         // no half surrogate pair
+  assert.equal(Array.from(clip('x'.repeat(10000))).length, CELL_LIMIT);
+});
+
+check('asks: tableModel limits rows, columns and cell length and counts what it hides', () => {
+  const columns = Array.from({ length: MAX_COLUMNS + 5 }, (_, i) => `c${i}`);
+  const rows = Array.from({ length: 50 }, (_, r) => columns.map((_, c) => (c === 0 ? r : c === 1 ? null : 'y'.repeat(500))));
+  const t = tableModel(columns, rows, { rowLimit: STEP_ROWS, rowCount: 1234 });
+  assert.equal(t.columns.length, MAX_COLUMNS);
+  assert.equal(t.hiddenColumns, 5);
+  assert.equal(t.rows.length, STEP_ROWS);
+  assert.equal(t.hiddenRows, 1234 - STEP_ROWS);
+  assert.deepEqual(t.rows[3][0], { text: '3', full: '3', numeric: true, null: false });
+  assert.equal(t.rows[0][1].text, 'NULL');
+  assert.equal(t.rows[0][1].null, true);
+  assert.equal(Array.from(t.rows[0][2].text).length, CELL_LIMIT);
+  assert.equal(t.rows[0][2].full.length, 500);
+  // A row_count below the rows given (or missing) counts the rows; garbage never throws.
+  assert.equal(tableModel(['a'], [[1], [2]], { rowLimit: 1, rowCount: 1 }).hiddenRows, 1);
+  assert.deepEqual(tableModel(null, 'x'), { columns: [], rows: [], hiddenRows: 0, hiddenColumns: 0, total: 0 });
+  assert.deepEqual(tableModel(['a', 'b'], [null, [1]]).rows.map((r) => r.map((c) => c.text)), [['NULL', 'NULL'], ['1', 'NULL']]);
+});
+
+check('asks: chartModel needs the server\'s chart naming two columns of numbers and scales to the largest |value|', () => {
+  const answer = { columns: ['region', 'avg'], rows: [['Tokyo', 50], ['Lagos', 200], ['Paris', null], ['Oslo', -100]],
+    chart: { label_column: 'region', value_column: 'avg' } };
+  const c = chartModel(answer);
+  assert.deepEqual(c.bars.map((b) => [b.label, b.value, b.fraction, b.negative]),
+    [['Tokyo', 50, 0.25, false], ['Lagos', 200, 1, false], ['Oslo', -100, 0.5, true]]);   // NULL skipped, order kept
+  assert.equal(c.max, 200);
+  assert.equal(c.hidden, 0);
+  assert.equal(chartModel({ ...answer, chart: undefined }), null);                        // no chart unless the server says
+  assert.equal(chartModel({ ...answer, chart: { label_column: 'region', value_column: 'nope' } }), null);
+  assert.equal(chartModel({ ...answer, chart: { label_column: 'avg', value_column: 'avg' } }), null);
+  assert.equal(chartModel({ ...answer, rows: [['a', '12']] }), null);                     // a string is not a number
+  assert.equal(chartModel({ ...answer, rows: [['a', Infinity]] }), null);
+  assert.equal(chartModel({ ...answer, rows: [['a', null]] }), null);                     // nothing to draw
+  const zero = chartModel({ ...answer, rows: [['a', 0], ['b', 0]] });
+  assert.deepEqual(zero.bars.map((b) => b.fraction), [0, 0]);                              // no division by zero
+  // Too many bars: the largest values are kept, in the answer's order, and the rest counted.
+  const many = chartModel({ ...answer, rows: Array.from({ length: 40 }, (_, i) => [`r${i}`, i]) }, 30);
+  assert.equal(many.bars.length, 30);
+  assert.equal(many.hidden, 10);
+  assert.deepEqual(many.bars.map((b) => b.value), Array.from({ length: 30 }, (_, i) => i + 10));
+  assert.equal(many.bars.at(-1).fraction, 1);
+  // A hostile label is kept as text (clipped), never interpreted.
+  assert.equal(chartModel({ ...answer, rows: [['<script>x</script>', 1]] }).bars[0].label, '<script>x</script>');
+});
+
+check('asks: formatValue groups thousands and keeps at most two decimals for large numbers', () => {
+  assert.equal(formatValue(236), '236');
+  assert.equal(formatValue(29936), '29,936');
+  assert.equal(formatValue(3045.333), '3,045.33');
+  assert.equal(formatValue(0.12345), '0.1235');
+  assert.equal(formatValue('Tokyo'), 'Tokyo');
+  assert.equal(formatValue(null), 'NULL');
+  assert.equal(formatValue(NaN), 'NaN');
+});
+
+check('asks: thinkingText shows the final reply\'s sentence once it is whole JSON, anything else as it is', () => {
+  assert.equal(thinkingText('{"answer":"This counts users.","sql":"SELECT count(*) FROM users"}'), 'This counts users.');
+  assert.equal(thinkingText('  {"answer": "A"}\n'), 'A');
+  assert.equal(thinkingText('{"answer":"This cou'), '{"answer":"This cou');   // still streaming
+  assert.equal(thinkingText('{"sql":"SELECT 1"}'), '{"sql":"SELECT 1"}');
+  assert.equal(thinkingText('{"answer": 5}'), '{"answer": 5}');
+  assert.equal(thinkingText('I will look at the tables.'), 'I will look at the tables.');
+  assert.equal(thinkingText('{not json}'), '{not json}');
+  assert.equal(thinkingText(null), '');
+});
+
+check('asks: permissions — admins and bots ask, admins mark an answered ask', () => {
+  const answered = { status: 'answered', answer: { sql: 'SELECT 1' } };
+  assert.deepEqual(askPermissions({ role: 'admin' }, answered), { canAsk: true, canMark: true });
+  assert.deepEqual(askPermissions({ role: 'bot' }, answered), { canAsk: true, canMark: false });
+  assert.deepEqual(askPermissions({ role: 'viewer' }, answered), { canAsk: false, canMark: false });
+  assert.deepEqual(askPermissions({ role: 'admin' }, { status: 'thinking', answer: null }), { canAsk: true, canMark: false });
+  assert.deepEqual(askPermissions(null, null), { canAsk: false, canMark: false });
+});
+
+check('AskModel folds an ask: streamed text per round, tools, SQL with result or refusal, answer; garbage ignored', () => {
+  const m = new AskModel('a-1');
+  const ev = (seq, kind, data) => m.apply({ topic: 'ask:a-1', seq, ts: 1000 + seq, kind, data });
+  ev(1, 'ask_created', { id: 'a-1', question: 'How many?', source: 'users', author: 'alice' });
+  ev(2, 'status_changed', { status: 'thinking' });
+  m.apply({ topic: 'ask:a-1', kind: 'ask_thinking', data: { round: 1, text: 'Let me ' } });
+  m.apply({ topic: 'ask:a-1', kind: 'ask_thinking', data: { round: 1, text: 'look.' } });
+  ev(3, 'tool_called', { round: 1, name: 'list_tables', input: {} });
+  ev(4, 'sql_proposed', { round: 1, sql: 'DELETE FROM users', source: 'users' });
+  ev(5, 'sql_refused', { round: 1, sql: 'DELETE FROM users', code: 'not_read_only', reason: 'only reading' });
+  ev(6, 'sql_proposed', { round: 2, sql: 'SELECT count(*) FROM users', source: 'users' });
+  assert.equal(m.steps()[1].queries[0].result, null);   // running
+  ev(7, 'sql_result', { round: 2, columns: ['n'], rows: [[5]], row_count: 1, truncated: false, duration_ms: 2, masked: [] });
+  assert.equal(m.question, 'How many?');
+  assert.equal(m.createdAt, 1001);
+  assert.deepEqual(m.steps().map((s) => s.round), [1, 2]);
+  assert.equal(m.steps()[0].thinking, 'Let me look.');
+  assert.deepEqual(m.steps()[0].tools, [{ name: 'list_tables', input: {} }]);
+  assert.deepEqual(m.steps()[0].queries[0].refusal, { code: 'not_read_only', reason: 'only reading' });
+  assert.deepEqual(m.steps()[1].queries[0].result.rows, [[5]]);
+  assert.equal(m.status, 'thinking');
+  ev(8, 'answer', { text: 't', sql: 'SELECT count(*) FROM users', columns: ['n'], rows: [[5]], row_count: 1, value: 5 });
+  ev(9, 'status_changed', { status: 'answered' });
+  assert.equal(m.status, 'answered');
+  assert.equal(m.answer.value, 5);
+  // Unknown kinds and malformed data change nothing and never throw.
+  assert.equal(m.apply({ kind: 'nonsense', data: {} }), false);
+  m.apply({ kind: 'ask_thinking', data: { round: 1, text: 42 } });
+  assert.equal(m.apply({ kind: 'sql_result', data: null }), false);
+  assert.equal(m.apply({ kind: 'sql_proposed', data: { round: 'x', sql: 'SELECT 1' } }), false);
+  m.apply(null);
+  assert.deepEqual(m.steps().map((s) => s.round), [1, 2]);
+  assert.equal(m.steps()[0].thinking, 'Let me look.');
+  // The thinking text is bounded.
+  const big = new AskModel('a-2');
+  for (let i = 0; i < 10; i++) big.apply({ kind: 'ask_thinking', data: { round: 1, text: 'x'.repeat(THINKING_LIMIT / 4) } });
+  assert.equal(big.steps()[0].thinking.length, THINKING_LIMIT);
+  assert.ok(big.steps()[0].thinking.startsWith('…'));
+  // A failure.
+  const f = new AskModel('a-3');
+  f.apply({ seq: 1, kind: 'ask_failed', data: { reason: 'source users is down' } });
+  assert.equal(f.status, 'failed');
+  assert.equal(f.failure, 'source users is down');
+});
+
+check('AskModel.setDetail fills what events have not said; AskList keeps the newest summary, newest first', () => {
+  const m = new AskModel('a-1');
+  m.setDetail({ id: 'a-1', question: 'Q', source: 'users', status: 'answered', answer: { value: 1 }, created_at: 5, mark: { correct: false, comment: 'no' } });
+  assert.equal(m.question, 'Q');
+  assert.equal(m.status, 'answered');
+  assert.deepEqual(m.answer, { value: 1 });
+  assert.deepEqual(m.mark, { correct: false, comment: 'no' });
+  const e = new AskModel('a-2');
+  e.apply({ seq: 1, kind: 'status_changed', data: { status: 'thinking' } });
+  e.setDetail({ status: 'answered', answer: { value: 2 } });      // events win once they came
+  assert.equal(e.status, 'thinking');
+  assert.equal(e.answer, null);
+  const list = new AskList();
+  assert.equal(list.apply({ kind: 'ask', data: { id: 'a-1', question: 'old', created_at: 1, updated_at: 1 } }), true);
+  list.merge({ id: 'a-2', question: 'new', created_at: 2, updated_at: 2 });
+  assert.equal(list.merge({ id: 'a-1', question: 'stale', updated_at: 0 }), false);
+  list.apply({ kind: 'ask', data: { id: 'a-1', status: 'answered', updated_at: 3 } });
+  assert.deepEqual(list.sorted().map((a) => [a.id, a.question, a.status ?? null]), [['a-2', 'new', null], ['a-1', 'old', 'answered']]);
+  assert.equal(list.apply({ kind: 'bug', data: { id: 'b-1' } }), false);
+  assert.equal(list.merge({ id: 5 }), false);
+});
+
+check('ask routes: #/ask and #/ask/<id>, hostile ids refused', () => {
+  const r = new Router();
+  for (const route of [...LIST_ROUTES, ...DETAIL_ROUTES, ...BUG_LIST_ROUTES, ...BUG_ROUTES, ...ASK_ROUTES]) r.add(route);
+  assert.deepEqual(r.match('#/ask'), { name: 'ask', params: {} });
+  assert.deepEqual(r.match('#/ask/a-0123456789'), { name: 'ask-detail', params: { id: 'a-0123456789' } });
+  assert.equal(r.match('#/ask/%3Cimg%20src%3Dx%3E').name, 'not-found');
+  assert.equal(r.match('#/ask/a-1/extra').name, 'not-found');
+  assert.equal(r.href('ask-detail', { id: 'a-1' }), '#/ask/a-1');
 });
 
 let failed = 0;

@@ -7,6 +7,9 @@ import { createProposalList } from './proposal-list.js';
 import { createProposalDetail } from './proposal-detail.js';
 import { createNotFound } from './not-found.js';
 import { createCodeSearch } from './code-search.js';
+import { createBugList } from './bug-list.js';
+import { createBugDetail } from './bug-detail.js';
+import { createAsk } from './ask.js';
 
 /** Each entry makes one view over the shared context (see app.js for what a view may implement). */
-export const PAGES = [createProposalList, createProposalDetail, createCodeSearch, createNotFound];
+export const PAGES = [createProposalList, createProposalDetail, createCodeSearch, createBugList, createBugDetail, createAsk, createNotFound];

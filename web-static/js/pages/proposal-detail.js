@@ -130,6 +130,15 @@ export function createProposalDetail(ctx) {
     attemptEl.hidden = m.attempt === 0 && !fixing;
     const meta = [m.id, m.info?.author && `by ${m.info.author}`, (m.info?.repo ?? summary?.repo) && `repo ${m.info?.repo ?? summary?.repo}`, m.revision && `revision ${m.revision}`].filter(Boolean);
     $('p-meta').textContent = meta.join(' · ');
+    // A proposal Medic made for a bug report links back to it (the id is checked before it becomes a link).
+    const bug = m.info?.bug;
+    if (typeof bug === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(bug)) {
+      const link = document.createElement('a');
+      link.href = `#/bugs/${bug}`;
+      link.textContent = `fixes bug ${bug}`;
+      link.dataset.testid = 'proposal-bug';
+      $('p-meta').append(' · ', link);
+    }
     $('p-description').textContent = m.info?.description ?? '';
     renderPresence($('presence'), m.presence, ctx.me);
     timeline.collapseOlderThan(m.revision);
