@@ -73,9 +73,10 @@ struct Serve: ParsableCommand {
         if usesDemo {
             try DemoSetup.prepareRepository(in: &configuration)
             let users = try DemoSetup.prepareUsersDatabase(in: configuration)
-            // Merge with `ask` (MedicConfiguration.sources): replace this line by
-            // `if !configuration.sources.contains(where: { $0.name == users.name }) { configuration.sources.append(SourceConfig(name: users.name, url: users.url, tables: users.tables, sensitiveColumns: users.sensitiveColumns)) }`
-            _ = users
+            // The demo's users database is the source `users` unless the flags or the config already name one.
+            if !configuration.sources.contains(where: { $0.name == users.name }) {
+                configuration.sources.append(SourceConfig(name: users.name, url: users.url, tables: users.tables, sensitiveColumns: users.sensitiveColumns))
+            }
         }
         try configuration.validate()
 
