@@ -76,7 +76,7 @@ let package = Package(
             name: "MedicHost",
             dependencies: [
                 "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Hub", "Protocol", "EventLoop", "HTTP1",
-                "WebSocket", "IOBytes", log,
+                "WebSocket", "IOBytes", "QuerySources", log,
             ],
             swiftSettings: strict),
 
@@ -109,7 +109,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "MedicHost", "MedicClient", "Server", "EventLoop", "TestSupport", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Protocol", "Hub",
-                "IOBytes", "WebSocket", "HTTP1", "TLS",
+                "IOBytes", "WebSocket", "HTTP1", "TLS", "QuerySources",
             ],
             exclude: ["fixtures"],
             swiftSettings: strict),

@@ -42,6 +42,88 @@ public struct RepositoryConfig: Codable, Sendable, Equatable {
     }
 }
 
+/// A database asks may read (`sources` in the config file, `--source NAME=URL`): the application's own data,
+/// opened read-only by its engine (see QuerySources). Medic's own store is always the source `medic`.
+public struct SourceConfig: Codable, Sendable, Equatable {
+    /// `[a-z][a-z0-9_]{0,31}`; `medic` is reserved.
+    public var name: String
+    /// `sqlite:PATH` or `postgres://…` / `postgresql://…`.
+    public var url: String
+    /// Tables (or views) that may be read; nil: every table of the database.
+    public var tables: [String]?
+    /// Columns that never come back unmasked (`column` or `table.column`).
+    public var sensitiveColumns: [String]
+    /// Most rows returned (default 1,000).
+    public var maxRows: Int
+    /// Deadline of one statement (default 5,000 ms).
+    public var timeoutMs: Int
+
+    public init(name: String, url: String, tables: [String]? = nil, sensitiveColumns: [String] = [], maxRows: Int = 1000, timeoutMs: Int = 5000) {
+        self.name = name
+        self.url = url
+        self.tables = tables
+        self.sensitiveColumns = sensitiveColumns
+        self.maxRows = maxRows
+        self.timeoutMs = timeoutMs
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, url, tables
+        case sensitiveColumns = "sensitive_columns"
+        case maxRows = "max_rows"
+        case timeoutMs = "timeout_ms"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            name: try c.decode(String.self, forKey: .name), url: try c.decode(String.self, forKey: .url),
+            tables: try c.decodeIfPresent([String].self, forKey: .tables),
+            sensitiveColumns: try c.decodeIfPresent([String].self, forKey: .sensitiveColumns) ?? [],
+            maxRows: try c.decodeIfPresent(Int.self, forKey: .maxRows) ?? 1000,
+            timeoutMs: try c.decodeIfPresent(Int.self, forKey: .timeoutMs) ?? 5000)
+    }
+
+    /// "sqlite" or "postgres" (nil: neither form).
+    public var kind: String? {
+        if url.hasPrefix("sqlite:"), url.count > "sqlite:".count { return "sqlite" }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") { return "postgres" }
+        return nil
+    }
+
+    /// The name Medic's own store has as a source.
+    public static let medicName = "medic"
+
+    /// Whether `name` may name a source: `[a-z][a-z0-9_]{0,31}`.
+    public static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, (1...32).contains(bytes.count), (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
+        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") }
+    }
+
+    /// `--source NAME=URL`.
+    public static func parse(flag text: String) throws -> SourceConfig {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+            throw ConfigurationError("--source must be NAME=URL (sqlite:PATH or postgres://…), got '\(text)'")
+        }
+        return SourceConfig(name: String(text[..<eq]), url: String(text[text.index(after: eq)...]))
+    }
+
+    func validate() throws {
+        guard Self.isValidName(name) else { throw ConfigurationError("source name '\(name)' must match [a-z][a-z0-9_]{0,31}") }
+        guard name != Self.medicName else { throw ConfigurationError("source name 'medic' is reserved for Medic's own store") }
+        guard kind != nil else { throw ConfigurationError("source '\(name)': url must be sqlite:PATH or postgres://…") }
+        guard (1...100_000).contains(maxRows) else { throw ConfigurationError("source '\(name)': max_rows must be 1…100000, got \(maxRows)") }
+        guard (10...600_000).contains(timeoutMs) else { throw ConfigurationError("source '\(name)': timeout_ms must be 10…600000, got \(timeoutMs)") }
+        for table in tables ?? [] where table.isEmpty || table.utf8.count > 128 {
+            throw ConfigurationError("source '\(name)': table names must be 1…128 bytes")
+        }
+        for column in sensitiveColumns where column.isEmpty || column.utf8.count > 128 {
+            throw ConfigurationError("source '\(name)': sensitive column names must be 1…128 bytes")
+        }
+    }
+}
+
 /// Which LLM writes fixes.
 public enum LLMChoice: Sendable, Equatable {
     /// Replies from a scripted conversation file (offline demo and tests).
@@ -70,6 +152,11 @@ public struct MedicConfiguration: Sendable {
     /// `sqlite:PATH` or `postgres://…`; default `sqlite:<dataDirectory>/medic.sqlite`.
     public var storeURL: String?
     public var repositories: [RepositoryConfig] = []
+    /// Databases asks may read (besides Medic's own store, the source `medic`).
+    public var sources: [SourceConfig] = []
+    /// How the `medic` source connects to a PostgreSQL store (`medic_source_url`; default the store URL): give it a
+    /// role that may read only the `medic_*` views (SECURITY.md, "Sources"). Ignored for a SQLite store.
+    public var medicSourceURL: String?
     public var llm: LLMChoice = .scripted(path: "examples/demo-conversation.json")
     public var llmBaseURL: String = "https://api.anthropic.com"
     public var llmModel: String = "claude-sonnet-4-5"
@@ -128,6 +215,8 @@ public struct MedicConfiguration: Sendable {
         if let v = file.data_dir { dataDirectory = v }
         if let v = file.store { storeURL = v }
         if let v = file.repositories { repositories = v }
+        if let v = file.sources { sources = v }
+        if let v = file.medic_source_url { medicSourceURL = v }
         if let v = file.llm { llm = try Self.parseLLM(v) }
         if let v = file.llm_url { llmBaseURL = v }
         if let v = file.max_parallel_sandboxes {
@@ -231,6 +320,14 @@ public struct MedicConfiguration: Sendable {
         for repo in repositories {
             guard names.insert(repo.name).inserted else { throw ConfigurationError("repository name '\(repo.name)' is used twice") }
         }
+        var sourceNames = Set<String>()
+        for source in sources {
+            try source.validate()
+            guard sourceNames.insert(source.name).inserted else { throw ConfigurationError("source name '\(source.name)' is used twice") }
+        }
+        if let url = medicSourceURL, !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
+            throw ConfigurationError("medic_source_url must be a postgres:// URL (the medic source of a PostgreSQL store)")
+        }
         guard sandboxDiskQuotaMB > 0 else { throw ConfigurationError("sandbox_disk_quota_mb must be positive") }
         guard (1...86_400).contains(instanceIdleSeconds) else {
             throw ConfigurationError("instance_idle_seconds must be 1…86400, got \(instanceIdleSeconds)")
@@ -267,6 +364,8 @@ public struct MedicConfiguration: Sendable {
         var data_dir: String?
         var store: String?
         var repositories: [RepositoryConfig]?
+        var sources: [SourceConfig]?
+        var medic_source_url: String?
         var llm: String?
         var llm_url: String?
         var llm_model: String?

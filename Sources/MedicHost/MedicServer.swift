@@ -23,6 +23,8 @@ public final class MedicServer {
     public private(set) var pipeline: PipelineService?
     /// The bug workflow, with the pipeline.
     public private(set) var bugs: BugsFeature?
+    /// Asks (questions answered from the sources), with the pipeline.
+    public private(set) var asks: AskFeature?
     /// The code navigator, when repositories are configured.
     public private(set) var navigator: NavigatorService?
 
@@ -73,6 +75,12 @@ public final class MedicServer {
             let bugs = try BugsFeature(loop: loop, store: store, pipeline: pipeline, publisher: app, configuration: configuration, logger: logger)
             app.register(bugs)
             self.bugs = bugs
+            // Asks: the configured sources and Medic's own store, answered by the same model.
+            let asks = try AskFeature(
+                loop: loop, store: store, publisher: app, configuration: configuration, model: pipeline.executors.model,
+                clock: pipeline.executors.clock, search: pipeline.steps.search, logger: logger)
+            app.register(asks)
+            self.asks = asks
         }
         for feature in try extraFeatures(app) { app.register(feature) }
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet

@@ -63,17 +63,20 @@ public final class SQLiteQuerySource: QuerySource {
     /// Puts `authorize` in front of every statement `db` prepares. The state is passed unretained: the source
     /// owns it for as long as the connection lives.
     private static func installAuthorizer(_ db: OpaquePointer, _ state: GuardState) {
-        sqlite3_set_authorizer(db, { state, action, a, b, database, _ in
+        sqlite3_set_authorizer(db, { state, action, a, b, database, view in
             let guardState = Unmanaged<GuardState>.fromOpaque(state!).takeUnretainedValue()
             return SQLiteQuerySource.authorize(
-                guardState, action, a.map { String(cString: $0) }, b.map { String(cString: $0) }, database: database.map { String(cString: $0) })
+                guardState, action, a.map { String(cString: $0) }, b.map { String(cString: $0) }, database: database.map { String(cString: $0) },
+                view: view.map { String(cString: $0) })
         }, Unmanaged.passUnretained(state).toOpaque())
     }
 
     /// The authorizer (sqlite.org/c3ref/set_authorizer.html): reads of allowed tables, SELECT, recursive CTEs
     /// and harmless functions; everything else — writes, DDL, ATTACH, PRAGMA, transactions, `load_extension`
     /// and the file functions — is denied. A sensitive column reads as NULL (SQLITE_IGNORE).
-    static func authorize(_ state: GuardState, _ action: Int32, _ a: String?, _ b: String?, database: String?) -> Int32 {
+    /// `view` is the innermost view (or trigger) the access comes from: an allowed view may read the tables it
+    /// is defined over (so a source can allow exactly a set of views, as Medic's own store does).
+    static func authorize(_ state: GuardState, _ action: Int32, _ a: String?, _ b: String?, database: String?, view: String? = nil) -> Int32 {
         switch action {
         case SQLITE_SELECT, SQLITE_RECURSIVE:
             return SQLITE_OK
@@ -81,6 +84,10 @@ public final class SQLiteQuerySource: QuerySource {
             let table = a ?? ""
             // A common table expression's columns are read with no database: they are the query's own rows.
             guard database != nil else { return SQLITE_OK }
+            if let view, !view.isEmpty, !view.lowercased().hasPrefix("sqlite_"), state.policy.allows(table: view), state.policy.allowedTables != nil {
+                if let column = b, state.policy.isSensitive(table: table, column: column) { return SQLITE_IGNORE }
+                return SQLITE_OK
+            }
             if table.lowercased().hasPrefix("sqlite_") || !state.policy.allows(table: table) {
                 if state.refusal == nil { state.refusal = QueryRefusal(.notAllowed, "table \(table) is not allowed for questions") }
                 return SQLITE_DENY

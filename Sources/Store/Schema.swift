@@ -79,6 +79,40 @@ let migrations: [Migration] = [
         CREATE INDEX workflows_by_status ON workflows (kind, status);
         """
     },
+    // The `medic` query source (asks about Medic itself): read-only views over what is safe to show — never
+    // principals, sessions, login codes, commands, documents or event payloads. The ask source's allow-list
+    // is exactly these views.
+    Migration(version: 5, name: "medic source views") { dialect in
+        let topicKind = dialect == .sqlite
+            ? "CASE WHEN instr(topic, ':') > 0 THEN substr(topic, 1, instr(topic, ':') - 1) ELSE topic END"
+            : "split_part(topic, ':', 1)"
+        return """
+            CREATE VIEW medic_proposals AS SELECT id, title, repo, status, author, attempts, created_at, updated_at FROM proposals;
+            CREATE VIEW medic_revisions AS SELECT proposal_id, number, created_at FROM revisions;
+            CREATE VIEW medic_reviews AS SELECT proposal_id, revision, principal, verdict, ts FROM reviews;
+            CREATE VIEW medic_bugs AS SELECT id, repo, title, status, author, created_at, updated_at FROM workflows WHERE kind = 'bug';
+            CREATE VIEW medic_events_by_kind AS SELECT \(topicKind) AS topic_kind, kind AS event_kind, COUNT(*) AS count, MAX(ts) AS last_ts
+                FROM events GROUP BY 1, 2;
+            """
+    },
+    // Asks: every statement run or refused for a question (the audit admins read), and the answers an admin
+    // marked (right or wrong), searchable by question (FTS5 / tsvector) for the next similar question.
+    Migration(version: 6, name: "query audit and ask memory") { dialect in
+        let serial = dialect == .sqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY"
+        let search = dialect == .sqlite
+            ? "CREATE VIRTUAL TABLE ask_memory_search USING fts5(ask_id UNINDEXED, question);"
+            : "CREATE INDEX ask_memory_search ON ask_memory USING gin (to_tsvector('english', question));"
+        return """
+            CREATE TABLE query_audit (
+                id \(serial), ts BIGINT NOT NULL, principal TEXT NOT NULL, ask_id TEXT, source TEXT NOT NULL, question TEXT,
+                sql TEXT NOT NULL, row_count BIGINT, duration_ms BIGINT, refusal_code TEXT, refusal_reason TEXT);
+            CREATE INDEX query_audit_by_ts ON query_audit (ts);
+            CREATE TABLE ask_memory (
+                ask_id TEXT PRIMARY KEY, question TEXT NOT NULL, sql TEXT NOT NULL, correct INTEGER NOT NULL, comment TEXT,
+                principal TEXT NOT NULL, ts BIGINT NOT NULL);
+            \(search)
+            """
+    },
 ]
 
 /// The store's own migrations followed by `extra` (features' tables), in the order they are applied:

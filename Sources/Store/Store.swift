@@ -202,6 +202,18 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.workflowCounts(kind: kind, on: c) }
     }
 
+    // MARK: asks (query audit, marked answers)
+
+    /// The newest `limit` audit rows.
+    public func queryAudit(limit: Int, completion: @escaping @Sendable (Result<[QueryAuditRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.queryAudit(limit: limit, on: c) }
+    }
+
+    /// The marked answers whose questions are most like `question` (full-text search), best first.
+    public func similarAskMemories(_ question: String, limit: Int, completion: @escaping @Sendable (Result<[AskMemoryRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.similarAskMemories(question, limit: limit, on: c) }
+    }
+
     // MARK: code index (CodeIndex.swift)
 
     public func codeIndexState(repo: String, completion: @escaping @Sendable (Result<CodeIndexState?, StoreError>) -> Void) {

@@ -23,13 +23,13 @@ enum StoreOperations {
                 return .duplicateCommand(response: stored ?? cmd.response)
             }
         }
-        for st in rowStatements(w) { try c.query(st.sql, st.params) }
+        for st in rowStatements(w, dialect: c.dialect) { try c.query(st.sql, st.params) }
         return .committed(try appendEvents(w.events, on: c))
     }
 
     /// The row upserts and inserts of a write (everything except the command record and the events), in
     /// the order they must run: proposals first, since the other tables reference them; workflows last.
-    static func rowStatements(_ w: StoreWrite) -> [(sql: String, params: [SQLValue])] {
+    static func rowStatements(_ w: StoreWrite, dialect: SQLDialect = .postgres) -> [(sql: String, params: [SQLValue])] {
         var out: [(sql: String, params: [SQLValue])] = []
         for p in w.proposals {
             out.append((
@@ -91,7 +91,75 @@ enum StoreOperations {
                     .int(r.createdAt), .int(r.updatedAt), .text(r.doc),
                 ]))
         }
+        for a in w.audits {
+            out.append((
+                """
+                INSERT INTO query_audit (ts, principal, ask_id, source, question, sql, row_count, duration_ms, refusal_code, refusal_reason)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                """,
+                [
+                    .int(a.ts), .text(a.principal), sqlText(a.askId), .text(a.source), sqlText(a.question), .text(a.sql),
+                    a.rowCount.map { .int(Int64($0)) } ?? .null, a.durationMs.map { .int(Int64($0)) } ?? .null, sqlText(a.refusalCode),
+                    sqlText(a.refusalReason),
+                ]))
+        }
+        for m in w.askMemories {
+            out.append((
+                """
+                INSERT INTO ask_memory (ask_id, question, sql, correct, comment, principal, ts) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (ask_id) DO UPDATE SET question = excluded.question, sql = excluded.sql, correct = excluded.correct,
+                    comment = excluded.comment, principal = excluded.principal, ts = excluded.ts
+                """,
+                [.text(m.askId), .text(m.question), .text(m.sql), .int(m.correct ? 1 : 0), sqlText(m.comment), .text(m.principal), .int(m.ts)]))
+            if dialect == .sqlite {
+                out.append(("DELETE FROM ask_memory_search WHERE ask_id = $1", [.text(m.askId)]))
+                out.append(("INSERT INTO ask_memory_search (ask_id, question) VALUES ($1, $2)", [.text(m.askId), .text(m.question)]))
+            }
+        }
         return out
+    }
+
+    static let auditColumns = "id, ts, principal, ask_id, source, question, sql, row_count, duration_ms, refusal_code, refusal_reason"
+
+    /// The newest audit rows first.
+    static func queryAudit(limit: Int, on c: any SQLConnection) throws(StoreError) -> [QueryAuditRow] {
+        try c.query("SELECT \(auditColumns) FROM query_audit ORDER BY id DESC LIMIT $1", [.int(Int64(max(0, limit)))]).map { r in
+            var row = QueryAuditRow(
+                ts: r[1].int, principal: r[2].text, askId: r[3].optionalText, source: r[4].text, question: r[5].optionalText, sql: r[6].text,
+                rowCount: r[7].optionalText.map { _ in Int(r[7].int) }, durationMs: r[8].optionalText.map { _ in Int(r[8].int) },
+                refusalCode: r[9].optionalText, refusalReason: r[10].optionalText)
+            row.id = r[0].int
+            return row
+        }
+    }
+
+    /// The marked answers whose questions are most similar to `question` (full-text search: any of its words,
+    /// best ranked first).
+    static func similarAskMemories(_ question: String, limit: Int, on c: any SQLConnection) throws(StoreError) -> [AskMemoryRow] {
+        var words: [String] = []
+        for word in question.lowercased().split(whereSeparator: { !($0.isASCII && ($0.isLetter || $0.isNumber)) }) where word.count >= 2 {
+            if !words.contains(String(word)) { words.append(String(word)) }
+        }
+        guard !words.isEmpty else { return [] }
+        words = Array(words.prefix(32))
+        let columns = "m.ask_id, m.question, m.sql, m.correct, m.comment, m.principal, m.ts"
+        let rows: [[SQLValue]]
+        if c.dialect == .sqlite {
+            rows = try c.query(
+                """
+                SELECT \(columns) FROM ask_memory_search s JOIN ask_memory m ON m.ask_id = s.ask_id
+                WHERE ask_memory_search MATCH $1 ORDER BY bm25(ask_memory_search), m.ts DESC LIMIT $2
+                """, [.text(words.map { "\"\($0)\"" }.joined(separator: " OR ")), .int(Int64(limit))])
+        } else {
+            rows = try c.query(
+                """
+                SELECT \(columns) FROM ask_memory m, to_tsquery('english', $1) q
+                WHERE to_tsvector('english', m.question) @@ q ORDER BY ts_rank(to_tsvector('english', m.question), q) DESC, m.ts DESC LIMIT $2
+                """, [.text(words.joined(separator: " | ")), .int(Int64(limit))])
+        }
+        return rows.map { r in
+            AskMemoryRow(askId: r[0].text, question: r[1].text, sql: r[2].text, correct: r[3].int != 0, comment: r[4].optionalText, principal: r[5].text, ts: r[6].int)
+        }
     }
 
     /// Assigns seqs and inserts the events.

@@ -264,6 +264,58 @@ public struct WorkflowRow: Sendable, Equatable {
     }
 }
 
+/// One statement an ask (or a structured query) ran or had refused.
+public struct QueryAuditRow: Sendable, Equatable {
+    public var id: Int64 = 0
+    public var ts: Int64
+    public var principal: String
+    public var askId: String?
+    public var source: String
+    public var question: String?
+    public var sql: String
+    public var rowCount: Int?
+    public var durationMs: Int?
+    public var refusalCode: String?
+    public var refusalReason: String?
+
+    public init(
+        ts: Int64, principal: String, askId: String?, source: String, question: String?, sql: String, rowCount: Int?, durationMs: Int?,
+        refusalCode: String?, refusalReason: String?
+    ) {
+        self.ts = ts
+        self.principal = principal
+        self.askId = askId
+        self.source = source
+        self.question = question
+        self.sql = sql
+        self.rowCount = rowCount
+        self.durationMs = durationMs
+        self.refusalCode = refusalCode
+        self.refusalReason = refusalReason
+    }
+}
+
+/// An answer an admin marked: the question, the SQL it came from, right or wrong, and why.
+public struct AskMemoryRow: Sendable, Equatable {
+    public var askId: String
+    public var question: String
+    public var sql: String
+    public var correct: Bool
+    public var comment: String?
+    public var principal: String
+    public var ts: Int64
+
+    public init(askId: String, question: String, sql: String, correct: Bool, comment: String?, principal: String, ts: Int64) {
+        self.askId = askId
+        self.question = question
+        self.sql = sql
+        self.correct = correct
+        self.comment = comment
+        self.principal = principal
+        self.ts = ts
+    }
+}
+
 /// The idempotency record of a command: if (principal, commandId) is already stored, the whole write it
 /// belongs to is skipped and the stored response is returned instead.
 public struct CommandRecord: Sendable, Equatable {
@@ -298,6 +350,10 @@ public struct StoreWrite: Sendable {
     public var events: [NewEvent] = []
     /// Idempotency record; see `CommandRecord`.
     public var command: CommandRecord?
+    /// Appended to `query_audit`.
+    public var audits: [QueryAuditRow] = []
+    /// Upserted by ask id (and its search entry replaced).
+    public var askMemories: [AskMemoryRow] = []
 
     public init(
         proposals: [ProposalRow] = [], revisions: [RevisionRow] = [], reviews: [ReviewRow] = [],

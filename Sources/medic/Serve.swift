@@ -21,6 +21,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Target repository path (repeatable; named after its folder).") var repo: [String] = []
     @Option(help: "Test command for --repo.") var testCommand: String?
     @Option(help: "Setup command for --repo.") var setupCommand: String?
+    @Option(help: "A database asks may read, NAME=sqlite:PATH or NAME=postgres://… (repeatable; replaces the config file's sources).") var source: [String] = []
     @Option(help: "LLM: 'anthropic' or 'scripted:FILE'.") var llm: String?
     @Option(help: "Base URL of the Anthropic API.") var llmUrl: String?
     @Option(help: "Model name for the Anthropic API.") var llmModel: String?
@@ -55,6 +56,7 @@ struct Serve: ParsableCommand {
             guard let testCommand else { throw ValidationError("--repo needs --test-command") }
             configuration.repositories = repo.map { RepositoryConfig(path: $0, testCommand: testCommand, setupCommand: setupCommand) }
         }
+        if !source.isEmpty { configuration.sources = try source.map(SourceConfig.parse(flag:)) }
         if let llm { configuration.llm = try MedicConfiguration.parseLLM(llm) }
         if let llmUrl { configuration.llmBaseURL = llmUrl }
         if let llmModel { configuration.llmModel = llmModel }
@@ -71,9 +73,10 @@ struct Serve: ParsableCommand {
         if usesDemo {
             try DemoSetup.prepareRepository(in: &configuration)
             let users = try DemoSetup.prepareUsersDatabase(in: configuration)
-            // Merge with `ask` (MedicConfiguration.sources): replace this line by
-            // `if !configuration.sources.contains(where: { $0.name == users.name }) { configuration.sources.append(SourceConfig(name: users.name, url: users.url, tables: users.tables, sensitiveColumns: users.sensitiveColumns)) }`
-            _ = users
+            // The demo's users database is the source `users` unless the flags or the config already name one.
+            if !configuration.sources.contains(where: { $0.name == users.name }) {
+                configuration.sources.append(SourceConfig(name: users.name, url: users.url, tables: users.tables, sensitiveColumns: users.sensitiveColumns))
+            }
         }
         try configuration.validate()
 

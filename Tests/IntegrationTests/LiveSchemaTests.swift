@@ -45,7 +45,7 @@ final class WireSchemas {
                 break
             }
             problems += SchemaValidator.validate(message["data"] ?? .null, against: data, at: "$.data")
-            if (message["seq"] == nil) != (kind == "fix_delta") { problems.append("seq must be present iff the kind is durable") }
+            if (message["seq"] == nil) != (kind == "fix_delta" || kind == "ask_thinking") { problems.append("seq must be present iff the kind is durable") }
             problems += Self.topicRules(message)
         default: break
         }
@@ -64,6 +64,10 @@ extension WireSchemas {
         "bug_reported", "status_changed", "bug_analysis", "reproducer_written", "reproducer_verified", "reproducer_rejected",
         "approach_started", "approach_status", "approach_duplicate", "approaches_ranked", "approach_chosen", "bug_proposed",
         "bug_unfixed", "bug_fixed", "proposal_status", "perf_measured",
+    ]
+    /// The ask workflow's kinds on `ask:<id>`.
+    static let askKinds: Set<String> = [
+        "ask_created", "status_changed", "ask_thinking", "tool_called", "sql_proposed", "sql_result", "sql_refused", "answer", "ask_failed",
     ]
     /// Proposal-pipeline kinds an approach's repair loop sends on `bug:<id>`, tagged with `approach`.
     static let approachKinds: Set<String> = [
@@ -114,6 +118,16 @@ extension WireSchemas {
             } else if !bugKinds.contains(kind) {
                 problems.append("kind \(kind) on a bug topic")
             }
+        } else if topic.hasPrefix("ask:") {
+            if !askKinds.contains(kind) { problems.append("kind \(kind) on an ask topic") }
+            if kind == "status_changed" {
+                if !keys.isSubset(of: ["status", "reason"]) { problems.append("status_changed of an ask with \(keys.sorted())") }
+                let status = data["status"]?.stringValue ?? ""
+                if !["thinking", "answered", "failed"].contains(status) { problems.append("not an ask status") }
+                if keys.contains("reason") != (status == "failed") { problems.append("an ask's status_changed has a reason iff failed") }
+            }
+        } else if topic == "asks" {
+            if kind != "ask" { problems.append("kind \(kind) on asks") }
         } else if topic == "bugs" {
             if kind != "bug" { problems.append("kind \(kind) on bugs") }
         } else if topic == "proposals" {
@@ -296,7 +310,13 @@ struct LiveSchemaTests {
         let bugSummary = try #require(schemas.schema("event.bug"))
         #expect(Set(bugSummary["properties"]?["status"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []) == Set(BugStatus.allCases.map(\.rawValue)))
         let statusEnum = schemas.schema("event.status_changed")?["properties"]?["status"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(Set(statusEnum) == Set(ProposalStatus.allCases.map(\.rawValue)).union(BugStatus.allCases.map(\.rawValue)))
+        #expect(Set(statusEnum) == Set(ProposalStatus.allCases.map(\.rawValue)).union(BugStatus.allCases.map(\.rawValue)).union(["thinking", "answered", "failed"]))
+        let askThinking = try JSONValue.parse(#"{"type":"event","topic":"ask:a-1","ts":1,"kind":"ask_thinking","data":{"round":1,"text":"x"}}"#)
+        #expect(schemas.violations(askThinking, answering: nil) == [])
+        let failedWithoutReason = try JSONValue.parse(#"{"type":"event","topic":"ask:a-1","seq":4,"ts":1,"kind":"status_changed","data":{"status":"failed"}}"#)
+        #expect(schemas.violations(failedWithoutReason, answering: nil).count == 1)
+        let bugKindOnAsk = try JSONValue.parse(#"{"type":"event","topic":"ask:a-1","seq":4,"ts":1,"kind":"ask","data":{"id":"a-1","question":"q","source":"users","status":"thinking","author":"a","created_at":1,"updated_at":1}}"#)
+        #expect(schemas.violations(bugKindOnAsk, answering: nil).count == 1)
         let approachStatuses = schemas.schema("event.approach_status")?["properties"]?["status"]?["enum"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(!approachStatuses.isEmpty && approachStatuses.allSatisfy { ApproachStatus(rawValue: $0) != nil })
     }

@@ -22,17 +22,25 @@ func load(_ url: URL) throws -> JSONValue {
 
 /// Command types a feature decodes itself (`ClientMessage.feature`): the navigator's `search_code` and the bug
 /// workflow's commands.
-let featureCommandTypes: Set<String> = ["search_code", "report_bug", "choose_approach", "resume_bug"]
+let featureCommandTypes: Set<String> = ["search_code", "report_bug", "choose_approach", "resume_bug", "ask", "mark_answer"]
 
 /// Event kinds a feature publishes that `EventKind` does not list: the bug workflow's (topics `bug:<id>`, `bugs`).
 let featureEventKinds: Set<String> = [
     "bug_reported", "bug_analysis", "reproducer_written", "reproducer_verified", "reproducer_rejected", "approach_started",
     "approach_status", "approach_duplicate", "approaches_ranked", "approach_chosen", "bug_proposed", "bug_unfixed", "bug_fixed",
     "proposal_status", "bug", "perf_measured",
+    // The ask workflow's (topics `ask:<id>`, `asks`).
+    "ask_created", "ask_thinking", "tool_called", "sql_proposed", "sql_result", "sql_refused", "answer", "ask_failed", "ask",
 ]
 
 /// Bug statuses (`status_changed` on `bug:<id>`, `bug.status`) that are not proposal statuses.
 let bugOnlyStatuses = ["reproducing", "fixed", "unfixed"]
+
+/// Ask statuses (`status_changed` on `ask:<id>`, `ask.status`) that are neither proposal nor bug statuses.
+let askOnlyStatuses = ["thinking", "answered", "failed"]
+
+/// Feature event kinds that are ephemeral (sent live, never stored: no seq).
+let featureEphemeralKinds: Set<String> = ["ask_thinking"]
 
 /// `client.subscribe.resume.json` → (`client`, `subscribe`); events → (`server`, `event`) and the kind.
 func schemaName(of example: URL) -> String {
@@ -75,7 +83,7 @@ func loadSchema(named name: String) throws -> JSONValue? {
                 let dataSchema = try #require(try loadSchema(named: "event.\(kind)"), "no schema for kind \(kind)")
                 #expect(
                     SchemaValidator.validate(message["data"]!, against: dataSchema) == [], "\(file.lastPathComponent)")
-                let ephemeral = EventKind(rawValue: kind)?.isEphemeral ?? false
+                let ephemeral = EventKind(rawValue: kind)?.isEphemeral ?? featureEphemeralKinds.contains(kind)
                 #expect((message["seq"] == nil) == ephemeral, "\(file.lastPathComponent): seq iff durable")
             }
         }
@@ -163,7 +171,7 @@ func loadSchema(named name: String) throws -> JSONValue? {
         let statusSchema = try #require(try loadSchema(named: "event.status_changed"))
         let statuses = statusSchema["properties"]?["status"]?["enum"]?.arrayValue ?? []
         // Proposal statuses, then the bug statuses that are not proposal statuses (the bug topics' status_changed).
-        #expect(statuses.compactMap(\.stringValue) == ProposalStatus.allCases.map(\.rawValue) + bugOnlyStatuses)
+        #expect(statuses.compactMap(\.stringValue) == ProposalStatus.allCases.map(\.rawValue) + bugOnlyStatuses + askOnlyStatuses)
         let analysisSchema = try #require(try loadSchema(named: "event.analysis"))
         let categories = analysisSchema["properties"]?["category"]?["enum"]?.arrayValue ?? []
         #expect(categories.compactMap(\.stringValue) == FailureCategory.allCases.map(\.rawValue))
@@ -192,7 +200,7 @@ func loadSchema(named name: String) throws -> JSONValue? {
         for kind in EventKind.allCases { #expect(readme.contains("`\(kind.rawValue)`"), "\(kind)") }
         for kind in featureEventKinds { #expect(readme.contains("`\(kind)`"), "\(kind)") }
         for type in featureCommandTypes { #expect(readme.contains("`\(type)`"), "\(type)") }
-        for status in bugOnlyStatuses { #expect(readme.contains("`\(status)`"), "\(status)") }
+        for status in bugOnlyStatuses + askOnlyStatuses { #expect(readme.contains("`\(status)`"), "\(status)") }
         for code in ErrorCode.allCases { #expect(readme.contains("`\(code.rawValue)`"), "\(code)") }
         for status in ProposalStatus.allCases { #expect(readme.contains("`\(status.rawValue)`"), "\(status)") }
         for category in FailureCategory.allCases { #expect(readme.contains("`\(category.rawValue)`"), "\(category)") }

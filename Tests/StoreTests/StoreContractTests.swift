@@ -698,6 +698,58 @@ struct StoreContractTests {
         #expect(try store.sync { store.liveCredentials(completion: $0) }.map(\.tokenHash) == [sha256Hex("tok-alice-2")])
     }
 
+    @Test("asks: the medic_* views show only their columns; audit rows newest first; marked answers found by similar questions",
+          arguments: BackendKind.all)
+    func askTables(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        var w = StoreWrite(workflows: [workflowRow("b-1", kind: "bug", status: "fixing"), workflowRow("a-1", kind: "ask")])
+        w.proposals = [ProposalRow(
+            id: "p-1", title: "t", description: "secret", repo: "r", status: "applied", currentRevision: 1, author: "alice", createdAt: 1,
+            updatedAt: 2, attempts: 3, doc: "{}")]
+        w.events = [event("proposal:p-1"), event("proposal:p-1"), event("bug:b-1"), event("plain")]
+        _ = try store.sync { store.write(w, completion: $0) }
+        let proposals = try store.sync { store.rawQuery("SELECT * FROM medic_proposals", completion: $0) }
+        #expect(proposals.count == 1 && proposals[0].count == 8)
+        #expect(proposals[0].map(\.text).contains("secret") == false)
+        #expect(try store.sync { store.rawQuery("SELECT id FROM medic_bugs", completion: $0) }.map(\.[0].text) == ["b-1"])
+        let kinds = try store.sync {
+            store.rawQuery("SELECT topic_kind, event_kind, count FROM medic_events_by_kind ORDER BY topic_kind", completion: $0)
+        }
+        #expect(kinds.map { "\($0[0].text)/\($0[2].int)" } == ["bug/1", "plain/1", "proposal/2"])
+        // Audit: every column round-trips, newest first, limited.
+        var audit = StoreWrite()
+        audit.audits = [
+            QueryAuditRow(ts: 5, principal: "alice", askId: "a-1", source: "users", question: "how many?", sql: "SELECT 1", rowCount: 1, durationMs: 2,
+                          refusalCode: nil, refusalReason: nil),
+            QueryAuditRow(ts: 6, principal: "bot", askId: nil, source: "users", question: nil, sql: "DROP TABLE users", rowCount: nil, durationMs: nil,
+                          refusalCode: "not_read_only", refusalReason: "only reading"),
+        ]
+        _ = try store.sync { store.write(audit, completion: $0) }
+        let rows = try store.sync { store.queryAudit(limit: 10, completion: $0) }
+        #expect(rows.map(\.sql) == ["DROP TABLE users", "SELECT 1"])
+        #expect(rows[0].refusalCode == "not_read_only" && rows[0].askId == nil && rows[0].rowCount == nil && rows[0].question == nil)
+        #expect(rows[1].askId == "a-1" && rows[1].rowCount == 1 && rows[1].durationMs == 2 && rows[1].question == "how many?")
+        #expect(try store.sync { store.queryAudit(limit: 1, completion: $0) }.count == 1)
+        // Memory: upsert by ask id; similar questions (stemmed on PostgreSQL) first; hostile search text is only words.
+        var memory = StoreWrite()
+        memory.askMemories = [
+            AskMemoryRow(askId: "a-1", question: "How many users completed KYC?", sql: "SELECT 1", correct: true, comment: nil, principal: "alice", ts: 1),
+            AskMemoryRow(askId: "a-2", question: "Average wallet balance by region", sql: "SELECT 2", correct: false, comment: "use avg", principal: "alice", ts: 2),
+        ]
+        _ = try store.sync { store.write(memory, completion: $0) }
+        var again = StoreWrite()
+        again.askMemories = [AskMemoryRow(askId: "a-1", question: "How many users completed KYC?", sql: "SELECT 3", correct: true, comment: "kyc_verified", principal: "bob", ts: 3)]
+        _ = try store.sync { store.write(again, completion: $0) }
+        let found = try store.sync { store.similarAskMemories("how many users have completed kyc", limit: 3, completion: $0) }
+        #expect(found.first?.askId == "a-1" && found.first?.sql == "SELECT 3" && found.first?.comment == "kyc_verified")
+        #expect(found.count == 1)
+        #expect(try store.sync { store.similarAskMemories("wallet region", limit: 3, completion: $0) }.map(\.askId) == ["a-2"])
+        #expect(try store.sync { store.similarAskMemories("') OR 1=1; -- \" NEAR(x) *", limit: 3, completion: $0) }.isEmpty)
+        #expect(try store.sync { store.similarAskMemories("", limit: 3, completion: $0) }.isEmpty)
+    }
+
     @Test("migrations are recorded once and reopening is idempotent", arguments: BackendKind.all)
     func migrationsIdempotent(_ kind: BackendKind) throws {
         let f = try StoreFixture(kind)
