@@ -6,6 +6,8 @@
 // Everything the server sends is data: the question, the model's streamed text, SQL and database values are kept as
 // strings (or numbers) and shown with textContent / SVG text nodes by the view.
 
+import { SummaryList } from './summary-list.js';
+
 /** Most characters of one round's streamed model text kept (older text is dropped from the front). */
 export const THINKING_LIMIT = 32 * 1024;
 /** Most characters of one table cell shown (the rest is cut with an ellipsis; the title shows up to 2,000). */
@@ -144,30 +146,9 @@ export function askPermissions(me, model) {
 }
 
 /** The `asks` topic (kind `ask`, the summary) and `GET /api/v1/asks` folded into one map of summaries. */
-export class AskList {
-  constructor() { /** @type {Map<string, object>} */ this.byId = new Map(); }
-
-  /** A summary from either source; an older one (by `updated_at`) never replaces a newer one. */
-  merge(summary) {
-    if (!summary || typeof summary.id !== 'string') return false;
-    const known = this.byId.get(summary.id);
-    if (known && (known.updated_at ?? 0) > (summary.updated_at ?? 0)) return false;
-    this.byId.set(summary.id, { ...known, ...summary });
-    return true;
-  }
-
-  apply(ev) {
-    if (ev.kind !== 'ask' || !ev.data) return false;
-    return this.merge(ev.data);
-  }
-
-  clear() { this.byId.clear(); }
-
-  /** Newest first. */
-  sorted() {
-    return [...this.byId.values()].sort((a, b) => (b.created_at ?? b.updated_at ?? 0) - (a.created_at ?? a.updated_at ?? 0)
-      || String(b.id).localeCompare(String(a.id)));
-  }
+/** The asks known to the page (`asks` topic + REST list). */
+export class AskList extends SummaryList {
+  constructor() { super('ask'); }
 }
 
 /** Event kinds that belong to a round of the model's work (each carries `round`). */

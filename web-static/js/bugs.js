@@ -5,6 +5,7 @@
 // Everything the server sends is data: titles, evidence, model text and test output are kept as strings and shown
 // with textContent by the views.
 
+import { SummaryList } from './summary-list.js';
 import { diffChange } from './diff.js';
 import { mergeChanges } from './store.js';
 
@@ -30,30 +31,9 @@ export function splitEvidence(text) {
 }
 
 /** The `bugs` topic (kind `bug`, the summary) and `GET /api/v1/bugs` folded into one map of summaries. */
-export class BugList {
-  constructor() { /** @type {Map<string, object>} */ this.byId = new Map(); }
-
-  /** A summary from either source; an older one (by `updated_at`) never replaces a newer one. */
-  merge(summary) {
-    if (!summary || typeof summary.id !== 'string') return false;
-    const known = this.byId.get(summary.id);
-    if (known && (known.updated_at ?? 0) > (summary.updated_at ?? 0)) return false;
-    this.byId.set(summary.id, { ...known, ...summary });
-    return true;
-  }
-
-  apply(ev) {
-    if (ev.kind !== 'bug' || !ev.data) return false;
-    return this.merge(ev.data);
-  }
-
-  clear() { this.byId.clear(); }
-
-  /** Newest report first (stable while statuses change). */
-  sorted() {
-    return [...this.byId.values()].sort((a, b) => (b.created_at ?? b.updated_at ?? 0) - (a.created_at ?? a.updated_at ?? 0)
-      || String(b.id).localeCompare(String(a.id)));
-  }
+/** The bugs known to the page (`bugs` topic + REST list). */
+export class BugList extends SummaryList {
+  constructor() { super('bug'); }
 }
 
 /** Bug-level kinds whose `approach` field names an approach without being one of its events. */
