@@ -492,9 +492,5 @@ public final class AskService {
         ["asks_thinking": .int(Int64(counts["thinking"] ?? 0)), "asks_answered": .int(Int64(counts["answered"] ?? 0)), "asks_failed": .int(Int64(counts["failed"] ?? 0))]
     }
 
-    static func newAskID() -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
-        var generator = SystemRandomNumberGenerator()
-        return "a-" + String((0..<10).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
-    }
+    static func newAskID() -> String { newWorkflowID(prefix: "a") }
 }

@@ -580,9 +580,5 @@ public final class BugService {
         ]
     }
 
-    static func newBugID() -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
-        var generator = SystemRandomNumberGenerator()
-        return "b-" + String((0..<10).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
-    }
+    static func newBugID() -> String { newWorkflowID(prefix: "b") }
 }

@@ -744,11 +744,7 @@ public final class PipelineService {
         return fields
     }
 
-    static func newProposalID() -> String {
-        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
-        var generator = SystemRandomNumberGenerator()
-        return "p-" + String((0..<10).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
-    }
+    static func newProposalID() -> String { newWorkflowID(prefix: "p") }
 
     static func iso8601(_ milliseconds: Int64) -> String {
         let formatter = ISO8601DateFormatter()

@@ -24,3 +24,11 @@ public protocol Publisher: AnyObject {
     /// Sends an event that is not stored (no seq) to the topic's live subscribers: `fix_delta`.
     func publishEphemeral(topic: String, kind: String, data: JSONValue)
 }
+
+/// A new workflow instance id: `prefix-` and 10 random characters of an alphabet without look-alikes (no l, o, 0,
+/// 1): proposals `p-`, bugs `b-`, asks `a-`. Valid as a topic id and a REST path segment (`[A-Za-z0-9_-]`).
+func newWorkflowID(prefix: String) -> String {
+    let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
+    var generator = SystemRandomNumberGenerator()
+    return prefix + "-" + String((0..<10).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+}
