@@ -238,6 +238,74 @@ struct AskTests {
         #expect(page?["events"]?.arrayValue?.count == events.count)
     }
 
+    /// The other three example questions, each through tool-use turns (the model looks, then answers with
+    /// its SQL), on both engines: every answer's rows are the ones the test's own SQL gets from the same data.
+    private func answersTheOtherExamples(source: String, url: String, independent: (String) throws -> [[String]]) throws {
+        let fake = try FakeAnthropic()
+        defer { fake.stop() }
+        let medic = try askMedic(fake, sources: [usersSource(source, url)])
+        defer { medic.stop() }
+        let session = try medic.session(try medic.token("alice", role: "admin"))
+        let examples: [(question: String, sql: String, independent: String)] = [
+            ("Show me the top 10 most active users this week",
+             "SELECT id, city, activity_score FROM users WHERE last_active >= '2026-11-23' ORDER BY activity_score DESC, id LIMIT 10",
+             "SELECT id, city, activity_score FROM users WHERE NOT last_active < '2026-11-23' ORDER BY activity_score DESC, id ASC LIMIT 10"),
+            ("What's the average wallet balance by region?",
+             "SELECT region, round(avg(wallet_balance_usd)) AS average_usd FROM users GROUP BY region ORDER BY region",
+             "SELECT region, round(sum(wallet_balance_usd) / count(*)) FROM users GROUP BY region ORDER BY 1"),
+            ("How many users completed KYC?",
+             "SELECT count(*) AS users FROM users WHERE kyc_verified = 1",
+             "SELECT count(id) FROM users WHERE kyc_verified <> 0"),
+        ]
+        for example in examples {
+            try fake.script([
+                toolTurn([("describe_table", ["table": "users"])]),
+                toolTurn([("run_sql", ["sql": .string(example.sql)])]),
+                finalTurn("Here is what the data says.", example.sql),
+            ])
+            let (_, events) = try ask(session, example.question, source: source)
+            let answer = try #require(first(events, "answer"), "\(example.question): \(askKinds(events))")
+            #expect(answer["sql"]?.stringValue == example.sql)
+            // Numbers compared as numbers (sqlite3 prints 1243.0 where Medic's JSON has 1243).
+            let canonical = { (text: String) -> String in Double(text).map { $0 == $0.rounded() ? String(Int($0)) : String($0) } ?? text }
+            let expected = try independent(example.independent).map { $0.map(canonical) }
+            let rows = (answer["rows"]?.arrayValue ?? []).map { row in
+                (row.arrayValue ?? []).map { cell -> String in
+                    switch cell {
+                    case .int(let n): String(n)
+                    case .number(let d): d == d.rounded() ? String(Int(d)) : String(d)
+                    case .string(let text): canonical(text)
+                    default: cell.jsonString
+                    }
+                }
+            }
+            #expect(rows == expected, "\(example.question)")
+            #expect(answer["row_count"]?.intValue == Int64(expected.count))
+            #expect(!expected.isEmpty)
+        }
+        // The average by region is one label column and one number column: the page may chart it.
+        try fake.script([finalTurn("Averages.", examples[1].sql)])
+        #expect(first(try ask(session, examples[1].question, source: source).events, "answer")?["chart"] != nil)
+    }
+
+    @Test func theOtherExampleQuestionsOnSQLiteAreTheDatabasesAnswers() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-ask-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = try sqliteUsers(directory)
+        try answersTheOtherExamples(source: "users", url: "sqlite:\(path)") { sql in
+            try run("/usr/bin/sqlite3", ["-separator", "\t", path, sql]).split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        }
+    }
+
+    @Test func theOtherExampleQuestionsOnPostgreSQLAreTheDatabasesAnswers() throws {
+        guard let (url, drop) = try postgresUsers() else { return }
+        defer { drop() }
+        try answersTheOtherExamples(source: "pgusers", url: url) { sql in
+            try run("/usr/bin/psql", [url, "-tA", "-F", "\t", "-c", sql]).split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        }
+    }
+
     @Test func theTokyoQuestionOnSQLiteIsTheDatabasesNumber() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("medic-ask-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
