@@ -100,3 +100,54 @@ def test_the_other_example_questions_a_chart_and_the_past_asks(medic_factory, br
     assert page.js("return [...document.querySelectorAll('[data-testid=ask-item-question]')].map(a => a.textContent)") == [
         "How many users completed KYC?", "What's the average wallet balance by region?"]
     assert severe_console_errors(page.d) == []
+
+
+def postgres_users():
+    """A throwaway PostgreSQL database holding the demo's 50,000 users (the same rows, from
+    Tests/interop/demo_users.py); (url, drop). Skips without MEDIC_TEST_POSTGRES_URL (scripts/test.sh sets it)."""
+    import csv, io, os, random, shutil, subprocess, sys
+    base = os.environ.get("MEDIC_TEST_POSTGRES_URL")
+    if not base or not shutil.which("psql"):
+        pytest.skip("no MEDIC_TEST_POSTGRES_URL / psql")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "interop"))
+    import demo_users
+    name = f"medic_ask_page_{random.randrange(1 << 30)}"
+    subprocess.run(["psql", base, "-qc", f"CREATE DATABASE {name}"], check=True, timeout=60)
+    url = base.rsplit("/", 1)[0] + "/" + name
+    data = io.StringIO()
+    csv.writer(data).writerows(demo_users.rows())
+    ddl = demo_users.CREATE_TABLE.replace("REAL", "DOUBLE PRECISION")
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", ddl, "-c", "COPY users FROM STDIN WITH (FORMAT csv)"],
+                   input=data.getvalue(), text=True, check=True, timeout=120)
+    return url, lambda: subprocess.run(["psql", base, "-qc", f"DROP DATABASE {name} WITH (FORCE)"], timeout=60)
+
+
+def test_the_tokyo_question_on_a_postgresql_source(medic_factory, browsers):
+    """The same question typed into the page, the source `users` now a PostgreSQL database with the same rows:
+    the right number (psql's, computed here) with its SQL."""
+    import subprocess
+    url, drop = postgres_users()
+    try:
+        server = medic_factory(quorum=1, extra=["--source", f"users={url}"])
+        alice = server.token("alice", "admin")
+        server.start()
+        sources = {s["name"]: s for s in server.request("GET", "/api/v1/sources", alice)["sources"]}
+        assert sources["users"]["kind"] == "postgres", sources.get("users")
+        expected = int(subprocess.run(
+            ["psql", url, "-tAc", "SELECT count(id) FROM users WHERE gender = 'female' AND is_active = 1 AND city = 'Tokyo' "
+             "AND country = 'Japan' AND wallet_balance_usd > 500 AND wallet_balance_usd < 1950"],
+            check=True, capture_output=True, text=True, timeout=30).stdout.strip())
+        assert 1 <= expected <= 1000
+        page = ReviewPage(browsers(), server.url)
+        page.open_with_token(alice)
+        go(page, "#/ask")
+        wait(page.d, lambda d: page.js("return document.getElementById('ask-source').options.length") >= 2, 15)
+        Select(page.d.find_element(By.CSS_SELECTOR, tid("ask-source"))).select_by_value("users")
+        page.d.find_element(By.CSS_SELECTOR, tid("ask-question")).send_keys(TOKYO, Keys.ENTER)
+        wait(page.d, lambda d: shown(page, "ask-answer"), 60, f"no answer: {text(page, 'ask-failed')}")
+        assert text(page, "ask-answer-value") == f"{expected:,}"
+        assert text(page, "ask-answer-sql") == TOKYO_SQL
+        screenshot(page.d, "ask-real-tokyo-postgres.png")
+        assert severe_console_errors(page.d) == []
+    finally:
+        drop()
