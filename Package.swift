@@ -76,7 +76,7 @@ let package = Package(
             name: "MedicHost",
             dependencies: [
                 "Server", "Store", "HTTPClient", "Sandbox", "Pipeline", "Navigator", "Hub", "Protocol", "EventLoop", "HTTP1",
-                "WebSocket", "IOBytes", "QuerySources", log,
+                "WebSocket", "IOBytes", "QuerySources", "Monitor", "LogTail", log,
             ],
             swiftSettings: strict),
 

@@ -340,6 +340,10 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
             guard let self = unretained.value, let session = self.session(id), !session.connection.isClosed else { return }
             state.authenticating = false
             switch result {
+            case .success(let principal?) where principal.role == .ingest:
+                // Ingest tokens send log events over REST and nothing else (SECURITY.md, "Roles").
+                self.send(session, ServerMessage.error(id: commandID, code: .forbidden, message: "an ingest token may only POST /api/v1/ingest"))
+                session.connection.close(code: CloseCode.policyViolation.rawValue, reason: "ingest token")
             case .success(let principal?):
                 let hash = sha256Hex(token)
                 let shared: SharedPrincipal

@@ -116,6 +116,8 @@ public final class BugService {
     var unreadable: [String: String] = [:]
     private var loading: [String: [(BugRuntime?) -> Void]] = [:]
     var figures = BugFigures()
+    /// Told when a bug's status changed (after it is stored): the incidents follow the bugs they filed.
+    var onStatusChanged: [(BugMachine) -> Void] = []
 
     init(sink: any Publisher, store: Store, loop: EventLoop, configuration: MedicConfiguration, pipeline: PipelineService, logger: Logger) {
         self.sink = sink
@@ -260,6 +262,7 @@ public final class BugService {
             case .success(.committed):
                 self.figures.count(runtime.machine, createdAt: runtime.createdAt, sign: input?.event == .reported ? 0 : -1)
                 self.figures.count(next, createdAt: runtime.createdAt, sign: 1)
+                let statusChanged = runtime.machine.status != next.status || input?.event == .reported
                 runtime.machine = next
                 runtime.lastPublishedStatus = next.status
                 runtime.inFlight = nil
@@ -267,6 +270,7 @@ public final class BugService {
                 input?.command?.reply(.success(ackFields))
                 for effect in effects { self.perform(effect, runtime) }
                 if !next.status.isBusy { self.releaseSandboxes(runtime) }
+                if statusChanged { for observer in self.onStatusChanged { observer(next) } }
             case .success(.duplicateCommand(let response)):
                 runtime.inFlight = nil
                 runtime.writing = false

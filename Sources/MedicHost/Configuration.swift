@@ -154,6 +154,8 @@ public struct MedicConfiguration: Sendable {
     public var repositories: [RepositoryConfig] = []
     /// Databases asks may read (besides Medic's own store, the source `medic`).
     public var sources: [SourceConfig] = []
+    /// The monitor (`monitor` in the config file; see MonitorConfiguration).
+    public var monitor = MonitorConfiguration()
     /// How the `medic` source connects to a PostgreSQL store (`medic_source_url`; default the store URL): give it a
     /// role that may read only the `medic_*` views (SECURITY.md, "Sources"). Ignored for a SQLite store.
     public var medicSourceURL: String?
@@ -216,6 +218,7 @@ public struct MedicConfiguration: Sendable {
         if let v = file.store { storeURL = v }
         if let v = file.repositories { repositories = v }
         if let v = file.sources { sources = v }
+        if let v = file.monitor { try monitor.apply(v) }
         if let v = file.medic_source_url { medicSourceURL = v }
         if let v = file.llm { llm = try Self.parseLLM(v) }
         if let v = file.llm_url { llmBaseURL = v }
@@ -325,6 +328,10 @@ public struct MedicConfiguration: Sendable {
             try source.validate()
             guard sourceNames.insert(source.name).inserted else { throw ConfigurationError("source name '\(source.name)' is used twice") }
         }
+        try monitor.validate()
+        if let repo = monitor.repo, !repositories.contains(where: { $0.name == repo }) {
+            throw ConfigurationError("monitor.repo '\(repo)' is not a configured repository")
+        }
         if let url = medicSourceURL, !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
             throw ConfigurationError("medic_source_url must be a postgres:// URL (the medic source of a PostgreSQL store)")
         }
@@ -365,6 +372,7 @@ public struct MedicConfiguration: Sendable {
         var store: String?
         var repositories: [RepositoryConfig]?
         var sources: [SourceConfig]?
+        var monitor: MonitorConfiguration.FileForm?
         var medic_source_url: String?
         var llm: String?
         var llm_url: String?

@@ -27,6 +27,8 @@ public final class MedicServer {
     public private(set) var asks: AskFeature?
     /// The code navigator, when repositories are configured.
     public private(set) var navigator: NavigatorService?
+    /// The monitor (ingest, tailed files, incidents); its incidents file bugs when the pipeline runs.
+    public private(set) var monitor: MonitorFeature?
 
     /// Opens the store (migrations run), builds the app, registers the features — proposals (the pipeline,
     /// publishing through the app) unless `withPipeline` is false, then `extraFeatures` — applies the
@@ -82,6 +84,13 @@ public final class MedicServer {
             app.register(asks)
             self.asks = asks
         }
+        // The monitor: always (ingest needs no repository); its incidents file bugs through the bug workflow.
+        let monitor = try MonitorFeature(
+            loop: loop, store: store, publisher: app, clock: pipeline?.executors.clock ?? LoopClock(loop: loop), configuration: configuration, logger: logger)
+        app.register(monitor)
+        if let bugs, let pipeline { monitor.follow(bugs: bugs, pipeline: pipeline) }
+        self.monitor = monitor
+        _ = loop.schedule(afterNanoseconds: 0) { [weak monitor] in monitor?.start() }
         for feature in try extraFeatures(app) { app.register(feature) }
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet
         // (as in `Store.open`), and a failed or colliding migration stops startup with its reason.
@@ -128,6 +137,7 @@ public final class MedicServer {
 
     /// Stops accepting, closes sessions with 1001, then closes the store and calls `completion`.
     public func shutdown(completion: @escaping () -> Void) {
+        monitor?.stop()
         server.shutdown { [store, app] in
             app.submitPendingWrites()  // nothing taken is left behind (the loop may not tick again)
             store.close()

@@ -60,6 +60,44 @@ public struct Anomaly: Sendable, Equatable {
     public var samples: [String]
 }
 
+/// What one closed bucket held, for the store (a restart replays these into the baselines) and for open
+/// incidents (their series and healing).
+public struct ClosedBucket: Sendable, Equatable {
+    public struct ServiceFigures: Sendable, Equatable {
+        public var requests: Int
+        public var errors: Int
+        /// p95 latency (ms) when the bucket had at least 20 timed requests.
+        public var p95: Double?
+        public init(requests: Int, errors: Int, p95: Double?) {
+            self.requests = requests
+            self.errors = errors
+            self.p95 = p95
+        }
+    }
+
+    public var start: Int64
+    /// Error count per fingerprint id (only fingerprints seen in the bucket).
+    public var fingerprints: [String: Int] = [:]
+    public var services: [String: ServiceFigures] = [:]
+    /// Authentication failures per source, and error-message words (transient: not stored).
+    public var authFailures: [String: Int] = [:]
+    public var keywords: [String: Int] = [:]
+    public var anomalies: [Anomaly] = []
+
+    public init(start: Int64) { self.start = start }
+
+    /// The bucket's value of an incident's series (`Anomaly.kind` + subject): an error count, a ratio or a p95.
+    public func value(kind: Anomaly.Kind, subject: String) -> Double {
+        switch kind {
+        case .spike, .newError: Double(fingerprints[subject] ?? 0)
+        case .errorRate: services[subject].map { $0.requests > 0 ? Double($0.errors) / Double($0.requests) : 0 } ?? 0
+        case .latency: services[subject]?.p95 ?? 0
+        case .authBurst: Double(authFailures[subject] ?? 0)
+        case .keyword: Double(keywords[subject] ?? 0)
+        }
+    }
+}
+
 /// Learned state of one series: EWMA mean and variance of bucket values.
 public struct Baseline: Sendable, Equatable {
     public var mean = 0.0
@@ -105,6 +143,8 @@ public struct Detector: Sendable {
         var latencies: [Double] = []
         var ratio = Baseline()
         var p95 = Baseline()
+        /// A restored bucket's p95 (its latencies were not stored).
+        var replayedP95: Double?
     }
 
     private var series: [String: Series] = [:]
@@ -161,18 +201,79 @@ public struct Detector: Sendable {
 
     /// Closes every bucket that ended by `now`, learning from it, and returns what was anomalous in it.
     public mutating func tick(now: Int64) -> [Anomaly] {
-        var anomalies: [Anomaly] = []
-        while now >= bucketStart + thresholds.bucketMilliseconds {
-            anomalies += closeBucket()
-            bucketStart += thresholds.bucketMilliseconds
-        }
-        return anomalies
+        close(now: now).flatMap(\.anomalies)
     }
 
-    private mutating func closeBucket() -> [Anomaly] {
+    /// Closes every bucket that ended by `now`, learning from each, and returns them with their anomalies.
+    /// After a long pause (more than `maxCatchUp` empty buckets) the empty buckets between are skipped, the
+    /// baselines learning one empty bucket for the gap (a stopped server does not replay a week of zeros).
+    public mutating func close(now: Int64) -> [ClosedBucket] {
+        var out: [ClosedBucket] = []
+        let length = thresholds.bucketMilliseconds
+        while now >= bucketStart + length {
+            var closed = ClosedBucket(start: bucketStart)
+            closed.anomalies = closeBucket(into: &closed)
+            out.append(closed)
+            bucketStart += length
+            let behind = (now - bucketStart) / length
+            if behind > Int64(Self.maxCatchUp) { bucketStart += (behind - Int64(Self.maxCatchUp)) * length }
+        }
+        return out
+    }
+
+    static let maxCatchUp = 1440
+
+    /// Replays stored buckets into the baselines (at startup, oldest first; buckets with nothing stored count as
+    /// empty). Finds nothing: what was anomalous then was handled then. Sets the open bucket after the last.
+    public mutating func learn(_ history: [ClosedBucket], until now: Int64) {
+        let length = thresholds.bucketMilliseconds
+        guard let first = history.first?.start else { return }
+        let byStart = Dictionary(history.map { ($0.start - $0.start % length, $0) }, uniquingKeysWith: { a, _ in a })
+        var start = first - first % length
+        let end = now - now % length
+        while start < end {
+            if let bucket = byStart[start] {
+                for (id, count) in bucket.fingerprints {
+                    var s = series[id] ?? Series(service: "", firstSeen: start, lastSeen: start)
+                    s.count += count
+                    s.lastSeen = max(s.lastSeen, start)
+                    series[id] = s
+                }
+                for (name, figures) in bucket.services {
+                    var b = services[name] ?? ServiceBucket()
+                    b.requests += figures.requests
+                    b.errors += figures.errors
+                    b.replayedP95 = figures.p95
+                    services[name] = b
+                }
+            }
+            bucketStart = start
+            var scratch = ClosedBucket(start: start)
+            _ = closeBucket(into: &scratch)
+            start += length
+        }
+        bucketStart = end
+    }
+
+    /// A fingerprint's service, first/last seen and latest samples (nil when not tracked).
+    public func fingerprintInfo(_ id: String) -> (service: String, firstSeen: Int64, lastSeen: Int64, samples: [String])? {
+        series[id].map { ($0.service, $0.firstSeen, $0.lastSeen, $0.samples) }
+    }
+
+    /// Fills in a restored fingerprint's service and samples (from the store) without touching its baseline.
+    public mutating func describe(_ id: String, service: String, samples: [String]) {
+        guard var s = series[id] else { return }
+        s.service = service
+        s.samples = Array(samples.suffix(5))
+        series[id] = s
+    }
+
+    /// Closes the open bucket: records what it held in `closed`, learns from it, returns its anomalies.
+    private mutating func closeBucket(into closed: inout ClosedBucket) -> [Anomaly] {
         let t = thresholds
         var out: [Anomaly] = []
         for (id, var s) in series {
+            if s.count > 0 { closed.fingerprints[id] = s.count }
             let count = Double(s.count)
             let b = s.baseline
             if s.age == 0 {
@@ -205,9 +306,17 @@ public struct Detector: Sendable {
                 }
                 bucket.ratio.add(ratio, alpha: t.alpha)
             }
+            var p95: Double?
             if bucket.latencies.count >= 20 {
                 let sorted = bucket.latencies.sorted()
-                let p95 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.95))]
+                p95 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.95))]
+            } else if let replayed = bucket.replayedP95 {
+                p95 = replayed
+            }
+            if bucket.requests > 0 || p95 != nil {
+                closed.services[name] = ClosedBucket.ServiceFigures(requests: bucket.requests, errors: bucket.errors, p95: p95)
+            }
+            if let p95 {
                 if bucket.p95.buckets >= t.warmupBuckets, bucket.requests >= t.minRequests, p95 >= bucket.p95.mean * t.latencyMultiple,
                     p95 >= bucket.p95.mean + t.latencyMinIncreaseMs
                 {
@@ -220,8 +329,11 @@ public struct Detector: Sendable {
             bucket.requests = 0
             bucket.errors = 0
             bucket.latencies = []
+            bucket.replayedP95 = nil
             services[name] = bucket
         }
+        for (source, entry) in authFailures { closed.authFailures[source] = entry.count }
+        for (word, count) in keywordCounts { closed.keywords[word] = count }
         for (source, entry) in authFailures where entry.count >= t.authFailuresPerSource {
             out.append(Anomaly(
                 kind: .authBurst, subject: source, service: entry.service, value: Double(entry.count), baseline: 0, bucketStart: bucketStart,

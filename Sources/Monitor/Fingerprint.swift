@@ -70,6 +70,33 @@ public enum Fingerprint {
         return normalised + " @ " + innermostFrame
     }
 
+    /// The innermost frame of a stack that belongs to the application (`path:function`): Python's
+    /// `File "…/app/auth.py", line 45, in check` and `at fn (path:line:col)` (JavaScript, Java-like) lines,
+    /// skipping library frames (site-packages, dist-packages, /usr/lib, node_modules). The path is cut to its
+    /// last two components so the same code deployed under different roots fingerprints the same.
+    public static func innermostFrame(_ stack: String?) -> String? {
+        guard let stack else { return nil }
+        var found: String?
+        for line in stack.split(separator: "\n").prefix(400) {
+            let text = String(line).trimmingCharacters(in: " \t")
+            var path: Substring?
+            var function = ""
+            if text.hasPrefix("File \""), let close = text.dropFirst(6).firstIndex(of: "\"") {
+                path = text[text.index(text.startIndex, offsetBy: 6)..<close]
+                if let comma = text.split(separator: ",").last, comma.hasPrefix(" in ") { function = String(comma.dropFirst(4)) }
+            } else if text.hasPrefix("at "), let open = text.lastIndex(of: "("), let close = text.lastIndex(of: ")"), open < close {
+                let location = text[text.index(after: open)..<close]
+                path = location.split(separator: ":").first
+                function = String(text.dropFirst(3)[..<open]).trimmingSpaces()
+            }
+            guard let path, !path.isEmpty else { continue }
+            if ["site-packages", "dist-packages", "/usr/lib", "node_modules", "<frozen"].contains(where: { path.contains($0) }) { continue }
+            let tail = path.split(separator: "/").suffix(2).joined(separator: "/")
+            found = tail + ":" + String(function.prefix(128))
+        }
+        return found
+    }
+
     /// A short stable id of a key (FNV-1a 64, hex): what topics, rows and URLs use.
     public static func id(_ key: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

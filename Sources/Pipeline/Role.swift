@@ -6,7 +6,7 @@ extension Role {
     public var mayReview: Bool {
         switch self {
         case .admin: true
-        case .viewer, .bot: false
+        case .viewer, .bot, .ingest: false
         }
     }
 }

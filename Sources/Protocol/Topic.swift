@@ -77,4 +77,6 @@ public enum Role: String, Sendable, Codable, CaseIterable, Hashable {
     case viewer
     /// Proposes and comments; never reviews.
     case bot
+    /// Sends log events to `POST /api/v1/ingest` and nothing else: no WebSocket, no reads.
+    case ingest
 }

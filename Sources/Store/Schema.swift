@@ -113,6 +113,20 @@ let migrations: [Migration] = [
             \(search)
             """
     },
+    // The monitor: each closed bucket's figures per series (a restart replays them into the baselines; pruned
+    // after `monitor.retention_hours`), and each error fingerprint with its latest samples. Values are stored
+    // in thousandths (counts exact, ratios to 0.1 %, latencies to the microsecond).
+    Migration(version: 7, name: "monitor buckets and fingerprints") { _ in
+        """
+        CREATE TABLE monitor_buckets (
+            series TEXT NOT NULL, bucket BIGINT NOT NULL, value_milli BIGINT NOT NULL, PRIMARY KEY (series, bucket));
+        CREATE INDEX monitor_buckets_by_bucket ON monitor_buckets (bucket);
+        CREATE TABLE monitor_fingerprints (
+            id TEXT PRIMARY KEY, service TEXT NOT NULL, key TEXT NOT NULL, total BIGINT NOT NULL, first_seen BIGINT NOT NULL,
+            last_seen BIGINT NOT NULL, samples TEXT NOT NULL, stack TEXT);
+        CREATE INDEX monitor_fingerprints_by_last_seen ON monitor_fingerprints (last_seen);
+        """
+    },
 ]
 
 /// The store's own migrations followed by `extra` (features' tables), in the order they are applied:

@@ -214,6 +214,18 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.similarAskMemories(question, limit: limit, on: c) }
     }
 
+    // MARK: monitor
+
+    /// Stored monitor buckets from `since` on, oldest first.
+    public func monitorBuckets(since: Int64, completion: @escaping @Sendable (Result<[MonitorBucketRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.monitorBuckets(since: since, on: c) }
+    }
+
+    /// The fingerprints with these ids, or (nil) the `limit` most recently seen.
+    public func fingerprints(ids: [String]?, limit: Int = 100, completion: @escaping @Sendable (Result<[FingerprintRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.fingerprints(ids: ids, limit: limit, on: c) }
+    }
+
     // MARK: code index (CodeIndex.swift)
 
     public func codeIndexState(repo: String, completion: @escaping @Sendable (Result<CodeIndexState?, StoreError>) -> Void) {

@@ -116,7 +116,63 @@ enum StoreOperations {
                 out.append(("INSERT INTO ask_memory_search (ask_id, question) VALUES ($1, $2)", [.text(m.askId), .text(m.question)]))
             }
         }
+        for b in w.monitorBuckets {
+            out.append((
+                """
+                INSERT INTO monitor_buckets (series, bucket, value_milli) VALUES ($1, $2, $3)
+                ON CONFLICT (series, bucket) DO UPDATE SET value_milli = excluded.value_milli
+                """, [.text(b.series), .int(b.bucket), .int(b.valueMilli)]))
+        }
+        for f in w.fingerprints {
+            out.append((
+                """
+                INSERT INTO monitor_fingerprints (id, service, key, total, first_seen, last_seen, samples, stack)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (id) DO UPDATE SET total = monitor_fingerprints.total + excluded.total,
+                    first_seen = CASE WHEN excluded.first_seen < monitor_fingerprints.first_seen THEN excluded.first_seen ELSE monitor_fingerprints.first_seen END,
+                    last_seen = CASE WHEN excluded.last_seen > monitor_fingerprints.last_seen THEN excluded.last_seen ELSE monitor_fingerprints.last_seen END,
+                    samples = excluded.samples, stack = COALESCE(excluded.stack, monitor_fingerprints.stack)
+                """,
+                [
+                    .text(f.id), .text(f.service), .text(f.key), .int(f.total), .int(f.firstSeen), .int(f.lastSeen),
+                    .text(f.samples.map { String($0.map { $0 == "\u{1E}" ? " " : $0 }) }.joined(separator: "\u{1E}")), sqlText(f.stack),
+                ]))
+        }
+        if let before = w.monitorPruneBefore {
+            out.append(("DELETE FROM monitor_buckets WHERE bucket < $1", [.int(before)]))
+            out.append(("DELETE FROM monitor_fingerprints WHERE last_seen < $1", [.int(before)]))
+        }
         return out
+    }
+
+    /// Stored monitor buckets from `since` on, oldest first.
+    static func monitorBuckets(since: Int64, on c: any SQLConnection) throws(StoreError) -> [MonitorBucketRow] {
+        try c.query("SELECT series, bucket, value_milli FROM monitor_buckets WHERE bucket >= $1 ORDER BY bucket, series", [.int(since)]).map {
+            MonitorBucketRow(series: $0[0].text, bucket: $0[1].int, valueMilli: $0[2].int)
+        }
+    }
+
+    /// Fingerprints: the given ids, or (ids nil) the most recently seen `limit`.
+    static func fingerprints(ids: [String]?, limit: Int, on c: any SQLConnection) throws(StoreError) -> [FingerprintRow] {
+        let columns = "id, service, key, total, first_seen, last_seen, samples, stack"
+        let rows: [[SQLValue]]
+        if let ids {
+            guard !ids.isEmpty else { return [] }
+            var out: [[SQLValue]] = []
+            for chunk in stride(from: 0, to: ids.count, by: 500).map({ Array(ids[$0..<min($0 + 500, ids.count)]) }) {
+                let marks = (1...chunk.count).map { "$\($0)" }.joined(separator: ", ")
+                out += try c.query("SELECT \(columns) FROM monitor_fingerprints WHERE id IN (\(marks))", chunk.map { .text($0) })
+            }
+            rows = out
+        } else {
+            rows = try c.query("SELECT \(columns) FROM monitor_fingerprints ORDER BY last_seen DESC LIMIT $1", [.int(Int64(max(0, limit)))])
+        }
+        return rows.map { r in
+            let samples = r[6].text.isEmpty ? [] : r[6].text.split(separator: "\u{1E}", omittingEmptySubsequences: false).map(String.init)
+            return FingerprintRow(
+                id: r[0].text, service: r[1].text, key: r[2].text, total: r[3].int, firstSeen: r[4].int, lastSeen: r[5].int, samples: samples,
+                stack: r[7].optionalText)
+        }
     }
 
     static let auditColumns = "id, ts, principal, ask_id, source, question, sql, row_count, duration_ms, refusal_code, refusal_reason"

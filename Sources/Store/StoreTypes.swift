@@ -333,6 +333,41 @@ public struct CommandRecord: Sendable, Equatable {
 
 /// One atomic unit of writes (a command's whole effect). Applied in its own savepoint inside a
 /// group-commit transaction: it commits entirely or not at all, and never takes others down with it.
+/// One stored bucket of one monitor series (`f:<fingerprint>`, `r:<service>` requests, `e:<service>` errors,
+/// `l:<service>` p95 latency).
+public struct MonitorBucketRow: Sendable, Equatable {
+    public var series: String
+    public var bucket: Int64
+    public var valueMilli: Int64
+    public init(series: String, bucket: Int64, valueMilli: Int64) {
+        self.series = series
+        self.bucket = bucket
+        self.valueMilli = valueMilli
+    }
+}
+
+/// An error fingerprint: its normalised key, how often it was seen, and its latest samples (stored joined by U+001E).
+public struct FingerprintRow: Sendable, Equatable {
+    public var id: String
+    public var service: String
+    public var key: String
+    public var total: Int64
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var samples: [String]
+    public var stack: String?
+    public init(id: String, service: String, key: String, total: Int64, firstSeen: Int64, lastSeen: Int64, samples: [String], stack: String?) {
+        self.id = id
+        self.service = service
+        self.key = key
+        self.total = total
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.samples = samples
+        self.stack = stack
+    }
+}
+
 public struct StoreWrite: Sendable {
     /// Upserted by id.
     public var proposals: [ProposalRow] = []
@@ -354,6 +389,12 @@ public struct StoreWrite: Sendable {
     public var audits: [QueryAuditRow] = []
     /// Upserted by ask id (and its search entry replaced).
     public var askMemories: [AskMemoryRow] = []
+    /// Upserted by (series, bucket).
+    public var monitorBuckets: [MonitorBucketRow] = []
+    /// Upserted by id: `total` is added to the stored total, first/last seen widened, samples and stack replaced.
+    public var fingerprints: [FingerprintRow] = []
+    /// Buckets older than this (and fingerprints last seen before it) are deleted.
+    public var monitorPruneBefore: Int64?
 
     public init(
         proposals: [ProposalRow] = [], revisions: [RevisionRow] = [], reviews: [ReviewRow] = [],

@@ -76,11 +76,11 @@ struct TokenCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a principal; the token is the last line of output.")
         @Option(help: "Principal name.") var name: String
-        @Option(help: "admin, viewer or bot.") var role: String
+        @Option(help: "admin, viewer, bot or ingest.") var role: String
         @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
-            guard Role(rawValue: role) != nil else { throw ValidationError("--role must be admin, viewer or bot") }
+            guard Role(rawValue: role) != nil else { throw ValidationError("--role must be admin, viewer, bot or ingest") }
             // Names Medic uses for itself (e.g. `medic:bugs`, the author of bug-fix proposals) have other characters.
             guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy({ b in
                 (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x2E || b == 0x5F
@@ -111,10 +111,10 @@ struct TokenCommand: ParsableCommand {
     struct SetRole: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "role", abstract: "Change a live principal's role.")
         @Argument(help: "Principal name.") var name: String
-        @Argument(help: "admin, viewer or bot.") var role: String
+        @Argument(help: "admin, viewer, bot or ingest.") var role: String
         @OptionGroup var storeOptions: StoreOptions
         func run() throws {
-            guard Role(rawValue: role) != nil else { throw ValidationError("role must be admin, viewer or bot") }
+            guard Role(rawValue: role) != nil else { throw ValidationError("role must be admin, viewer, bot or ingest") }
             let store = try storeOptions.open(logger: quietLogger("medic.token"))
             defer { store.close() }
             guard try store.sync({ store.setPrincipalRole(name: name, role: role, completion: $0) }) else {
