@@ -173,8 +173,8 @@ public struct Detector: Sendable {
             if let latency = event.latencyMs, bucket.latencies.count < 10_000 { bucket.latencies.append(latency) }
             services[event.service] = bucket
         }
-        if Self.isAuthFailure(event) {
-            let source = event.tags["ip"] ?? event.user ?? "unknown"
+        // A burst needs a source: failures with neither an ip tag nor a user cannot be told apart.
+        if Self.isAuthFailure(event), let source = event.tags["ip"] ?? event.user {
             var entry = authFailures[source] ?? (event.service, 0, event.ts, event.ts)
             entry.count += 1
             entry.last = max(entry.last, event.ts)

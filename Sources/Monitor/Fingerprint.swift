@@ -10,7 +10,7 @@ public enum Fingerprint {
         var quote: Character?
         func flush() {
             guard !word.isEmpty else { return }
-            out += placeholder(word)
+            out += out.last == "=" && isIdentityKey(out) ? "<v>" : placeholder(word)
             word = ""
         }
         for c in message.prefix(2000) {
@@ -33,6 +33,18 @@ public enum Fingerprint {
         flush()
         if quote != nil { out += "<q>" }
         return String(out.trimmingSpaces().prefix(300))
+    }
+
+    /// Keys whose values name who or where (`user=bob`, `ip=…`): the value is never part of the fingerprint.
+    static let identityKeys: Set<String> = [
+        "user", "username", "user_id", "uid", "email", "ip", "client_ip", "remote_addr", "session", "session_id", "request_id", "req_id",
+        "trace_id", "span_id", "account", "account_id", "customer", "customer_id", "id",
+    ]
+
+    /// Whether `text` (normalised so far, ending in `=`) ends with an identity key.
+    static func isIdentityKey(_ text: String) -> Bool {
+        let key = text.dropLast().reversed().prefix { !$0.isWhitespace && !",;([{".contains($0) }
+        return identityKeys.contains(String(key.reversed()).lowercased())
     }
 
     /// One word → itself or a placeholder.

@@ -175,7 +175,14 @@ public struct LineFormatParser: Sendable {
         let level: LogEvent.Level =
             upper.contains("CRITICAL") || upper.contains("FATAL") ? .critical
             : upper.contains("ERROR") ? .error : upper.contains("WARN") ? .warning : upper.contains("DEBUG") ? .debug : .info
-        return LogEvent(ts: now, service: service, level: level, message: IngestParser.truncate(line, limits.maxMessageBytes))
+        var event = LogEvent(ts: now, service: service, level: level, message: IngestParser.truncate(line, limits.maxMessageBytes))
+        // logfmt-style `user=…` and `ip=…` name who is affected and where from.
+        for field in line.prefix(2000).split(separator: " ") where field.hasPrefix("user=") || field.hasPrefix("ip=") {
+            let parts = field.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[1].isEmpty else { continue }
+            if parts[0] == "user" { event.user = String(parts[1].prefix(128)) } else { event.tags["ip"] = String(parts[1].prefix(64)) }
+        }
+        return event
     }
 
     /// `Traceback (most recent call last):`, indented frame lines, then `SomeError: message` ends it. Other
