@@ -33,6 +33,7 @@ public final class LogTailer: IOHandler {
     private var skipping = false
     private var pollTimer: TimerID?
     private var stopped = false
+    private var catchingUp = false
 
     /// Starts following `path`. `fromStart`: read what the file holds now (else only what is appended later).
     public init(
@@ -155,6 +156,16 @@ public final class LogTailer: IOHandler {
             split(buffer[0..<n], into: &lines)
         }
         if !lines.isEmpty { onLines(lines) }
+        // More is waiting (a backlog, or a huge line being skipped): go on at the loop's next turn rather than
+        // at the next inotify event or poll, without holding the loop for more than one budget.
+        if budget <= 0, !stopped, !catchingUp {
+            catchingUp = true
+            _ = loop.schedule(afterNanoseconds: 0) { [weak self] in
+                guard let self else { return }
+                self.catchingUp = false
+                self.readAvailable()
+            }
+        }
     }
 
     private func split(_ bytes: ArraySlice<UInt8>, into lines: inout [String]) {

@@ -223,7 +223,13 @@ final class IncidentService {
         for action in actions {
             switch action {
             case .publish(let kind, let data): write.events.append(NewEvent(topic: topic, kind: kind, data: JSONValue.object(data).jsonString, ts: now))
-            case .fileBug: effects.append(action)
+            case .fileBug(let automatic, _):
+                effects.append(action)
+                // Counted when decided, not when filed: the next anomaly of this same bucket sees the limit.
+                if automatic {
+                    stormGuard.autoBugFiled(at: now)
+                    figures.autoBugs += 1
+                }
             case .ignored(let why): logger.debug("incident \(next.id): \(why)")
             case .reject: break
             }
@@ -264,11 +270,6 @@ final class IncidentService {
             return runtime.inbox.feed(.event(.bugNotFiled(reason: "no repository is configured for the monitor's bugs")))
         }
         runtime.filings += 1
-        let now = clock.nowMilliseconds()
-        if automatic {
-            stormGuard.autoBugFiled(at: now)
-            figures.autoBugs += 1
-        }
         let report = BugReport(
             id: BugService.newBugID(), repo: repo, title: String("Error spike in \(m.service.isEmpty ? "the application" : m.service): \(m.title)".prefix(200)),
             description: Self.description(m), severity: BugSeverity(rawValue: m.severity.rawValue) ?? .high,

@@ -32,7 +32,8 @@ public struct DetectionThresholds: Sendable, Equatable {
     public var latencyMinIncreaseMs = 200.0
     /// Authentication failures from one source (user or ip) in one bucket (default 20).
     public var authFailuresPerSource = 20
-    /// A word in at least this many error messages of one bucket (default 50) and 3× its baseline.
+    /// A word in at least this many error messages of one bucket (default 50), of at least two different errors,
+    /// and 3× its baseline.
     public var keywordMinCount = 50
     /// Most fingerprints tracked (default 100,000; the least recently seen are dropped first).
     public var maxFingerprints = 100_000
@@ -153,6 +154,9 @@ public struct Detector: Sendable {
     private var keywordCounts: [String: Int] = [:]
     private var keywordBaselines: [String: Baseline] = [:]
     private var keywordSamples: [String: [String]] = [:]
+    /// The first fingerprint each word of the open bucket came with, and the words seen with a second one.
+    private var keywordFirstFingerprint: [String: String] = [:]
+    private var keywordSpread: Set<String> = []
     /// Start of the open bucket.
     public private(set) var bucketStart: Int64
 
@@ -195,6 +199,11 @@ public struct Detector: Sendable {
         series[fingerprint] = s
         for word in Set(Self.words(event.message)) {
             keywordCounts[word, default: 0] += 1
+            if let first = keywordFirstFingerprint[word] {
+                if first != fingerprint { keywordSpread.insert(word) }
+            } else {
+                keywordFirstFingerprint[word] = fingerprint
+            }
             if keywordSamples[word, default: []].count < 3 { keywordSamples[word, default: []].append(String(event.message.prefix(200))) }
         }
     }
@@ -345,7 +354,8 @@ public struct Detector: Sendable {
         for word in words {
             let count = Double(keywordCounts[word] ?? 0)
             var baseline = keywordBaselines[word] ?? Baseline()
-            if Int(count) >= t.keywordMinCount, count >= max(1, baseline.mean) * 3 {
+            // Across at least two different errors: one error repeated is that error's own spike.
+            if Int(count) >= t.keywordMinCount, count >= max(1, baseline.mean) * 3, keywordSpread.contains(word) {
                 out.append(Anomaly(
                     kind: .keyword, subject: word, service: "", value: count, baseline: baseline.mean, bucketStart: bucketStart, firstSeen: bucketStart,
                     lastSeen: bucketStart + t.bucketMilliseconds, affectedUsers: 0, samples: keywordSamples[word] ?? []))
@@ -356,6 +366,8 @@ public struct Detector: Sendable {
         }
         keywordCounts = [:]
         keywordSamples = [:]
+        keywordFirstFingerprint = [:]
+        keywordSpread = []
         return out.sorted { ($0.kind.rawValue, $0.subject) < ($1.kind.rawValue, $1.subject) }
     }
 
