@@ -15,6 +15,7 @@ extension IncidentMachine {
         o["baseline_at_open"] = .number(baselineAtOpen)
         o["bug_status"] = bugStatus.map(JSONValue.string) ?? .null
         o["quiet_since"] = quietSince.map(JSONValue.int) ?? .null
+        o["loud_since"] = loudSince.map(JSONValue.int) ?? .null
         o["closed_at"] = closedAt.map(JSONValue.int) ?? .null
         o["heal_window_ms"] = .int(settings.healWindowMs)
         o["grace_ms"] = .int(settings.graceMs)
@@ -71,6 +72,7 @@ extension IncidentMachine {
         m.automatic = o["automatic"]?.boolValue ?? false
         m.appliedAt = optInt("applied_at")
         m.quietSince = optInt("quiet_since")
+        m.loudSince = optInt("loud_since")
         m.healedAt = optInt("healed_at")
         m.closedAt = optInt("closed_at")
         m.mutedUntil = optInt("muted_until")

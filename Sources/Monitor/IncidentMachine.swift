@@ -5,7 +5,7 @@
 //   open ──acknowledge──▶ acknowledged          (medium: waits for an admin)
 //   open/acknowledged/regressed/muted ──bug filed──▶ fixing   (critical/high: automatically)
 //   fixing ──linked proposal applied──▶ watching ──quiet for the healing window──▶ healed
-//                                      watching ──the anomaly again after the grace──▶ regressed
+//   watching ──the anomaly again, or never quiet for a whole window, after the grace──▶ regressed
 //   fixing ──the bug workflow gave up──▶ open;  a rolled-back fix ──▶ open
 //   any open status ──mute──▶ muted (until), ──resolve──▶ resolved;  low severity ──▶ recorded at once
 public import Protocol
@@ -98,6 +98,8 @@ public struct IncidentMachine: Sendable, Equatable {
     public internal(set) var filing = false
     public internal(set) var appliedAt: Int64?
     public internal(set) var quietSince: Int64?
+    /// Since when the series has been above the quiet threshold while watching.
+    public internal(set) var loudSince: Int64?
     public internal(set) var healedAt: Int64?
     public internal(set) var closedAt: Int64?
     public internal(set) var mutedUntil: Int64?
@@ -202,6 +204,7 @@ public struct IncidentMachine: Sendable, Equatable {
                 status = .watching
                 appliedAt = now
                 quietSince = nil
+                loudSince = nil
                 mutedUntil = nil
                 return [.publish(kind: "fix_applied", data: ["proposal": .string(proposal), "commit": commit.map(JSONValue.string) ?? .null])]
             case .rolledBack where status == .watching || status == .regressed || status == .healed:
@@ -278,9 +281,21 @@ public struct IncidentMachine: Sendable, Equatable {
         var actions: [IncidentAction] = [.publish(kind: "bucket", data: ["bucket_start": .int(start), "value": .number(value)])]
         guard status == .watching, let appliedAt, start >= appliedAt + settings.graceMs else { return actions }
         guard value <= quietThreshold else {
+            // Never quiet for a whole window after the fix: the fix did not help.
             quietSince = nil
+            let since = loudSince ?? start
+            loudSince = since
+            if start + settings.bucketMs - since >= settings.healWindowMs {
+                status = .regressed
+                loudSince = nil
+                reason = "still happening after the fix \(proposal ?? "")"
+                actions.append(.publish(kind: "regressed", data: [
+                    "value": .number(value), "baseline": .number(baselineAtOpen), "proposal": proposal.map(JSONValue.string) ?? .null,
+                ]))
+            }
             return actions
         }
+        loudSince = nil
         let since = quietSince ?? start
         quietSince = since
         let end = start + settings.bucketMs

@@ -175,7 +175,7 @@ public struct LineFormatParser: Sendable {
         let level: LogEvent.Level =
             upper.contains("CRITICAL") || upper.contains("FATAL") ? .critical
             : upper.contains("ERROR") ? .error : upper.contains("WARN") ? .warning : upper.contains("DEBUG") ? .debug : .info
-        var event = LogEvent(ts: now, service: service, level: level, message: IngestParser.truncate(line, limits.maxMessageBytes))
+        var event = LogEvent(ts: now, service: service, level: level, message: IngestParser.truncate(Self.stripPrefix(line), limits.maxMessageBytes))
         // logfmt-style `user=…` and `ip=…` name who is affected and where from.
         for field in line.prefix(2000).split(separator: " ") where field.hasPrefix("user=") || field.hasPrefix("ip=") {
             let parts = field.split(separator: "=", maxSplits: 1)
@@ -183,6 +183,23 @@ public struct LineFormatParser: Sendable {
             if parts[0] == "user" { event.user = String(parts[1].prefix(128)) } else { event.tags["ip"] = String(parts[1].prefix(64)) }
         }
         return event
+    }
+
+    /// A plain line without its leading timestamp and level (`2026-12-05T01:02:03Z ERROR auth: …` → `auth: …`):
+    /// they differ on every line and are already the event's time and level.
+    static func stripPrefix(_ line: String) -> String {
+        var rest = Substring(line)
+        for _ in 0..<3 {
+            let trimmed = rest.drop { $0 == " " }
+            let word = trimmed.prefix { $0 != " " }
+            let bare = String(word).trimmingCharacters(in: "[]:,")
+            let isTime = bare.count >= 8 && bare.first?.isNumber == true && bare.allSatisfy { $0.isNumber || "-:T.Z+/".contains($0) }
+            let isLevel = IngestParser.level(bare) != nil
+            guard !word.isEmpty, isTime || isLevel else { break }
+            rest = trimmed.dropFirst(word.count)
+        }
+        let out = rest.drop { $0 == " " }
+        return out.isEmpty ? line : String(out)
     }
 
     /// `Traceback (most recent call last):`, indented frame lines, then `SomeError: message` ends it. Other
