@@ -59,6 +59,22 @@ public struct Anomaly: Sendable, Equatable {
     public var lastSeen: Int64
     public var affectedUsers: Int
     public var samples: [String]
+
+    public init(
+        kind: Kind, subject: String, service: String, value: Double, baseline: Double, bucketStart: Int64, firstSeen: Int64, lastSeen: Int64,
+        affectedUsers: Int, samples: [String]
+    ) {
+        self.kind = kind
+        self.subject = subject
+        self.service = service
+        self.value = value
+        self.baseline = baseline
+        self.bucketStart = bucketStart
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.affectedUsers = affectedUsers
+        self.samples = samples
+    }
 }
 
 /// What one closed bucket held, for the store (a restart replays these into the baselines) and for open
