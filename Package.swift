@@ -82,7 +82,7 @@ let package = Package(
 
         // Executables: thin mains.
         .executableTarget(
-            name: "medic", dependencies: ["MedicHost", "MedicClient", "EventLoop", "HTTPClient", "Store", "Protocol", "TLS", argumentParser, log],
+            name: "medic", dependencies: ["MedicHost", "Monitor", "MedicClient", "EventLoop", "HTTPClient", "Store", "Protocol", "TLS", argumentParser, log],
             swiftSettings: strict),
         .executableTarget(name: "medic-echo", dependencies: ["Server", "EventLoop", argumentParser, log], swiftSettings: strict),
         /// A child process for tests: prints, floods, sleeps or exits as told.

@@ -2,6 +2,7 @@
 import EventLoop
 import Foundation
 import MedicHost
+import Monitor
 import Logging
 import Protocol
 import Store
@@ -42,6 +43,42 @@ enum DemoSetup {
         ]
     }
 
+    /// The monitor demo (issue 15, "Demo"): unless the config already tails files, the monitor follows
+    /// `<data-dir>/demo-app.log`, where `examples/demo-load.py` writes the demo app's sign-ins, with short
+    /// buckets so the loop — spike, incident, bug, approaches, approval, healed — takes a minute, not an hour.
+    static func prepareMonitor(in configuration: inout MedicConfiguration) {
+        guard configuration.monitor.files.isEmpty else { return }
+        let log = URL(fileURLWithPath: configuration.dataDirectory).appendingPathComponent("demo-app.log").standardizedFileURL.path
+        configuration.monitor.files = [MonitorFile(path: log, service: "demo-app", format: .plain)]
+        configuration.monitor.bucketSeconds = 5
+        configuration.monitor.detection.warmupBuckets = 3
+        configuration.monitor.detection.newFingerprintMinCount = 5
+        configuration.monitor.detection.spikeMinCount = 5
+        configuration.monitor.healing.healWindowMs = 20_000
+        configuration.monitor.healing.graceMs = 5_000
+        configuration.monitor.policy.critical.keywords = ["password"]
+    }
+
+    /// The demo app's traffic: `python3 examples/demo-load.py` signs the demo users in against the demo
+    /// repository's `app.auth` and logs each attempt to the file the monitor tails. Bounded to an hour; it also
+    /// stops when Medic does (it watches its parent).
+    static func startLoad(_ configuration: MedicConfiguration, logger: Logger) -> Process? {
+        guard let repo = configuration.repositories.first(where: { $0.name == "demo-repo" }), let log = configuration.monitor.files.first?.path,
+              FileManager.default.fileExists(atPath: "examples/demo-load.py")
+        else { return nil }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "examples/demo-load.py", "--repo", repo.path, "--log", log, "--duration", "3600"]
+        do {
+            try process.run()
+            logger.info("demo load started (pid \(process.processIdentifier)): the demo app's sign-ins go to \(log)")
+            return process
+        } catch {
+            logger.warning("could not start examples/demo-load.py: \(error)")
+            return nil
+        }
+    }
+
     /// The Ask demo's application database (issue 14, "Demo"): creates `<data-dir>/demo-users.sqlite` — table
     /// `users`, 50,000 rows from a fixed seed (DemoUsers) — unless it is already there, and returns the source
     /// the demo configures for it: `users` at `sqlite:<absolute path>`, only its table `users`, with email and
@@ -65,32 +102,33 @@ enum DemoSetup {
         return (DemoUsers.sourceName, "sqlite:" + absolute, ["users"], DemoUsers.sensitiveColumns)
     }
 
-    /// On an empty store, proposes examples/demo-proposal.json and reports examples/demo-bug.json (the plan's
-    /// own example: "wrong password" for correct passwords) as the bot "demo-bot" once the first admin page has
-    /// signed in (a second after its `welcome`, once the page has subscribed), so whoever opens the printed
-    /// link watches both runs live instead of arriving at their end. Runs once per process.
-    static func submitDemoProposalWhenAnAdminArrives(_ medic: MedicServer) {
-        guard let rows = try? medic.store.sync({ medic.store.proposals(status: nil, limit: 1, completion: $0) }), rows.isEmpty else { return }
+    /// When the first admin page has signed in (a second after its `welcome`, once the page has subscribed):
+    /// on an empty store, proposes examples/demo-proposal.json as the bot "demo-bot"; and a few seconds later
+    /// starts the demo app's load (`startLoad`), whose 'wrong password' errors the monitor turns into an
+    /// incident and a bug report (the plan's own example) — so whoever opens the printed link watches the runs
+    /// live instead of arriving at their end. Runs once per process; `loadStarted` receives the load process.
+    static func startDemoWhenAnAdminArrives(_ medic: MedicServer, loadStarted: @escaping (Process) -> Void) {
         let logger = medic.app.loop.logger
         var work: [(message: ClientMessage, id: String, what: String)] = []
-        for (file, type, id, what) in [("examples/demo-proposal.json", "propose", "demo-proposal", "demo proposal"), ("examples/demo-bug.json", "report_bug", "demo-bug", "demo bug")] {
-            guard let data = FileManager.default.contents(atPath: file), case .object(let fields)? = try? JSONValue.parse(Array(data)),
-                  case .success(let message) = ClientMessage.decode(
-                      type: type, fields: fields, id: nil, limits: ProtocolLimits(), featureTypes: medic.app.features.passThroughTypes)
-            else {
-                logger.warning("\(file) is missing or invalid; no \(what)")
-                continue
+        if let rows = try? medic.store.sync({ medic.store.proposals(status: nil, limit: 1, completion: $0) }), rows.isEmpty {
+            let file = "examples/demo-proposal.json"
+            if let data = FileManager.default.contents(atPath: file), case .object(let fields)? = try? JSONValue.parse(Array(data)),
+               case .success(let message) = ClientMessage.decode(
+                   type: "propose", fields: fields, id: nil, limits: ProtocolLimits(), featureTypes: medic.app.features.passThroughTypes)
+            {
+                work.append((message, "demo-proposal", "demo proposal"))
+            } else {
+                logger.warning("\(file) is missing or invalid; no demo proposal")
             }
-            work.append((message, id, what))
         }
-        guard !work.isEmpty else { return }
         let app = medic.app
-        logger.info("the demo proposal and bug are filed when the first admin signs in to the page")
+        let configuration = medic.configuration
+        logger.info("the demo starts when the first admin signs in to the page")
         app.onSessionAuthenticated = { [unowned app] principal in
             guard principal.role == .admin else { return }
             app.onSessionAuthenticated = nil
-            for (i, item) in work.enumerated() {
-                app.loop.schedule(afterNanoseconds: UInt64(1 + 2 * i) * 1_000_000_000) {
+            for item in work {
+                app.loop.schedule(afterNanoseconds: 1_000_000_000) {
                     app.execute(item.message, commandID: item.id, principal: Principal(name: "demo-bot", role: .bot)) { result in
                         switch result {
                         case .success(let ack): app.loop.logger.info("\(item.what) submitted: \(JSONValue.object(ack).jsonString)")
@@ -98,6 +136,9 @@ enum DemoSetup {
                         }
                     }
                 }
+            }
+            app.loop.schedule(afterNanoseconds: 3_000_000_000) {
+                if let process = startLoad(configuration, logger: app.loop.logger) { loadStarted(process) }
             }
         }
     }

@@ -35,7 +35,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Disk quota of one test run's workspace, and size of its /tmp, in MB (default 1024).") var sandboxDiskQuotaMb: Int?
     @Option(help: "Log level.") var logLevel: String?
     @Option(help: "permessage-deflate (RFC 7692) with clients that offer it: 'on' (default) or 'off'.") var deflate: String?
-    @Flag(help: "Do not file the demo proposal (otherwise filed on an empty store when the first admin signs in to the page).") var noDemo = false
+    @Flag(help: "Do not start the demo (otherwise, when the first admin signs in to the page: the demo proposal on an empty store, and the demo app's load that the monitor watches).") var noDemo = false
 
     func run() throws {
         Signals.block([SIGTERM, SIGINT])
@@ -72,6 +72,7 @@ struct Serve: ParsableCommand {
         if let deflate { configuration.deflate = try MedicConfiguration.parseOnOff(deflate, setting: "--deflate") }
         if usesDemo {
             try DemoSetup.prepareRepository(in: &configuration)
+            DemoSetup.prepareMonitor(in: &configuration)
             let users = try DemoSetup.prepareUsersDatabase(in: configuration)
             // The demo's users database is the source `users` unless the flags or the config already name one.
             if !configuration.sources.contains(where: { $0.name == users.name }) {
@@ -97,13 +98,15 @@ struct Serve: ParsableCommand {
             let store = configuration.storeURL.map { " --store '\($0)'" } ?? " --data-dir '\(configuration.dataDirectory)'"
             logger.info("to sign in to the page: medic login\(store) --url \(first.scheme)://\(host):\(first.address.port)")
         }
-        if usesDemo && !noDemo { DemoSetup.submitDemoProposalWhenAnAdminArrives(medic) }
+        var load: Process?
+        if usesDemo && !noDemo { DemoSetup.startDemoWhenAnAdminArrives(medic) { load = $0 } }
         let signals = try SignalSource(loop: loop, signals: [SIGTERM, SIGINT]) { signal in
             logger.info("signal \(signal): shutting down")
             medic.shutdown { loop.stop() }
         }
         loop.run()
         signals.close()
+        if let load, load.isRunning { kill(load.processIdentifier, SIGKILL) }
         logger.info("medic stopped")
     }
 }
