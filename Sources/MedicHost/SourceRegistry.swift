@@ -11,7 +11,9 @@ import Protocol
 import QuerySources
 
 /// The `medic` source's allow-list: exactly the views of store migration 5.
-let medicSourceViews: Set<String> = ["medic_proposals", "medic_revisions", "medic_reviews", "medic_bugs", "medic_events_by_kind"]
+let medicSourceViews: Set<String> = [
+    "medic_proposals", "medic_revisions", "medic_reviews", "medic_bugs", "medic_events_by_kind", "medic_incidents", "medic_fingerprints",
+]
 
 /// A source object confined to its worker queue.
 private final class SourceBox: @unchecked Sendable {

@@ -115,7 +115,8 @@ let migrations: [Migration] = [
     },
     // The monitor: each closed bucket's figures per series (a restart replays them into the baselines; pruned
     // after `monitor.retention_hours`), and each error fingerprint with its latest samples. Values are stored
-    // in thousandths (counts exact, ratios to 0.1 %, latencies to the microsecond).
+    // in thousandths (counts exact, ratios to 0.1 %, latencies to the microsecond). Two more views for the
+    // `medic` ask source: incidents, and fingerprints without their samples (log text may name users).
     Migration(version: 7, name: "monitor buckets and fingerprints") { _ in
         """
         CREATE TABLE monitor_buckets (
@@ -125,6 +126,8 @@ let migrations: [Migration] = [
             id TEXT PRIMARY KEY, service TEXT NOT NULL, key TEXT NOT NULL, total BIGINT NOT NULL, first_seen BIGINT NOT NULL,
             last_seen BIGINT NOT NULL, samples TEXT NOT NULL, stack TEXT);
         CREATE INDEX monitor_fingerprints_by_last_seen ON monitor_fingerprints (last_seen);
+        CREATE VIEW medic_incidents AS SELECT id, repo, title, status, created_at, updated_at FROM workflows WHERE kind = 'incident';
+        CREATE VIEW medic_fingerprints AS SELECT id, service, key, total, first_seen, last_seen FROM monitor_fingerprints;
         """
     },
 ]

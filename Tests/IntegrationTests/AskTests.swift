@@ -627,7 +627,7 @@ struct AskTests {
             CREATE ROLE \(role) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
             GRANT CONNECT ON DATABASE \(name) TO \(role);
             GRANT USAGE ON SCHEMA public TO \(role);
-            GRANT SELECT ON medic_proposals, medic_revisions, medic_reviews, medic_bugs, medic_events_by_kind TO \(role);
+            GRANT SELECT ON medic_proposals, medic_revisions, medic_reviews, medic_bugs, medic_events_by_kind, medic_incidents, medic_fingerprints TO \(role);
             ALTER ROLE \(role) SET default_transaction_read_only = on;
             """)
         let reader = "postgres://\(role)" + String(base[at...slash]) + name

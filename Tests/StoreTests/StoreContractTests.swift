@@ -698,6 +698,35 @@ struct StoreContractTests {
         #expect(try store.sync { store.liveCredentials(completion: $0) }.map(\.tokenHash) == [sha256Hex("tok-alice-2")])
     }
 
+    @Test("monitor: buckets upsert by (series, bucket); fingerprint totals add up and samples keep their text; pruning; the views hide samples",
+          arguments: BackendKind.all)
+    func monitorTables(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        var w = StoreWrite()
+        w.monitorBuckets = [MonitorBucketRow(series: "f:f-1", bucket: 1000, valueMilli: 3000), MonitorBucketRow(series: "l:api", bucket: 1000, valueMilli: 812_500)]
+        w.fingerprints = [FingerprintRow(id: "f-1", service: "api", key: "db timeout <n>", total: 3, firstSeen: 1000, lastSeen: 1500,
+                                         samples: ["db timeout 7 for 'bob'", "with \u{1E} separator"], stack: "File x")]
+        _ = try store.sync { store.write(w, completion: $0) }
+        w.monitorBuckets = [MonitorBucketRow(series: "f:f-1", bucket: 1000, valueMilli: 5000), MonitorBucketRow(series: "f:f-1", bucket: 2000, valueMilli: 1000)]
+        w.fingerprints = [FingerprintRow(id: "f-1", service: "api", key: "db timeout <n>", total: 2, firstSeen: 2000, lastSeen: 2500, samples: ["latest"], stack: nil)]
+        _ = try store.sync { store.write(w, completion: $0) }
+        let buckets = try store.sync { store.monitorBuckets(since: 0, completion: $0) }
+        #expect(buckets.map { "\($0.series)@\($0.bucket)=\($0.valueMilli)" } == ["f:f-1@1000=5000", "l:api@1000=812500", "f:f-1@2000=1000"])
+        let row = try #require(try store.sync { store.fingerprints(ids: ["f-1", "f-none"], completion: $0) }.first)
+        #expect(row.total == 5 && row.firstSeen == 1000 && row.lastSeen == 2500 && row.samples == ["latest"] && row.stack == "File x")
+        let view = try store.sync { store.rawQuery("SELECT * FROM medic_fingerprints", completion: $0) }
+        #expect(view.count == 1 && view[0].count == 6 && !view[0].map(\.text).contains("latest"))
+        var prune = StoreWrite()
+        prune.monitorPruneBefore = 2000
+        _ = try store.sync { store.write(prune, completion: $0) }
+        #expect(try store.sync { store.monitorBuckets(since: 0, completion: $0) }.map(\.bucket) == [2000])
+        #expect(try store.sync { store.fingerprints(ids: nil, limit: 10, completion: $0) }.map(\.id) == ["f-1"])  // last seen 2500
+        _ = try store.sync { store.write(StoreWrite(workflows: [workflowRow("i-1", kind: "incident", status: "open")]), completion: $0) }
+        #expect(try store.sync { store.rawQuery("SELECT id, status FROM medic_incidents", completion: $0) }.map { $0.map(\.text) } == [["i-1", "open"]])
+    }
+
     @Test("asks: the medic_* views show only their columns; audit rows newest first; marked answers found by similar questions",
           arguments: BackendKind.all)
     func askTables(_ kind: BackendKind) throws {

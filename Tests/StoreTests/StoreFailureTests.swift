@@ -123,7 +123,7 @@ struct StoreFailureTests {
     func sqliteFull() throws {
         let f = try StoreFixture(.sqlite)
         var options = f.options()
-        options.sqliteMaxPageCount = 64  // 256 KiB at SQLite's default 4 KiB page size
+        options.sqliteMaxPageCount = 128  // 512 KiB at SQLite's default 4 KiB page size: the schema, and room for small writes
         let store = try f.open(options)
         defer { store.close() }
         _ = try store.sync { store.write(Self.commandWrite("f0", topic: "s"), completion: $0) }
