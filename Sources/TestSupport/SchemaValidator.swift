@@ -3,14 +3,14 @@ import Foundation
 public import Protocol
 
 /// The subset of JSON Schema 2020-12 that protocol/schema uses: type, const, enum, properties, required,
-/// additionalProperties (false or a schema), items, minItems, maxItems, minimum, minLength, maxLength,
+/// additionalProperties (false or a schema), items, minItems, maxItems, minimum, maximum, minLength, maxLength,
 /// pattern. Unknown keywords are reported, so a schema cannot silently outgrow the checker;
 /// `additionalProperties: false` is what makes an extra field fail. Used by the examples tests
 /// (ProtocolTests) and by the live runs (IntegrationTests/LiveSchemaTests).
 public enum SchemaValidator {
     public static let known: Set<String> = [
         "$schema", "$id", "title", "description", "type", "const", "enum", "properties", "required", "items",
-        "minItems", "maxItems", "minimum", "minLength", "maxLength", "pattern", "additionalProperties",
+        "minItems", "maxItems", "minimum", "maximum", "minLength", "maxLength", "pattern", "additionalProperties",
     ]
 
     /// The violations of `value` (empty when valid), each prefixed with a JSON-path-like location.
@@ -51,6 +51,8 @@ public enum SchemaValidator {
         }
         if let min = s["minimum"]?.intValue, let n = value.intValue, n < min { errors.append("\(path): below \(min)") }
         if case .number(let d) = value, let min = s["minimum"]?.intValue, d < Double(min) { errors.append("\(path): below \(min)") }
+        if let max = s["maximum"]?.intValue, let n = value.intValue, n > max { errors.append("\(path): above \(max)") }
+        if case .number(let d) = value, let max = s["maximum"]?.intValue, d > Double(max) { errors.append("\(path): above \(max)") }
         if case .string(let str) = value {
             let length = str.unicodeScalars.count
             if let min = s["minLength"]?.intValue, length < min { errors.append("\(path): shorter than \(min)") }

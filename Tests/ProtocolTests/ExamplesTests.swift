@@ -20,9 +20,12 @@ func load(_ url: URL) throws -> JSONValue {
     try JSONValue.parse([UInt8](try Data(contentsOf: url)))
 }
 
-/// Command types a feature decodes itself (`ClientMessage.feature`): the navigator's `search_code` and the bug
-/// workflow's commands.
-let featureCommandTypes: Set<String> = ["search_code", "report_bug", "choose_approach", "resume_bug", "ask", "mark_answer"]
+/// Command types a feature decodes itself (`ClientMessage.feature`): the navigator's `search_code`, the bug
+/// workflow's, the asks' and the incidents' commands.
+let featureCommandTypes: Set<String> = [
+    "search_code", "report_bug", "choose_approach", "resume_bug", "ask", "mark_answer",
+    "acknowledge_incident", "file_bug", "mute_incident", "resolve_incident",
+]
 
 /// Event kinds a feature publishes that `EventKind` does not list: the bug workflow's (topics `bug:<id>`, `bugs`).
 let featureEventKinds: Set<String> = [
@@ -31,6 +34,9 @@ let featureEventKinds: Set<String> = [
     "proposal_status", "bug", "perf_measured",
     // The ask workflow's (topics `ask:<id>`, `asks`).
     "ask_created", "ask_thinking", "tool_called", "sql_proposed", "sql_result", "sql_refused", "answer", "ask_failed", "ask",
+    // The monitor's incidents (topics `incident:<id>`, `incidents`).
+    "incident_opened", "anomaly", "bucket", "incident_acknowledged", "bug_filed", "auto_bug_deferred", "bug_status", "fix_applied",
+    "healed", "regressed", "incident_muted", "incident_resolved", "incident_reopened", "incident",
 ]
 
 /// Bug statuses (`status_changed` on `bug:<id>`, `bug.status`) that are not proposal statuses.
@@ -189,6 +195,12 @@ func loadSchema(named name: String) throws -> JSONValue? {
         let closed = try #require(try loadSchema(named: "event.comment"))
         let extra = SchemaValidator.validate(try JSONValue.parse(#"{"principal":"a","text":"t","seq":3}"#), against: closed)
         #expect(extra == ["$: unexpected field seq"])
+        // maximum (mute_incident's duration_seconds is 60…604800).
+        let mute = try #require(try loadSchema(named: "client.mute_incident"))
+        for (seconds, expected) in [(59, ["$.duration_seconds: below 60"]), (60, []), (604_800, []), (604_801, ["$.duration_seconds: above 604800"])] {
+            let message = try JSONValue.parse(#"{"type":"mute_incident","incident":"i-1","duration_seconds":\#(seconds)}"#)
+            #expect(SchemaValidator.validate(message, against: mute) == expected, "\(seconds)")
+        }
     }
 }
 
