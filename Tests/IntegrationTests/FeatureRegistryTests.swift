@@ -146,12 +146,12 @@ struct FeatureRegistryTests {
         let medic = try MedicHarness { _, _ in }
         defer { medic.stop() }
         let admin = try medic.session(try medic.token("ada", role: "admin"))
-        for topic in ["note:n1", "notes", "incident:i-1", "PROPOSAL:x", ":x", "a:", "proposal:" + String(repeating: "a", count: 65), "prop\u{00e9}sal:x"] {
+        for topic in ["note:n1", "notes", "widget:w-1", "PROPOSAL:x", ":x", "a:", "proposal:" + String(repeating: "a", count: 65), "prop\u{00e9}sal:x"] {
             let answer = try admin.call(["type": "subscribe", "topic": .string(topic)])
             #expect(answer["type"] == "error" && answer["code"] == "invalid_message", "\(topic)")
         }
         let forms = try admin.call(["type": "subscribe", "topic": "notes"])["message"]?.stringValue ?? ""
-        #expect(forms.contains("bugs, proposals") && forms.contains("bug:<id>, proposal:<id>"), "\(forms)")
+        #expect(forms.contains("bugs, incidents, proposals") && forms.contains("bug:<id>, incident:<id>, proposal:<id>"), "\(forms)")
         // A feature's command that is not registered is an unknown type, as before.
         #expect(try admin.call(["type": "note", "note": "n1", "text": "x"])["code"] == "unknown_type")
         #expect(try admin.call(["type": "subscribe", "topic": "proposals"])["type"] == "ack")
