@@ -13,8 +13,6 @@ final class IncidentRuntime {
     var machine: IncidentMachine
     let createdAt: Int64
     var inbox: WorkflowInbox<IncidentService.Input>!
-    /// Bugs filed for it so far in this process (part of the next bug's command id).
-    var filings = 0
 
     init(machine: IncidentMachine, createdAt: Int64) {
         self.machine = machine
@@ -23,7 +21,7 @@ final class IncidentRuntime {
 }
 
 struct IncidentFigures {
-    var opened = 0, healed = 0, regressed = 0, autoBugs = 0, deferred = 0
+    var opened = 0, healed = 0, regressed = 0, autoBugs = 0
 }
 
 final class IncidentService {
@@ -262,20 +260,19 @@ final class IncidentService {
         })
     }
 
-    /// Files the incident's bug through the bug workflow (its command id derived from the incident, so a repeat
-    /// returns the same bug).
+    /// Files the incident's bug through the bug workflow. The command id is derived from the incident and the bug
+    /// it had before (both stored): a repeat after a restart returns the same bug, the next filing makes a new one.
     private func fileBug(_ runtime: IncidentRuntime, automatic: Bool, by: String) {
         let m = runtime.machine
         guard let bugs, let repo else {
             return runtime.inbox.feed(.event(.bugNotFiled(reason: "no repository is configured for the monitor's bugs")))
         }
-        runtime.filings += 1
         let report = BugReport(
             id: BugService.newBugID(), repo: repo, title: String("Error spike in \(m.service.isEmpty ? "the application" : m.service): \(m.title)".prefix(200)),
             description: Self.description(m), severity: BugSeverity(rawValue: m.severity.rawValue) ?? .high,
             evidence: Self.evidence(m), approaches: settings.autoBugApproaches, author: "medic:monitor")
         let principal = Principal(name: "medic:monitor", role: .admin)
-        bugs.report(report, commandID: "incident-\(m.id)-\(m.occurrences)-\(runtime.filings)", principal: principal) { [weak self] result in
+        bugs.report(report, commandID: "incident-\(m.id)-after-\(m.bug ?? "none")", principal: principal) { [weak self] result in
             guard self != nil else { return }
             switch result {
             case .success(let ack):

@@ -249,7 +249,6 @@ public struct IncidentMachine: Sendable, Equatable {
             "bucket_start": .int(anomaly.bucketStart), "affected_users": .int(Int64(anomaly.affectedUsers)),
             "samples": .array(anomaly.samples.suffix(5).map(JSONValue.string)), "severity": .string(max(severity, newSeverity).rawValue),
         ])]
-        let escalated = newSeverity > severity
         severity = max(severity, newSeverity)
         switch status {
         case .watching where anomaly.bucketStart >= (appliedAt ?? 0) + settings.graceMs, .healed:
@@ -267,7 +266,7 @@ public struct IncidentMachine: Sendable, Equatable {
             reason = "the mute ended and it is still happening"
             actions.append(.publish(kind: "incident_reopened", data: ["reason": .string(reason!)]))
         case .open, .acknowledged:
-            if escalated || severity >= .high, severity >= .high { actions += fileAutomatically(mayFile) }
+            if severity >= .high { actions += fileAutomatically(mayFile) }
         default:
             break
         }
