@@ -161,7 +161,8 @@ def test_the_tokyo_question_streams_shows_the_refused_sql_and_answers_with_its_s
     page.d.refresh()
     page.wait_live()
     wait(page.d, lambda d: text(page, "ask-answer-value") == "236", 10)
-    assert len(page.js(STEPS)) == 2
+    # The answer can show from the ask's summary before the replayed steps render: wait for them.
+    wait(page.d, lambda d: len(page.js(STEPS)) == 2, 10, "the replay did not render both steps")
     assert severe_console_errors(page.d) == []
 
 
