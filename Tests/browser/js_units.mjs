@@ -12,6 +12,9 @@ import { ROUTES as BUG_LIST_ROUTES } from '../../web-static/js/pages/bug-list.js
 import { ROUTES as BUG_ROUTES } from '../../web-static/js/pages/bug-detail.js';
 import { AskList, AskModel, cellText, clip, tableModel, chartModel, formatValue, askPermissions, thinkingText, STEP_ROWS, CELL_LIMIT, MAX_COLUMNS, THINKING_LIMIT } from '../../web-static/js/asks.js';
 import { ROUTES as ASK_ROUTES } from '../../web-static/js/pages/ask.js';
+import { IncidentList, IncidentModel, criticalIncidents, incidentPermissions, sparkline, eventText, formatDuration, statusSentence, SERIES_LIMIT } from '../../web-static/js/incidents.js';
+import { ROUTES as INCIDENT_LIST_ROUTES } from '../../web-static/js/pages/incident-list.js';
+import { ROUTES as INCIDENT_ROUTES } from '../../web-static/js/pages/incident-detail.js';
 
 const checks = [];
 const check = (name, fn) => checks.push([name, fn]);
@@ -793,6 +796,105 @@ check('ask routes: #/ask and #/ask/<id>, hostile ids refused', () => {
   assert.equal(r.match('#/ask/%3Cimg%20src%3Dx%3E').name, 'not-found');
   assert.equal(r.match('#/ask/a-1/extra').name, 'not-found');
   assert.equal(r.href('ask-detail', { id: 'a-1' }), '#/ask/a-1');
+});
+
+check('incidents: the list puts incidents not closed first, newest opened first; a stale summary never wins', () => {
+  const l = new IncidentList();
+  l.merge({ id: 'i-1', status: 'healed', opened_at: 300, updated_at: 10 });
+  l.merge({ id: 'i-2', status: 'open', opened_at: 100, updated_at: 10 });
+  l.merge({ id: 'i-3', status: 'fixing', opened_at: 200, updated_at: 10 });
+  assert.deepEqual(l.sorted().map((i) => i.id), ['i-3', 'i-2', 'i-1']);
+  assert.equal(l.apply({ kind: 'incident', data: { id: 'i-3', status: 'open', updated_at: 5 } }), false);
+  assert.equal(l.byId.get('i-3').status, 'fixing');
+  assert.equal(l.apply({ kind: 'incident', data: { id: 'i-3', status: 'healed', updated_at: 20 } }), true);
+  assert.deepEqual(l.sorted().map((i) => i.id), ['i-2', 'i-1', 'i-3']);
+});
+
+check('incidents: the banner takes critical incidents that still need attention, not muted or closed ones', () => {
+  const l = new IncidentList();
+  for (const [id, severity, status] of [['i-a', 'critical', 'open'], ['i-b', 'critical', 'muted'], ['i-c', 'critical', 'healed'],
+    ['i-d', 'high', 'open'], ['i-e', 'critical', 'regressed'], ['i-f', 'critical', 'watching'], ['i-g', 'critical', 'resolved']]) {
+    l.merge({ id, severity, status, opened_at: id.charCodeAt(2) });
+  }
+  assert.deepEqual(criticalIncidents(l).map((i) => i.id), ['i-f', 'i-e', 'i-a']);
+});
+
+check('incidents: only admins get actions, each in the statuses the server accepts; rollback only when regressed with a fix', () => {
+  const admin = { principal: 'alice', role: 'admin' };
+  const none = incidentPermissions({ principal: 'v', role: 'viewer' }, { status: 'open' });
+  assert.deepEqual([none.canAcknowledge, none.canFileBug, none.canMute, none.canResolve, none.canRollback], [false, false, false, false, false]);
+  assert.match(none.why, /Only admins/);
+  assert.equal(incidentPermissions({ principal: 'b', role: 'bot' }, { status: 'open' }).canResolve, false);
+  const open = incidentPermissions(admin, { status: 'open' });
+  assert.deepEqual([open.canAcknowledge, open.canFileBug, open.canMute, open.canResolve, open.canRollback], [true, true, true, true, false]);
+  const fixing = incidentPermissions(admin, { status: 'fixing', bug: 'b-1' });
+  assert.deepEqual([fixing.canAcknowledge, fixing.canFileBug, fixing.canMute, fixing.canResolve], [false, false, true, true]);
+  const healed = incidentPermissions(admin, { status: 'healed' });
+  assert.deepEqual([healed.canAcknowledge, healed.canFileBug, healed.canMute, healed.canResolve], [false, true, false, false]);
+  assert.equal(incidentPermissions(admin, { status: 'regressed', proposal: 'p-1' }).canRollback, true);
+  assert.equal(incidentPermissions(admin, { status: 'regressed', proposal: null }).canRollback, false);
+  assert.equal(incidentPermissions(admin, { status: 'open' }, false).canAcknowledge, false);
+});
+
+check('incidents: the sparkline scales to the highest of values, baseline and threshold, y down, and survives odd input', () => {
+  const g = sparkline([[0, 0], [1, 10], [2, 5]], { width: 100, height: 50, pad: 0, baseline: 2, threshold: 3 });
+  assert.equal(g.points, '0,50 50,0 100,25');
+  assert.equal(g.baselineY, 40);
+  assert.equal(g.thresholdY, 35);
+  assert.deepEqual(g.last, { x: 100, y: 25, value: 5 });
+  const flat = sparkline([[0, 0]], { width: 100, height: 50, pad: 0 });
+  assert.equal(flat.points, '50,50');
+  assert.equal(flat.top, 1);
+  const empty = sparkline([], { baseline: null });
+  assert.equal(empty.points, '');
+  assert.equal(empty.last, null);
+  assert.equal(empty.baselineY, null);
+});
+
+check('incidents: the model folds the topic — buckets extend the series (bounded), repeats are ignored, statuses follow', () => {
+  const m = new IncidentModel('i-1');
+  m.setDetail({ incident: { id: 'i-1', status: 'fixing', severity: 'critical', series: [[1000, 40], [2000, 50]], updated_at: 10 }, events: [] });
+  m.apply({ seq: 1, ts: 5, kind: 'incident_opened', data: { id: 'i-1', status: 'open', kind: 'new_error', service: 'demo-app', severity: 'critical', series: [[1000, 40]] } });
+  assert.equal(m.status, 'fixing');   // the detail read later is newer than the opening event
+  m.apply({ seq: 2, ts: 20, kind: 'bucket', data: { bucket_start: 3000, value: 7 } });
+  m.apply({ seq: 2, ts: 20, kind: 'bucket', data: { bucket_start: 4000, value: 99 } });   // a repeat
+  assert.deepEqual(m.points(), [[1000, 40], [2000, 50], [3000, 7]]);
+  m.apply({ seq: 3, ts: 30, kind: 'fix_applied', data: { proposal: 'p-9', commit: 'abc' } });
+  assert.equal(m.status, 'watching');
+  m.apply({ seq: 4, ts: 40, kind: 'healed', data: { time_to_heal_ms: 42000, fix_to_heal_ms: 20000, window_ms: 20000 } });
+  assert.equal(m.status, 'healed');
+  assert.equal(statusSentence(m.info), 'Healed in 42 s.');
+  assert.deepEqual(m.timeline.map((e) => e.kind), ['incident_opened', 'fix_applied', 'healed']);   // no line per bucket
+  for (let i = 0; i < SERIES_LIMIT + 50; i++) m.apply({ seq: 10 + i, ts: 50, kind: 'bucket', data: { bucket_start: 10000 + i, value: 1 } });
+  assert.equal(m.points().length, SERIES_LIMIT);
+  assert.equal(m.points()[0][0], 10000 + 50);
+  // A summary of the incidents topic moves the status; an older one does not.
+  assert.equal(m.mergeSummary({ id: 'i-1', status: 'regressed', proposal: 'p-9', updated_at: 100 }), true);
+  assert.equal(m.mergeSummary({ id: 'i-1', status: 'open', updated_at: 1 }), false);
+  assert.equal(m.mergeSummary({ id: 'i-2', status: 'open', updated_at: 1000 }), false);
+  assert.equal(m.status, 'regressed');
+});
+
+check('incidents: timeline texts keep hostile log text as plain strings and say what happened', () => {
+  const hostile = '<img src=x onerror="window.pwned=1">';
+  assert.equal(eventText({ kind: 'incident_resolved', data: { by: hostile, reason: hostile } }), `Resolved by ${hostile}: ${hostile}`);
+  assert.equal(eventText({ kind: 'bucket', data: { bucket_start: 1, value: 2 } }), null);
+  assert.equal(eventText({ kind: 'bug_filed', data: { bug: 'b-1', automatic: true, by: 'medic:monitor' } }), 'Bug b-1 filed automatically');
+  assert.equal(eventText({ kind: 'anomaly', data: { kind: 'error_rate', value: 0.25, baseline: 0.01, severity: 'high' } }),
+    'Seen again: 25.0 % against a baseline of 1.0 % (severity high)');
+  assert.equal(eventText({ kind: 'healed', data: { time_to_heal_ms: 125000, fix_to_heal_ms: 20000 } }), 'Healed in 2 min 5 s (20 s after the fix)');
+  assert.equal(eventText({ kind: 'incident_reopened', data: { reason: null } }), 'Reopened: ');
+  assert.equal(formatDuration(-1), '');
+  assert.equal(formatDuration(7_260_000), '2 h 1 min');
+});
+
+check('incident routes: #/incidents and #/incidents/<id>, hostile ids refused', () => {
+  const r = new Router();
+  for (const route of [...INCIDENT_LIST_ROUTES, ...INCIDENT_ROUTES]) r.add(route);
+  assert.deepEqual(r.match('#/incidents'), { name: 'incidents', params: {} });
+  assert.deepEqual(r.match('#/incidents/i-7kq2mx9dwe'), { name: 'incident', params: { id: 'i-7kq2mx9dwe' } });
+  assert.equal(r.match('#/incidents/%3Cimg%20src%3Dx%3E').name, 'not-found');
+  assert.equal(r.href('incident', { id: 'i-1' }), '#/incidents/i-1');
 });
 
 let failed = 0;

@@ -10,6 +10,9 @@ import { createCodeSearch } from './code-search.js';
 import { createBugList } from './bug-list.js';
 import { createBugDetail } from './bug-detail.js';
 import { createAsk } from './ask.js';
+import { createIncidentList } from './incident-list.js';
+import { createIncidentDetail } from './incident-detail.js';
 
 /** Each entry makes one view over the shared context (see app.js for what a view may implement). */
-export const PAGES = [createProposalList, createProposalDetail, createCodeSearch, createBugList, createBugDetail, createAsk, createNotFound];
+export const PAGES = [createProposalList, createProposalDetail, createCodeSearch, createBugList, createBugDetail, createAsk, createIncidentList,
+  createIncidentDetail, createNotFound];
