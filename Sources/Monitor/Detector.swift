@@ -17,7 +17,8 @@ public struct DetectionThresholds: Sendable, Equatable {
     public var spikeRatio = 3.0
     /// …and at least this many events in the bucket (default 20).
     public var spikeMinCount = 20
-    /// A fingerprint never seen before with at least this many events in its first bucket (default 20).
+    /// A fingerprint never seen before with at least this many events in its first bucket, or in its first full
+    /// bucket when it started after the first one's start (default 20).
     public var newFingerprintMinCount = 20
     /// Service error ratio (5xx / requests) at least this (default 0.05) and this many times its baseline (3),
     /// over at least `minRequests` requests (50)…
@@ -152,6 +153,10 @@ public struct Detector: Sendable {
         var samples: [String] = []
         /// Buckets closed since this fingerprint was first seen.
         var age = 0
+        /// Whether it was first seen after its first bucket's start (that bucket is partial, so the next one is
+        /// judged as new too), and whether `new_error` was reported for it.
+        var partialFirst = false
+        var reportedNew = false
     }
 
     struct ServiceBucket: Sendable {
@@ -301,8 +306,12 @@ public struct Detector: Sendable {
             if s.count > 0 { closed.fingerprints[id] = s.count }
             let count = Double(s.count)
             let b = s.baseline
-            if s.age == 0 {
-                if s.count >= t.newFingerprintMinCount {
+            if s.age == 0 { s.partialFirst = s.firstSeen > bucketStart }
+            if s.age == 0 || (s.age == 1 && s.partialFirst) {
+                // New: at least the minimum in its first bucket, or — when that one held only the end of a bucket
+                // (the error started late in it) — in its first full bucket; reported once.
+                if !s.reportedNew, s.count >= t.newFingerprintMinCount {
+                    s.reportedNew = true
                     out.append(anomaly(.newError, id, s, value: count, baseline: 0))
                 }
             } else if b.buckets >= t.warmupBuckets, s.count >= t.spikeMinCount,

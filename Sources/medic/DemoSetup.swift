@@ -110,11 +110,10 @@ enum DemoSetup {
     static func startDemoWhenAnAdminArrives(_ medic: MedicServer, loadStarted: @escaping (Process) -> Void) {
         let logger = medic.app.loop.logger
         var work: [(message: ClientMessage, id: String, what: String)] = []
-        // Until examples/demo-load.py exists the demo bug is reported by hand, as before the monitor.
-        let filesBug = !FileManager.default.fileExists(atPath: "examples/demo-load.py")
+        // The demo's bug is not reported by hand: the monitor files it from the load's errors (examples/demo-bug.json
+        // stays as an example for `medic bug report`).
         if let rows = try? medic.store.sync({ medic.store.proposals(status: nil, limit: 1, completion: $0) }), rows.isEmpty {
-            for (file, type, id, what) in [("examples/demo-proposal.json", "propose", "demo-proposal", "demo proposal"), ("examples/demo-bug.json", "report_bug", "demo-bug", "demo bug")]
-            where type == "propose" || filesBug {
+            for (file, type, id, what) in [("examples/demo-proposal.json", "propose", "demo-proposal", "demo proposal")] {
                 if let data = FileManager.default.contents(atPath: file), case .object(let fields)? = try? JSONValue.parse(Array(data)),
                    case .success(let message) = ClientMessage.decode(
                        type: type, fields: fields, id: nil, limits: ProtocolLimits(), featureTypes: medic.app.features.passThroughTypes)

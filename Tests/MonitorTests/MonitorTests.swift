@@ -154,6 +154,24 @@ struct Noise {
         #expect(found.first { $0.kind == .latency }?.value == 900)
     }
 
+    @Test func aNewErrorThatStartsLateInABucketIsJudgedOnItsFirstFullBucketOnce() {
+        var detector = Detector(start: Self.start)
+        let late = Self.start + Self.minute - 2_000   // the error starts 2 s before the bucket ends: 3 events there
+        for i in 0..<3 { detector.add(LogEvent(ts: late + Int64(i), service: "auth", level: .error, message: "KeyError: 'salt'"), fingerprint: "f-late") }
+        #expect(detector.tick(now: Self.start + Self.minute).isEmpty)
+        for i in 0..<25 { detector.add(LogEvent(ts: Self.start + Self.minute + Int64(i), service: "auth", level: .error, message: "KeyError: 'salt'"), fingerprint: "f-late") }
+        let found = detector.tick(now: Self.start + 2 * Self.minute)
+        #expect(found.map(\.kind) == [.newError] && found.first?.subject == "f-late" && found.first?.value == 25)
+        // Once: the third bucket is not new any more (and too early for a spike).
+        for i in 0..<25 { detector.add(LogEvent(ts: Self.start + 2 * Self.minute + Int64(i), service: "auth", level: .error, message: "KeyError: 'salt'"), fingerprint: "f-late") }
+        #expect(detector.tick(now: Self.start + 3 * Self.minute).isEmpty)
+        // A fingerprint first seen at its bucket's start is judged on that bucket alone: few there, many next → not new.
+        for _ in 0..<3 { detector.add(LogEvent(ts: Self.start + 3 * Self.minute, service: "auth", level: .error, message: "other"), fingerprint: "f-early") }
+        #expect(detector.tick(now: Self.start + 4 * Self.minute).isEmpty)
+        for _ in 0..<25 { detector.add(LogEvent(ts: Self.start + 4 * Self.minute, service: "auth", level: .error, message: "other"), fingerprint: "f-early") }
+        #expect(detector.tick(now: Self.start + 5 * Self.minute).filter { $0.subject == "f-early" }.isEmpty)
+    }
+
     @Test func memoryIsBoundedByTheFingerprintLimit() {
         var thresholds = DetectionThresholds()
         thresholds.maxFingerprints = 1000

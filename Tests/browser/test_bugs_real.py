@@ -1,5 +1,5 @@
-"""The bug views against `medic serve` (MEDIC_BIN): the demo bug (examples/demo-bug.json, reported when the first
-admin signs in) walks through the checklist in the page, its approaches show as cards, the winner's proposal opens
+"""The bug views against `medic serve` (MEDIC_BIN): the demo bug (filed by the monitor from the errors of
+examples/demo-load.py, which starts when the first admin signs in) walks through the checklist in the page, its approaches show as cards, the winner's proposal opens
 in the review view and an admin picks the other qualified approach; the report form's command and the server's
 refusal, through the real server."""
 from selenium.common.exceptions import StaleElementReferenceException

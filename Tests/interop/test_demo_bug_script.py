@@ -97,6 +97,18 @@ def test_every_bug_reply_streams_over_seconds_and_explains_itself_in_one_line_fi
     assert REPLIES[0]["match"] == "redis" and "match" not in REPLIES[-1]
 
 
+def test_the_monitor_filed_demo_bug_gets_the_same_replies_as_the_hand_written_one():
+    # The demo's bug is filed by the monitor from examples/demo-load.py's log lines (IncidentService's title).
+    incident_title = "Error spike in demo-app: auth: login failed user=<v> reason=wrong_password ip=<v>"
+    for purpose, approach in (("bug_analysis", None), ("bug_reproducer", None), ("bug_approach", 1), ("bug_approach", 2),
+                              ("bug_approach", 3), ("fix", 1)):
+        chosen = [e for e in REPLIES if e.get("purpose", "fix") == purpose and e.get("approach", approach) == approach
+                  and (e.get("match") is None or e["match"].lower() in incident_title.lower())]
+        same = [e for e in REPLIES if e.get("purpose", "fix") == purpose and e.get("approach", approach) == approach
+                and (e.get("match") is None or e["match"].lower() in BUG["title"].lower())]
+        assert chosen and chosen[0] is same[0] and chosen[0].get("match"), (purpose, approach)
+
+
 def test_the_existing_tests_pass_and_none_exercises_the_bug(repo):
     code, outcomes, output = run_tests(repo)
     assert code == 0, output
