@@ -68,7 +68,7 @@ class Fake(BugScripts, AskScripts):
     def __init__(self, quorum, speed):
         self.quorum = quorum
         self.speed = speed
-        self.topics = {"proposals": [], "bugs": [], "asks": []}  # topic -> stored events
+        self.topics = {"proposals": [], "bugs": [], "asks": [], "incidents": []}  # topic -> stored events (no incidents here)
         self.subs = {}                        # topic -> set of Session
         self.presence = {}                    # topic -> {principal: {"role", "since", "sessions": set}}
         self.proposals = {}
@@ -480,7 +480,7 @@ def main():
                 return Response(200, "OK", Headers({"Content-Type": "application/json", "Content-Length": str(len(body)),
                                                     "Connection": "close"}), body)
             if path.startswith("/api/v1/bugs") or path.startswith("/api/v1/repos") or path.startswith("/api/v1/asks") \
-                    or path.startswith("/api/v1/sources"):
+                    or path.startswith("/api/v1/sources") or path.startswith("/api/v1/incidents"):
                 from urllib.parse import parse_qs, urlsplit
                 parts = urlsplit(path)
                 auth = request.headers.get("Authorization", "")
@@ -488,6 +488,8 @@ def main():
                     if TOKENS.get(auth.removeprefix("Bearer ")) is None else \
                     (fake.bug_rest(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()})
                      or fake.ask_rest(parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}))
+                if answer is None and parts.path == "/api/v1/incidents":
+                    answer = (200, {"incidents": []})   # the fake has no monitor: the page's banner stays hidden
                 if answer is None:
                     answer = (404, {"code": "not_found", "message": "no such resource"})
                 body = json.dumps(answer[1]).encode()

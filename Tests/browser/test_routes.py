@@ -60,7 +60,8 @@ def test_a_deep_link_opens_its_proposal_and_survives_a_reload(fake_factory, brow
     page.d.refresh()
     page.wait_live()
     wait_open(page, second)
-    assert subscribed_topics(page) == ["proposals", f"proposal:{second}"], "after a reload: the list and the link only"
+    assert sorted(subscribed_topics(page)) == sorted(["proposals", "incidents", f"proposal:{second}"]), \
+        "after a reload: the list, the incidents (the admins' banner) and the link only"
     # Another deep link in the signed-in tab switches to that proposal.
     page.d.get(f"{fake.url}/#/proposals/{first}")
     wait_open(page, first)
@@ -101,7 +102,7 @@ def test_an_unknown_address_shows_not_found_with_the_way_back(fake_factory, brow
     page.d.get(f"{fake.url}/#token=tok-alice")
     page.wait_live()
     wait_open(page, pid)   # the only proposal opens by itself
-    page.js("location.hash = '#/incidents/42'")
+    page.js("location.hash = '#/dashboards/42'")
     wait(page.d, lambda d: shown(page, "not-found"), 10, "no not-found view")
     assert not shown(page, "proposal-title") and not shown(page, "placeholder")
     assert page.text("not-found-text").startswith("Nothing lives at this address")
@@ -143,7 +144,7 @@ def test_hostile_or_overlong_ids_are_refused_and_never_reach_the_dom(fake_factor
             assert "onerror" not in html and "onload" not in html and "onmouseover" not in html and bad not in html
             assert page.js("return document.querySelectorAll('img, svg').length") == 0
     assert page.js("return window.__pwned") is None
-    assert subscribed_topics(page) == ["proposals"], "no topic was built from a refused id"
+    assert sorted(subscribed_topics(page)) == ["incidents", "proposals"], "no topic was built from a refused id"
     assert page.js("return document.title") == "Not found — Medic"
     # A percent-encoded hostile id is decoded, then refused just the same.
     page.js("location.hash = '#/proposals/%3Cimg%20src%3Dx%20onerror%3Dwindow.__pwned%3D1%3E'")
