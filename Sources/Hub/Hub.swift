@@ -241,6 +241,9 @@ public final class Hub<Frame> {
     /// Number of topics with at least one subscriber.
     public var topicCount: Int { topics.count }
 
+    /// The topics with at least one subscriber.
+    public var topicNames: [String] { Array(topics.keys) }
+
     // MARK: Internals
 
     private func startRead(_ state: TopicState<Frame>, _ sub: SubscriberID, after: Int64, topic: String)

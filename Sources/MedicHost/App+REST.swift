@@ -256,6 +256,9 @@ extension App {
         metric("protocol_errors_total", "counter", "Malformed client messages.", metrics.protocolErrors)
         metric("events_published_total", "counter", "Durable events published.", metrics.eventsPublished)
         metric("event_deliveries_total", "counter", "Event frames queued to subscribers.", metrics.deliveries)
+        metric("node_fetches_total", "counter", "Store reads of events another node committed.", metrics.remoteFetches)
+        metric("node_events_total", "counter", "Events another node committed, read for this node's subscribers.", metrics.remoteEvents)
+        metric("node_resyncs_total", "counter", "Listener (re)connections after which the followed heads were read again.", metrics.resyncs)
         // Each feature's own series, read from the feature (no command, no principal).
         lines += Self.exposition(features.features.flatMap { $0.metrics() })
         var headers = HTTPHeaders()

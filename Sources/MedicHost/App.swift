@@ -68,8 +68,14 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
         set { serverReference = newValue?.unretained }
     }
     private var serverReference: Unretained<Server>?
-    /// Durable heads the app knows (it is the only writer on a single node): topic → last seq.
+    /// Durable heads the app knows: topic → last seq. A cache: on a shared (PostgreSQL) store other nodes write
+    /// too, so notifications raise it and a listener reconnect empties it (App+Nodes.swift); a subscribe whose
+    /// `since` is beyond it reads the store before refusing.
     var heads: [String: Int64] = [:]
+    /// Following other nodes' commits (`followOtherNodes`).
+    var followingNodes = false
+    /// Topics being caught up from the store after another node's commit → the highest head announced meanwhile.
+    var remoteFetches: [String: Int64] = [:]
     /// Store writes submitted by `commit` and not yet completed.
     var writesInFlight = 0
     /// Writes `commit` took this tick, handed to the store before the loop sleeps.
@@ -444,7 +450,8 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
     private func subscribe(_ session: Session, topic: String, since: Int64?, id: String?) {
         let member = session.principal.map { PresenceMember(principal: $0.name, role: $0.role.rawValue, since: wallClockMilliseconds()) }
         let sub = session.connection.id
-        if let head = heads[topic] {
+        // The cached head answers unless the client is ahead of it (it saw more on another node): then the store.
+        if let head = heads[topic], (since ?? 0) <= head {
             perform(hub.subscribe(sub, topic: topic, since: since, head: head, member: member), ids: [topic: id])
             return
         }
@@ -599,4 +606,8 @@ struct AppMetrics {
     var eventsPublished = 0
     var deliveries = 0
     var restRequests = 0
+    /// Store reads for events another node committed, the events they brought, listener resyncs.
+    var remoteFetches = 0
+    var remoteEvents = 0
+    var resyncs = 0
 }

@@ -151,6 +151,10 @@ public struct MedicConfiguration: Sendable {
     public var dataDirectory: String = ".medic"
     /// `sqlite:PATH` or `postgres://…`; default `sqlite:<dataDirectory>/medic.sqlite`.
     public var storeURL: String?
+    /// This node's name when several nodes share one PostgreSQL store (`--node-id`; letters, digits, `_`, `-`,
+    /// at most 64): its database connections are named `medic:<node>` (and `medic:<node>-listen`). SQLite is one
+    /// node only: the name is then ignored, with a warning at startup.
+    public var nodeID: String?
     public var repositories: [RepositoryConfig] = []
     /// Databases asks may read (besides Medic's own store, the source `medic`).
     public var sources: [SourceConfig] = []

@@ -39,7 +39,18 @@ public final class MedicServer {
     ) throws {
         self.configuration = configuration
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        store = try Store.open(url: configuration.effectiveStoreURL, logger: logger)
+        var storeOptions = Store.Options()
+        if let node = configuration.nodeID {
+            guard node.range(of: "^[A-Za-z0-9_-]{1,64}$", options: .regularExpression) != nil else {
+                throw ConfigurationError("--node-id must be 1–64 letters, digits, '_' or '-', got '\(node)'")
+            }
+            if case .postgres? = try? Store.backend(for: configuration.effectiveStoreURL) {
+                storeOptions.postgresApplicationName = "medic:\(node)"
+            } else {
+                logger.warning("--node-id \(node) is ignored: a SQLite store is one node only (several nodes share a PostgreSQL store: --store postgres://…)")
+            }
+        }
+        store = try Store.open(url: configuration.effectiveStoreURL, logger: logger, options: storeOptions)
         app = App(loop: loop, store: store, configuration: configuration, logger: logger)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.maxQueuedBytes = 8 << 20
@@ -92,6 +103,8 @@ public final class MedicServer {
         self.monitor = monitor
         _ = loop.schedule(afterNanoseconds: 0) { [weak monitor] in monitor?.start() }
         for feature in try extraFeatures(app) { app.register(feature) }
+        // Several nodes on one PostgreSQL: the others' events reach this node's subscribers (App+Nodes.swift).
+        app.followOtherNodes()
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet
         // (as in `Store.open`), and a failed or colliding migration stops startup with its reason.
         let featureMigrations = app.features.migrations

@@ -6,7 +6,7 @@ import Logging
 /// Receives `medic_events` notifications ("topic seq", sent by every node's store worker after commit)
 /// and calls the registered handlers on its own thread. Started by the first handler; reconnects with the
 /// same backoff as the worker. Notifications sent while it was disconnected are lost (LISTEN is not
-/// durable), so consumers treat them as hints and read heads from the store after a reconnect.
+/// durable), so after every connection it hands `.resync` to the handlers: they read heads from the store.
 ///
 /// `@unchecked Sendable`: `handlers`, `stopping` and `thread` are guarded by `condition`; the connection
 /// is confined to the listener thread.
@@ -19,7 +19,7 @@ final class PostgresListener: @unchecked Sendable {
     private let logger: Logger
     private let retry: Store.Options
     private let condition = NSCondition()
-    private var handlers: [@Sendable (String, Int64) -> Void] = []
+    private var handlers: [@Sendable (StoreNotification) -> Void] = []
     private var stopping = false
     private var started = false
     private var thread: Thread?
@@ -34,7 +34,7 @@ final class PostgresListener: @unchecked Sendable {
         self.retry = retry
     }
 
-    func add(_ handler: @escaping @Sendable (String, Int64) -> Void) {
+    func add(_ handler: @escaping @Sendable (StoreNotification) -> Void) {
         condition.lock()
         handlers.append(handler)
         let start = !started && !stopping
@@ -76,6 +76,9 @@ final class PostgresListener: @unchecked Sendable {
                 let conn = try PostgresConnection(url: url, options: options)
                 try conn.execute("LISTEN \(Self.channel)")
                 delay = retry.initialReconnectDelay
+                // Listening now: whatever was sent before (while disconnected, or before the first connect)
+                // was not heard — the handlers read the heads they care about from the store.
+                deliver(.resync)
                 try serve(conn)
                 conn.close()
             } catch {
@@ -105,12 +108,15 @@ final class PostgresListener: @unchecked Sendable {
                 // "topic seq": topics never contain spaces in Medic, but split at the last one to be safe.
                 guard let space = payload.lastIndex(of: " "), let head = Int64(payload[payload.index(after: space)...])
                 else { continue }
-                let topic = String(payload[..<space])
-                condition.lock()
-                let current = handlers
-                condition.unlock()
-                for h in current { h(topic, head) }
+                deliver(.head(topic: String(payload[..<space]), head: head))
             }
         }
+    }
+
+    private func deliver(_ note: StoreNotification) {
+        condition.lock()
+        let current = handlers
+        condition.unlock()
+        for h in current { h(note) }
     }
 }

@@ -349,18 +349,26 @@ public final class Store: @unchecked Sendable {
 
     // MARK: Notifications
 
-    /// Registers `handler` for "topic has new events up to head".
+    /// Registers `handler` for what other writers (other nodes) committed.
     ///
     /// Postgres: after each commit the worker NOTIFYs channel `medic_events` with payload "topic seq"
     /// (inside the transaction, so it is delivered only if the commit happens); a listener thread with its
-    /// own connection LISTENs and calls the handler for notifications from any node, this one included.
-    /// SQLite: called on the worker thread right after each commit.
-    public func listen(_ handler: @escaping @Sendable (_ topic: String, _ head: Int64) -> Void) {
+    /// own connection LISTENs and calls the handler with `.head` for notifications from any node, this one
+    /// included, on its own thread. LISTEN is not durable: notifications sent while the listener was
+    /// disconnected are lost, so after every (re)connection it calls `.resync` — read the heads you care about
+    /// from the store. SQLite: `.head` on the worker thread right after each commit (one writer: no resync).
+    public func listen(_ handler: @escaping @Sendable (StoreNotification) -> Void) {
         if let listener {
             listener.add(handler)
         } else {
-            worker.addCommitHandler(handler)
+            worker.addCommitHandler { topic, head in handler(.head(topic: topic, head: head)) }
         }
+    }
+
+    /// True on PostgreSQL, where several nodes may share the database.
+    public var isShared: Bool {
+        if case .postgres = backend { return true }
+        return false
     }
 
     // MARK: Lifecycle

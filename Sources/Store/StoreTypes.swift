@@ -437,3 +437,11 @@ public struct ProposalFigures: Sendable, Equatable {
 
     public init() {}
 }
+
+/// What `Store.listen` reports.
+public enum StoreNotification: Sendable, Equatable {
+    /// `topic` has committed events up to `head` (from any writer, this one included).
+    case head(topic: String, head: Int64)
+    /// The listener (re)connected: notifications may have been missed; read the heads of interest.
+    case resync
+}

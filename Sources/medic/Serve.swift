@@ -17,6 +17,7 @@ struct Serve: ParsableCommand {
     @Option(help: "PEM private key for TLS listeners.") var tlsKey: String?
     @Option(help: "Directory of the web page.") var `static`: String?
     @Option(help: "Store URL: sqlite:PATH or postgres://…") var store: String?
+    @Option(help: "This node's name when several nodes share one PostgreSQL store (README, \"Several nodes\").") var nodeId: String?
     @Option(help: "Data directory (SQLite file, sandboxes, demo repository copy).") var dataDir: String?
     @Option(help: "Target repository path (repeatable; named after its folder).") var repo: [String] = []
     @Option(help: "Test command for --repo.") var testCommand: String?
@@ -51,6 +52,7 @@ struct Serve: ParsableCommand {
         if let tlsKey { configuration.tlsKey = tlsKey }
         if let value = `static` { configuration.staticDirectory = value }
         if let store { configuration.storeURL = store }
+        if let nodeId { configuration.nodeID = nodeId }
         if let dataDir { configuration.dataDirectory = dataDir }
         if !repo.isEmpty {
             guard let testCommand else { throw ValidationError("--repo needs --test-command") }

@@ -874,7 +874,13 @@ struct StoreContractTests {
         let store = try f.open()
         defer { store.close() }
         let seen = Locked<[String: Int64]>([:])
-        store.listen { topic, head in seen.withLock { $0[topic] = max($0[topic] ?? 0, head) } }
+        let resyncs = Locked(0)
+        store.listen { note in
+            switch note {
+            case .head(let topic, let head): seen.withLock { $0[topic] = max($0[topic] ?? 0, head) }
+            case .resync: resyncs.withLock { $0 += 1 }
+            }
+        }
         // Postgres: LISTEN is registered asynchronously by the listener thread; keep writing until heard.
         var heads: Int64 = 0
         try waitUntil("a notification arrives") {
@@ -886,11 +892,16 @@ struct StoreContractTests {
         #expect(seen.get["o"] == heads / 2)
         if kind == .postgres {
             // Kill the worker's and the listener's backends: both reconnect and notifications resume.
+            #expect(resyncs.get == 1)   // the first connection
             #expect(try f.killBackends() == 2)
             try waitUntil("notifications resume after the backends were killed") {
                 _ = try? store.sync { store.write(StoreWrite(events: [event("n")]), completion: $0) }
                 return (seen.get["n"] ?? 0) > heads
             }
+            // What was committed while the listener was away is not heard: it asks for a resync.
+            #expect(resyncs.get == 2)
+        } else {
+            #expect(resyncs.get == 0)
         }
     }
 

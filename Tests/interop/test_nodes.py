@@ -1,0 +1,206 @@
+"""Several `medic serve` nodes on one PostgreSQL (the throwaway cluster of scripts/postgres.sh, a fresh database per
+test): events committed on one node reach the subscribers of every node, gap-free and in order, the same bytes; a
+listener connection killed with pg_terminate_backend loses nothing (the node reads the store again after it
+reconnects); a client that saw more on another node is not refused as "beyond the head"."""
+import asyncio
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+import websockets
+
+from interop_support import binary, free_port, wait_for_port
+from medic_server import make_repo
+
+PSQL = "/usr/lib/postgresql/15/bin/psql"
+
+
+@pytest.fixture
+def pg_url():
+    base = os.environ.get("MEDIC_TEST_POSTGRES_URL")
+    if not base:
+        pytest.fail("MEDIC_TEST_POSTGRES_URL is not set: run through scripts/test.sh (it starts a throwaway PostgreSQL)")
+    return base.rsplit("/", 1)[0] + "/nodes_" + uuid.uuid4().hex[:12]
+
+
+def psql(url, sql):
+    out = subprocess.run([PSQL, "-X", "-A", "-t", "-d", url, "-c", sql], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+class Node:
+    def __init__(self, name, url, tmp_path, repo, script):
+        self.name, self.url = name, url
+        self.port = free_port()
+        self.data_dir = str(tmp_path / name)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.args = [binary("MEDIC_BIN"), "serve", "--no-demo", "--listen", f"127.0.0.1:{self.port}", "--store", url,
+                     "--data-dir", self.data_dir, "--node-id", name, "--repo", repo, "--test-command", "true",
+                     "--llm", f"scripted:{script}"]
+        self.log = open(os.path.join(self.data_dir, "serve.log"), "w")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def cluster(pg_url, tmp_path):
+    repo = make_repo(str(tmp_path / "repo"))
+    script = tmp_path / "script.json"
+    script.write_text('{"replies": []}')
+    nodes = []
+
+    def make(n):
+        for i in range(n):
+            nodes.append(Node(f"node{i + 1}", pg_url, tmp_path, repo, str(script)).start())
+        token = subprocess.run([binary("MEDIC_BIN"), "token", "create", "--name", "alice", "--role", "admin", "--store", pg_url],
+                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        return nodes, token
+
+    yield make
+    for node in nodes:
+        node.stop()
+
+
+class Client:
+    """A medic.v1 session: every event frame kept as text, per topic."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.frames = {}
+        self.acks = {}
+        self.n = 0
+        self.reader = asyncio.ensure_future(self.read())
+
+    @classmethod
+    async def open(cls, port, token):
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws", subprotocols=["medic.v1"], max_size=None)
+        await ws.send(json.dumps({"type": "hello", "id": "h", "token": token}))
+        welcome = json.loads(await ws.recv())
+        assert welcome["type"] == "welcome", welcome
+        return cls(ws)
+
+    async def read(self):
+        async for text in self.ws:
+            msg = json.loads(text)
+            if msg.get("type") == "event" and msg.get("seq") is not None:
+                self.frames.setdefault(msg["topic"], []).append(text)
+            elif msg.get("id"):
+                self.acks[msg["id"]] = msg
+
+    async def command(self, msg, timeout=15):
+        self.n += 1
+        cid = f"c{self.n}"
+        await self.ws.send(json.dumps({**msg, "id": cid}))
+        end = time.time() + timeout
+        while cid not in self.acks:
+            assert time.time() < end, f"no answer to {msg}"
+            await asyncio.sleep(0.02)
+        return self.acks.pop(cid)
+
+    def seqs(self, topic):
+        return [json.loads(f)["seq"] for f in self.frames.get(topic, [])]
+
+    async def close(self):
+        self.reader.cancel()
+        await self.ws.close()
+
+
+async def until(probe, timeout=20, what=""):
+    end = time.time() + timeout
+    while time.time() < end:
+        if probe():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out: {what}")
+
+
+def test_events_committed_on_one_node_reach_every_node_in_order(cluster):
+    nodes, token = cluster(3)
+
+    async def run():
+        clients = [await Client.open(node.port, token) for node in nodes]
+        for c in clients:
+            assert (await c.command({"type": "subscribe", "topic": "proposals", "since": 0}))["type"] == "ack"
+        ack = await clients[0].command({"type": "propose", "repo": "repo", "title": "Across nodes", "description": "d",
+                                        "changes": [{"path": "a.txt", "action": "create", "content": "a\n"}]})
+        pid = ack["proposal"]
+        topic = f"proposal:{pid}"
+        for c in clients:
+            assert (await c.command({"type": "subscribe", "topic": topic, "since": 0}))["type"] == "ack"
+        # The run (on node1, which took the command) ends awaiting review; every node's client sees it.
+        for c in clients:
+            await until(lambda c=c: any('"awaiting_review"' in f for f in c.frames.get(topic, [])), 60, "awaiting_review everywhere")
+        # Comments from node1 while the others watch: the same frames, byte for byte, in order, on every node.
+        for i in range(30):
+            assert (await clients[0].command({"type": "comment", "proposal": pid, "text": f"note {i}"}))["type"] == "ack"
+        head = max(clients[0].seqs(topic))
+        for c in clients:
+            await until(lambda c=c: c.seqs(topic)[-1:] == [head], 20, "every node reached the head")
+        for c in clients:
+            assert c.seqs(topic) == list(range(1, head + 1))
+            assert c.frames[topic] == clients[0].frames[topic]
+            assert c.frames["proposals"] == clients[0].frames["proposals"]
+        # A client that saw the head on node1 resumes on node3 from there (not refused as beyond the head).
+        late = await Client.open(nodes[2].port, token)
+        assert (await late.command({"type": "subscribe", "topic": topic, "since": head}))["type"] == "ack"
+        for c in clients + [late]:
+            await c.close()
+
+    asyncio.run(run())
+
+
+def test_a_killed_listener_connection_loses_no_event(cluster, pg_url):
+    nodes, token = cluster(2)
+
+    async def run():
+        writer = await Client.open(nodes[0].port, token)
+        watcher = await Client.open(nodes[1].port, token)
+        ack = await writer.command({"type": "propose", "repo": "repo", "title": "Listener", "description": "d",
+                                    "changes": [{"path": "b.txt", "action": "create", "content": "b\n"}]})
+        topic = f"proposal:{ack['proposal']}"
+        await watcher.command({"type": "subscribe", "topic": topic, "since": 0})
+        await until(lambda: len(watcher.seqs(topic)) >= 3, 30, "first events on node2")
+        await until(lambda: '"awaiting_review"' in "".join(watcher.frames.get(topic, [])), 60, "the run ended")
+        # node2's listener backend is terminated and kept out (the database takes no new connection; those open
+        # stay) while node1 writes: every notification of those writes is lost for node2.
+        admin_url = pg_url.rsplit("/", 1)[0] + "/postgres"
+        database = pg_url.rsplit("/", 1)[1]
+        psql(admin_url, f"ALTER DATABASE {database} WITH ALLOW_CONNECTIONS false")
+        try:
+            killed = psql(admin_url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                     "WHERE application_name = 'medic:node2-listen'")
+            assert killed == "1", killed
+            before = len(watcher.seqs(topic))
+            for i in range(40):
+                await writer.command({"type": "comment", "proposal": ack["proposal"], "text": f"while away {i}"})
+            await asyncio.sleep(1.0)
+            assert len(watcher.seqs(topic)) == before, "node2 heard writes its listener could not have heard"
+        finally:
+            psql(admin_url, f"ALTER DATABASE {database} WITH ALLOW_CONNECTIONS true")
+        # The listener reconnects, reads the head again and fetches what it missed: no gap, no repeat.
+        head = int(psql(pg_url, f"SELECT head FROM topic_heads WHERE topic = '{topic}'"))
+        await until(lambda: watcher.seqs(topic)[-1:] == [head], 30, "node2 caught up after its listener reconnected")
+        assert watcher.seqs(topic) == list(range(1, head + 1))
+        # It reconnected (a new listener backend) and said so in its metrics.
+        assert psql(pg_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'medic:node2-listen'") == "1"
+        metrics = subprocess.run(["curl", "-s", f"http://127.0.0.1:{nodes[1].port}/metrics"], capture_output=True, text=True).stdout
+        resyncs = [line for line in metrics.splitlines() if line.startswith("medic_node_resyncs_total ")]
+        assert resyncs and int(resyncs[0].split()[1]) >= 2, resyncs
+        await writer.close()
+        await watcher.close()
+
+    asyncio.run(run())
