@@ -362,8 +362,9 @@ final class TopicState<Frame> {
             return []
         }
         presence[principal] = nil
-        let to = allSubscribers
-        return to.isEmpty ? [] : [.presenceChanged(topic: topic, members: members(), to: to)]
+        // Reported even when nobody here is left to tell: the executor may share the topic's members elsewhere
+        // (other nodes, App+Nodes.swift); it sends frames only to `to`.
+        return [.presenceChanged(topic: topic, members: members(), to: allSubscribers)]
     }
 }
 

@@ -72,8 +72,8 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
     /// too, so notifications raise it and a listener reconnect empties it (App+Nodes.swift); a subscribe whose
     /// `since` is beyond it reads the store before refusing.
     var heads: [String: Int64] = [:]
-    /// Following other nodes' commits (`followOtherNodes`).
-    var followingNodes = false
+    /// This node among the nodes sharing the store (`joinCluster`, App+Nodes.swift); nil before it joined.
+    var cluster: ClusterState?
     /// Topics being caught up from the store after another node's commit → the highest head announced meanwhile.
     var remoteFetches: [String: Int64] = [:]
     /// Store writes submitted by `commit` and not yet completed.
@@ -491,8 +491,12 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
                 logger.error("replay failed", metadata: ["topic": "\(topic)", "error": "\(message)"])
                 sendTo(sub, ServerMessage.error(id: nil, code: .storeUnavailable, message: message))
             case .presenceChanged(let topic, let members, let to):
-                let frame = Self.frame(ServerMessage.presence(topic: topic, members: members))
-                for sub in to { deliver(frame, to: sub) }
+                if cluster?.shared == true {
+                    noteLocalPresence(topic: topic, members: members, to: to)   // the union over the nodes
+                } else {
+                    let frame = Self.frame(ServerMessage.presence(topic: topic, members: members))
+                    for sub in to { deliver(frame, to: sub) }
+                }
             }
         }
     }

@@ -102,9 +102,8 @@ public final class MedicServer {
         if let bugs, let pipeline { monitor.follow(bugs: bugs, pipeline: pipeline) }
         self.monitor = monitor
         _ = loop.schedule(afterNanoseconds: 0) { [weak monitor] in monitor?.start() }
+        app.register(ClusterFeature(app: app))
         for feature in try extraFeatures(app) { app.register(feature) }
-        // Several nodes on one PostgreSQL: the others' events reach this node's subscribers (App+Nodes.swift).
-        app.followOtherNodes()
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet
         // (as in `Store.open`), and a failed or colliding migration stops startup with its reason.
         let featureMigrations = app.features.migrations
@@ -131,6 +130,9 @@ public final class MedicServer {
                 listeners.append(("https", SocketAddressSpec(host: spec.host, port: port)))
             }
         }
+        // Several nodes on one PostgreSQL: the others' events and presence reach this node (App+Nodes.swift).
+        let address = listeners.first.map { "\($0.scheme)://\($0.address.host):\($0.address.port)" } ?? ""
+        app.joinCluster(nodeID: configuration.nodeID ?? App.defaultNodeID(), address: address)
     }
 
     /// Creates an admin named "admin" with a fresh token when no live admin exists; returns the token.

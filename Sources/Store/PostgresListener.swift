@@ -13,6 +13,8 @@ import Logging
 final class PostgresListener: @unchecked Sendable {
     /// The channel the worker NOTIFYs.
     static let channel = "medic_events"
+    /// The channel presence changes are announced on (payload: the topic).
+    static let presenceChannel = "medic_presence"
 
     private let url: String
     private let options: PostgresOptions
@@ -75,6 +77,7 @@ final class PostgresListener: @unchecked Sendable {
             do throws(StoreError) {
                 let conn = try PostgresConnection(url: url, options: options)
                 try conn.execute("LISTEN \(Self.channel)")
+                try conn.execute("LISTEN \(Self.presenceChannel)")
                 delay = retry.initialReconnectDelay
                 // Listening now: whatever was sent before (while disconnected, or before the first connect)
                 // was not heard — the handlers read the heads they care about from the store.
@@ -104,7 +107,12 @@ final class PostgresListener: @unchecked Sendable {
             }
             while let note = PQnotifies(pg) {
                 let payload = String(cString: note.pointee.extra)
+                let channel = String(cString: note.pointee.relname)
                 PQfreemem(note)
+                if channel == Self.presenceChannel {
+                    deliver(.presence(topic: payload))
+                    continue
+                }
                 // "topic seq": topics never contain spaces in Medic, but split at the last one to be safe.
                 guard let space = payload.lastIndex(of: " "), let head = Int64(payload[payload.index(after: space)...])
                 else { continue }

@@ -130,6 +130,16 @@ let migrations: [Migration] = [
         CREATE VIEW medic_fingerprints AS SELECT id, service, key, total, first_seen, last_seen FROM monitor_fingerprints;
         """
     },
+    // Several nodes on one store: each node's heartbeat, and each node's members of each presence topic (the union
+    // over live nodes is the topic's presence).
+    Migration(version: 8, name: "nodes and presence") { _ in
+        """
+        CREATE TABLE nodes (
+            id TEXT PRIMARY KEY, address TEXT NOT NULL, started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL);
+        CREATE TABLE presence (
+            node TEXT NOT NULL, topic TEXT NOT NULL, members TEXT NOT NULL, PRIMARY KEY (node, topic));
+        """
+    },
 ]
 
 /// The store's own migrations followed by `extra` (features' tables), in the order they are applied:

@@ -347,6 +347,33 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.revokePrincipal(name: name, on: c) }
     }
 
+    // MARK: Nodes and presence
+
+    /// This node's heartbeat; answers every node sharing the store, this one first (see `StoreOperations.heartbeat`).
+    public func heartbeat(
+        _ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, completion: @escaping @Sendable (Result<[NodeRow], StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in try StoreOperations.heartbeat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c) }
+    }
+
+    /// Replaces this node's members of topics (JSON arrays; "" deletes), notifying the other nodes.
+    public func setPresence(node: String, members: [(topic: String, json: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        let copy = members.map { Pair(topic: $0.topic, json: $0.json) }
+        run(completion) { c throws(StoreError) in try StoreOperations.setPresence(node: node, members: copy.map { ($0.topic, $0.json) }, on: c) }
+    }
+
+    /// Every node's members of a topic (node, JSON array).
+    public func presence(topic: String, completion: @escaping @Sendable (Result<[PresenceRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.presence(topic: topic, on: c).map { PresenceRow(node: $0.node, json: $0.json) } }
+    }
+
+    /// Forgets every presence row of a node.
+    public func clearPresence(node: String, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.clearPresence(node: node, on: c) }
+    }
+
+    private struct Pair: Sendable { var topic: String; var json: String }
+
     // MARK: Notifications
 
     /// Registers `handler` for what other writers (other nodes) committed.

@@ -640,6 +640,55 @@ enum StoreOperations {
         }
     }
 
+    // MARK: Nodes and presence
+
+    /// Upserts this node's heartbeat (keeping its first `started_at` of this run), deletes the rows of nodes silent
+    /// for longer than `forgetAfter` ms and the presence rows of nodes silent longer than `deadAfter` ms; answers
+    /// every node's row, this one first.
+    static func heartbeat(_ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, on c: any SQLConnection) throws(StoreError) -> [NodeRow] {
+        try transaction(c) { () throws(StoreError) in
+            try c.query(
+                """
+                INSERT INTO nodes (id, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (id) DO UPDATE SET address = excluded.address, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+                """, [.text(node.id), .text(node.address), .int(node.startedAt), .int(node.heartbeatAt)])
+            try c.query("DELETE FROM nodes WHERE heartbeat_at < $1", [.int(node.heartbeatAt - forgetAfter)])
+            try c.query(
+                "DELETE FROM presence WHERE node <> $1 AND node NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)",
+                [.text(node.id), .int(node.heartbeatAt - deadAfter)])
+            return try c.query("SELECT id, address, started_at, heartbeat_at FROM nodes ORDER BY id", []).map {
+                NodeRow(id: $0[0].text, address: $0[1].text, startedAt: $0[2].int, heartbeatAt: $0[3].int)
+            }.sorted { a, b in (a.id == node.id) != (b.id == node.id) ? a.id == node.id : a.id < b.id }
+        }
+    }
+
+    /// Replaces `node`'s members of each topic (JSON arrays; an empty string deletes the row), and NOTIFYs
+    /// `medic_presence` with each topic on PostgreSQL (delivered only if the transaction commits).
+    static func setPresence(node: String, members: [(topic: String, json: String)], on c: any SQLConnection) throws(StoreError) {
+        try transaction(c) { () throws(StoreError) in
+            for (topic, json) in members {
+                if json.isEmpty {
+                    try c.query("DELETE FROM presence WHERE node = $1 AND topic = $2", [.text(node), .text(topic)])
+                } else {
+                    try c.query(
+                        "INSERT INTO presence (node, topic, members) VALUES ($1, $2, $3) ON CONFLICT (node, topic) DO UPDATE SET members = excluded.members",
+                        [.text(node), .text(topic), .text(json)])
+                }
+                if c.dialect == .postgres { try c.query("SELECT pg_notify('medic_presence', $1)", [.text(topic)]) }
+            }
+        }
+    }
+
+    /// Every node's members of `topic` (node → JSON array), this node's included.
+    static func presence(topic: String, on c: any SQLConnection) throws(StoreError) -> [(node: String, json: String)] {
+        try c.query("SELECT node, members FROM presence WHERE topic = $1 ORDER BY node", [.text(topic)]).map { ($0[0].text, $0[1].text) }
+    }
+
+    /// Deletes every presence row of `node` (a node starting again under the same name: its old members are gone).
+    static func clearPresence(node: String, on c: any SQLConnection) throws(StoreError) {
+        try c.query("DELETE FROM presence WHERE node = $1", [.text(node)])
+    }
+
     /// Runs `body` in a transaction of its own, rolling back on error.
     static func transaction<T>(_ c: any SQLConnection, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         try c.begin()

@@ -442,6 +442,32 @@ public struct ProposalFigures: Sendable, Equatable {
 public enum StoreNotification: Sendable, Equatable {
     /// `topic` has committed events up to `head` (from any writer, this one included).
     case head(topic: String, head: Int64)
+    /// Another node changed its members of `topic`'s presence (PostgreSQL only).
+    case presence(topic: String)
     /// The listener (re)connected: notifications may have been missed; read the heads of interest.
     case resync
+}
+
+/// One node sharing the store: its name, where it listens, when it started and last said it is alive (ms).
+public struct NodeRow: Sendable, Equatable {
+    public var id: String
+    public var address: String
+    public var startedAt: Int64
+    public var heartbeatAt: Int64
+    public init(id: String, address: String, startedAt: Int64, heartbeatAt: Int64) {
+        self.id = id
+        self.address = address
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+    }
+}
+
+/// One node's members of a presence topic, as stored (a JSON array of `{principal, role, since}`).
+public struct PresenceRow: Sendable, Equatable {
+    public var node: String
+    public var json: String
+    public init(node: String, json: String) {
+        self.node = node
+        self.json = json
+    }
 }

@@ -879,6 +879,7 @@ struct StoreContractTests {
             switch note {
             case .head(let topic, let head): seen.withLock { $0[topic] = max($0[topic] ?? 0, head) }
             case .resync: resyncs.withLock { $0 += 1 }
+            case .presence: break
             }
         }
         // Postgres: LISTEN is registered asynchronously by the listener thread; keep writing until heard.
@@ -902,6 +903,41 @@ struct StoreContractTests {
             #expect(resyncs.get == 2)
         } else {
             #expect(resyncs.get == 0)
+        }
+    }
+
+    @Test("nodes: heartbeats, presence rows per node, a dead node's rows deleted", arguments: BackendKind.all)
+    func nodesAndPresence(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let heard = Locked<[String]>([])
+        store.listen { note in if case .presence(let topic) = note { heard.withLock { $0.append(topic) } } }
+        func beat(_ id: String, at t: Int64) throws -> [NodeRow] {
+            try store.sync { store.heartbeat(NodeRow(id: id, address: "http://\(id)", startedAt: 1, heartbeatAt: t), deadAfter: 10_000, forgetAfter: 100_000, completion: $0) }
+        }
+        #expect(try beat("b", at: 1_000).map(\.id) == ["b"])
+        #expect(try beat("a", at: 2_000).map(\.id) == ["a", "b"])          // this node first, then by name
+        #expect(try beat("b", at: 3_000).map(\.id) == ["b", "a"])
+        try store.sync { store.setPresence(node: "a", members: [("proposal:p1", #"[{"principal":"ann","role":"admin","since":5}]"#)], completion: $0) }
+        try store.sync { store.setPresence(node: "b", members: [("proposal:p1", #"[{"principal":"bob","role":"viewer","since":6}]"#), ("proposal:p2", "[]")], completion: $0) }
+        #expect(try store.sync { store.presence(topic: "proposal:p1", completion: $0) }.map(\.node) == ["a", "b"])
+        // An empty string deletes the node's row.
+        try store.sync { store.setPresence(node: "b", members: [("proposal:p2", "")], completion: $0) }
+        #expect(try store.sync { store.presence(topic: "proposal:p2", completion: $0) }.isEmpty)
+        // "a" falls silent: b's heartbeat after deadAfter deletes a's presence (not its node row, until forgetAfter).
+        let nodes = try beat("b", at: 2_000 + 10_001)
+        #expect(nodes.map(\.id) == ["b", "a"] && nodes[1].heartbeatAt == 2_000)
+        #expect(try store.sync { store.presence(topic: "proposal:p1", completion: $0) }.map(\.node) == ["b"])
+        #expect(try beat("b", at: 2_000 + 100_001).map(\.id) == ["b"])
+        try store.sync { store.clearPresence(node: "b", completion: $0) }
+        #expect(try store.sync { store.presence(topic: "proposal:p1", completion: $0) }.isEmpty)
+        if kind == .postgres {
+            // Presence changes are announced to every node (this one included) once committed.
+            try waitUntil("a presence notification arrives") {
+                try store.sync { store.setPresence(node: "c", members: [("proposal:p9", "[]")], completion: $0) }
+                return heard.get.contains("proposal:p9")
+            }
         }
     }
 

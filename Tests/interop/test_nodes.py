@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -66,9 +68,13 @@ def cluster(pg_url, tmp_path):
     def make(n):
         for i in range(n):
             nodes.append(Node(f"node{i + 1}", pg_url, tmp_path, repo, str(script)).start())
-        token = subprocess.run([binary("MEDIC_BIN"), "token", "create", "--name", "alice", "--role", "admin", "--store", pg_url],
-                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        return nodes, token
+        return nodes, token_for("alice", "admin")
+
+    def token_for(name, role):
+        return subprocess.run([binary("MEDIC_BIN"), "token", "create", "--name", name, "--role", role, "--store", pg_url],
+                              check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+    make.token = token_for
 
     yield make
     for node in nodes:
@@ -81,6 +87,7 @@ class Client:
     def __init__(self, ws):
         self.ws = ws
         self.frames = {}
+        self.presence = {}
         self.acks = {}
         self.n = 0
         self.reader = asyncio.ensure_future(self.read())
@@ -94,10 +101,18 @@ class Client:
         return cls(ws)
 
     async def read(self):
+        try:
+            await self.read_frames()
+        except websockets.ConnectionClosed:
+            self.closed = True   # its node died (the tests kill nodes)
+
+    async def read_frames(self):
         async for text in self.ws:
             msg = json.loads(text)
             if msg.get("type") == "event" and msg.get("seq") is not None:
                 self.frames.setdefault(msg["topic"], []).append(text)
+            elif msg.get("type") == "presence":
+                self.presence[msg["topic"]] = sorted(m["principal"] for m in msg["members"])
             elif msg.get("id"):
                 self.acks[msg["id"]] = msg
 
@@ -202,5 +217,63 @@ def test_a_killed_listener_connection_loses_no_event(cluster, pg_url):
         assert resyncs and int(resyncs[0].split()[1]) >= 2, resyncs
         await writer.close()
         await watcher.close()
+
+    asyncio.run(run())
+
+
+def rest(node, path, token):
+    req = urllib.request.Request(f"http://127.0.0.1:{node.port}{path}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_presence_spans_the_nodes_and_a_dead_nodes_members_disappear(cluster):
+    nodes, alice = cluster(3)
+    bob = cluster.token("bob", "viewer")
+    carol = cluster.token("carol", "viewer")
+    # Every node knows the others through their heartbeats.
+    end = time.time() + 15
+    while time.time() < end and sum(n["alive"] for n in rest(nodes[0], "/api/v1/cluster", alice)["nodes"]) < 3:
+        time.sleep(0.2)
+    view = rest(nodes[0], "/api/v1/cluster", alice)
+    assert view["node"] == "node1" and view["shared"] is True
+    assert sorted(n["id"] for n in view["nodes"] if n["alive"]) == ["node1", "node2", "node3"]
+    assert [n["id"] for n in view["nodes"] if n["self"]] == ["node1"]
+    # Viewers may not read it.
+    try:
+        rest(nodes[0], "/api/v1/cluster", bob)
+        raise AssertionError("a viewer read the cluster")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+
+    async def run():
+        a1 = await Client.open(nodes[0].port, alice)
+        ack = await a1.command({"type": "propose", "repo": "repo", "title": "Presence", "description": "d",
+                                "changes": [{"path": "c.txt", "action": "create", "content": "c\n"}]})
+        topic = f"proposal:{ack['proposal']}"
+        await a1.command({"type": "subscribe", "topic": topic, "since": 0})
+        b2 = await Client.open(nodes[1].port, bob)
+        await b2.command({"type": "subscribe", "topic": topic, "since": 0})
+        a2 = await Client.open(nodes[1].port, alice)             # alice on two nodes counts once
+        await a2.command({"type": "subscribe", "topic": topic, "since": 0})
+        c3 = await Client.open(nodes[2].port, carol)
+        await c3.command({"type": "subscribe", "topic": topic, "since": 0})
+        for c in (a1, b2, a2, c3):
+            await until(lambda c=c: c.presence.get(topic) == ["alice", "bob", "carol"], 15, f"presence everywhere: {c.presence}")
+        # carol leaves (node3 stays up): gone everywhere.
+        await c3.command({"type": "unsubscribe", "topic": topic})
+        for c in (a1, b2):
+            await until(lambda c=c: c.presence.get(topic) == ["alice", "bob"], 15, f"carol left: {c.presence}")
+        # node2 dies with kill -9: bob (only there) disappears from node1's presence within the documented time;
+        # alice stays (she is on node1 too).
+        killed_at = time.time()
+        nodes[1].proc.kill()
+        nodes[1].proc.wait(timeout=10)
+        await until(lambda: a1.presence.get(topic) == ["alice"], 25, f"bob stayed after node2 died: {a1.presence}")
+        assert time.time() - killed_at <= 10 + 2 + 3   # dead after 10 s, seen at the next 2 s heartbeat, slack
+        view = rest(nodes[0], "/api/v1/cluster", alice)
+        assert [n["id"] for n in view["nodes"] if not n["alive"]] == ["node2"]
+        for c in (a1, c3):
+            await c.close()
 
     asyncio.run(run())
