@@ -5,7 +5,7 @@ set -euo pipefail
 mode=${1:-test}
 packages=(pkg-config git libssl-dev libpq-dev libcurl4-openssl-dev libsqlite3-dev zlib1g-dev bubblewrap universal-ctags python3 ca-certificates)
 if [ "$mode" = test ]; then
-  packages+=(postgresql python3-venv chromium chromium-driver procps curl openssl sqlite3)
+  packages+=(postgresql python3-venv chromium chromium-driver procps curl openssl sqlite3 haproxy)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -277,3 +277,95 @@ def test_presence_spans_the_nodes_and_a_dead_nodes_members_disappear(cluster):
             await c.close()
 
     asyncio.run(run())
+
+
+HAPROXY_CFG = os.path.join(os.path.dirname(__file__), "..", "..", "config", "haproxy.cfg")
+
+
+def start_haproxy(tmp_path, nodes):
+    """config/haproxy.cfg as the README gives it, its ports rewritten to the test's."""
+    port = free_port()
+    with open(HAPROXY_CFG) as f:
+        cfg = f.read()
+    assert "bind 127.0.0.1:8080" in cfg
+    cfg = cfg.replace("bind 127.0.0.1:8080", f"bind 127.0.0.1:{port}")
+    for i, node in enumerate(nodes, start=1):
+        assert f"server node{i} 127.0.0.1:808{i} check" in cfg
+        cfg = cfg.replace(f"server node{i} 127.0.0.1:808{i} check", f"server node{i} 127.0.0.1:{node.port} check")
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(cfg)
+    check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return port, proc
+
+
+class Follower:
+    """A client of the balancer that follows one topic and, when its connection drops, reconnects through the
+    balancer and resumes from the last seq it has (as the page does)."""
+
+    def __init__(self, port, token, topic):
+        self.port, self.token, self.topic = port, token, topic
+        self.seqs = []
+        self.reconnects = 0
+        self.task = asyncio.ensure_future(self.run())
+
+    async def run(self):
+        while True:
+            try:
+                async with websockets.connect(f"ws://127.0.0.1:{self.port}/ws", subprotocols=["medic.v1"], open_timeout=5) as ws:
+                    await ws.send(json.dumps({"type": "hello", "id": "h", "token": self.token}))
+                    await ws.send(json.dumps({"type": "subscribe", "id": "s", "topic": self.topic,
+                                              "since": self.seqs[-1] if self.seqs else 0}))
+                    async for text in ws:
+                        msg = json.loads(text)
+                        if msg.get("type") == "event" and msg.get("topic") == self.topic and msg.get("seq") is not None:
+                            self.seqs.append(msg["seq"])
+            except (OSError, websockets.WebSocketException, asyncio.TimeoutError):
+                pass
+            self.reconnects += 1
+            await asyncio.sleep(0.2)
+
+
+def open_connections(node):
+    text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{node.port}/metrics"], capture_output=True, text=True, timeout=10).stdout
+    return int(float(next(line.split()[1] for line in text.splitlines() if line.startswith("medic_connections_open "))))
+
+
+def test_through_haproxy_clients_spread_over_the_nodes_and_survive_a_kill_9(cluster, tmp_path):
+    nodes, alice = cluster(3)
+    port, haproxy = start_haproxy(tmp_path, nodes)
+    try:
+        async def run():
+            owner = await Client.open(nodes[0].port, alice)
+            ack = await owner.command({"type": "propose", "repo": "repo", "title": "Balanced", "description": "d",
+                                       "changes": [{"path": "d.txt", "action": "create", "content": "d\n"}]})
+            topic = f"proposal:{ack['proposal']}"
+            followers = [Follower(port, alice, topic) for _ in range(9)]
+            await until(lambda: all(f.seqs for f in followers), 30, "every follower got events")
+            # leastconn spread them: every node holds some (node1 also holds the owner's own connection).
+            counts = [open_connections(n) for n in nodes]
+            assert all(c >= 2 for c in counts), counts
+            for i in range(20):
+                await owner.command({"type": "comment", "proposal": ack["proposal"], "text": f"before {i}"})
+            # node3 dies; its followers reconnect through the balancer to the others and resume.
+            nodes[2].proc.kill()
+            nodes[2].proc.wait(timeout=10)
+            for i in range(20):
+                await owner.command({"type": "comment", "proposal": ack["proposal"], "text": f"after {i}"})
+                await asyncio.sleep(0.05)
+            head = (await owner.command({"type": "subscribe", "topic": topic, "since": 0}))["head"]
+            await until(lambda: all(f.seqs and f.seqs[-1] == head for f in followers), 30,
+                        f"followers caught up to {head}: {[f.seqs[-1:] for f in followers]}")
+            for f in followers:
+                assert f.seqs == list(range(1, head + 1)), f.seqs   # no gap, no repeat, across the reconnect
+            assert sum(f.reconnects for f in followers) >= 1, "nobody was on node3"
+            for f in followers:
+                f.task.cancel()
+            await owner.close()
+
+        asyncio.run(run())
+    finally:
+        haproxy.kill()
+        haproxy.wait(timeout=10)
