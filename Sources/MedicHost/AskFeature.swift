@@ -26,7 +26,7 @@ public final class AskFeature: Feature {
             sink: publisher, store: store, loop: loop, sources: sources, model: model, clock: clock, searchRepo: configuration.repositories.first?.name,
             logger: logger)
         service.search = search
-        try service.recover()
+        try service.recover(interruptThinking: configuration.nodesAliveAtStart.isEmpty)
     }
 
     deinit { sources.closeAll() }

@@ -98,8 +98,9 @@ public final class AskService {
 
     /// At startup (blocking; before the loop runs): the figures, and every ask that was thinking is failed
     /// ("interrupted by a restart") once the loop runs.
-    func recover() throws {
+    func recover(interruptThinking: Bool = true) throws {
         counts = try store.sync { store.workflowCounts(kind: "ask", completion: $0) }
+        guard interruptThinking else { return }   // other nodes are running: their asks are theirs
         let rows = try store.sync { store.workflows(kind: "ask", statuses: [AskRecord.Status.thinking.rawValue], completion: $0) }
         for row in rows {
             guard let record = AskRecord.load(row.doc) else { continue }

@@ -137,7 +137,7 @@ public final class BugService {
             guard let runtime = makeRuntime(row) else { continue }
             figures.count(runtime.machine, createdAt: row.createdAt, sign: 1)
             let status = runtime.machine.status
-            guard status.isBusy else { continue }
+            guard status.isBusy, configuration.nodesAliveAtStart.isEmpty else { continue }   // others' work is theirs
             runtimes[runtime.id] = runtime
             executors.clock.schedule(afterNanoseconds: 0) { [weak self] in
                 self?.feed(runtime, .interrupted(reason: "the server restarted while the bug was \(status.rawValue)"))

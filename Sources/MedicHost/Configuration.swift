@@ -155,6 +155,11 @@ public struct MedicConfiguration: Sendable {
     /// at most 64): its database connections are named `medic:<node>` (and `medic:<node>-listen`). SQLite is one
     /// node only: the name is then ignored, with a warning at startup.
     public var nodeID: String?
+    /// Other nodes that were alive on the shared store when this one started (set by `MedicServer`). While there
+    /// are any, startup leaves busy proposals, bugs and asks alone — they may be running on those nodes — instead
+    /// of marking them interrupted (work leases, which would let a live node take over a dead one's work, are not
+    /// built yet: README, "Several nodes").
+    public var nodesAliveAtStart: [String] = []
     public var repositories: [RepositoryConfig] = []
     /// Databases asks may read (besides Medic's own store, the source `medic`).
     public var sources: [SourceConfig] = []

@@ -37,7 +37,7 @@ public final class MedicServer {
         configuration: MedicConfiguration, loop: EventLoop, logger: Logger, withPipeline: Bool = true,
         extraFeatures: (App) throws -> [any Feature] = { _ in [] }
     ) throws {
-        self.configuration = configuration
+        var configuration = configuration
         try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         var storeOptions = Store.Options()
         if let node = configuration.nodeID {
@@ -50,7 +50,18 @@ public final class MedicServer {
                 logger.warning("--node-id \(node) is ignored: a SQLite store is one node only (several nodes share a PostgreSQL store: --store postgres://…)")
             }
         }
-        store = try Store.open(url: configuration.effectiveStoreURL, logger: logger, options: storeOptions)
+        let store = try Store.open(url: configuration.effectiveStoreURL, logger: logger, options: storeOptions)
+        self.store = store
+        let nodeID = configuration.nodeID ?? App.defaultNodeID()
+        if store.isShared {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let nodes = (try? store.sync { store.nodes(completion: $0) }) ?? []
+            configuration.nodesAliveAtStart = nodes.filter { $0.id != nodeID && $0.heartbeatAt >= now - App.deadAfterMs }.map(\.id)
+            if !configuration.nodesAliveAtStart.isEmpty {
+                logger.info("joining live nodes \(configuration.nodesAliveAtStart) as \(nodeID): their busy work stays theirs (nothing is marked interrupted)")
+            }
+        }
+        self.configuration = configuration
         app = App(loop: loop, store: store, configuration: configuration, logger: logger)
         var serverConfiguration = ServerConfiguration()
         serverConfiguration.maxQueuedBytes = 8 << 20
@@ -132,7 +143,7 @@ public final class MedicServer {
         }
         // Several nodes on one PostgreSQL: the others' events and presence reach this node (App+Nodes.swift).
         let address = listeners.first.map { "\($0.scheme)://\($0.address.host):\($0.address.port)" } ?? ""
-        app.joinCluster(nodeID: configuration.nodeID ?? App.defaultNodeID(), address: address)
+        app.joinCluster(nodeID: nodeID, address: address)
     }
 
     /// Creates an admin named "admin" with a fresh token when no live admin exists; returns the token.

@@ -163,7 +163,8 @@ public final class PipelineService {
     /// proposals and starts the eviction sweep.
     func recover() throws {
         figures = try records.figures(passingStatuses: ProposalStatus.allCases.filter(\.hasPassingTests).map(\.rawValue))
-        let busy = try records.loadAll(statuses: ProposalStatus.allCases.filter(\.isBusy).map(\.rawValue))
+        // Other nodes are running: their busy proposals are not ours to interrupt.
+        let busy = configuration.nodesAliveAtStart.isEmpty ? try records.loadAll(statuses: ProposalStatus.allCases.filter(\.isBusy).map(\.rawValue)) : []
         for stored in busy {
             guard let runtime = makeRuntime(stored) else { continue }
             runtimes[runtime.id] = runtime

@@ -356,6 +356,11 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.heartbeat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c) }
     }
 
+    /// Every node that shares the store (or did within the last hour), by name.
+    public func nodes(completion: @escaping @Sendable (Result<[NodeRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.nodes(on: c) }
+    }
+
     /// Replaces this node's members of topics (JSON arrays; "" deletes), notifying the other nodes.
     public func setPresence(node: String, members: [(topic: String, json: String)], completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
         let copy = members.map { Pair(topic: $0.topic, json: $0.json) }

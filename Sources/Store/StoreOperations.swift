@@ -662,6 +662,13 @@ enum StoreOperations {
         }
     }
 
+    /// Every node's row, by name.
+    static func nodes(on c: any SQLConnection) throws(StoreError) -> [NodeRow] {
+        try c.query("SELECT id, address, started_at, heartbeat_at FROM nodes ORDER BY id", []).map {
+            NodeRow(id: $0[0].text, address: $0[1].text, startedAt: $0[2].int, heartbeatAt: $0[3].int)
+        }
+    }
+
     /// Replaces `node`'s members of each topic (JSON arrays; an empty string deletes the row), and NOTIFYs
     /// `medic_presence` with each topic on PostgreSQL (delivered only if the transaction commits).
     static func setPresence(node: String, members: [(topic: String, json: String)], on c: any SQLConnection) throws(StoreError) {

@@ -35,13 +35,13 @@ def psql(url, sql):
 
 
 class Node:
-    def __init__(self, name, url, tmp_path, repo, script):
+    def __init__(self, name, url, tmp_path, repo, script, test_command="true"):
         self.name, self.url = name, url
         self.port = free_port()
         self.data_dir = str(tmp_path / name)
         os.makedirs(self.data_dir, exist_ok=True)
         self.args = [binary("MEDIC_BIN"), "serve", "--no-demo", "--listen", f"127.0.0.1:{self.port}", "--store", url,
-                     "--data-dir", self.data_dir, "--node-id", name, "--repo", repo, "--test-command", "true",
+                     "--data-dir", self.data_dir, "--node-id", name, "--repo", repo, "--test-command", test_command,
                      "--llm", f"scripted:{script}"]
         self.log = open(os.path.join(self.data_dir, "serve.log"), "w")
         self.proc = None
@@ -64,11 +64,14 @@ def cluster(pg_url, tmp_path):
     script = tmp_path / "script.json"
     script.write_text('{"replies": []}')
     nodes = []
+    tokens = []
 
-    def make(n):
-        for i in range(n):
-            nodes.append(Node(f"node{i + 1}", pg_url, tmp_path, repo, str(script)).start())
-        return nodes, token_for("alice", "admin")
+    def make(n, test_command="true"):
+        for _ in range(n):
+            nodes.append(Node(f"node{len(nodes) + 1}", pg_url, tmp_path, repo, str(script), test_command).start())
+        if not tokens:
+            tokens.append(token_for("alice", "admin"))
+        return nodes, tokens[0]
 
     def token_for(name, role):
         return subprocess.run([binary("MEDIC_BIN"), "token", "create", "--name", name, "--role", role, "--store", pg_url],
@@ -369,3 +372,23 @@ def test_through_haproxy_clients_spread_over_the_nodes_and_survive_a_kill_9(clus
     finally:
         haproxy.kill()
         haproxy.wait(timeout=10)
+
+
+def test_a_node_joining_live_nodes_leaves_their_busy_work_alone(cluster):
+    # Until work leases exist, a starting node marks busy work interrupted only when no other node is alive.
+    nodes, alice = cluster(1, test_command="sleep 4")
+
+    async def run():
+        c = await Client.open(nodes[0].port, alice)
+        ack = await c.command({"type": "propose", "repo": "repo", "title": "Busy", "description": "d",
+                               "changes": [{"path": "e.txt", "action": "create", "content": "e\n"}]})
+        topic = f"proposal:{ack['proposal']}"
+        await c.command({"type": "subscribe", "topic": topic, "since": 0})
+        await until(lambda: any('"testing"' in f for f in c.frames.get(topic, [])), 30, "node1 is testing")
+        await asyncio.sleep(2.5)   # node1's heartbeat is in the store
+        cluster(1)                 # node2 starts while node1 tests
+        await until(lambda: any('"awaiting_review"' in f for f in c.frames.get(topic, [])), 30, "node1 finished its run")
+        assert not any('"interrupted"' in f for f in c.frames[topic]), "node2 interrupted node1's work"
+        await c.close()
+
+    asyncio.run(run())
