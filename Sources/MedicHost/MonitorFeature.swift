@@ -105,6 +105,12 @@ public final class MonitorFeature: Feature {
                 case .rateLimited(let seconds):
                     let error = ProtocolError(code: .rateLimited, message: "over \(monitor.configuration.maxLinesPerSecond) lines per second; retry after \(seconds) s")
                     call.app.respondJSON(429, error.restBody, extraHeaders: [("Retry-After", String(seconds))], on: call.connection)
+                case .tooManyLines(let lines, let max):
+                    // No Retry-After: waiting never makes it fit.
+                    call.app.respondError(ProtocolError(
+                        code: .tooLarge,
+                        message: "the body has \(lines) lines (blank ones included), more than the \(max) of monitor.ingest.burst_lines: it can never fit the rate; split it into bodies of at most \(max) lines"),
+                        on: call.connection)
                 }
             },
             RESTRoute("GET", "api/v1/monitor", roles: [.admin, .viewer, .bot]) { call in

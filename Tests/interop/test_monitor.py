@@ -104,6 +104,23 @@ def test_ingest_over_the_rate_is_429_with_retry_after_and_counts_nothing(medic):
     assert get(medic, "/api/v1/monitor", admin)[1]["ingested"] == 2510
 
 
+def test_a_body_of_more_lines_than_the_burst_is_413_to_split_not_429_to_retry(medic):
+    token = medic.token("shipper", "ingest")
+    line = {"service": "api", "message": "tick", "level": "info"}
+    # 3001 lines can never fit a bucket of 3000: waiting would not help, so no Retry-After — split the body.
+    status, headers, answer = post(medic, "/api/v1/ingest", token, ndjson([line] * 3001))
+    assert status == 413 and answer["error"]["code"] == "too_large", (status, answer)
+    assert "split" in answer["error"]["message"] and "3000" in answer["error"]["message"]
+    assert "Retry-After" not in headers
+    # Blank lines count against the rate too (documented): 2999 events and 2 blank lines are 3001 lines.
+    assert post(medic, "/api/v1/ingest", token, ndjson([line] * 2999) + b"\n  \n")[0] == 413
+    # Nothing of them was counted, and the bucket is still full: exactly burst_lines fits at once.
+    assert post(medic, "/api/v1/ingest", token, ndjson([line] * 3000))[0] == 200
+    admin = medic.token("boss")
+    monitor = get(medic, "/api/v1/monitor", admin)[1]
+    assert monitor["ingested"] == 3000 and monitor["rate_limited"] == 0
+
+
 def test_ingest_tokens_reach_nothing_else_and_others_need_a_token(medic):
     token = medic.token("shipper", "ingest")
     assert get(medic, "/api/v1/incidents", token)[0] == 403
