@@ -190,6 +190,47 @@ def test_a_new_error_opens_one_incident_and_admins_act_on_it(medic):
     assert detail["incident"]["series"] and all(len(p) == 2 for p in detail["incident"]["series"])
 
 
+def test_the_list_puts_open_incidents_first_before_its_limit(medic):
+    admin = medic.token("boss")
+    token = medic.token("shipper", "ingest")
+    # Three new errors (medium: they wait open); all but the one listed last are resolved.
+    events = [{"service": "api", "message": f"{what} failed for order {i}", "user": f"u{i}"}
+              for what in ("checkout", "refund", "invoice") for i in range(8)]
+    assert post(medic, "/api/v1/ingest", token, ndjson(events))[0] == 200
+    listed = wait_for("three incidents", lambda: (lambda l: l if len(l) == 3 else None)(incidents(medic, admin)))
+    assert all(i["status"] == "open" and i["severity"] == "medium" for i in listed), listed
+    kept = listed[-1]
+    for i in listed[:-1]:
+        assert post(medic, f"/api/v1/incidents/{i['id']}/resolve", admin, b"{}")[0] == 200
+    # The open one comes first even when the newer closed ones would fill the limit.
+    assert [i["id"] for i in medic.rest("GET", "/api/v1/incidents?limit=1", admin)["incidents"]] == [kept["id"]]
+    whole = medic.rest("GET", "/api/v1/incidents?limit=3", admin)["incidents"]
+    assert whole[0]["id"] == kept["id"] and [i["status"] for i in whole] == ["open", "resolved", "resolved"]
+    assert [i["id"] for i in whole[1:]] == [i["id"] for i in listed[:-1]]  # newest first within the closed ones
+
+
+def test_the_incident_detail_carries_its_newest_events_and_the_head(medic):
+    admin = medic.token("boss")
+    token = medic.token("shipper", "ingest")
+    events = [{"service": "api", "message": "queue stalled on partition 4", "user": f"u{i}"} for i in range(8)]
+    assert post(medic, "/api/v1/ingest", token, ndjson(events))[0] == 200
+    incident = wait_for("the incident", lambda: next(iter(incidents(medic, admin)), None))
+    path = f"/api/v1/incidents/{incident['id']}"
+    # A long life: many events (as a long-lived incident's `bucket` events would be).
+    for _ in range(130):
+        assert post(medic, f"{path}/acknowledge", admin, b"{}")[0] == 200
+        assert post(medic, f"{path}/mute", admin, b'{"duration_seconds": 600}')[0] == 200
+    detail = medic.rest("GET", path, admin)
+    seqs = [e["seq"] for e in detail["events"]]
+    assert 0 < len(seqs) <= 200 and seqs == sorted(seqs) and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert detail["head"] >= seqs[-1] and seqs[0] > 1
+    assert detail["events"][-1]["kind"] == "incident_muted" or detail["events"][-1]["kind"] == "bucket"
+    assert detail["incident"]["status"] == "muted"
+    # The earlier ones page back through /events.
+    earlier = medic.rest("GET", f"{path}/events?since=0&limit={seqs[0] - 1}", admin)["events"]
+    assert [e["seq"] for e in earlier] == list(range(1, seqs[0])) and earlier[0]["kind"] == "incident_opened"
+
+
 def test_the_storm_limit_defers_automatic_bugs_and_an_admin_files_one(medic):
     admin = medic.token("boss")
     token = medic.token("shipper", "ingest")
