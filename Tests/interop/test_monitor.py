@@ -253,10 +253,18 @@ def test_the_storm_limit_defers_automatic_bugs_and_an_admin_files_one(medic):
     assert filed["automatic"] is True
     time.sleep(1.5)  # later buckets change nothing: still one automatic bug in the hour
     assert next(i for i in incidents(medic, admin) if i["id"] == deferred["id"])["bug"] is None
-    status, _, answer = post(medic, f"/api/v1/incidents/{deferred['id']}/file_bug", admin, b"{}")
-    assert status == 200
-    bug = wait_for("the admin's bug", lambda: next((i["bug"] for i in incidents(medic, admin) if i["id"] == deferred["id"] and i["bug"]), None))
+    status, _, answer = post(medic, f"/api/v1/incidents/{deferred['id']}/file_bug", admin, b"{}", {"Idempotency-Key": "fb-1"})
+    # The ack comes once the bug is filed, and names it.
+    assert status == 200 and answer["status"] == "fixing" and answer["bug"].startswith("b-"), answer
+    bug = answer["bug"]
+    assert next(i for i in incidents(medic, admin) if i["id"] == deferred["id"])["bug"] == bug
     assert medic.rest("GET", f"/api/v1/bugs/{bug}", admin)["title"].startswith("Error spike in auth:")
+    # A repeat of the command answers the same ack and files nothing more.
+    again = post(medic, f"/api/v1/incidents/{deferred['id']}/file_bug", admin, b"{}", {"Idempotency-Key": "fb-1"})
+    assert again[0] == 200 and again[2] == answer
+    events = medic.rest("GET", f"/api/v1/incidents/{deferred['id']}/events", admin)["events"]
+    assert [e["data"]["bug"] for e in events if e["kind"] == "bug_filed"] == [bug]
+    assert len([e for e in events if e["kind"] == "auto_bug_deferred"]) == 1
 
 
 def test_tailed_file_survives_rotation_truncation_and_a_huge_line(medic, tmp_path):
