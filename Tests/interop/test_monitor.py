@@ -4,6 +4,7 @@ limit, and history kept across a restart. Buckets are 1 s so every wait is short
 import asyncio
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -11,7 +12,7 @@ import urllib.request
 import pytest
 import websockets
 
-from medic_server import Medic
+from medic_server import Medic, wait_for_port
 
 
 def config(tmp_path, **monitor):
@@ -265,6 +266,41 @@ def test_the_storm_limit_defers_automatic_bugs_and_an_admin_files_one(medic):
     events = medic.rest("GET", f"/api/v1/incidents/{deferred['id']}/events", admin)["events"]
     assert [e["data"]["bug"] for e in events if e["kind"] == "bug_filed"] == [bug]
     assert len([e for e in events if e["kind"] == "auto_bug_deferred"]) == 1
+
+
+class MedicWithoutRepository(Medic):
+    """A server with no repository: the monitor has nowhere to file its bugs."""
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.bin, "serve", "--no-demo", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
+             "--llm", f"scripted:{self.script}"] + self.extra, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for_port(self.port)
+        return self
+
+
+def test_a_bug_that_cannot_be_filed_answers_file_bug_with_an_error(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    server = MedicWithoutRepository(str(data), extra=["--config", config(tmp_path)])
+    server.start()
+    try:
+        admin = server.token("boss")
+        token = server.token("shipper", "ingest")
+        events = [{"service": "api", "message": "disk quota exceeded on volume 3", "user": f"u{i}"} for i in range(8)]
+        assert post(server, "/api/v1/ingest", token, ndjson(events))[0] == 200
+        incident = wait_for("the incident", lambda: next(iter(incidents(server, admin)), None))
+        assert incident["status"] == "open"
+        path = f"/api/v1/incidents/{incident['id']}"
+        for _ in range(2):  # refused each time: the incident is not left "being filed"
+            status, _, answer = post(server, f"{path}/file_bug", admin, b"{}")
+            assert status >= 400 and "no bug was filed" in answer["error"]["message"], (status, answer)
+        detail = server.rest("GET", path, admin)
+        assert detail["incident"]["status"] == "open" and detail["incident"]["bug"] is None
+        assert "no repository" in detail["incident"]["reason"]
+        assert [e["kind"] for e in detail["events"]].count("auto_bug_deferred") == 2
+    finally:
+        server.stop()
 
 
 def test_tailed_file_survives_rotation_truncation_and_a_huge_line(medic, tmp_path):
