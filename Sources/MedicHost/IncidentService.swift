@@ -29,6 +29,9 @@ final class IncidentService {
         /// The incident's first step (the machine was built by `IncidentMachine.open`).
         case opened([IncidentAction])
         case event(IncidentEvent)
+        /// The bug report was not filed (the machine is told `bugNotFiled(reason)`); an admin's `file_bug` waiting
+        /// for it is answered `error`.
+        case notFiled(reason: String, error: ProtocolError)
     }
 
     let sink: any Publisher
@@ -209,6 +212,9 @@ final class IncidentService {
         case .event(let event):
             actions = next.handle(event)
             opening = false
+        case .notFiled(let reason, _):
+            actions = next.handle(.bugNotFiled(reason: reason))
+            opening = false
         }
         for case .reject(let code, let message) in actions {
             command?.reply(.failure(ProtocolError(code: ErrorCode(rawValue: code) ?? .invalidState, message: message, id: command?.id)))
@@ -232,7 +238,7 @@ final class IncidentService {
             case .reject: break
             }
         }
-        if write.events.isEmpty && !opening && command == nil { return nil }  // nothing happened: nothing to store
+        if write.events.isEmpty && !opening && command == nil && next == before { return nil }  // nothing happened: nothing to store
         write.workflows = [WorkflowRow(
             kind: "incident", id: next.id, repo: repo ?? "", title: next.title, status: next.status.rawValue, author: "medic:monitor",
             createdAt: runtime.createdAt, updatedAt: now, doc: next.record(updatedAt: now))]
@@ -244,7 +250,20 @@ final class IncidentService {
         var ack: JSONObject = ["incident": .string(next.id), "status": .string(next.status.rawValue)]
         if let bug = next.bug { ack["bug"] = .string(bug) }
         let machine = next
-        return WorkflowStep(write: write, ackFields: ack, adopt: { [weak self] in
+        // An admin's file_bug is answered once the bug is filed (its ack names the new bug): held here, handed to
+        // the filing, and answered by the step that records the outcome (stored whatever happens to the command).
+        var answer = WorkflowStep.Answer.ack
+        var mustCommit = false
+        let holds = command != nil && effects.contains { if case .fileBug(automatic: false, _) = $0 { true } else { false } }
+        if holds { answer = .hold }
+        switch input {
+        case .event(.bugFiled): mustCommit = true
+        case .notFiled(_, let error):
+            mustCommit = true
+            answer = .fail(error)
+        default: break
+        }
+        var step = WorkflowStep(write: write, ackFields: ack, adopt: { [weak self] in
             guard let self else { return }
             runtime.machine = machine
             if let bug = machine.bug { self.byBug[bug] = machine.id }
@@ -256,16 +275,23 @@ final class IncidentService {
             if machine.status == .healed, before.status != .healed { self.figures.healed += 1 }
             if machine.status == .regressed, before.status != .regressed { self.figures.regressed += 1 }
         }, effects: { [weak self] in
-            for case .fileBug(let automatic, let by) in effects { self?.fileBug(runtime, automatic: automatic, by: by) }
+            for case .fileBug(let automatic, let by) in effects { self?.fileBug(runtime, automatic: automatic, by: by, command: holds ? command : nil) }
         })
+        step.answer = answer
+        step.mustCommit = mustCommit
+        return step
     }
 
     /// Files the incident's bug through the bug workflow. The command id is derived from the incident and the bug
     /// it had before (both stored): a repeat after a restart returns the same bug, the next filing makes a new one.
-    private func fileBug(_ runtime: IncidentRuntime, automatic: Bool, by: String) {
+    /// `command`: an admin's `file_bug`, answered by the step that records the outcome.
+    private func fileBug(_ runtime: IncidentRuntime, automatic: Bool, by: String, command: PendingCommand?) {
         let m = runtime.machine
         guard let bugs, let repo else {
-            return runtime.inbox.feed(.event(.bugNotFiled(reason: "no repository is configured for the monitor's bugs")))
+            let reason = "no repository is configured for the monitor's bugs"
+            return runtime.inbox.feed(
+                .notFiled(reason: reason, error: ProtocolError(code: .invalidState, message: "no bug was filed for incident \(m.id): \(reason)")),
+                command: command)
         }
         let report = BugReport(
             id: BugService.newBugID(), repo: repo, title: String("Error spike in \(m.service.isEmpty ? "the application" : m.service): \(m.title)".prefix(200)),
@@ -276,9 +302,12 @@ final class IncidentService {
             guard self != nil else { return }
             switch result {
             case .success(let ack):
-                runtime.inbox.feed(.event(.bugFiled(bug: ack["bug"]?.stringValue ?? report.id, automatic: automatic, by: by)))
+                runtime.inbox.feed(.event(.bugFiled(bug: ack["bug"]?.stringValue ?? report.id, automatic: automatic, by: by)), command: command)
             case .failure(let error):
-                runtime.inbox.feed(.event(.bugNotFiled(reason: "the bug report was refused: \(error.message)")))
+                let reason = "the bug report was refused: \(error.message)"
+                runtime.inbox.feed(
+                    .notFiled(reason: reason, error: ProtocolError(code: error.code, message: "no bug was filed for incident \(m.id): \(reason)")),
+                    command: command)
             }
         }
     }

@@ -10,9 +10,10 @@ public import Protocol
 import Server
 public import Store
 
-/// An incident's row with its events (`GET /api/v1/incidents/{id}`).
+/// An incident's row with its newest events and its topic's head (`GET /api/v1/incidents/{id}`).
 struct IncidentPage: Sendable {
     var row: WorkflowRow?
+    var head: Int64
     var events: [StoredEvent]
 }
 
@@ -43,6 +44,9 @@ public final class MonitorFeature: Feature {
     public let topics = [TopicDeclaration(instance: "incident", collection: "incidents", presence: true)]
 
     static let maxMuteSeconds: Int64 = 7 * 86_400
+    /// `GET /api/v1/incidents/{id}` carries the newest this many events (a long-lived incident has a `bucket` event
+    /// per closed bucket); earlier ones through `…/events?since=`.
+    static let detailEvents = 200
 
     public func execute(_ message: ClientMessage, commandID: String?, principal: Principal, reply: @escaping CommandReply) {
         guard case .feature(let type, let fields) = message else {
@@ -105,6 +109,12 @@ public final class MonitorFeature: Feature {
                 case .rateLimited(let seconds):
                     let error = ProtocolError(code: .rateLimited, message: "over \(monitor.configuration.maxLinesPerSecond) lines per second; retry after \(seconds) s")
                     call.app.respondJSON(429, error.restBody, extraHeaders: [("Retry-After", String(seconds))], on: call.connection)
+                case .tooManyLines(let lines, let max):
+                    // No Retry-After: waiting never makes it fit.
+                    call.app.respondError(ProtocolError(
+                        code: .tooLarge,
+                        message: "the body has \(lines) lines (blank ones included), more than the \(max) of monitor.ingest.burst_lines: it can never fit the rate; split it into bodies of at most \(max) lines"),
+                        on: call.connection)
                 }
             },
             RESTRoute("GET", "api/v1/monitor", roles: [.admin, .viewer, .bot]) { call in
@@ -126,11 +136,13 @@ public final class MonitorFeature: Feature {
                 let query = call.request.queryItems()
                 let limit = min(max(Int(query["limit"] ?? "") ?? 100, 1), 1000)
                 let store = call.app.store
-                call.app.readStore(on: call.connection, { store.workflows(kind: "incident", status: query["status"], limit: limit, completion: $0) }) { rows in
-                    // Open ones first (newest first within each group, as the store returns them).
-                    let open = rows.filter { IncidentStatus(rawValue: $0.status)?.isClosed == false }
-                    let closed = rows.filter { IncidentStatus(rawValue: $0.status)?.isClosed != false }
-                    return .object(["incidents": .array((open + closed).compactMap(IncidentService.summary))])
+                // Not closed first, then newest first within each group: ordered by the engine before the limit, so
+                // many closed incidents never push an open one out of the page.
+                let closed = IncidentStatus.allCases.filter(\.isClosed).map(\.rawValue)
+                call.app.readStore(on: call.connection, {
+                    store.workflows(kind: "incident", status: query["status"], last: closed, limit: limit, completion: $0)
+                }) { rows in
+                    .object(["incidents": .array(rows.compactMap(IncidentService.summary))])
                 }
             },
             RESTRoute("GET", "api/v1/incidents/*", roles: [.admin, .viewer, .bot]) { call in
@@ -141,12 +153,17 @@ public final class MonitorFeature: Feature {
                         switch row {
                         case .failure(let error): completion(.failure(error))
                         case .success(let row):
-                            store.events(topic: "incident:\(id)", after: 0, limit: 5000) { page in completion(page.map { IncidentPage(row: row, events: $0) }) }
+                            store.latestEvents(topic: "incident:\(id)", limit: MonitorFeature.detailEvents) { page in
+                                completion(page.map { IncidentPage(row: row, head: $0.head, events: $0.events) })
+                            }
                         }
                     }
                 }) { page in
                     guard let row = page.row, row.kind == "incident", let machine = try? IncidentMachine.load(document: row.doc) else { return nil }
-                    return .object(["incident": .object(machine.detail(updatedAt: row.updatedAt)), "events": .array(page.events.map(App.json(event:)))])
+                    return .object([
+                        "incident": .object(machine.detail(updatedAt: row.updatedAt)), "head": .int(page.head),
+                        "events": .array(page.events.map(App.json(event:))),
+                    ])
                 } notFound: {
                     ProtocolError(code: .notFound, message: "no incident \(id)")
                 }

@@ -137,10 +137,13 @@ final class MonitorService {
     }
 
     /// `POST /api/v1/ingest`: the body's lines parsed one by one; nothing is counted when the principal is over
-    /// its rate (the answer is then `.rateLimited(retryAfter)`).
+    /// its rate (the answer is then `.rateLimited(retryAfter)`), nor when the body has more lines than the
+    /// bucket holds (`.tooManyLines`: it could never fit, so waiting would not help — the body must be split).
+    /// Every line counts against the rate, blank ones included (they cost reading too).
     enum IngestOutcome {
         case accepted(JSONObject)
         case rateLimited(retryAfterSeconds: Int)
+        case tooManyLines(lines: Int, max: Int)
     }
 
     func ingest(_ body: [UInt8], principal: String) -> IngestOutcome {
@@ -148,6 +151,9 @@ final class MonitorService {
         var lineCount = 0
         for byte in body where byte == 10 { lineCount += 1 }
         if body.last != 10, !body.isEmpty { lineCount += 1 }
+        guard lineCount <= configuration.burstLines else {
+            return .tooManyLines(lines: lineCount, max: configuration.burstLines)
+        }
         var bucket = buckets[principal] ?? LineBucket(tokens: Double(configuration.burstLines), updated: now)
         if let wait = bucket.take(lineCount, now: now, rate: Double(configuration.maxLinesPerSecond), burst: Double(configuration.burstLines)) {
             buckets[principal] = bucket

@@ -2,7 +2,8 @@
 // step's store write (its row, its events, the command's idempotency record) is durable before the machine
 // moves on, before the command is acked and before the step's effects run. A failed write of a command's step
 // fails the command and changes nothing; a failed write of an internal step is retried with backoff (the
-// machine does not move until it is stored). Incidents use it; proposals, bugs and asks keep their own copies
+// machine does not move until it is stored). A step may hold its command (`WorkflowStep.Answer.hold`) for a later
+// step to answer — one that records what an effect did (`mustCommit`: retried like an internal step). Incidents use it; proposals, bugs and asks keep their own copies
 // of the same pattern (moving them onto this is listed in ARCHITECTURE.md).
 import Logging
 import Protocol
@@ -10,12 +11,27 @@ import Store
 
 /// What one event does, prepared by the owner on a copy of its machine.
 struct WorkflowStep {
+    /// What the step's command (if any) is answered once the write is durable.
+    enum Answer {
+        /// `ackFields`, stored with the write as the command's idempotency record.
+        case ack
+        /// Nothing yet: the owner keeps the command and feeds it with a later event whose step answers it (e.g. a
+        /// command whose ack names what an effect of this step makes). No record is stored for it here.
+        case hold
+        /// This error (the command did not do what it asked); no record is stored.
+        case fail(ProtocolError)
+    }
+
     var write: StoreWrite
     var ackFields: JSONObject
     /// Makes the prepared machine the instance's (called once the write is durable).
     var adopt: () -> Void
     /// The step's effects (model requests, bug reports, …), run after `adopt`.
     var effects: () -> Void
+    var answer: Answer = .ack
+    /// The step records what already happened elsewhere (a held command's outcome): a failed write is retried
+    /// like an internal step's, even with a command, which is answered once it is stored.
+    var mustCommit = false
 }
 
 final class WorkflowInbox<Event> {
@@ -50,7 +66,7 @@ final class WorkflowInbox<Event> {
         while !writing, !queue.isEmpty {
             let input = queue.removeFirst()
             guard var step = prepare(input.event, input.command) else { continue }
-            if let command = input.command, let id = command.id {
+            if let command = input.command, let id = command.id, case .ack = step.answer {
                 step.write.command = CommandRecord(principal: command.principal, commandId: id, response: PipelineService.ackText(id, step.ackFields))
             }
             writing = true
@@ -64,12 +80,22 @@ final class WorkflowInbox<Event> {
             switch result {
             case .success(.committed):
                 step.adopt()
-                command?.reply(.success(step.ackFields))
+                switch step.answer {
+                case .ack: command?.reply(.success(step.ackFields))
+                case .hold: break
+                case .fail(let error): command?.reply(.failure(error))
+                }
                 step.effects()
             case .success(.duplicateCommand(let response)):
                 command?.reply(.success(PipelineService.fields(ofAck: response)))
+                if step.mustCommit {
+                    // What happened is stored all the same (without the record the id already has).
+                    var again = step
+                    again.write.command = nil
+                    return self.commit(again, command: nil, attempt: 0)
+                }
             case .failure(let error):
-                if let command {
+                if let command, !step.mustCommit {
                     command.reply(.failure(ProtocolError(code: .storeUnavailable, message: error.message)))
                 } else {
                     let delay = min(UInt64(1) << UInt64(min(attempt, 4)), 10)

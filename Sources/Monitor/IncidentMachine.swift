@@ -226,11 +226,17 @@ public struct IncidentMachine: Sendable, Equatable {
         return nil
     }
 
+    static let hourlyLimitReason = "the hourly limit of automatic bug reports is reached: file_bug files one"
+
+    /// Files a bug automatically when the hourly limit allows; else says so with `auto_bug_deferred` — once: while
+    /// the incident's `reason` is still that deferral (nothing happened to it since), a further anomaly says
+    /// nothing again.
     private mutating func fileAutomatically(_ allowed: Bool) -> [IncidentAction] {
         guard bug == nil, !filing else { return [] }
         guard allowed else {
-            reason = "the hourly limit of automatic bug reports is reached: file_bug files one"
-            return [.publish(kind: "auto_bug_deferred", data: ["reason": .string(reason!)])]
+            if reason == Self.hourlyLimitReason { return [.ignored("the automatic bug is still deferred")] }
+            reason = Self.hourlyLimitReason
+            return [.publish(kind: "auto_bug_deferred", data: ["reason": .string(Self.hourlyLimitReason)])]
         }
         filing = true
         return [.fileBug(automatic: true, by: "medic:monitor")]

@@ -27,8 +27,9 @@ public struct SeverityRule: Sendable, Equatable {
         self.keywords = keywords
     }
 
-    func applies(multiple m: Double, users u: Int, text: String) -> Bool {
-        m >= multiple || (users > 0 && u >= users) || keywords.contains { !$0.isEmpty && text.contains($0.lowercased()) }
+    /// `m` nil: the multiple rule does not apply (a new error has no baseline).
+    func applies(multiple m: Double?, users u: Int, text: String) -> Bool {
+        m.map { $0 >= multiple } == true || (users > 0 && u >= users) || keywords.contains { !$0.isEmpty && text.contains($0.lowercased()) }
     }
 }
 
@@ -41,18 +42,27 @@ public struct SeverityPolicy: Sendable, Equatable {
 
     public init() {}
 
+    /// What a new error is at least: it is new and at volume, worth an admin's look, but its count alone says
+    /// nothing of how bad it is (it has no baseline to be a multiple of).
+    public static let newErrorLevel: Severity = .medium
+
     /// The anomaly's multiple of its baseline: value ÷ max(baseline, floor) — floor 1 for counts, 0.01 for
     /// error ratios, 1 ms for latency. The highest level whose rule applies wins (none: low); an auth burst is
     /// at least high (a security threat); then a critical service goes one level up.
+    ///
+    /// A new error has no baseline (its value is its first bucket's count, so the multiple would be the count
+    /// and every new error at volume critical): the multiple rules do not apply to it; its level comes from its
+    /// affected users and keywords, and is at least `newErrorLevel` (medium).
     public func severity(of anomaly: Anomaly, title: String) -> Severity {
         let floor: Double = anomaly.kind == .errorRate ? 0.01 : 1
-        let multiple = anomaly.value / max(anomaly.baseline, floor)
+        let multiple: Double? = anomaly.kind == .newError ? nil : anomaly.value / max(anomaly.baseline, floor)
         let text = ([anomaly.subject, title] + anomaly.samples).joined(separator: "\n").lowercased()
         var level: Severity =
             critical.applies(multiple: multiple, users: anomaly.affectedUsers, text: text) ? .critical
             : high.applies(multiple: multiple, users: anomaly.affectedUsers, text: text) ? .high
             : medium.applies(multiple: multiple, users: anomaly.affectedUsers, text: text) ? .medium : .low
         if anomaly.kind == .authBurst { level = max(level, .high) }
+        if anomaly.kind == .newError { level = max(level, Self.newErrorLevel) }
         if criticalServices.contains(anomaly.service) { level = level.raised }
         return level
     }

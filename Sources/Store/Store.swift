@@ -145,6 +145,17 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.events(topic: topic, after: after, limit: limit, on: c) }
     }
 
+    /// The newest `limit` events of `topic`, ascending, with the topic's head (read after them: at least the
+    /// last one's seq). Earlier events are paged with `events(topic:after:limit:)`.
+    public func latestEvents(
+        topic: String, limit: Int, completion: @escaping @Sendable (Result<(head: Int64, events: [StoredEvent]), StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in
+            let events = try StoreOperations.latestEvents(topic: topic, limit: limit, on: c)
+            return (try StoreOperations.head(topic: topic, on: c), events)
+        }
+    }
+
     /// The last seq of `topic`; 0 when it has no events.
     public func head(topic: String, completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
         run(completion) { c throws(StoreError) in try StoreOperations.head(topic: topic, on: c) }
@@ -182,11 +193,13 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Workflows of `kind`, newest (by created_at, then id) first, at most `limit`, optionally only those
-    /// with `status`.
+    /// with `status`. Those whose status is in `last` come after all the others (e.g. closed incidents after the
+    /// open ones, newest first within each group), ordered by the engine before the limit.
     public func workflows(
-        kind: String, status: String?, limit: Int, completion: @escaping @Sendable (Result<[WorkflowRow], StoreError>) -> Void
+        kind: String, status: String?, last: [String] = [], limit: Int,
+        completion: @escaping @Sendable (Result<[WorkflowRow], StoreError>) -> Void
     ) {
-        run(completion) { c throws(StoreError) in try StoreOperations.workflows(kind: kind, status: status, limit: limit, on: c) }
+        run(completion) { c throws(StoreError) in try StoreOperations.workflows(kind: kind, status: status, last: last, limit: limit, on: c) }
     }
 
     /// Workflows of `kind` in any of `statuses`, oldest first (the ones a restarted server must recover; the

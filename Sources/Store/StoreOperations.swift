@@ -345,6 +345,14 @@ enum StoreOperations {
         ).map { StoredEvent(topic: $0[0].text, seq: $0[1].int, ts: $0[2].int, kind: $0[3].text, data: $0[4].text) }
     }
 
+    /// The newest `limit` events of a topic, oldest first.
+    static func latestEvents(topic: String, limit: Int, on c: any SQLConnection) throws(StoreError) -> [StoredEvent] {
+        try c.query(
+            "SELECT topic, seq, ts, kind, data FROM events WHERE topic = $1 ORDER BY seq DESC LIMIT $2",
+            [.text(topic), .int(Int64(max(0, limit)))]
+        ).map { StoredEvent(topic: $0[0].text, seq: $0[1].int, ts: $0[2].int, kind: $0[3].text, data: $0[4].text) }.reversed()
+    }
+
     static func head(topic: String, on c: any SQLConnection) throws(StoreError) -> Int64 {
         try c.query("SELECT head FROM topic_heads WHERE topic = $1", [.text(topic)]).first?.first?.int ?? 0
     }
@@ -481,22 +489,29 @@ enum StoreOperations {
         try c.query("SELECT \(workflowColumns) FROM workflows WHERE id = $1", [.text(id)]).first.map(workflowRow)
     }
 
-    /// Workflows of `kind`, newest (created_at, then id) first, optionally only those with `status`.
-    static func workflows(kind: String, status: String?, limit: Int, on c: any SQLConnection) throws(StoreError)
+    /// Workflows of `kind`, newest (created_at, then id) first, optionally only those with `status`; those whose
+    /// status is in `last` after all the others (ordered in the query, before the limit).
+    static func workflows(kind: String, status: String?, last: [String] = [], limit: Int, on c: any SQLConnection) throws(StoreError)
         -> [WorkflowRow]
     {
-        let limit = SQLValue.int(Int64(max(0, limit)))
+        var parameters: [SQLValue] = [.text(kind)]
+        var filter = ""
         if let status {
-            return try c.query(
-                """
-                SELECT \(workflowColumns) FROM workflows WHERE kind = $1 AND status = $2
-                ORDER BY created_at DESC, id DESC LIMIT $3
-                """, [.text(kind), .text(status), limit]
-            ).map(workflowRow)
+            parameters.append(.text(status))
+            filter = " AND status = $\(parameters.count)"
         }
+        var group = ""
+        if !last.isEmpty {
+            let marks = last.indices.map { "$\(parameters.count + $0 + 1)" }.joined(separator: ", ")
+            parameters += last.map(SQLValue.text)
+            group = "CASE WHEN status IN (\(marks)) THEN 1 ELSE 0 END, "
+        }
+        parameters.append(.int(Int64(max(0, limit))))
         return try c.query(
-            "SELECT \(workflowColumns) FROM workflows WHERE kind = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-            [.text(kind), limit]
+            """
+            SELECT \(workflowColumns) FROM workflows WHERE kind = $1\(filter)
+            ORDER BY \(group)created_at DESC, id DESC LIMIT $\(parameters.count)
+            """, parameters
         ).map(workflowRow)
     }
 

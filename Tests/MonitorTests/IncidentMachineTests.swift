@@ -44,6 +44,25 @@ import Testing
         #expect(open(.low).0.status == .recorded && open(.low).0.status.isClosed)
     }
 
+    /// Over the hourly limit the deferral is said once, not again with every anomaly while the limit holds; once
+    /// something else happened to the incident (here: its mute ended) a new deferral is said again.
+    @Test func aDeferredAutomaticBugIsSaidOnceWhileTheLimitHolds() {
+        var m = open(.high, mayFile: false).0
+        #expect(m.reason?.contains("hourly limit") == true)
+        for at: Int64 in [12_000, 13_000, 14_000] {
+            let actions = m.handle(.anomaly(anomaly(.spike, at: at), severity: .critical, mayFileAutomatically: false, now: at + 1000))
+            #expect(kinds(actions) == ["anomaly", "ignored"], "\(at)")
+        }
+        _ = m.handle(.mute(by: "ann", role: .admin, durationMs: 60_000, now: 15_000))
+        #expect(kinds(m.handle(.anomaly(anomaly(.spike, at: 80_000), severity: .high, mayFileAutomatically: false, now: 81_000)))
+                == ["anomaly", "incident_reopened"])
+        #expect(kinds(m.handle(.anomaly(anomaly(.spike, at: 85_000), severity: .high, mayFileAutomatically: false, now: 86_000)))
+                == ["anomaly", "auto_bug_deferred"])
+        #expect(kinds(m.handle(.anomaly(anomaly(.spike, at: 90_000), severity: .high, mayFileAutomatically: false, now: 91_000))) == ["anomaly", "ignored"])
+        // The limit allows again: filed.
+        #expect(kinds(m.handle(.anomaly(anomaly(.spike, at: 95_000), severity: .high, mayFileAutomatically: true, now: 96_000))) == ["anomaly", "file_bug(auto)"])
+    }
+
     @Test func onlyAdminsActAndOnlyFromStatusesWhereItMeansSomething() {
         var m = open(.medium).0
         #expect(kinds(m.handle(.resolve(by: "v", role: .viewer, reason: nil, now: 12_000))) == ["reject:forbidden"])

@@ -134,9 +134,13 @@ private func enumValues(_ schema: JSONValue, _ field: String) -> [String] {
             let kinds = enumValues(s, "kind")
             #expect(kinds.count == 6 && kinds.allSatisfy { Anomaly.Kind(rawValue: $0) != nil }, "\(name)")
         }
-        for command in ["acknowledge_incident", "file_bug", "mute_incident", "resolve_incident"] {
+        for command in ["acknowledge_incident", "mute_incident", "resolve_incident"] {
             #expect(enumValues(try schema("ack.\(command)"), "status") == statuses, "\(command)")
         }
+        // file_bug is acked once the bug is filed: fixing, with the new bug.
+        let fileBug = try schema("ack.file_bug")
+        #expect(fileBug["properties"]?["status"]?["const"]?.stringValue == IncidentStatus.fixing.rawValue)
+        #expect(fileBug["required"]?.arrayValue?.contains(.string("bug")) == true)
         #expect(enumValues(try schema("event.anomaly"), "severity") == severities)
         #expect(enumValues(try schema("event.anomaly"), "kind") == enumValues(try schema("event.incident"), "kind"))
         // The summary and the detail share their fields: the detail is the summary plus its own.

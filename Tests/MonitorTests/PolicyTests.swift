@@ -26,6 +26,23 @@ import Testing
         #expect(p.severity(of: anomaly(value: 100, baseline: 1), title: "t") == .critical)
     }
 
+    /// A new error has no baseline: its count is not a multiple of anything. It is medium by default, and its
+    /// users, keywords and service decide whether it is more.
+    @Test func aNewErrorIsMediumUnlessItsUsersKeywordsOrServiceSayMore() {
+        var p = SeverityPolicy()
+        #expect(p.severity(of: anomaly(.newError, value: 5000, baseline: 0), title: "cache miss") == .medium)
+        #expect(p.severity(of: anomaly(.newError, value: 5, baseline: 0), title: "cache miss") == .medium)
+        #expect(p.severity(of: anomaly(.newError, value: 5000, baseline: 0, users: 5), title: "t") == .medium)
+        #expect(p.severity(of: anomaly(.newError, value: 30, baseline: 0, users: 20), title: "t") == .high)
+        #expect(p.severity(of: anomaly(.newError, value: 30, baseline: 0, users: 100), title: "t") == .critical)
+        // The demo's error: "password" is a critical keyword.
+        #expect(p.severity(of: anomaly(.newError, value: 40, samples: ["login failed user=user3 reason=wrong_password"]), title: "login failed") == .critical)
+        p.criticalServices = ["api"]
+        #expect(p.severity(of: anomaly(.newError, value: 5000, baseline: 0), title: "t") == .high)
+        // The same error spiking later is measured against its baseline as before.
+        #expect(SeverityPolicy().severity(of: anomaly(.spike, value: 100, baseline: 10), title: "t") == .critical)
+    }
+
     @Test func oneOpenIncidentPerKeyACooldownAndAnHourlyLimit() {
         var g = StormGuard(limits: StormLimits(maxAutoBugsPerHour: 2, cooldownMs: 1000))
         #expect(g.admit(key: "k", now: 0) == .open)

@@ -33,6 +33,12 @@ struct StoreContractTests {
         #expect(try store.sync { store.events(topic: "a", after: 10, limit: 5, completion: $0) }.isEmpty)
         #expect(try store.sync { store.events(topic: "a", after: 8, limit: 5, completion: $0) }.map(\.seq) == [9, 10])
         #expect(try store.sync { store.events(topic: "nope", after: 0, limit: 5, completion: $0) }.isEmpty)
+        // The newest ones (an incident's page), ascending, with the head to page back from.
+        let latest = try store.sync { store.latestEvents(topic: "a", limit: 3, completion: $0) }
+        #expect(latest.head == 10 && latest.events.map(\.seq) == [8, 9, 10] && latest.events.last?.data == "{\"n\":10}")
+        #expect(try store.sync { store.latestEvents(topic: "a", limit: 100, completion: $0) }.events.map(\.seq) == Array(1...10))
+        let none = try store.sync { store.latestEvents(topic: "nope", limit: 5, completion: $0) }
+        #expect(none.head == 0 && none.events.isEmpty)
     }
 
     @Test("seqs stay dense under concurrent appends from many threads", arguments: BackendKind.all)
@@ -363,6 +369,15 @@ struct StoreContractTests {
         #expect(try store.sync { store.workflows(kind: "nope", status: nil, limit: 10, completion: $0) }.isEmpty)
         // The full rows come back, not just ids.
         #expect(try store.sync { store.workflows(kind: "bug", status: "fixing", limit: 10, completion: $0) } == [rows[0]])
+
+        // Some statuses last (closed incidents after open ones), ordered before the limit: an old row in a status
+        // that is not last comes first even when newer rows would fill the limit.
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: nil, last: ["proposed", "fixing"], limit: 10, completion: $0) })
+            == ["b-d", "b-a", "b-e", "b-c", "b-b"])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: nil, last: ["proposed", "fixing"], limit: 1, completion: $0) }) == ["b-d"])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: nil, last: ["proposed", "fixing", "analyzing"], limit: 2, completion: $0) })
+            == ["b-e", "b-d"])
+        #expect(try ids(store.sync { store.workflows(kind: "bug", status: "proposed", last: ["proposed"], limit: 1, completion: $0) }) == ["b-e"])
 
         // Startup recovery: oldest first, only this kind.
         #expect(try ids(store.sync { store.workflows(kind: "bug", statuses: ["analyzing", "fixing"], completion: $0) })

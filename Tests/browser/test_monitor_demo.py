@@ -41,7 +41,9 @@ def test_spike_incident_bug_approaches_approval_healed(medic_factory, browsers):
     page.d.find_element(By.CSS_SELECTOR, tid("incident-banner-link")).click()
     wait(page.d, lambda d: route(page) == "incident", 10)
     incident = page.js("return window.medicPage.route().params.id")
-    assert page.text("incident-title") == "auth: login failed user=<v> reason=wrong_password ip=<v>"
+    # The title is the id until the incident's detail (or its topic's first event) has arrived: wait for it.
+    wait(page.d, lambda d: page.text("incident-title") == "auth: login failed user=<v> reason=wrong_password ip=<v>", 10,
+         f"title: {page.text('incident-title')}")
     assert page.js("return document.querySelector('[data-testid=incident-severity]').dataset.severity") == "critical"
     assert "reason=wrong_password" in page.text("incident-samples")
     wait(page.d, lambda d: status(page) == "fixing", 30, f"no bug filed: {page.text('incident-sentence')}")

@@ -4,6 +4,7 @@ limit, and history kept across a restart. Buckets are 1 s so every wait is short
 import asyncio
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -11,7 +12,7 @@ import urllib.request
 import pytest
 import websockets
 
-from medic_server import Medic
+from medic_server import Medic, wait_for_port
 
 
 def config(tmp_path, **monitor):
@@ -104,6 +105,23 @@ def test_ingest_over_the_rate_is_429_with_retry_after_and_counts_nothing(medic):
     assert get(medic, "/api/v1/monitor", admin)[1]["ingested"] == 2510
 
 
+def test_a_body_of_more_lines_than_the_burst_is_413_to_split_not_429_to_retry(medic):
+    token = medic.token("shipper", "ingest")
+    line = {"service": "api", "message": "tick", "level": "info"}
+    # 3001 lines can never fit a bucket of 3000: waiting would not help, so no Retry-After — split the body.
+    status, headers, answer = post(medic, "/api/v1/ingest", token, ndjson([line] * 3001))
+    assert status == 413 and answer["error"]["code"] == "too_large", (status, answer)
+    assert "split" in answer["error"]["message"] and "3000" in answer["error"]["message"]
+    assert "Retry-After" not in headers
+    # Blank lines count against the rate too (documented): 2999 events and 2 blank lines are 3001 lines.
+    assert post(medic, "/api/v1/ingest", token, ndjson([line] * 2999) + b"\n  \n")[0] == 413
+    # Nothing of them was counted, and the bucket is still full: exactly burst_lines fits at once.
+    assert post(medic, "/api/v1/ingest", token, ndjson([line] * 3000))[0] == 200
+    admin = medic.token("boss")
+    monitor = get(medic, "/api/v1/monitor", admin)[1]
+    assert monitor["ingested"] == 3000 and monitor["rate_limited"] == 0
+
+
 def test_ingest_tokens_reach_nothing_else_and_others_need_a_token(medic):
     token = medic.token("shipper", "ingest")
     assert get(medic, "/api/v1/incidents", token)[0] == 403
@@ -173,6 +191,47 @@ def test_a_new_error_opens_one_incident_and_admins_act_on_it(medic):
     assert detail["incident"]["series"] and all(len(p) == 2 for p in detail["incident"]["series"])
 
 
+def test_the_list_puts_open_incidents_first_before_its_limit(medic):
+    admin = medic.token("boss")
+    token = medic.token("shipper", "ingest")
+    # Three new errors (medium: they wait open); all but the one listed last are resolved.
+    events = [{"service": "api", "message": f"{what} failed for order {i}", "user": f"u{i}"}
+              for what in ("checkout", "refund", "invoice") for i in range(8)]
+    assert post(medic, "/api/v1/ingest", token, ndjson(events))[0] == 200
+    listed = wait_for("three incidents", lambda: (lambda l: l if len(l) == 3 else None)(incidents(medic, admin)))
+    assert all(i["status"] == "open" and i["severity"] == "medium" for i in listed), listed
+    kept = listed[-1]
+    for i in listed[:-1]:
+        assert post(medic, f"/api/v1/incidents/{i['id']}/resolve", admin, b"{}")[0] == 200
+    # The open one comes first even when the newer closed ones would fill the limit.
+    assert [i["id"] for i in medic.rest("GET", "/api/v1/incidents?limit=1", admin)["incidents"]] == [kept["id"]]
+    whole = medic.rest("GET", "/api/v1/incidents?limit=3", admin)["incidents"]
+    assert whole[0]["id"] == kept["id"] and [i["status"] for i in whole] == ["open", "resolved", "resolved"]
+    assert [i["id"] for i in whole[1:]] == [i["id"] for i in listed[:-1]]  # newest first within the closed ones
+
+
+def test_the_incident_detail_carries_its_newest_events_and_the_head(medic):
+    admin = medic.token("boss")
+    token = medic.token("shipper", "ingest")
+    events = [{"service": "api", "message": "queue stalled on partition 4", "user": f"u{i}"} for i in range(8)]
+    assert post(medic, "/api/v1/ingest", token, ndjson(events))[0] == 200
+    incident = wait_for("the incident", lambda: next(iter(incidents(medic, admin)), None))
+    path = f"/api/v1/incidents/{incident['id']}"
+    # A long life: many events (as a long-lived incident's `bucket` events would be).
+    for _ in range(130):
+        assert post(medic, f"{path}/acknowledge", admin, b"{}")[0] == 200
+        assert post(medic, f"{path}/mute", admin, b'{"duration_seconds": 600}')[0] == 200
+    detail = medic.rest("GET", path, admin)
+    seqs = [e["seq"] for e in detail["events"]]
+    assert 0 < len(seqs) <= 200 and seqs == sorted(seqs) and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert detail["head"] >= seqs[-1] and seqs[0] > 1
+    assert detail["events"][-1]["kind"] == "incident_muted" or detail["events"][-1]["kind"] == "bucket"
+    assert detail["incident"]["status"] == "muted"
+    # The earlier ones page back through /events.
+    earlier = medic.rest("GET", f"{path}/events?since=0&limit={seqs[0] - 1}", admin)["events"]
+    assert [e["seq"] for e in earlier] == list(range(1, seqs[0])) and earlier[0]["kind"] == "incident_opened"
+
+
 def test_the_storm_limit_defers_automatic_bugs_and_an_admin_files_one(medic):
     admin = medic.token("boss")
     token = medic.token("shipper", "ingest")
@@ -195,10 +254,53 @@ def test_the_storm_limit_defers_automatic_bugs_and_an_admin_files_one(medic):
     assert filed["automatic"] is True
     time.sleep(1.5)  # later buckets change nothing: still one automatic bug in the hour
     assert next(i for i in incidents(medic, admin) if i["id"] == deferred["id"])["bug"] is None
-    status, _, answer = post(medic, f"/api/v1/incidents/{deferred['id']}/file_bug", admin, b"{}")
-    assert status == 200
-    bug = wait_for("the admin's bug", lambda: next((i["bug"] for i in incidents(medic, admin) if i["id"] == deferred["id"] and i["bug"]), None))
+    status, _, answer = post(medic, f"/api/v1/incidents/{deferred['id']}/file_bug", admin, b"{}", {"Idempotency-Key": "fb-1"})
+    # The ack comes once the bug is filed, and names it.
+    assert status == 200 and answer["status"] == "fixing" and answer["bug"].startswith("b-"), answer
+    bug = answer["bug"]
+    assert next(i for i in incidents(medic, admin) if i["id"] == deferred["id"])["bug"] == bug
     assert medic.rest("GET", f"/api/v1/bugs/{bug}", admin)["title"].startswith("Error spike in auth:")
+    # A repeat of the command answers the same ack and files nothing more.
+    again = post(medic, f"/api/v1/incidents/{deferred['id']}/file_bug", admin, b"{}", {"Idempotency-Key": "fb-1"})
+    assert again[0] == 200 and again[2] == answer
+    events = medic.rest("GET", f"/api/v1/incidents/{deferred['id']}/events", admin)["events"]
+    assert [e["data"]["bug"] for e in events if e["kind"] == "bug_filed"] == [bug]
+    assert len([e for e in events if e["kind"] == "auto_bug_deferred"]) == 1
+
+
+class MedicWithoutRepository(Medic):
+    """A server with no repository: the monitor has nowhere to file its bugs."""
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.bin, "serve", "--no-demo", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
+             "--llm", f"scripted:{self.script}"] + self.extra, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for_port(self.port)
+        return self
+
+
+def test_a_bug_that_cannot_be_filed_answers_file_bug_with_an_error(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    server = MedicWithoutRepository(str(data), extra=["--config", config(tmp_path)])
+    server.start()
+    try:
+        admin = server.token("boss")
+        token = server.token("shipper", "ingest")
+        events = [{"service": "api", "message": "disk quota exceeded on volume 3", "user": f"u{i}"} for i in range(8)]
+        assert post(server, "/api/v1/ingest", token, ndjson(events))[0] == 200
+        incident = wait_for("the incident", lambda: next(iter(incidents(server, admin)), None))
+        assert incident["status"] == "open"
+        path = f"/api/v1/incidents/{incident['id']}"
+        for _ in range(2):  # refused each time: the incident is not left "being filed"
+            status, _, answer = post(server, f"{path}/file_bug", admin, b"{}")
+            assert status >= 400 and "no bug was filed" in answer["error"]["message"], (status, answer)
+        detail = server.rest("GET", path, admin)
+        assert detail["incident"]["status"] == "open" and detail["incident"]["bug"] is None
+        assert "no repository" in detail["incident"]["reason"]
+        assert [e["kind"] for e in detail["events"]].count("auto_bug_deferred") == 2
+    finally:
+        server.stop()
 
 
 def test_tailed_file_survives_rotation_truncation_and_a_huge_line(medic, tmp_path):

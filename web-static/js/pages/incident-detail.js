@@ -133,7 +133,8 @@ export function createIncidentDetail(ctx) {
   const id = () => view.model?.id;
   $('incident-acknowledge').addEventListener('click', () => run({ type: 'acknowledge_incident', incident: id() }, () => 'Acknowledged: the incident is yours.'));
   $('incident-file-bug').addEventListener('click', () => run({ type: 'file_bug', incident: id() },
-    (ack) => (typeof ack.bug === 'string' && ack.bug !== view.model?.info.bug ? `Bug ${ack.bug} filed.` : 'A bug is being filed; it appears here in a moment.')));
+    // The ack comes once the bug is filed and names it (its bug_filed event may have arrived first).
+    (ack) => (typeof ack.bug === 'string' ? `Bug ${ack.bug} filed.` : 'A bug is being filed; it appears here in a moment.')));
   $('incident-mute').addEventListener('click', () => {
     const seconds = Number($('incident-mute-duration').value);
     run({ type: 'mute_incident', incident: id(), duration_seconds: seconds },
