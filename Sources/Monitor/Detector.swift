@@ -410,10 +410,12 @@ public struct Detector: Sendable {
     /// Login and token failures: a 401/403 response, or a message that says so.
     static func isAuthFailure(_ event: LogEvent) -> Bool {
         if event.status == 401 || event.status == 403 { return true }
-        let lower = event.message.prefix(300).lowercased()
-        return ["authentication failed", "login failed", "invalid password", "wrong password", "invalid credentials", "unauthorized"]
-            .contains { lower.contains($0) }
+        let lower = Array(event.message.prefix(300).lowercased().utf8)
+        return authPhrases.contains { lower.containsBytes($0) }
     }
+
+    static let authPhrases = ["authentication failed", "login failed", "invalid password", "wrong password", "invalid credentials", "unauthorized"]
+        .map { Array($0.utf8) }
 
     /// Words of an error message worth clustering: letters only, 4+ characters, not noise.
     static func words(_ message: String) -> [String] {

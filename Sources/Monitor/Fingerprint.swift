@@ -52,8 +52,9 @@ public enum Fingerprint {
         let trimmed = word.trimmingCharacters(in: ".:!?")
         let suffix = String(word.dropFirst(trimmed.count + word.prefix { ".:!?".contains($0) }.count))
         if trimmed.isEmpty { return word }
-        if trimmed.contains("/") && trimmed.count > 1 { return "<path>" + suffix }
-        if trimmed.contains("@") && trimmed.contains(".") { return "<email>" + suffix }
+        // Byte tests, not `String.contains(String)` (its searcher builds a table per call: half the ingest profile).
+        if trimmed.utf8.contains(UInt8(ascii: "/")) && trimmed.count > 1 { return "<path>" + suffix }
+        if trimmed.utf8.contains(UInt8(ascii: "@")) && trimmed.utf8.contains(UInt8(ascii: ".")) { return "<email>" + suffix }
         if isIPv4(trimmed) { return "<ip>" + suffix }
         if let colon = trimmed.firstIndex(of: ":"), isIPv4(String(trimmed[..<colon])) {
             return "<ip>:" + placeholder(String(trimmed[trimmed.index(after: colon)...])) + suffix

@@ -171,10 +171,11 @@ public struct LineFormatParser: Sendable {
     }
 
     private func plain(_ line: String, now: Int64) -> LogEvent {
-        let upper = line.prefix(80).uppercased()
+        let upper = Array(line.prefix(80).uppercased().utf8)
+        let has = { (word: StaticString) in upper.containsBytes(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)) }
         let level: LogEvent.Level =
-            upper.contains("CRITICAL") || upper.contains("FATAL") ? .critical
-            : upper.contains("ERROR") ? .error : upper.contains("WARN") ? .warning : upper.contains("DEBUG") ? .debug : .info
+            has("CRITICAL") || has("FATAL") ? .critical
+            : has("ERROR") ? .error : has("WARN") ? .warning : has("DEBUG") ? .debug : .info
         var event = LogEvent(ts: now, service: service, level: level, message: IngestParser.truncate(Self.stripPrefix(line), limits.maxMessageBytes))
         // logfmt-style `user=…` and `ip=…` name who is affected and where from.
         for field in line.prefix(2000).split(separator: " ") where field.hasPrefix("user=") || field.hasPrefix("ip=") {
@@ -255,5 +256,29 @@ public struct LineFormatParser: Sendable {
         return .success(LogEvent(
             ts: now, service: service, level: status >= 500 ? .error : (status >= 400 ? .warning : .info),
             message: "\(method) \(route ?? "-") \(status)", route: route, status: status, latencyMs: latency, user: user, tags: tags))
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether `needle` occurs in these bytes (a plain scan: needles here are a few ASCII bytes, and
+    /// `String.contains(String)` builds a search table per call, which dominated the ingest profile).
+    func containsBytes<C: Collection>(_ needle: C) -> Bool where C.Element == UInt8 {
+        let n = needle.count
+        guard n > 0 else { return true }
+        guard n <= count, let first = needle.first else { return false }
+        var i = 0
+        while i <= count - n {
+            if self[i] == first {
+                var j = 1
+                var k = needle.index(after: needle.startIndex)
+                while j < n && self[i + j] == needle[k] {
+                    j += 1
+                    k = needle.index(after: k)
+                }
+                if j == n { return true }
+            }
+            i += 1
+        }
+        return false
     }
 }
