@@ -54,7 +54,7 @@ public final class MedicServer {
         self.store = store
         let nodeID = configuration.nodeID ?? App.defaultNodeID()
         if store.isShared {
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let now = wallClockMilliseconds()
             let nodes = (try? store.sync { store.nodes(completion: $0) }) ?? []
             configuration.nodesAliveAtStart = nodes.filter { $0.id != nodeID && $0.heartbeatAt >= now - App.deadAfterMs }.map(\.id)
             if !configuration.nodesAliveAtStart.isEmpty {

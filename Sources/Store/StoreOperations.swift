@@ -671,9 +671,7 @@ enum StoreOperations {
             try c.query(
                 "DELETE FROM presence WHERE node <> $1 AND node NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)",
                 [.text(node.id), .int(node.heartbeatAt - deadAfter)])
-            return try c.query("SELECT id, address, started_at, heartbeat_at FROM nodes ORDER BY id", []).map {
-                NodeRow(id: $0[0].text, address: $0[1].text, startedAt: $0[2].int, heartbeatAt: $0[3].int)
-            }.sorted { a, b in (a.id == node.id) != (b.id == node.id) ? a.id == node.id : a.id < b.id }
+            return try nodes(on: c).sorted { a, b in (a.id == node.id) != (b.id == node.id) ? a.id == node.id : a.id < b.id }
         }
     }
 

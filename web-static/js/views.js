@@ -43,6 +43,26 @@ export function statusBadge(status, testid, live = true) {
   }, humanStatus(s));
 }
 
+/**
+ * Keeps a container's rows in the order of `items`, rebuilding a row only when its signature changed (a focused
+ * link is not swapped under the user): `sig(item)` a string, `make(item)` a fresh row with `dataset.id`.
+ */
+export function reconcileRows(body, items, sig, make) {
+  const existing = new Map([...body.children].map((row) => [row.dataset.id, row]));
+  const rows = items.map((item) => {
+    const signature = sig(item);
+    const old = existing.get(item.id);
+    if (old && old.dataset.sig === signature) return old;
+    const fresh = make(item);
+    fresh.dataset.sig = signature;
+    if (old) old.replaceWith(fresh);
+    return fresh;
+  });
+  const keep = new Set(rows);
+  for (const row of [...body.children]) if (!keep.has(row)) row.remove();
+  rows.forEach((row, i) => { if (body.children[i] !== row) body.insertBefore(row, body.children[i] ?? null); });
+}
+
 // ---- proposals list ----
 
 /**

@@ -3,7 +3,7 @@
 // Every string from the server (titles, repos, error messages) is shown with textContent.
 
 import { BugList, SEVERITIES, splitEvidence, bugPermissions } from '../bugs.js';
-import { el, formatTime, statusBadge } from '../views.js';
+import { el, formatTime, reconcileRows, statusBadge } from '../views.js';
 
 export const ROUTES = [{ name: 'bugs', pattern: '/bugs' }];
 
@@ -159,20 +159,8 @@ export function createBugList(ctx) {
     if (!perms.canReport) closeForm();
     const bugs = view.list.sorted();
     // Rows are rebuilt only when their summary changed (a focused link is not swapped under the user).
-    const body = $('bug-rows');
-    const existing = new Map([...body.children].map((tr) => [tr.dataset.id, tr]));
-    const rows = bugs.map((b) => {
-      const sig = JSON.stringify([b.title, b.repo, b.severity, b.status, b.reproduced, b.approaches, b.proposal, b.updated_at]);
-      const old = existing.get(b.id);
-      if (old && old.dataset.sig === sig) return old;
-      const fresh = row(b);
-      fresh.dataset.sig = sig;
-      if (old) old.replaceWith(fresh);
-      return fresh;
-    });
-    const keep = new Set(rows);
-    for (const tr of [...body.children]) if (!keep.has(tr)) tr.remove();
-    rows.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null); });
+    reconcileRows($('bug-rows'), bugs,
+      (b) => JSON.stringify([b.title, b.repo, b.severity, b.status, b.reproduced, b.approaches, b.proposal, b.updated_at]), row);
     $('bug-count').textContent = bugs.length ? `(${bugs.length})` : '';
     $('bugs-empty').hidden = bugs.length > 0;
     $('bug-table').hidden = bugs.length === 0;

@@ -4,7 +4,7 @@
 // Titles come from ingested log lines: untrusted, shown with textContent.
 
 import { CLOSED_INCIDENT, IncidentList, SEVERITIES, criticalIncidents, formatValue } from '../incidents.js';
-import { el, formatTime, statusBadge } from '../views.js';
+import { el, formatTime, reconcileRows, statusBadge } from '../views.js';
 
 export const ROUTES = [{ name: 'incidents', pattern: '/incidents' }];
 
@@ -97,20 +97,8 @@ export function createIncidentList(ctx) {
   view.render = () => {
     document.title = 'Incidents — Medic';
     const incidents = view.list.sorted();
-    const body = $('incident-rows');
-    const existing = new Map([...body.children].map((tr) => [tr.dataset.id, tr]));
-    const rows = incidents.map((i) => {
-      const sig = JSON.stringify([i.title, i.kind, i.service, i.severity, i.status, i.value, i.baseline, i.bug, i.proposal, i.opened_at]);
-      const old = existing.get(i.id);
-      if (old && old.dataset.sig === sig) return old;
-      const fresh = row(i);
-      fresh.dataset.sig = sig;
-      if (old) old.replaceWith(fresh);
-      return fresh;
-    });
-    const keep = new Set(rows);
-    for (const tr of [...body.children]) if (!keep.has(tr)) tr.remove();
-    rows.forEach((tr, i) => { if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] ?? null); });
+    reconcileRows($('incident-rows'), incidents,
+      (i) => JSON.stringify([i.title, i.kind, i.service, i.severity, i.status, i.value, i.baseline, i.bug, i.proposal, i.opened_at]), row);
     const open = incidents.filter((i) => !CLOSED_INCIDENT.has(i.status)).length;
     $('incident-count').textContent = incidents.length ? `(${open} open of ${incidents.length})` : '';
     $('incidents-empty').hidden = incidents.length > 0;
