@@ -4,75 +4,157 @@
 public enum Fingerprint {
     /// The normalised message: variable parts replaced by placeholders, whitespace collapsed, at most 300
     /// characters. `User 42 'bob' not found at /srv/x.py` → `User <n> <q> not found at <path>`.
+    ///
+    /// Works on UTF-8 bytes: every delimiter is ASCII, and Character iteration (grapheme breaking, Unicode
+    /// property lookups per character) was half the ingest profile. Non-ASCII whitespace is made a space first
+    /// so it still separates words.
     public static func normalise(_ message: String) -> String {
-        var out = ""
-        var word = ""
-        var quote: Character?
-        func flush() {
-            guard !word.isEmpty else { return }
-            out += out.last == "=" && isIdentityKey(out) ? "<v>" : placeholder(word)
-            word = ""
+        var bytes = Array(message.utf8.prefix(8000))
+        if bytes.contains(where: { $0 >= 0x80 }) {
+            let spaced = String(String.UnicodeScalarView(message.unicodeScalars.prefix(2000).map { $0.properties.isWhitespace ? " " : $0 }))
+            bytes = Array(spaced.utf8)
+        } else if bytes.count > 2000 {
+            bytes.removeLast(bytes.count - 2000)
         }
-        for c in message.prefix(2000) {
-            if let open = quote {
-                if c == open { quote = nil; out += "<q>" }
+        var out: [UInt8] = []
+        out.reserveCapacity(min(bytes.count, 400))
+        var wordStart = 0
+        var quote: UInt8 = 0
+        func flush(_ end: Int) {
+            guard wordStart < end else { return }
+            if out.last == UInt8(ascii: "="), isIdentityKey(out) {
+                out += Array("<v>".utf8)
+            } else {
+                appendPlaceholder(bytes[wordStart..<end], to: &out)
+            }
+        }
+        for (i, c) in bytes.enumerated() {
+            if quote != 0 {
+                if c == quote { quote = 0; out += Array("<q>".utf8); wordStart = i + 1 }
                 continue
             }
-            if c == "'" || c == "\"" || c == "`" {
-                flush()
+            switch c {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"):
+                flush(i)
                 quote = c
+            case 0x09...0x0D, 0x20:
+                flush(i)
+                if out.last != 0x20 { out.append(0x20) }
+                wordStart = i + 1
+            case UInt8(ascii: ","), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"),
+                UInt8(ascii: "}"), UInt8(ascii: "="), UInt8(ascii: ";"):
+                flush(i)
+                out.append(c)
+                wordStart = i + 1
+            default:
                 continue
             }
-            if c.isWhitespace || c == "," || c == "(" || c == ")" || c == "[" || c == "]" || c == "{" || c == "}" || c == "=" || c == ";" {
-                flush()
-                if c.isWhitespace { if out.last != " " { out.append(" ") } } else { out.append(c) }
-                continue
-            }
-            word.append(c)
         }
-        flush()
-        if quote != nil { out += "<q>" }
-        return String(out.trimmingSpaces().prefix(300))
+        if quote != 0 { out += Array("<q>".utf8) } else { flush(bytes.count) }
+        while out.first == 0x20 { out.removeFirst() }
+        while out.last == 0x20 { out.removeLast() }
+        return String(String(decoding: out, as: UTF8.self).prefix(300))
     }
 
     /// Keys whose values name who or where (`user=bob`, `ip=…`): the value is never part of the fingerprint.
-    static let identityKeys: Set<String> = [
+    static let identityKeys: Set<[UInt8]> = Set([
         "user", "username", "user_id", "uid", "email", "ip", "client_ip", "remote_addr", "session", "session_id", "request_id", "req_id",
         "trace_id", "span_id", "account", "account_id", "customer", "customer_id", "id",
-    ]
+    ].map { Array($0.utf8) })
 
-    /// Whether `text` (normalised so far, ending in `=`) ends with an identity key.
-    static func isIdentityKey(_ text: String) -> Bool {
-        let key = text.dropLast().reversed().prefix { !$0.isWhitespace && !",;([{".contains($0) }
-        return identityKeys.contains(String(key.reversed()).lowercased())
+    /// Whether `text` (normalised so far, ending in `=`) ends with an identity key (ASCII case-insensitive).
+    static func isIdentityKey(_ text: [UInt8]) -> Bool {
+        var start = text.count - 1
+        while start > 0, !isKeyBoundary(text[start - 1]) { start -= 1 }
+        guard text.count - 1 - start <= 16 else { return false }
+        return identityKeys.contains(text[start..<(text.count - 1)].map(asciiLower))
     }
 
-    /// One word → itself or a placeholder.
-    static func placeholder(_ word: String) -> String {
-        let trimmed = word.trimmingCharacters(in: ".:!?")
-        let suffix = String(word.dropFirst(trimmed.count + word.prefix { ".:!?".contains($0) }.count))
-        if trimmed.isEmpty { return word }
-        // Byte tests, not `String.contains(String)` (its searcher builds a table per call: half the ingest profile).
-        if trimmed.utf8.contains(UInt8(ascii: "/")) && trimmed.count > 1 { return "<path>" + suffix }
-        if trimmed.utf8.contains(UInt8(ascii: "@")) && trimmed.utf8.contains(UInt8(ascii: ".")) { return "<email>" + suffix }
-        if isIPv4(trimmed) { return "<ip>" + suffix }
-        if let colon = trimmed.firstIndex(of: ":"), isIPv4(String(trimmed[..<colon])) {
-            return "<ip>:" + placeholder(String(trimmed[trimmed.index(after: colon)...])) + suffix
+    static func isKeyBoundary(_ c: UInt8) -> Bool {
+        switch c {
+        case 0x20, UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"): true
+        default: false
         }
-        if trimmed.count >= 32 && trimmed.filter({ $0 == "-" }).count == 4 && trimmed.allSatisfy({ $0.isHexDigit || $0 == "-" }) { return "<uuid>" + suffix }
-        if trimmed.hasPrefix("0x"), trimmed.count > 2, trimmed.dropFirst(2).allSatisfy(\.isHexDigit) { return "<hex>" + suffix }
-        if trimmed.count >= 8, trimmed.allSatisfy(\.isHexDigit), trimmed.contains(where: \.isNumber) { return "<hex>" + suffix }
-        if trimmed.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" }) && trimmed.contains(where: \.isNumber) { return "<n>" + suffix }
-        // Words with digits inside ids (user_12345, req-8f3a…): the digits are the variable part.
-        if trimmed.filter(\.isNumber).count >= 3 {
-            return String(trimmed.map { $0.isNumber ? "#" : $0 }).replacingRuns(of: "#", with: "<n>") + suffix
-        }
-        return word
     }
 
-    static func isIPv4(_ s: String) -> Bool {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) }
+    static func asciiLower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+    static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+    static func isHexDigit(_ c: UInt8) -> Bool { isDigit(c) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x66) }
+    static func isTrailingPunctuation(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: ".") || c == UInt8(ascii: ":") || c == UInt8(ascii: "!") || c == UInt8(ascii: "?")
+    }
+
+    /// One word → itself or a placeholder (`<path>`, `<email>`, `<ip>`, `<uuid>`, `<hex>`, `<n>`, digits inside
+    /// ids as `<n>`), appended to `out`. Leading `.:!?` are dropped and trailing ones kept, as punctuation.
+    static func appendPlaceholder(_ word: ArraySlice<UInt8>, to out: inout [UInt8]) {
+        var lower = word.startIndex
+        var upper = word.endIndex
+        while lower < upper, isTrailingPunctuation(word[lower]) { lower += 1 }
+        while upper > lower, isTrailingPunctuation(word[upper - 1]) { upper -= 1 }
+        let trimmed = word[lower..<upper]
+        let suffix = word[upper...]
+        guard !trimmed.isEmpty else { out += word; return }
+        func put(_ tag: String) { out += Array(tag.utf8); out += suffix }
+        if trimmed.count > 1, trimmed.contains(UInt8(ascii: "/")) { return put("<path>") }
+        if trimmed.contains(UInt8(ascii: "@")), trimmed.contains(UInt8(ascii: ".")) { return put("<email>") }
+        if isIPv4(trimmed) { return put("<ip>") }
+        if let colon = trimmed.firstIndex(of: UInt8(ascii: ":")), isIPv4(trimmed[..<colon]) {
+            out += Array("<ip>:".utf8)
+            appendPlaceholder(trimmed[(colon + 1)...], to: &out)
+            out += suffix
+            return
+        }
+        if trimmed.count >= 32, trimmed.count(where: { $0 == UInt8(ascii: "-") }) == 4,
+            trimmed.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: "-") })
+        {
+            return put("<uuid>")
+        }
+        if trimmed.count > 2, trimmed.first == UInt8(ascii: "0"), trimmed[trimmed.startIndex + 1] == UInt8(ascii: "x"),
+            trimmed.dropFirst(2).allSatisfy(isHexDigit)
+        {
+            return put("<hex>")
+        }
+        let digits = trimmed.count(where: isDigit)
+        if trimmed.count >= 8, digits > 0, trimmed.allSatisfy(isHexDigit) { return put("<hex>") }
+        if digits > 0,
+            trimmed.allSatisfy({ isDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") })
+        {
+            return put("<n>")
+        }
+        // Words with digits inside ids (user_12345, req-8f3a…, #12): the digits are the variable part.
+        if digits >= 3 || (digits > 0 && !trimmed.contains(where: { asciiLower($0) >= 0x61 && asciiLower($0) <= 0x7A })) {
+            var inRun = false
+            for c in trimmed {
+                if isDigit(c) {
+                    if !inRun { out += Array("<n>".utf8) }
+                    inRun = true
+                } else {
+                    out.append(c)
+                    inRun = false
+                }
+            }
+            out += suffix
+            return
+        }
+        out += word
+    }
+
+    static func isIPv4(_ s: ArraySlice<UInt8>) -> Bool {
+        var parts = 1
+        var run = 0
+        for c in s {
+            if c == UInt8(ascii: ".") {
+                guard run > 0 else { return false }
+                parts += 1
+                run = 0
+            } else if isDigit(c) {
+                run += 1
+                guard run <= 3 else { return false }
+            } else {
+                return false
+            }
+        }
+        return parts == 4 && run > 0
     }
 
     /// The key: the normalised message and the innermost frame (`path:function`, no line: a line number moves
@@ -135,21 +217,5 @@ extension String {
         while let first = s.first, set.contains(first) { s = s.dropFirst() }
         while let last = s.last, set.contains(last) { s = s.dropLast() }
         return String(s)
-    }
-
-    /// Collapses runs of `target` into one `replacement`.
-    func replacingRuns(of target: Character, with replacement: String) -> String {
-        var out = ""
-        var inRun = false
-        for c in self {
-            if c == target {
-                if !inRun { out += replacement }
-                inRun = true
-            } else {
-                out.append(c)
-                inRun = false
-            }
-        }
-        return out
     }
 }

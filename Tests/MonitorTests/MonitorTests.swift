@@ -1,7 +1,7 @@
 // MonitorTests: parsing what applications write (hostile lines included), fingerprints, and detection on
 // replayed traces with an injected clock — a quiet day stays quiet, spikes and bursts are found in time.
 import Foundation
-import Monitor
+@testable import Monitor
 import Protocol
 import Testing
 
@@ -66,6 +66,24 @@ import Testing
         #expect(Fingerprint.id(a) != Fingerprint.id(Fingerprint.key(message: "invalid password for user_1", innermostFrame: nil)))
         #expect(Fingerprint.normalise(String(repeating: "x ", count: 10_000)).count <= 300)
         #expect(Fingerprint.normalise("unterminated 'quote") == "unterminated <q>")
+    }
+
+    @Test func identityValuesPunctuationAndOtherScripts() {
+        #expect(Fingerprint.normalise("denied User=bob, ip=10.0.0.1; path=/x") == "denied User=<v>, ip=<v>; path=<path>")
+        #expect(Fingerprint.normalise("  failed:\t\tretry 3 of 5!  ") == "failed: retry <n> of <n>!")
+        #expect(Fingerprint.normalise("order #12,345.00 (req-8812abc) [x]") == "order #<n>,<n> (req-<n>abc) [x]")
+        #expect(Fingerprint.normalise("mot de passe\u{00A0}refusé pour «jean» 42") == "mot de passe refusé pour «jean» <n>")
+        #expect(Fingerprint.normalise("ошибка 17 для 'Иван'") == "ошибка <n> для <q>")
+        #expect(Fingerprint.normalise("emoji 👩‍💻 at 1.2.3.4:80") == "emoji 👩‍💻 at <ip>:<n>")
+        #expect(Fingerprint.normalise("999.1.1") == "<n>" && Fingerprint.normalise("1.2.3.4.5") == "<n>")
+        let long = String(repeating: "é", count: 5000)
+        #expect(Fingerprint.normalise(long) == String(repeating: "é", count: 300))
+    }
+
+    @Test func clusteredWordsAreLettersOnly() {
+        #expect(Detector.words("Wrong PASSWORD for user_42: mot-de-passe incorrecte, Пароль") == ["wrong", "password", "user", "passe", "incorrecte", "пароль"])
+        #expect(Detector.words("Error: value None from file") == [])
+        #expect(Detector.words(String(repeating: "abcd ", count: 100)).count == 20)
     }
 }
 
