@@ -76,6 +76,7 @@ final class MonitorService {
             case "r:": bucket.services[name, default: .init(requests: 0, errors: 0, p95: nil)].requests = Int(value)
             case "e:": bucket.services[name, default: .init(requests: 0, errors: 0, p95: nil)].errors = Int(value)
             case "l:": bucket.services[name, default: .init(requests: 0, errors: 0, p95: nil)].p95 = value
+            case "s:": bucket.services[name, default: .init(requests: 0, errors: 0, p95: nil)].slowShare = value
             default: break
             }
             history[row.bucket] = bucket
@@ -260,6 +261,9 @@ final class MonitorService {
             write.monitorBuckets.append(MonitorBucketRow(series: "e:" + name, bucket: bucket.start, valueMilli: Int64(f.errors) * 1000))
             if let p95 = f.p95 {
                 write.monitorBuckets.append(MonitorBucketRow(series: "l:" + name, bucket: bucket.start, valueMilli: Int64((p95 * 1000).rounded())))
+            }
+            if let share = f.slowShare {
+                write.monitorBuckets.append(MonitorBucketRow(series: "s:" + name, bucket: bucket.start, valueMilli: Int64((share * 1000).rounded())))
             }
         }
         if now - lastPrune > 3_600_000 {

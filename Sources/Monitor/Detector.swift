@@ -28,7 +28,10 @@ public struct DetectionThresholds: Sendable, Equatable {
     /// …with at least this many errors (default 10), more than `spikeSigma` binomial standard deviations over
     /// what the baseline ratio predicts for that many requests (a few 5xx in a small bucket are noise).
     public var errorRateMinErrors = 10
-    /// p95 latency at least this many times its baseline (default 2) and this much higher (200 ms).
+    /// p95 latency at least this many times its baseline (default 2) and this much higher (200 ms), and the
+    /// requests slower than that line more than `spikeSigma` binomial standard deviations over the share the
+    /// baseline predicts, at least 5 % (a service with a slow tail of a few percent flips its p95 in small buckets
+    /// by chance).
     public var latencyMultiple = 2.0
     public var latencyMinIncreaseMs = 200.0
     /// Authentication failures from one source (user or ip) in one bucket (default 20).
@@ -84,12 +87,15 @@ public struct ClosedBucket: Sendable, Equatable {
     public struct ServiceFigures: Sendable, Equatable {
         public var requests: Int
         public var errors: Int
-        /// p95 latency (ms) when the bucket had at least 20 timed requests.
+        /// p95 latency (ms) when the bucket had at least 20 timed requests, and the share of its requests over
+        /// the slow line (`latencyMultiple` × the baseline p95, at least `latencyMinIncreaseMs` over it).
         public var p95: Double?
-        public init(requests: Int, errors: Int, p95: Double?) {
+        public var slowShare: Double?
+        public init(requests: Int, errors: Int, p95: Double?, slowShare: Double? = nil) {
             self.requests = requests
             self.errors = errors
             self.p95 = p95
+            self.slowShare = slowShare
         }
     }
 
@@ -165,8 +171,10 @@ public struct Detector: Sendable {
         var latencies: [Double] = []
         var ratio = Baseline()
         var p95 = Baseline()
-        /// A restored bucket's p95 (its latencies were not stored).
+        var slowShare = Baseline()
+        /// A restored bucket's p95 and slow share (its latencies were not stored).
         var replayedP95: Double?
+        var replayedSlowShare: Double?
     }
 
     private var series: [String: Series] = [:]
@@ -274,6 +282,7 @@ public struct Detector: Sendable {
                     b.requests += figures.requests
                     b.errors += figures.errors
                     b.replayedP95 = figures.p95
+                    b.replayedSlowShare = figures.slowShare
                     services[name] = b
                 }
             }
@@ -341,18 +350,31 @@ public struct Detector: Sendable {
                 bucket.ratio.add(ratio, alpha: t.alpha)
             }
             var p95: Double?
+            var slowShare: Double?
+            var slowSignificant = false
             if bucket.latencies.count >= 20 {
                 let sorted = bucket.latencies.sorted()
                 p95 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.95))]
+                // The slow line of the baseline, and whether more requests crossed it than its usual share.
+                let line = max(bucket.p95.mean * t.latencyMultiple, bucket.p95.mean + t.latencyMinIncreaseMs)
+                let n = Double(sorted.count)
+                let slow = n - Double(sorted.partitioningIndex { $0 >= line })
+                slowShare = slow / n
+                // At least 5 %: by definition about 5 % of requests are over the baseline p95, so a line at twice it
+                // or more is crossed less often than that in a normal bucket.
+                let usual = Swift.max(bucket.slowShare.mean, 0.05)
+                slowSignificant = slow >= usual * n + t.spikeSigma * (n * usual * (1 - usual)).squareRoot()
             } else if let replayed = bucket.replayedP95 {
                 p95 = replayed
+                slowShare = bucket.replayedSlowShare
             }
             if bucket.requests > 0 || p95 != nil {
-                closed.services[name] = ClosedBucket.ServiceFigures(requests: bucket.requests, errors: bucket.errors, p95: p95)
+                closed.services[name] = ClosedBucket.ServiceFigures(requests: bucket.requests, errors: bucket.errors, p95: p95, slowShare: slowShare)
             }
+            if let slowShare { bucket.slowShare.add(slowShare, alpha: t.alpha) }
             if let p95 {
                 if bucket.p95.buckets >= t.warmupBuckets, bucket.requests >= t.minRequests, p95 >= bucket.p95.mean * t.latencyMultiple,
-                    p95 >= bucket.p95.mean + t.latencyMinIncreaseMs
+                    p95 >= bucket.p95.mean + t.latencyMinIncreaseMs, slowSignificant
                 {
                     out.append(Anomaly(
                         kind: .latency, subject: name, service: name, value: p95, baseline: bucket.p95.mean, bucketStart: bucketStart,
@@ -364,6 +386,7 @@ public struct Detector: Sendable {
             bucket.errors = 0
             bucket.latencies = []
             bucket.replayedP95 = nil
+            bucket.replayedSlowShare = nil
             services[name] = bucket
         }
         for (source, entry) in authFailures { closed.authFailures[source] = entry.count }
@@ -449,4 +472,17 @@ public struct Detector: Sendable {
         "error", "exception", "failed", "traceback", "most", "recent", "call", "last", "line", "file", "with", "from", "that", "this", "none",
         "null", "true", "false", "value", "object",
     ]
+}
+
+extension Array where Element == Double {
+    /// The first index whose element satisfies `belongs`, in an array where it holds for a suffix (binary search).
+    func partitioningIndex(where belongs: (Double) -> Bool) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if belongs(self[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
 }

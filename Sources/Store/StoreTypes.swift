@@ -334,7 +334,7 @@ public struct CommandRecord: Sendable, Equatable {
 /// One atomic unit of writes (a command's whole effect). Applied in its own savepoint inside a
 /// group-commit transaction: it commits entirely or not at all, and never takes others down with it.
 /// One stored bucket of one monitor series (`f:<fingerprint>`, `r:<service>` requests, `e:<service>` errors,
-/// `l:<service>` p95 latency).
+/// `l:<service>` p95 latency, `s:<service>` share of requests over the slow line).
 public struct MonitorBucketRow: Sendable, Equatable {
     public var series: String
     public var bucket: Int64
