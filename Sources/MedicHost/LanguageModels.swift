@@ -18,7 +18,10 @@ final class ScriptedModel: LanguageModel {
 
     init(loop: EventLoop, path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError("scripted conversation file not found: \(path)")
+            // The default model is the demo's script, relative to the Medic checkout: say what to do instead.
+            throw ConfigurationError(
+                "scripted conversation file not found: \(path) (relative to \(FileManager.default.currentDirectoryPath)); "
+                    + "run from the Medic checkout, or choose a model: --llm anthropic with ANTHROPIC_API_KEY set, or --llm scripted:FILE")
         }
         do { conversation = try ScriptedConversation(json: Array(data)) } catch {
             throw ConfigurationError("scripted conversation \(path): \(error)")

@@ -13,6 +13,7 @@ import time
 import pytest
 import websockets
 
+from interop_support import binary
 from medic_server import Medic
 
 
@@ -210,3 +211,19 @@ def test_nineteen_thousand_subscribers_receive_a_burst_complete_and_in_order(tmp
         assert all(r == expected for r in results)
     finally:
         medic.stop()
+
+
+def test_serve_outside_the_checkout_without_a_model_says_how_to_choose_one(tmp_path):
+    """`medic serve --repo … --no-demo` run from another directory, with no --llm and no API key: the default model
+    is the demo's script (relative to the checkout) — the error names the file and the two ways out, exit non-zero."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    done = subprocess.run([binary("MEDIC_BIN"), "serve", "--no-demo", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"),
+                           "--repo", str(repo), "--test-command", "true"],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=30)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "scripted conversation file not found: examples/demo-conversation.json" in out, out
+    assert "--llm anthropic" in out and "--llm scripted:FILE" in out, out
