@@ -39,6 +39,15 @@ final class ClusterState {
     var flushScheduled = false
     /// Other nodes' members per topic (node → members), for topics with subscribers here.
     var remote: [String: [String: [PresenceMember]]] = [:]
+    /// Instances whose lease this node holds (App+Leases.swift).
+    var held: Set<String> = []
+    /// Commands this node forwarded, by row id, waiting for the owner's answer; answers that came first.
+    var waiting: [Int64: ForwardWait] = [:]
+    var earlyAnswers: Set<Int64> = []
+    /// Forwarded commands this node is running, and whether a read of them is in flight (and wanted again).
+    var running: Set<Int64> = []
+    var readingForwarded = false
+    var forwardedAgain = false
 
     init(id: String, shared: Bool, startedAt: Int64) {
         self.id = id
@@ -63,12 +72,19 @@ extension App {
                 switch note {
                 case .head(let topic, let head): app.noteCommittedHead(topic: topic, head: head)
                 case .presence(let topic): app.readPresence(topic: topic)
-                case .resync: app.resyncHeads()
+                case .resync:
+                    app.resyncHeads()
+                    app.runForwarded()
+                    for id in app.cluster?.waiting.keys.map({ $0 }) ?? [] { app.readAnswer(id) }
+                case .forwarded(let node, _): if node == nodeID { app.runForwarded() }
+                case .answered(let node, let id): if node == nodeID { app.readAnswer(id) }
                 }
             }
         }
-        // A node starting again under its name: the members it had before it stopped are gone.
+        // A node starting again under its name: the members it had before it stopped are gone, and what it ran is
+        // claimed afresh at the next heartbeat (by this node or another), its feature deciding how to go on.
         store.clearPresence(node: nodeID) { _ in }
+        store.expireLeases(node: nodeID) { _ in }
         heartbeat()
     }
 
@@ -91,11 +107,16 @@ extension App {
         let now = wallClockMilliseconds()
         let row = NodeRow(id: state.id, address: state.address, startedAt: state.startedAt, heartbeatAt: now)
         let bound = LoopBound(self, loop: loop)
-        store.heartbeat(row, deadAfter: Self.deadAfterMs, forgetAfter: Self.forgetAfterMs) { result in
+        let heldBefore = state.held
+        store.heartbeat(
+            row, deadAfter: Self.deadAfterMs, forgetAfter: Self.forgetAfterMs, leaseMs: Self.leaseMs, reachableRepos: reachableRepositories,
+            claimLimit: Self.claimsPerHeartbeat
+        ) { result in
             bound.hop { app in
                 guard let state = app.cluster else { return }
                 switch result {
-                case .success(let nodes):
+                case .success(let beat):
+                    let nodes = beat.nodes
                     state.heartbeatFailures = 0
                     state.lastHeartbeat = now
                     state.nodes = nodes
@@ -109,6 +130,7 @@ extension App {
                             app.deliverPresence(topic: topic, to: app.hub.subscribers(topic: topic))
                         }
                     }
+                    app.noteLeases(beat, heldBefore: heldBefore)
                 case .failure(let error):
                     state.heartbeatFailures += 1
                     if state.heartbeatFailures == 1 { app.logger.warning("heartbeat failed", metadata: ["error": "\(error.message)"]) }
@@ -219,6 +241,7 @@ extension App {
                     "lag_ms": .int(max(0, now - n.heartbeatAt)), "alive": .bool(!state.shared || state.alive.contains(n.id)), "self": .bool(n.id == state.id),
                 ])
             }),
+            "leases_held": .int(Int64(state.held.count)), "lease_ms": .int(Self.leaseMs),
             "followed_topics": .int(Int64(hub.topicCount)), "catching_up": .int(Int64(remoteFetches.count)),
             "events_from_other_nodes": .int(Int64(metrics.remoteEvents)), "resyncs": .int(Int64(metrics.resyncs)),
         ])

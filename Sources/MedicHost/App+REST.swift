@@ -259,6 +259,10 @@ extension App {
         metric("node_fetches_total", "counter", "Store reads of events another node committed.", metrics.remoteFetches)
         metric("node_events_total", "counter", "Events another node committed, read for this node's subscribers.", metrics.remoteEvents)
         metric("node_resyncs_total", "counter", "Listener (re)connections after which the followed heads were read again.", metrics.resyncs)
+        metric("node_forwarded_total", "counter", "Commands forwarded to the node that owns their instance.", metrics.forwarded)
+        metric("node_forward_timeouts_total", "counter", "Forwarded commands the owner did not answer in time.", metrics.forwardTimeouts)
+        metric("node_forwarded_run_total", "counter", "Commands other nodes forwarded, run on this node.", metrics.forwardedRun)
+        metric("node_takeovers_total", "counter", "Instances claimed after their owner let the lease expire.", metrics.takeovers)
         // Each feature's own series, read from the feature (no command, no principal).
         lines += Self.exposition(features.features.flatMap { $0.metrics() })
         var headers = HTTPHeaders()

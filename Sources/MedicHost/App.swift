@@ -319,11 +319,15 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
                 }
             }
         }
+        // On several nodes a command on a leased instance runs where its lease is (App+Leases.swift).
+        let owned = feature.leasedInstance(of: request.message).map { topic in
+            { [unretained] in unretained.value?.runOnOwner(topic, request: request, principal: principal, respond: respond, local: execute) }
+        } ?? execute
         guard let id = request.id, declaration.changesState else {
-            execute()
+            owned()
             return
         }
-        let bound = LoopBound((respond, execute), loop: loop)
+        let bound = LoopBound((respond, owned), loop: loop)
         store.commandResponse(principal: principal.name, commandId: id) { result in
             bound.hop { pair in
                 switch result {
@@ -614,4 +618,10 @@ struct AppMetrics {
     var remoteFetches = 0
     var remoteEvents = 0
     var resyncs = 0
+    /// Commands forwarded to their instance's owner, those that timed out, those run here for another node, and
+    /// instances this node claimed after their owner let the lease expire.
+    var forwarded = 0
+    var forwardTimeouts = 0
+    var forwardedRun = 0
+    var takeovers = 0
 }

@@ -1,6 +1,7 @@
 // ClusterFeature: `GET /api/v1/cluster` (admins) — this node and the nodes sharing its store (App+Nodes.swift) —
 // and the node's figures in /metrics. No commands, no topics.
 public import Protocol
+import Store
 
 public final class ClusterFeature: Feature {
     private unowned let app: App
@@ -14,7 +15,12 @@ public final class ClusterFeature: Feature {
     public var routes: [RESTRoute] {
         [
             RESTRoute("GET", "api/v1/cluster", roles: [.admin]) { call in
-                call.app.respondJSON(200, call.app.clusterJSON().bytes, on: call.connection)
+                // With every lease (which node runs which instance) read from the store.
+                call.app.readStore(on: call.connection, { call.app.store.leases(completion: $0) }) { leases in
+                    guard case .object(var object) = call.app.clusterJSON() else { return nil }
+                    object["leases"] = call.app.leasesJSON(leases)
+                    return .object(object)
+                }
             },
         ]
     }

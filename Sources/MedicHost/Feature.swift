@@ -129,11 +129,23 @@ public protocol Feature: AnyObject {
     /// at startup. `MedicServer` applies every registered feature's migrations, in ascending version with the
     /// store's, before it listens; a feature must not read its tables before that (not in its `init`).
     var migrations: [Migration] { get }
+    /// The live instance (its topic) a command acts on, when the feature's instances are leased: on several nodes
+    /// the command runs on the node holding that instance's lease (App+Leases.swift). nil: runs where it arrives.
+    func leasedInstance(of message: ClientMessage) -> String?
+    /// This node claimed `topic`'s lease after `node` let it expire (killed, or cut off): load the instance and go
+    /// on with it — re-run the step that was in flight, or mark it interrupted.
+    func resume(_ topic: String, from node: String)
+    /// Another node claimed `topic` while this node did not renew its lease: drop what memory holds of it.
+    func leaseLost(_ topic: String)
 }
 
 extension Feature {
     /// Most features store only events and command rows (the store's own tables).
     public var migrations: [Migration] { [] }
+    /// Most features' instances are not leased.
+    public func leasedInstance(of message: ClientMessage) -> String? { nil }
+    public func resume(_ topic: String, from node: String) {}
+    public func leaseLost(_ topic: String) {}
 }
 
 /// Every registered feature, and the lookups the App makes per message.

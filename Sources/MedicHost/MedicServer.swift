@@ -77,6 +77,7 @@ public final class MedicServer {
         if withPipeline {
             let pipeline = try PipelineService.make(loop: loop, store: store, configuration: configuration, publisher: app, logger: logger)
             self.pipeline = pipeline
+            pipeline.leases = app
             app.register(ProposalsFeature(pipeline: pipeline))
         }
         if !configuration.repositories.isEmpty {

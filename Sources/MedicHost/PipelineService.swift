@@ -113,6 +113,8 @@ public final class PipelineService {
     public var onRepositoryChanged: ((RepositoryConfig) -> Void)?
     /// Called after a proposal's new status is stored (the bug workflow follows its proposals).
     var onStatusChanged: [(ProposalMachine) -> Void] = []
+    /// Where instances say they live on this node (the App, on several nodes; App+Leases.swift).
+    weak var leases: (any WorkflowLeases)?
 
     init(sink: any Publisher, configuration: MedicConfiguration, executors: WorkflowExecutors, records: any ProposalRecords, logger: Logger) {
         self.sink = sink
@@ -226,12 +228,46 @@ public final class PipelineService {
         }
     }
 
+    /// This node claimed the proposal's lease after `node` let it expire. A proposal that was busy there (its
+    /// sandbox, test run or model request died with that node) is marked interrupted, then its current revision
+    /// is deployed again here — the step re-runs from its start, nothing is applied twice (one interrupted while
+    /// approved or applying stays interrupted: the repository is checked by a person). Anything else waits as it is.
+    func resume(_ id: String, from node: String) {
+        withRuntime(id) { [weak self] runtime in
+            guard let self else { return }
+            guard let runtime else {
+                self.leases?.release("proposal:\(id)")
+                return
+            }
+            // Resident and working here already (this node's own instance): nothing was lost.
+            guard runtime.machine.status.isBusy, runtime.workspace == nil, runtime.testRun == nil, !runtime.writing, runtime.inbox.isEmpty else { return }
+            let status = runtime.machine.status
+            self.logger.info("resuming proposal \(id): node \(node) stopped while it was \(status.rawValue)")
+            self.feed(runtime, .interrupted(reason: "node \(node) stopped while the proposal was \(status.rawValue); resumed on another node"))
+            if status != .approved && status != .applying {
+                self.feed(runtime, .autoFixRequested(principal: "medic", role: .admin))
+            }
+        }
+    }
+
+    /// Another node holds the proposal now: the resident copy goes (when it holds nothing in flight; otherwise it
+    /// stays, and its next store write races the new owner's — logged).
+    func leaseLost(_ id: String) {
+        guard let runtime = runtimes[id] else { return }
+        if runtime.isEvictable {
+            runtimes[id] = nil
+        } else {
+            logger.error("proposal \(id) moved to another node while work on it was in flight here")
+        }
+    }
+
     /// Resident instances that hold nothing (no queued input, no write in flight, no sandbox, no test run)
     /// and saw no input for `idleEvictionMilliseconds` leave memory; the store has all of them.
     func evictIdle() {
         let now = clock.nowMilliseconds()
         for (id, runtime) in runtimes where runtime.isEvictable && now - runtime.lastActive >= idleEvictionMilliseconds {
             runtimes[id] = nil
+            leases?.release(runtime.topic)
         }
     }
 
@@ -336,6 +372,7 @@ public final class PipelineService {
         let runtime = ProposalRuntime(machine: machine, repository: repository, createdAt: now)
         runtime.service = self
         runtimes[id] = runtime
+        leases?.hold(runtime.topic, repo: repository.name)
         feed(runtime, .created(Revision(number: 1, changes: changes)),
              command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["proposal": .string(id)], reply: reply))
     }

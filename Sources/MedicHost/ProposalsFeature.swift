@@ -34,6 +34,18 @@ public final class ProposalsFeature: Feature {
         pipeline.execute(message, commandID: commandID, principal: principal, reply: reply)
     }
 
+    /// Commands on one proposal run where its lease is (several nodes).
+    public func leasedInstance(of message: ClientMessage) -> String? {
+        switch message {
+        case .review(let review): "proposal:\(review.proposal)"
+        case .autoFix(let proposal), .rollback(let proposal), .withdraw(let proposal, _), .comment(let proposal, _): "proposal:\(proposal)"
+        case .propose, .hello, .subscribe, .unsubscribe, .stats, .feature: nil
+        }
+    }
+
+    public func resume(_ topic: String, from node: String) { pipeline.resume(String(topic.dropFirst("proposal:".count)), from: node) }
+    public func leaseLost(_ topic: String) { pipeline.leaseLost(String(topic.dropFirst("proposal:".count))) }
+
     public func stats() -> JSONObject { pipeline.stats() }
 
     /// `medic_pipeline_<figure>` gauges (names kept from before the registry, so dashboards keep working).

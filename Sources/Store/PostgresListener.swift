@@ -15,6 +15,8 @@ final class PostgresListener: @unchecked Sendable {
     static let channel = "medic_events"
     /// The channel presence changes are announced on (payload: the topic).
     static let presenceChannel = "medic_presence"
+    /// The channel forwarded commands and their answers are announced on ("to <node> <id>", "answered <node> <id>").
+    static let forwardChannel = "medic_forward"
 
     private let url: String
     private let options: PostgresOptions
@@ -78,6 +80,7 @@ final class PostgresListener: @unchecked Sendable {
                 let conn = try PostgresConnection(url: url, options: options)
                 try conn.execute("LISTEN \(Self.channel)")
                 try conn.execute("LISTEN \(Self.presenceChannel)")
+                try conn.execute("LISTEN \(Self.forwardChannel)")
                 delay = retry.initialReconnectDelay
                 // Listening now: whatever was sent before (while disconnected, or before the first connect)
                 // was not heard — the handlers read the heads they care about from the store.
@@ -111,6 +114,13 @@ final class PostgresListener: @unchecked Sendable {
                 PQfreemem(note)
                 if channel == Self.presenceChannel {
                     deliver(.presence(topic: payload))
+                    continue
+                }
+                if channel == Self.forwardChannel {
+                    let parts = payload.split(separator: " ")
+                    guard parts.count == 3, let id = Int64(parts[2]) else { continue }
+                    if parts[0] == "to" { deliver(.forwarded(node: String(parts[1]), id: id)) }
+                    if parts[0] == "answered" { deliver(.answered(node: String(parts[1]), id: id)) }
                     continue
                 }
                 // "topic seq": topics never contain spaces in Medic, but split at the last one to be safe.

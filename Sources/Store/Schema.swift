@@ -140,6 +140,21 @@ let migrations: [Migration] = [
             node TEXT NOT NULL, topic TEXT NOT NULL, members TEXT NOT NULL, PRIMARY KEY (node, topic));
         """
     },
+    // Work ownership across nodes: one lease per live workflow instance (its topic), held by one node until it
+    // expires unrenewed; commands a node forwards to the owner of their instance, with the owner's answer.
+    Migration(version: 9, name: "leases and forwarded commands") { dialect in
+        let serial = dialect == .sqlite ? "INTEGER PRIMARY KEY" : "BIGSERIAL PRIMARY KEY"
+        return """
+            CREATE TABLE leases (
+                workflow TEXT PRIMARY KEY, node TEXT NOT NULL, repo TEXT NOT NULL, expires_at BIGINT NOT NULL, claimed_at BIGINT NOT NULL);
+            CREATE INDEX leases_by_node ON leases (node);
+            CREATE INDEX leases_by_expiry ON leases (expires_at);
+            CREATE TABLE forwarded_commands (
+                id \(serial), to_node TEXT NOT NULL, from_node TEXT NOT NULL, workflow TEXT NOT NULL, principal TEXT NOT NULL,
+                role TEXT NOT NULL, request TEXT NOT NULL, created_at BIGINT NOT NULL, answer TEXT, answered_at BIGINT);
+            CREATE INDEX forwarded_commands_pending ON forwarded_commands (to_node, answered_at);
+            """
+    },
 ]
 
 /// The store's own migrations followed by `extra` (features' tables), in the order they are applied:

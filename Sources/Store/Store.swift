@@ -369,6 +369,61 @@ public final class Store: @unchecked Sendable {
         run(completion) { c throws(StoreError) in try StoreOperations.heartbeat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c) }
     }
 
+    /// The heartbeat with leases (see `StoreOperations.heartbeat(_:deadAfter:forgetAfter:leaseMs:reachableRepos:claimLimit:on:)`).
+    public func heartbeat(
+        _ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, leaseMs: Int64, reachableRepos: [String], claimLimit: Int,
+        completion: @escaping @Sendable (Result<HeartbeatResult, StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in
+            try StoreOperations.heartbeat(
+                node, deadAfter: deadAfter, forgetAfter: forgetAfter, leaseMs: leaseMs, reachableRepos: reachableRepos, claimLimit: claimLimit, on: c)
+        }
+    }
+
+    /// Claims an instance's lease for `node` unless another node holds it unexpired; answers the lease as it is.
+    public func claimLease(
+        workflow: String, node: String, repo: String, now: Int64, leaseMs: Int64, completion: @escaping @Sendable (Result<LeaseRow, StoreError>) -> Void
+    ) {
+        run(completion) { c throws(StoreError) in
+            try StoreOperations.claimLease(workflow: workflow, node: node, repo: repo, now: now, leaseMs: leaseMs, on: c)
+        }
+    }
+
+    /// Gives up `node`'s lease of `workflow`.
+    public func releaseLease(workflow: String, node: String, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.releaseLease(workflow: workflow, node: node, on: c) }
+    }
+
+    /// Marks every lease of `node` expired.
+    public func expireLeases(node: String, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.expireLeases(node: node, on: c) }
+    }
+
+    /// Every lease.
+    public func leases(completion: @escaping @Sendable (Result<[LeaseRow], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.leases(on: c) }
+    }
+
+    /// Stores a command for its instance's owner (announced on `medic_forward`); answers its id.
+    public func forward(_ command: ForwardedCommand, completion: @escaping @Sendable (Result<Int64, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.forward(command, on: c) }
+    }
+
+    /// Commands forwarded to `node`, not answered yet.
+    public func pendingForwarded(node: String, completion: @escaping @Sendable (Result<[ForwardedCommand], StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.pendingForwarded(node: node, on: c) }
+    }
+
+    /// Records the owner's answer to a forwarded command (announced to the node that sent it).
+    public func answerForwarded(id: Int64, answer: String, now: Int64, completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.answerForwarded(id: id, answer: answer, now: now, on: c) }
+    }
+
+    /// The answer to a forwarded command, nil while there is none.
+    public func forwardedAnswer(id: Int64, completion: @escaping @Sendable (Result<String?, StoreError>) -> Void) {
+        run(completion) { c throws(StoreError) in try StoreOperations.forwardedAnswer(id: id, on: c) }
+    }
+
     /// Every node that shares the store (or did within the last hour), by name.
     public func nodes(completion: @escaping @Sendable (Result<[NodeRow], StoreError>) -> Void) {
         run(completion) { c throws(StoreError) in try StoreOperations.nodes(on: c) }

@@ -675,6 +675,123 @@ enum StoreOperations {
         }
     }
 
+    /// The heartbeat with leases: `heartbeat`, then this node's leases renewed to `now + leaseMs` (`held`: the
+    /// instances it still owns), then up to `claimLimit` expired leases whose repository is in `reachableRepos` (or
+    /// that have none) claimed for this node, oldest expiry first — on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
+    /// nodes claiming at once take different rows and never the same one. A claimed row comes back with the node
+    /// that held it. Answered forwarded commands older than `forgetAfter` are deleted.
+    static func heartbeat(
+        _ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, leaseMs: Int64, reachableRepos: [String], claimLimit: Int, on c: any SQLConnection
+    ) throws(StoreError) -> HeartbeatResult {
+        try transaction(c) { () throws(StoreError) in
+            let nodes = try heartbeat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c)
+            let now = node.heartbeatAt
+            let held = try c.query("UPDATE leases SET expires_at = $2 WHERE node = $1 RETURNING workflow", [.text(node.id), .int(now + leaseMs)])
+                .map { $0[0].text }
+            var claimed: [LeaseRow] = []
+            if claimLimit > 0 {
+                let repos = [""] + reachableRepos
+                let placeholders = repos.indices.map { "$\($0 + 3)" }.joined(separator: ", ")
+                let lock = c.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
+                let candidates = try c.query(
+                    """
+                    SELECT workflow, node, repo, expires_at, claimed_at FROM leases
+                    WHERE expires_at < $1 AND repo IN (\(placeholders)) ORDER BY expires_at, workflow LIMIT $2\(lock)
+                    """, [.int(now), .int(Int64(claimLimit))] + repos.map { .text($0) })
+                for row in candidates {
+                    try c.query(
+                        "UPDATE leases SET node = $2, expires_at = $3, claimed_at = $4 WHERE workflow = $1",
+                        [row[0], .text(node.id), .int(now + leaseMs), .int(now)])
+                    claimed.append(LeaseRow(workflow: row[0].text, node: row[1].text, repo: row[2].text, expiresAt: row[3].int, claimedAt: row[4].int))
+                }
+            }
+            try c.query("DELETE FROM forwarded_commands WHERE created_at < $1", [.int(now - forgetAfter)])
+            return HeartbeatResult(nodes: nodes, held: held, claimed: claimed)
+        }
+    }
+
+    /// Claims `workflow` for `node` until `now + leaseMs` — when nobody holds it, `node` already does, or the holder
+    /// let it expire — and answers the lease as it is now (another node's, when it holds it). `repo` is recorded
+    /// when given. One statement (an upsert that locks the row): two nodes claiming at once get one owner.
+    static func claimLease(workflow: String, node: String, repo: String, now: Int64, leaseMs: Int64, on c: any SQLConnection) throws(StoreError)
+        -> LeaseRow
+    {
+        try c.query(
+            """
+            INSERT INTO leases (workflow, node, repo, expires_at, claimed_at) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (workflow) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at,
+                claimed_at = CASE WHEN leases.node = excluded.node THEN leases.claimed_at ELSE excluded.claimed_at END,
+                repo = CASE WHEN excluded.repo <> '' THEN excluded.repo ELSE leases.repo END
+            WHERE leases.node = excluded.node OR leases.expires_at < excluded.claimed_at
+            """, [.text(workflow), .text(node), .text(repo), .int(now + leaseMs), .int(now)])
+        guard let row = try c.query("SELECT workflow, node, repo, expires_at, claimed_at FROM leases WHERE workflow = $1", [.text(workflow)]).first
+        else { throw .invalid("lease of \(workflow) vanished while claiming it") }
+        return LeaseRow(workflow: row[0].text, node: row[1].text, repo: row[2].text, expiresAt: row[3].int, claimedAt: row[4].int)
+    }
+
+    /// Gives up `node`'s lease of `workflow` (its instance left the node's memory, or finished).
+    static func releaseLease(workflow: String, node: String, on c: any SQLConnection) throws(StoreError) {
+        try c.query("DELETE FROM leases WHERE workflow = $1 AND node = $2", [.text(workflow), .text(node)])
+    }
+
+    /// Marks every lease of `node` expired (a node starting again under its name: what it ran is claimed afresh).
+    static func expireLeases(node: String, on c: any SQLConnection) throws(StoreError) {
+        try c.query("UPDATE leases SET expires_at = 0 WHERE node = $1", [.text(node)])
+    }
+
+    /// Every lease, by instance.
+    static func leases(on c: any SQLConnection) throws(StoreError) -> [LeaseRow] {
+        try c.query("SELECT workflow, node, repo, expires_at, claimed_at FROM leases ORDER BY workflow", []).map {
+            LeaseRow(workflow: $0[0].text, node: $0[1].text, repo: $0[2].text, expiresAt: $0[3].int, claimedAt: $0[4].int)
+        }
+    }
+
+    /// Stores a command for the owner of its instance and (PostgreSQL) NOTIFYs `medic_forward` "to <node> <id>".
+    static func forward(_ command: ForwardedCommand, on c: any SQLConnection) throws(StoreError) -> Int64 {
+        try transaction(c) { () throws(StoreError) in
+            guard let id = try c.query(
+                """
+                INSERT INTO forwarded_commands (to_node, from_node, workflow, principal, role, request, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+                """,
+                [.text(command.toNode), .text(command.fromNode), .text(command.workflow), .text(command.principal), .text(command.role),
+                 .text(command.request), .int(command.createdAt)]).first?[0].int
+            else { throw .invalid("no id for the forwarded command") }
+            if c.dialect == .postgres { try c.query("SELECT pg_notify('medic_forward', $1)", [.text("to \(command.toNode) \(id)")]) }
+            return id
+        }
+    }
+
+    /// Commands forwarded to `node` not answered yet, oldest first.
+    static func pendingForwarded(node: String, on c: any SQLConnection) throws(StoreError) -> [ForwardedCommand] {
+        try c.query(
+            """
+            SELECT id, to_node, from_node, workflow, principal, role, request, created_at FROM forwarded_commands
+            WHERE to_node = $1 AND answered_at IS NULL ORDER BY id LIMIT 100
+            """, [.text(node)]
+        ).map {
+            ForwardedCommand(
+                id: $0[0].int, toNode: $0[1].text, fromNode: $0[2].text, workflow: $0[3].text, principal: $0[4].text, role: $0[5].text,
+                request: $0[6].text, createdAt: $0[7].int)
+        }
+    }
+
+    /// Records the owner's answer (once) and NOTIFYs `medic_forward` "answered <from node> <id>".
+    static func answerForwarded(id: Int64, answer: String, now: Int64, on c: any SQLConnection) throws(StoreError) {
+        try transaction(c) { () throws(StoreError) in
+            let from = try c.query(
+                "UPDATE forwarded_commands SET answer = $2, answered_at = $3 WHERE id = $1 AND answered_at IS NULL RETURNING from_node",
+                [.int(id), .text(answer), .int(now)]).first?[0].text
+            if let from, c.dialect == .postgres { try c.query("SELECT pg_notify('medic_forward', $1)", [.text("answered \(from) \(id)")]) }
+        }
+    }
+
+    /// The owner's answer to forwarded command `id` (nil while there is none).
+    static func forwardedAnswer(id: Int64, on c: any SQLConnection) throws(StoreError) -> String? {
+        guard let row = try c.query("SELECT answer FROM forwarded_commands WHERE id = $1", [.int(id)]).first, row[0] != .null else { return nil }
+        return row[0].text
+    }
+
     /// Every node's row, by name.
     static func nodes(on c: any SQLConnection) throws(StoreError) -> [NodeRow] {
         try c.query("SELECT id, address, started_at, heartbeat_at FROM nodes ORDER BY id", []).map {

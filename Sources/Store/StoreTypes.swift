@@ -446,6 +446,70 @@ public enum StoreNotification: Sendable, Equatable {
     case presence(topic: String)
     /// The listener (re)connected: notifications may have been missed; read the heads of interest.
     case resync
+    /// A node forwarded a command to `node` (row `id` of `forwarded_commands`; PostgreSQL only).
+    case forwarded(node: String, id: Int64)
+    /// The owner answered forwarded command `id`, which `node` sent (PostgreSQL only).
+    case answered(node: String, id: Int64)
+}
+
+/// One workflow instance's owner: the node that runs it until the lease expires unrenewed.
+public struct LeaseRow: Sendable, Equatable {
+    /// The instance's topic (`proposal:p-…`).
+    public var workflow: String
+    public var node: String
+    /// The repository its work happens in ("" when none): only nodes that reach it may claim the lease.
+    public var repo: String
+    public var expiresAt: Int64
+    public var claimedAt: Int64
+    public init(workflow: String, node: String, repo: String, expiresAt: Int64, claimedAt: Int64) {
+        self.workflow = workflow
+        self.node = node
+        self.repo = repo
+        self.expiresAt = expiresAt
+        self.claimedAt = claimedAt
+    }
+}
+
+/// A command one node forwarded to the owner of its instance, and the owner's answer once it has one.
+public struct ForwardedCommand: Sendable, Equatable {
+    public var id: Int64
+    public var toNode: String
+    public var fromNode: String
+    public var workflow: String
+    public var principal: String
+    public var role: String
+    /// The command as its JSON frame (`ClientRequest.encode`).
+    public var request: String
+    public var createdAt: Int64
+    /// The owner's ack or error frame.
+    public var answer: String?
+    public init(
+        id: Int64 = 0, toNode: String, fromNode: String, workflow: String, principal: String, role: String, request: String, createdAt: Int64,
+        answer: String? = nil
+    ) {
+        self.id = id
+        self.toNode = toNode
+        self.fromNode = fromNode
+        self.workflow = workflow
+        self.principal = principal
+        self.role = role
+        self.request = request
+        self.createdAt = createdAt
+        self.answer = answer
+    }
+}
+
+/// What a heartbeat answers: every node (this one first), the leases this node still holds, and the expired leases
+/// it claimed now.
+public struct HeartbeatResult: Sendable, Equatable {
+    public var nodes: [NodeRow]
+    public var held: [String]
+    public var claimed: [LeaseRow]
+    public init(nodes: [NodeRow], held: [String], claimed: [LeaseRow]) {
+        self.nodes = nodes
+        self.held = held
+        self.claimed = claimed
+    }
 }
 
 /// One node sharing the store: its name, where it listens, when it started and last said it is alive (ms).
