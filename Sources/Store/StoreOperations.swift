@@ -661,7 +661,12 @@ enum StoreOperations {
     /// for longer than `forgetAfter` ms and the presence rows of nodes silent longer than `deadAfter` ms; answers
     /// every node's row, this one first.
     static func heartbeat(_ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, on c: any SQLConnection) throws(StoreError) -> [NodeRow] {
-        try transaction(c) { () throws(StoreError) in
+        try transaction(c) { () throws(StoreError) in try beat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c) }
+    }
+
+    /// `heartbeat`'s statements, inside the caller's transaction.
+    private static func beat(_ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, on c: any SQLConnection) throws(StoreError) -> [NodeRow] {
+        do {
             try c.query(
                 """
                 INSERT INTO nodes (id, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4)
@@ -684,7 +689,7 @@ enum StoreOperations {
         _ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, leaseMs: Int64, reachableRepos: [String], claimLimit: Int, on c: any SQLConnection
     ) throws(StoreError) -> HeartbeatResult {
         try transaction(c) { () throws(StoreError) in
-            let nodes = try heartbeat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c)
+            let nodes = try beat(node, deadAfter: deadAfter, forgetAfter: forgetAfter, on: c)
             let now = node.heartbeatAt
             let held = try c.query("UPDATE leases SET expires_at = $2 WHERE node = $1 RETURNING workflow", [.text(node.id), .int(now + leaseMs)])
                 .map { $0[0].text }

@@ -894,7 +894,7 @@ struct StoreContractTests {
             switch note {
             case .head(let topic, let head): seen.withLock { $0[topic] = max($0[topic] ?? 0, head) }
             case .resync: resyncs.withLock { $0 += 1 }
-            case .presence: break
+            case .presence, .forwarded, .answered: break
             }
         }
         // Postgres: LISTEN is registered asynchronously by the listener thread; keep writing until heard.
@@ -953,6 +953,100 @@ struct StoreContractTests {
                 try store.sync { store.setPresence(node: "c", members: [("proposal:p9", "[]")], completion: $0) }
                 return heard.get.contains("proposal:p9")
             }
+        }
+    }
+
+    @Test("leases: one owner per instance, renewed by the heartbeat, claimed after expiry by a node reaching the repository", arguments: BackendKind.all)
+    func leases(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        func claim(_ w: String, _ node: String, repo: String = "", at t: Int64) throws -> LeaseRow {
+            try store.sync { store.claimLease(workflow: w, node: node, repo: repo, now: t, leaseMs: 10_000, completion: $0) }
+        }
+        func beat(_ node: String, at t: Int64, repos: [String]) throws -> HeartbeatResult {
+            try store.sync {
+                store.heartbeat(NodeRow(id: node, address: "", startedAt: 1, heartbeatAt: t), deadAfter: 10_000, forgetAfter: 3_600_000, leaseMs: 10_000,
+                                reachableRepos: repos, claimLimit: 16, completion: $0)
+            }
+        }
+        // a takes p1 (in repo "demo"); b cannot while a's lease runs, and a claiming again keeps its claimed_at.
+        #expect(try claim("proposal:p1", "a", repo: "demo", at: 1_000) == LeaseRow(workflow: "proposal:p1", node: "a", repo: "demo", expiresAt: 11_000, claimedAt: 1_000))
+        #expect(try claim("proposal:p1", "b", at: 5_000).node == "a")
+        #expect(try claim("proposal:p1", "a", at: 6_000) == LeaseRow(workflow: "proposal:p1", node: "a", repo: "demo", expiresAt: 16_000, claimedAt: 1_000))
+        _ = try claim("proposal:p2", "a", repo: "elsewhere", at: 6_000)
+        // a's heartbeat renews both; b's claims nothing while they run.
+        #expect(Set(try beat("a", at: 8_000, repos: ["demo"]).held) == ["proposal:p1", "proposal:p2"])
+        let early = try beat("b", at: 9_000, repos: ["demo", "elsewhere"])
+        #expect(early.claimed.isEmpty && early.held.isEmpty)
+        // a falls silent. After expiry b claims only what it reaches (p1 in demo; p2's "elsewhere" it does not).
+        let later = try beat("b", at: 18_001, repos: ["demo"])
+        #expect(later.claimed.map(\.workflow) == ["proposal:p1"] && later.claimed.first?.node == "a")
+        #expect(try claim("proposal:p1", "a", at: 18_500).node == "b")   // a is back: the lease is b's now
+        #expect(try beat("a", at: 18_600, repos: ["demo"]).held == ["proposal:p2"])   // a learns it lost p1
+        // Released leases are gone; a node restarting under its name expires its own.
+        try store.sync { store.releaseLease(workflow: "proposal:p1", node: "a", completion: $0) }   // not a's: no effect
+        #expect(try store.sync { store.leases(completion: $0) }.map(\.node) == ["b", "a"])
+        try store.sync { store.releaseLease(workflow: "proposal:p1", node: "b", completion: $0) }
+        try store.sync { store.expireLeases(node: "a", completion: $0) }
+        #expect(try store.sync { store.leases(completion: $0) }.map(\.expiresAt) == [0])
+        #expect(try beat("c", at: 19_000, repos: ["elsewhere"]).claimed.map(\.workflow) == ["proposal:p2"])
+    }
+
+    @Test("leases: nodes racing for one instance get one owner", arguments: BackendKind.all)
+    func leaseRace(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let opened = try (0..<4).map { _ in try f.open() }
+        defer { for s in opened { s.close() } }
+        for round in 0..<20 {
+            let owners = Locked<[String]>([])
+            let done = DispatchGroup()
+            for (i, store) in opened.enumerated() {
+                done.enter()
+                store.claimLease(workflow: "proposal:race\(round)", node: "n\(i)", repo: "", now: 1_000, leaseMs: 10_000) { result in
+                    if case .success(let lease) = result { owners.withLock { $0.append(lease.node) } }
+                    done.leave()
+                }
+            }
+            #expect(done.wait(timeout: .now() + 30) == .success)
+            // Every claimant was told the same owner.
+            #expect(owners.get.count == 4 && Set(owners.get).count == 1, "round \(round): \(owners.get)")
+        }
+    }
+
+    @Test("forwarded commands: stored for the owner, answered once, announced both ways", arguments: BackendKind.all)
+    func forwardedCommands(_ kind: BackendKind) throws {
+        let f = try StoreFixture(kind)
+        let store = try f.open()
+        defer { store.close() }
+        let heard = Locked<[StoreNotification]>([])
+        store.listen { note in
+            switch note {
+            case .forwarded, .answered: heard.withLock { $0.append(note) }
+            default: break
+            }
+        }
+        let command = ForwardedCommand(toNode: "a", fromNode: "b", workflow: "proposal:p1", principal: "ann", role: "admin",
+                                       request: #"{"type":"rollback","id":"r1","proposal":"p1"}"#, createdAt: 5)
+        let id = try store.sync { store.forward(command, completion: $0) }
+        var stored = command
+        stored.id = id
+        #expect(try store.sync { store.pendingForwarded(node: "a", completion: $0) } == [stored])
+        #expect(try store.sync { store.pendingForwarded(node: "b", completion: $0) }.isEmpty)
+        #expect(try store.sync { store.forwardedAnswer(id: id, completion: $0) } == nil)
+        try store.sync { store.answerForwarded(id: id, answer: #"{"type":"ack","id":"r1"}"#, now: 6, completion: $0) }
+        try store.sync { store.answerForwarded(id: id, answer: "second", now: 7, completion: $0) }   // the first answer stays
+        #expect(try store.sync { store.forwardedAnswer(id: id, completion: $0) } == #"{"type":"ack","id":"r1"}"#)
+        #expect(try store.sync { store.pendingForwarded(node: "a", completion: $0) }.isEmpty)
+        if kind == .postgres {
+            // LISTEN is registered asynchronously by the listener thread: forward until one is heard, then answer it.
+            var last: Int64 = 0
+            try waitUntil("a forwarded command is announced") {
+                last = try store.sync { store.forward(command, completion: $0) }
+                return heard.get.contains(.forwarded(node: "a", id: last))
+            }
+            try store.sync { store.answerForwarded(id: last, answer: "{}", now: 8, completion: $0) }
+            try waitUntil("its answer is announced to the sender") { heard.get.contains(.answered(node: "b", id: last)) }
         }
     }
 
