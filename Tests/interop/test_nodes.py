@@ -36,6 +36,7 @@ def psql(url, sql):
 
 class Node:
     def __init__(self, name, url, tmp_path, repo, script, test_command="true"):
+        self.script = script
         self.name, self.url = name, url
         self.port = free_port()
         self.data_dir = str(tmp_path / name)
@@ -66,7 +67,9 @@ def cluster(pg_url, tmp_path):
     nodes = []
     tokens = []
 
-    def make(n, test_command="true"):
+    def make(n, test_command="true", replies=None):
+        if replies is not None:
+            script.write_text(json.dumps({"replies": replies}))
         for _ in range(n):
             nodes.append(Node(f"node{len(nodes) + 1}", pg_url, tmp_path, repo, str(script), test_command).start())
         if not tokens:
@@ -93,6 +96,7 @@ class Client:
         self.presence = {}
         self.acks = {}
         self.n = 0
+        self.tag = uuid.uuid4().hex[:8]
         self.reader = asyncio.ensure_future(self.read())
 
     @classmethod
@@ -121,7 +125,7 @@ class Client:
 
     async def command(self, msg, timeout=15):
         self.n += 1
-        cid = f"c{self.n}"
+        cid = f"c{self.n}-{self.tag}"   # ids are per principal: clients of one principal must not share them
         await self.ws.send(json.dumps({**msg, "id": cid}))
         end = time.time() + timeout
         while cid not in self.acks:
@@ -375,7 +379,7 @@ def test_through_haproxy_clients_spread_over_the_nodes_and_survive_a_kill_9(clus
 
 
 def test_a_node_joining_live_nodes_leaves_their_busy_work_alone(cluster):
-    # Until work leases exist, a starting node marks busy work interrupted only when no other node is alive.
+    # A starting node marks busy work interrupted only when no other node is alive: node1's lease is live.
     nodes, alice = cluster(1, test_command="sleep 4")
 
     async def run():
@@ -392,3 +396,107 @@ def test_a_node_joining_live_nodes_leaves_their_busy_work_alone(cluster):
         await c.close()
 
     asyncio.run(run())
+
+
+def metric(node, name):
+    text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{node.port}/metrics"], capture_output=True, text=True, timeout=10).stdout
+    return int(float(next((line.split()[1] for line in text.splitlines() if line.startswith(name + " ")), "0")))
+
+
+def test_kill_9_of_the_owner_mid_fix_loop_another_node_resumes_it(cluster, tmp_path):
+    """The issue's done criterion: 3 nodes behind HAProxy; the node running a proposal's fix loop is killed while
+    the model writes the fix; another node claims its lease once it expires, marks the step interrupted and runs it
+    again; every follower (through the balancer) resumes with no gap and no repeat; every acknowledged command is
+    in the log once; a command sent to a node that does not own the proposal is forwarded and acked by the owner."""
+    fix = {"match": "Resumable", "delay_ms": 8000, "reply": {
+        "unfixable": False, "explanation": "state.txt must say fixed.",
+        "changes": [{"path": "state.txt", "action": "modify", "content": "fixed\n"}]}}
+    nodes, alice = cluster(3, test_command="grep -q fixed state.txt", replies=[fix])
+    bob = cluster.token("bob", "admin")
+    port, haproxy = start_haproxy(tmp_path, nodes)
+    try:
+        async def run():
+            c1 = await Client.open(nodes[0].port, alice)
+            c2 = await Client.open(nodes[1].port, alice)
+            c3 = await Client.open(nodes[2].port, alice)
+            ack = await c1.command({"type": "propose", "repo": "repo", "title": "Resumable fix", "description": "d",
+                                    "changes": [{"path": "state.txt", "action": "create", "content": "broken\n"}]})
+            pid = ack["proposal"]
+            topic = f"proposal:{pid}"
+            followers = [Follower(port, alice, topic) for _ in range(9)]
+            await c1.command({"type": "subscribe", "topic": topic, "since": 0})
+            # A command sent to node2 is forwarded to node1 (the owner), which acks it once stored.
+            forwarded = await c2.command({"type": "comment", "proposal": pid, "text": "note-before"})
+            assert forwarded["type"] == "ack", forwarded
+            assert metric(nodes[1], "medic_node_forwarded_total") == 1
+            await until(lambda: any('"fixing"' in f for f in c1.frames.get(topic, [])), 60, "node1 asks the model for the fix")
+            await asyncio.sleep(1.0)   # the fix is streaming
+            assert not any('"awaiting_review"' in f for f in c1.frames.get(topic, []))
+            nodes[0].proc.kill()
+            nodes[0].proc.wait(timeout=10)
+            killed = time.time()
+
+            # Commands meanwhile: refused while node1's lease runs (retry with the same id), acked once it moved.
+            async def persist(client, msg, cid):
+                end = time.time() + 60
+                while True:
+                    await client.ws.send(json.dumps({**msg, "id": cid}))
+                    while cid not in client.acks:
+                        assert time.time() < end, f"no answer to {cid}"
+                        await asyncio.sleep(0.02)
+                    answer = client.acks.pop(cid)
+                    if answer["type"] == "ack":
+                        return answer
+                    assert answer["code"] == "store_unavailable", answer
+                    assert time.time() < end, f"{cid} never acked: {answer}"
+                    await asyncio.sleep(0.5)
+            for i in range(3):
+                await persist(c3, {"type": "comment", "proposal": pid, "text": f"note-during-{i}"}, f"during-{i}")
+            moved_after = time.time() - killed
+            assert moved_after <= 10 + 2 + 5, moved_after   # lease expiry + a heartbeat + slack
+            owner = rest(nodes[1], "/api/v1/cluster", alice)["leases"]
+            [lease] = [l for l in owner if l["workflow"] == topic]
+            assert lease["node"] in ("node2", "node3"), lease
+            survivor = nodes[1] if lease["node"] == "node2" else nodes[2]
+            other = nodes[2] if survivor is nodes[1] else nodes[1]
+
+            # The survivor runs the fix loop again and reaches review; everybody sees it.
+            await c2.command({"type": "subscribe", "topic": topic, "since": 0})
+            await until(lambda: any('"awaiting_review"' in f for f in c2.frames.get(topic, [])), 90, "the resumed loop reached review")
+            # Approval (by another admin: authors do not approve their own) through the node that does not own the
+            # proposal: forwarded, applied by the owner.
+            client = await Client.open(other.port, bob)
+            detail = rest(survivor, f"/api/v1/proposals/{pid}", alice)
+            assert detail["status"] == "awaiting_review" and detail["revision"] == 2, detail
+            approved = await client.command({"type": "approve", "proposal": pid, "revision": detail["revision"]}, timeout=30)
+            assert approved["type"] == "ack", approved
+            await until(lambda: any('"applied"' in f for f in c2.frames.get(topic, [])), 60, "applied by the owner")
+            assert subprocess.run(["git", "-C", nodes[0].args[nodes[0].args.index("--repo") + 1], "show", "HEAD:state.txt"],
+                                  capture_output=True, text=True).stdout == "fixed\n"
+
+            head = (await c2.command({"type": "subscribe", "topic": topic, "since": 0}))["head"]
+            await until(lambda: all(f.seqs and f.seqs[-1] == head for f in followers), 30,
+                        f"followers caught up to {head}: {[f.seqs[-1:] for f in followers]}")
+            for f in followers:
+                assert f.seqs == list(range(1, head + 1)), f.seqs   # no gap, no repeat, across the reconnect
+            assert sum(f.reconnects for f in followers) >= 1, "nobody was on node1"
+            # The log: the in-flight step marked interrupted once, then re-run; every acked command once.
+            events = rest(other, f"/api/v1/proposals/{pid}/events?since=0&limit=1000", alice)["events"]
+            assert [e["seq"] for e in events] == list(range(1, head + 1))
+            statuses = [e["data"]["status"] for e in events if e["kind"] == "status_changed"]
+            assert statuses.count("interrupted") == 1, statuses
+            assert statuses.index("interrupted") < statuses.index("awaiting_review") < statuses.index("applied"), statuses
+            text = json.dumps(events)
+            for note in ["note-before"] + [f"note-during-{i}" for i in range(3)]:
+                assert text.count(f'"{note}"') == 1, note
+            assert metric(survivor, "medic_node_takeovers_total") >= 1
+            for f in followers:
+                f.task.cancel()
+            assert metric(other, "medic_node_forwarded_total") >= 1
+            for c in (c2, c3, client):
+                await c.close()
+
+        asyncio.run(run())
+    finally:
+        haproxy.kill()
+        haproxy.wait(timeout=10)
