@@ -98,8 +98,8 @@ let package = Package(
         .testTarget(name: "HubTests", dependencies: ["Hub", "Protocol", "IOBytes"], swiftSettings: strict),
         .testTarget(name: "NavigatorTests", dependencies: ["Navigator"], swiftSettings: strict),
         .testTarget(name: "MonitorTests", dependencies: ["Monitor", "Protocol", "LogTail", "EventLoop", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "QuerySourcesTests", dependencies: ["QuerySources", "Protocol"], swiftSettings: strict),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "QuerySourcesTests", dependencies: ["QuerySources", "Protocol", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Protocol", "TestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Protocol", "EventLoop", "TestSupport"], swiftSettings: strict),
         /// The proposal workflow driven whole against fake executors: no sockets, no bwrap, no sleeps.
         .testTarget(

@@ -86,7 +86,7 @@ extension App: WorkflowLeases {
                 case .failure(let error):
                     respond(ServerMessage.error(id: request.id, code: .storeUnavailable, message: error.message))
                 case .success(let lease) where lease.node == state.id:
-                    state.held.insert(topic)
+                    app.noteClaimed(lease, at: now)
                     local()
                 case .success(let lease):
                     let heard = state.nodes.first { $0.id == lease.node }?.heartbeatAt
@@ -99,6 +99,27 @@ extension App: WorkflowLeases {
                 }
             }
         }
+    }
+
+    /// Claims `topic` for this node if nobody holds it (the monitor's lease when joining); nothing else when
+    /// another node does — the heartbeat takes it over if that node stops.
+    func claim(_ topic: String) {
+        guard let state = cluster, state.shared else { return }
+        let now = wallClockMilliseconds()
+        let bound = LoopBound(self, loop: loop)
+        store.claimLease(workflow: topic, node: state.id, repo: "", now: now, leaseMs: Self.leaseMs) { result in
+            bound.hop { app in
+                guard let state = app.cluster, case .success(let lease) = result, lease.node == state.id else { return }
+                app.noteClaimed(lease, at: now)
+            }
+        }
+    }
+
+    /// `lease` is this node's: when it just became so (a new row, or one another node let expire), the
+    /// instance's feature resumes it (a no-op for one with nothing in flight).
+    private func noteClaimed(_ lease: LeaseRow, at now: Int64) {
+        guard let state = cluster, state.held.insert(lease.workflow).inserted, lease.claimedAt == now else { return }
+        feature(of: lease.workflow)?.resume(lease.workflow, from: "the previous owner")
     }
 
     private func forward(_ topic: String, to owner: String, request: ClientRequest, principal: Principal, respond: @escaping ([UInt8]) -> Void) {
@@ -181,7 +202,9 @@ extension App: WorkflowLeases {
                 bound.hop { app in app.cluster?.running.remove(command.id) }
             }
         }
-        guard case .success(let request) = ClientMessage.decode(Array(command.request.utf8), limits: protocolLimits, featureTypes: features.passThroughTypes),
+        // The request was encoded by a node from what it accepted (a REST body may grow when escaped as JSON).
+        let limits = ProtocolLimits(maxMessageBytes: 8 * protocolLimits.maxMessageBytes)
+        guard case .success(let request) = ClientMessage.decode(Array(command.request.utf8), limits: limits, featureTypes: features.passThroughTypes),
               let role = Role(rawValue: command.role), let feature = features.command(request.message.type)?.feature
         else {
             return answer(ServerMessage.error(id: nil, code: .invalidMessage, message: "the forwarded command could not be read here"))
@@ -223,10 +246,11 @@ extension App: WorkflowLeases {
         }
     }
 
+    /// The feature whose instances (or whose own lease, `monitor:cluster`) a lease names.
     private func feature(of topic: String) -> (any Feature)? {
         guard let colon = topic.firstIndex(of: ":") else { return nil }
         let kind = String(topic[..<colon])
-        return features.features.first { $0.topics.contains { $0.instance == kind } }
+        return features.features.first { $0.name == kind || $0.topics.contains { $0.instance == kind } }
     }
 
     /// Every lease, for `GET /api/v1/cluster`.

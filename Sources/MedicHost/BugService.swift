@@ -184,6 +184,7 @@ public final class BugService {
         let runtime = BugRuntime(machine: machine, repository: repository, createdAt: executors.clock.nowMilliseconds())
         runtime.service = self
         runtimes[report.id] = runtime
+        pipeline.leases?.hold(runtime.topic, repo: report.repo)
         feed(runtime, .reported, command: PendingCommand(principal: principal.name, id: commandID, ackFields: ["bug": .string(report.id)], reply: reply))
     }
 
@@ -194,6 +195,35 @@ public final class BugService {
                 return reply(.failure(ProtocolError(code: .notFound, message: "no bug \(id)")))
             }
             self.feed(runtime, event, command: PendingCommand(principal: principal.name, id: commandID, ackFields: ackFields, reply: reply))
+        }
+    }
+
+    /// This node claimed the bug's lease after `node` let it expire: a bug that was busy there (its approaches'
+    /// sandboxes and model requests died with that node) is marked interrupted and resumed here, as `resume_bug`
+    /// would (approaches that had finished keep their results). One resident here already is this node's own.
+    func resume(_ id: String, from node: String) {
+        guard runtimes[id] == nil else { return }
+        withRuntime(id) { [weak self] runtime in
+            guard let self else { return }
+            guard let runtime else {
+                self.pipeline.leases?.release("bug:\(id)")
+                return
+            }
+            let status = runtime.machine.status
+            guard status.isBusy else { return }
+            self.logger.info("resuming bug \(id): node \(node) stopped while it was \(status.rawValue)")
+            self.feed(runtime, .interrupted(reason: "node \(node) stopped while the bug was \(status.rawValue); resumed on another node"))
+            self.feed(runtime, .resumeRequested(principal: "medic", role: .admin))
+        }
+    }
+
+    /// Another node holds the bug now: the resident copy goes unless work on it is in flight here (logged).
+    func leaseLost(_ id: String) {
+        guard let runtime = runtimes[id] else { return }
+        if runtime.inbox.isEmpty && !runtime.writing && runtime.targets.values.allSatisfy({ $0.workspace == nil && $0.testRun == nil }) {
+            runtimes[id] = nil
+        } else {
+            logger.error("bug \(id) moved to another node while work on it was in flight here")
         }
     }
 

@@ -55,6 +55,15 @@ public final class BugsFeature: Feature {
         }
     }
 
+    /// Commands on one bug run where its lease is (several nodes).
+    public func leasedInstance(of message: ClientMessage) -> String? {
+        guard case .feature(let type, let fields) = message, type != "report_bug", let bug = Self.bugID(fields) else { return nil }
+        return "bug:\(bug)"
+    }
+
+    public func resume(_ topic: String, from node: String) { service.resume(String(topic.dropFirst("bug:".count)), from: node) }
+    public func leaseLost(_ topic: String) { service.leaseLost(String(topic.dropFirst("bug:".count))) }
+
     static func bugID(_ fields: JSONObject) -> String? {
         guard let id = fields["bug"]?.stringValue, Topic.isValidProposalID(id) else { return nil }
         return id

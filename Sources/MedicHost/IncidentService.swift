@@ -99,6 +99,16 @@ final class IncidentService {
         }
     }
 
+    /// This node became the cluster's monitor: what it knew of incidents is dropped (the last monitor may have
+    /// opened, healed or closed some since) and read from the store again, as at startup. Instances with work
+    /// in flight here stay (none: a node that was not the monitor ran no incident steps).
+    func reload() throws {
+        runtimes = runtimes.filter { $0.value.inbox.isBusy }
+        byBug = [:]
+        stormGuard = StormGuard(limits: settings.storm)
+        try recover()
+    }
+
     private func makeRuntime(_ row: WorkflowRow) -> IncidentRuntime? {
         let machine: IncidentMachine
         do throws(IncidentRecordError) { machine = try IncidentMachine.load(document: row.doc) } catch {

@@ -113,7 +113,8 @@ public final class MedicServer {
         app.register(monitor)
         if let bugs, let pipeline { monitor.follow(bugs: bugs, pipeline: pipeline) }
         self.monitor = monitor
-        _ = loop.schedule(afterNanoseconds: 0) { [weak monitor] in monitor?.start() }
+        // One monitor: on several nodes the one holding its lease (claimed when joining, below, or taken over).
+        if !store.isShared { _ = loop.schedule(afterNanoseconds: 0) { [weak monitor] in monitor?.start() } }
         app.register(ClusterFeature(app: app))
         for feature in try extraFeatures(app) { app.register(feature) }
         // Features' own tables, before anything is served. Blocking is fine here: the loop is not running yet
@@ -145,6 +146,7 @@ public final class MedicServer {
         // Several nodes on one PostgreSQL: the others' events and presence reach this node (App+Nodes.swift).
         let address = listeners.first.map { "\($0.scheme)://\($0.address.host):\($0.address.port)" } ?? ""
         app.joinCluster(nodeID: nodeID, address: address)
+        if store.isShared { app.claim(MonitorFeature.leaseTopic) }
     }
 
     /// Creates an admin named "admin" with a fresh token when no live admin exists; returns the token.

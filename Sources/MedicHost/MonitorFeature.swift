@@ -34,11 +34,57 @@ public final class MonitorFeature: Feature {
     /// Files bugs through the bug workflow and follows them and their proposals.
     func follow(bugs: BugsFeature, pipeline: PipelineService) { incidents.follow(bugs: bugs.service, pipeline: pipeline) }
 
-    public func start() { monitor.start() }
-    public func stop() { monitor.stop() }
+    /// Whether this node runs the monitor (always on one node; on several, the holder of the `monitor:cluster`
+    /// lease — App+Leases.swift).
+    private(set) var leading = false
+
+    public func start() {
+        guard !leading else { return }
+        leading = true
+        monitor.start()
+    }
+
+    public func stop() {
+        leading = false
+        monitor.stop()
+    }
+
+    /// The lease that makes a node the cluster's monitor: one detector, one set of incidents.
+    static let leaseTopic = "monitor:cluster"
 
     public let commands: [CommandDeclaration] = ["acknowledge_incident", "file_bug", "mute_incident", "resolve_incident"].map {
         CommandDeclaration(type: $0, roles: [.admin], changesState: true)
+    } + [
+        // Ingest a node that is not the monitor forwards to the one that is (App+Leases.swift); no client may send it.
+        CommandDeclaration(type: "ingest_lines", roles: [], changesState: false),
+    ]
+
+    /// On several nodes incident commands and forwarded ingest run on the monitor's node.
+    public func leasedInstance(of message: ClientMessage) -> String? {
+        guard case .feature(let type, _) = message, commands.contains(where: { $0.type == type }) else { return nil }
+        return Self.leaseTopic
+    }
+
+    /// This node became the cluster's monitor (at start, or after the last one stopped renewing): baselines and
+    /// incidents are read from the store again (what the last monitor stored), then the tailers and buckets run.
+    /// Reading is blocking, once, on the loop: a few thousand bucket rows and the open incidents.
+    public func resume(_ topic: String, from node: String) {
+        guard topic == Self.leaseTopic, !leading else { return }
+        do {
+            try monitor.reload()
+            try incidents.reload()
+        } catch {
+            monitor.logger.error("monitor: reading the last monitor's state failed (\(error)); starting from what this node had")
+        }
+        monitor.logger.info("this node runs the monitor now (after \(node))")
+        start()
+    }
+
+    /// Another node runs the monitor now.
+    public func leaseLost(_ topic: String) {
+        guard topic == Self.leaseTopic else { return }
+        monitor.logger.warning("another node runs the monitor now; this node's tailers and buckets stop")
+        stop()
     }
 
     public let topics = [TopicDeclaration(instance: "incident", collection: "incidents", presence: true)]
@@ -53,6 +99,10 @@ public final class MonitorFeature: Feature {
             return reply(.failure(ProtocolError(code: .invalidMessage, message: "\(message.type) is not an incident command")))
         }
         let refuse = { (text: String) in reply(.failure(ProtocolError(code: .invalidMessage, message: text, id: commandID))) }
+        if type == "ingest_lines" {
+            guard let body = fields["body"]?.stringValue else { return refuse("field 'body' must be a string") }
+            return reply(Self.ingestAnswer(monitor.ingest(Array(body.utf8), principal: principal.name), configuration: monitor.configuration))
+        }
         guard let id = fields["incident"]?.stringValue, Topic.isValidProposalID(id) else { return refuse("field 'incident' must be an incident id") }
         let now = incidents.clock.nowMilliseconds()
         let event: IncidentEvent
@@ -75,6 +125,20 @@ public final class MonitorFeature: Feature {
             return refuse("\(type) is not an incident command")
         }
         incidents.command(id, event, commandID: commandID, principal: principal, reply: reply)
+    }
+
+    /// An ingest's outcome as a command's answer: the per-line result, `retry_after_seconds` when over the rate
+    /// (the route answers 429 with Retry-After), or `too_large` when the body can never fit.
+    static func ingestAnswer(_ outcome: MonitorService.IngestOutcome, configuration: MonitorConfiguration) -> Result<JSONObject, ProtocolError> {
+        switch outcome {
+        case .accepted(let result): return .success(result)
+        case .rateLimited(let seconds): return .success(["retry_after_seconds": .int(Int64(seconds))])
+        case .tooManyLines(let lines, let max):
+            // No Retry-After: waiting never makes it fit.
+            return .failure(ProtocolError(
+                code: .tooLarge,
+                message: "the body has \(lines) lines (blank ones included), more than the \(max) of monitor.ingest.burst_lines: it can never fit the rate; split it into bodies of at most \(max) lines"))
+        }
     }
 
     public func stats() -> JSONObject {
@@ -104,18 +168,30 @@ public final class MonitorFeature: Feature {
         let actions = ["acknowledge": "acknowledge_incident", "file_bug": "file_bug", "mute": "mute_incident", "resolve": "resolve_incident"]
         var routes = [
             RESTRoute("POST", "api/v1/ingest", roles: [.ingest, .admin]) { call in
-                switch monitor.ingest(call.request.body, principal: call.principal.name) {
-                case .accepted(let result): call.app.respondJSON(200, Array(JSONValue.object(result).jsonString.utf8), on: call.connection)
-                case .rateLimited(let seconds):
-                    let error = ProtocolError(code: .rateLimited, message: "over \(monitor.configuration.maxLinesPerSecond) lines per second; retry after \(seconds) s")
-                    call.app.respondJSON(429, error.restBody, extraHeaders: [("Retry-After", String(seconds))], on: call.connection)
-                case .tooManyLines(let lines, let max):
-                    // No Retry-After: waiting never makes it fit.
-                    call.app.respondError(ProtocolError(
-                        code: .tooLarge,
-                        message: "the body has \(lines) lines (blank ones included), more than the \(max) of monitor.ingest.burst_lines: it can never fit the rate; split it into bodies of at most \(max) lines"),
-                        on: call.connection)
+                // On several nodes the lines go to the monitor's node (forwarded through the store when it is
+                // another); here when this node is it, or on one node.
+                let respond = { (answer: Result<JSONObject, ProtocolError>) in
+                    switch answer {
+                    case .success(let fields):
+                        if let seconds = fields["retry_after_seconds"]?.intValue {
+                            let error = ProtocolError(code: .rateLimited, message: "over \(monitor.configuration.maxLinesPerSecond) lines per second; retry after \(seconds) s")
+                            call.app.respondJSON(429, error.restBody, extraHeaders: [("Retry-After", String(seconds))], on: call.connection)
+                        } else {
+                            call.app.respondJSON(200, Array(JSONValue.object(fields).jsonString.utf8), on: call.connection)
+                        }
+                    case .failure(let error): call.app.respondError(error, on: call.connection)
+                    }
                 }
+                let request = ClientRequest(message: .feature(type: "ingest_lines", fields: ["body": .string(String(decoding: call.request.body, as: UTF8.self))]))
+                call.app.runOnOwner(Self.leaseTopic, request: request, principal: call.principal, respond: { bytes in
+                    switch ServerMessage.decode(bytes) {
+                    case .success(.error(let error)): respond(.failure(error))
+                    case .success(.ack(_, let fields)): respond(.success(fields))
+                    default: respond(.failure(ProtocolError(code: .internal, message: "the monitor's node answered something unreadable")))
+                    }
+                }, local: {
+                    respond(Self.ingestAnswer(monitor.ingest(call.request.body, principal: call.principal.name), configuration: monitor.configuration))
+                })
             },
             RESTRoute("GET", "api/v1/monitor", roles: [.admin, .viewer, .bot]) { call in
                 call.app.respondJSON(200, Array(JSONValue.object(monitor.status()).jsonString.utf8), on: call.connection)

@@ -57,6 +57,14 @@ final class MonitorService {
         detector = Detector(thresholds: configuration.detection, start: clock.nowMilliseconds())
     }
 
+    /// This node became the cluster's monitor: the baselines are learnt again from the stored buckets (the last
+    /// monitor's included; the bucket it had open is lost with it). Blocking, once.
+    func reload() throws {
+        detector = Detector(thresholds: configuration.detection, start: clock.nowMilliseconds())
+        seen = [:]
+        try restore()
+    }
+
     /// At startup (blocking; the loop is not running): the stored buckets of the last `restore_buckets` replayed
     /// into the baselines, and the fingerprints they name described from the store.
     func restore() throws {

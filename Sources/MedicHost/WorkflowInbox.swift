@@ -57,6 +57,9 @@ final class WorkflowInbox<Event> {
         self.prepare = prepare
     }
 
+    /// Inputs queued or a write in flight.
+    var isBusy: Bool { writing || !queue.isEmpty }
+
     func feed(_ event: Event, command: PendingCommand? = nil) {
         queue.append(Input(event: event, command: command))
         drain()

@@ -681,10 +681,11 @@ enum StoreOperations {
     }
 
     /// The heartbeat with leases: `heartbeat`, then this node's leases renewed to `now + leaseMs` (`held`: the
-    /// instances it still owns), then up to `claimLimit` expired leases whose repository is in `reachableRepos` (or
-    /// that have none) claimed for this node, oldest expiry first — on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so
-    /// nodes claiming at once take different rows and never the same one. A claimed row comes back with the node
-    /// that held it. Answered forwarded commands older than `forgetAfter` are deleted.
+    /// instances it still owns), then up to `claimLimit` expired leases of one silent node — whose repository is in
+    /// `reachableRepos` (or that have none) — claimed for this node, oldest expiry first. On PostgreSQL the silent
+    /// node is taken under a transaction-scoped advisory lock and its rows with `FOR UPDATE SKIP LOCKED`, so nodes
+    /// claiming at once never take the same row, and one dead node's work moves to one node. A claimed row comes
+    /// back with the node that held it. Forwarded commands older than `forgetAfter` are deleted.
     static func heartbeat(
         _ node: NodeRow, deadAfter: Int64, forgetAfter: Int64, leaseMs: Int64, reachableRepos: [String], claimLimit: Int, on c: any SQLConnection
     ) throws(StoreError) -> HeartbeatResult {
@@ -694,21 +695,37 @@ enum StoreOperations {
             let held = try c.query("UPDATE leases SET expires_at = $2 WHERE node = $1 RETURNING workflow", [.text(node.id), .int(now + leaseMs)])
                 .map { $0[0].text }
             var claimed: [LeaseRow] = []
-            if claimLimit > 0 {
-                let repos = [""] + reachableRepos
-                let placeholders = repos.indices.map { "$\($0 + 3)" }.joined(separator: ", ")
+            let repos = [""] + reachableRepos
+            let placeholders = repos.indices.map { "$\($0 + 3)" }.joined(separator: ", ")
+            // The silent node whose lease expired first; on PostgreSQL only if no other node is taking it over right
+            // now (a transaction-scoped advisory lock on its name), so all of its work moves to one node together
+            // (a bug and its proposal stay on one node).
+            let dead = try c.query(
+                """
+                SELECT node FROM leases WHERE expires_at < $1 AND repo IN (\(placeholders)) AND node <> $2
+                GROUP BY node ORDER BY min(expires_at), node
+                """, [.int(now), .text(node.id)] + repos.map { .text($0) }
+            ).map { $0[0].text } + [node.id]   // this node's own expired leases (it restarted) last
+            for from in dead where claimLimit > 0 {
+                if c.dialect == .postgres {
+                    guard try c.query("SELECT pg_try_advisory_xact_lock(hashtext('medic-takeover:' || $1))", [.text(from)]).first?[0].text == "t"
+                    else { continue }
+                }
                 let lock = c.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : ""
                 let candidates = try c.query(
                     """
                     SELECT workflow, node, repo, expires_at, claimed_at FROM leases
-                    WHERE expires_at < $1 AND repo IN (\(placeholders)) ORDER BY expires_at, workflow LIMIT $2\(lock)
-                    """, [.int(now), .int(Int64(claimLimit))] + repos.map { .text($0) })
+                    WHERE node = $1 AND expires_at < $2 AND repo IN (\(repos.indices.map { "$\($0 + 4)" }.joined(separator: ", ")))
+                    ORDER BY expires_at, workflow LIMIT $3\(lock)
+                    """, [.text(from), .int(now), .int(Int64(claimLimit))] + repos.map { .text($0) })
+                if candidates.isEmpty { continue }
                 for row in candidates {
                     try c.query(
                         "UPDATE leases SET node = $2, expires_at = $3, claimed_at = $4 WHERE workflow = $1",
                         [row[0], .text(node.id), .int(now + leaseMs), .int(now)])
                     claimed.append(LeaseRow(workflow: row[0].text, node: row[1].text, repo: row[2].text, expiresAt: row[3].int, claimedAt: row[4].int))
                 }
+                break   // one node's work per heartbeat
             }
             try c.query("DELETE FROM forwarded_commands WHERE created_at < $1", [.int(now - forgetAfter)])
             return HeartbeatResult(nodes: nodes, held: held, claimed: claimed)

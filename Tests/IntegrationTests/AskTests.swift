@@ -60,7 +60,7 @@ private func run(_ executable: String, _ arguments: [String], input: String? = n
     process.standardInput = try FileHandle(forReadingFrom: inputFile)
     try process.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    _ = waitForExit(process)
     return String(decoding: data, as: UTF8.self)
 }
 

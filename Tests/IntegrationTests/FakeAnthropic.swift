@@ -68,7 +68,7 @@ final class FakeAnthropic {
     func stop() {
         Self.kill(process)
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        _ = waitForExit(process)
     }
 
     /// SIGKILL, not `terminate()`'s SIGTERM: a child inherits the spawning thread's signal mask, and a test

@@ -22,8 +22,7 @@ func makeRepository(_ files: [String: String], in directory: String) throws -> S
         git.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         git.arguments = ["git", "-C", path] + arguments
         try git.run()
-        git.waitUntilExit()
-        guard git.terminationStatus == 0 else { throw TestClientError("git \(arguments) failed") }
+        guard waitForExit(git) == 0 else { throw TestClientError("git \(arguments) failed") }
     }
     return path
 }
@@ -37,7 +36,7 @@ func git(_ path: String, _ arguments: String...) throws -> String {
     process.standardOutput = pipe
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    _ = waitForExit(process)
     return String(decoding: data, as: UTF8.self)
 }
 

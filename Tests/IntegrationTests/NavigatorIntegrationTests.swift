@@ -98,7 +98,7 @@ private func runGit(_ root: String, _ arguments: String...) throws -> String {
     process.standardOutput = pipe
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    _ = waitForExit(process)
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 

@@ -1,6 +1,7 @@
 // FailureAnalyzerTests: the analyzer against real output of failing Python, Node and Swift programs, plus Go samples.
 
 import Foundation
+import TestSupport
 import Glibc
 import Protocol
 import Testing
@@ -37,10 +38,10 @@ struct RealRun {
         let deadline = DispatchWorkItem { if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) } }  // SIGTERM may be blocked (inherited mask)
         DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: deadline)
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let status = waitForExit(process)
         deadline.cancel()
         output = String(decoding: data, as: UTF8.self)
-        exitCode = process.terminationStatus
+        exitCode = status
         try? FileManager.default.removeItem(atPath: dir)
     }
 

@@ -1,6 +1,7 @@
 // QuerySourceTests: untrusted SQL against real SQLite and PostgreSQL sources — the answers, and every hostile
 // statement of issue 14 refused or contained with the database unchanged (checksum before and after).
 import Foundation
+import TestSupport
 import Protocol
 import QuerySources
 import Testing
@@ -54,7 +55,7 @@ private func run(_ executable: String, _ arguments: [String], input: String? = n
     process.standardInput = try FileHandle(forReadingFrom: inputFile)
     try process.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    _ = waitForExit(process)
     return String(decoding: data, as: UTF8.self)
 }
 

@@ -991,6 +991,12 @@ struct StoreContractTests {
         try store.sync { store.expireLeases(node: "a", completion: $0) }
         #expect(try store.sync { store.leases(completion: $0) }.map(\.expiresAt) == [0])
         #expect(try beat("c", at: 19_000, repos: ["elsewhere"]).claimed.map(\.workflow) == ["proposal:p2"])
+        // Two silent nodes: one heartbeat takes all of one node's work (a bug and its proposal stay together), the
+        // next heartbeat the other's.
+        for (w, n) in [("bug:b1", "x"), ("proposal:p3", "x"), ("proposal:p4", "y"), ("proposal:p5", "x")] { _ = try claim(w, n, repo: "demo", at: 20_000) }
+        _ = try claim("proposal:p4", "y", at: 20_001)   // y renewed last: x's leases expire first
+        #expect(try beat("d", at: 40_000, repos: ["demo"]).claimed.map(\.workflow).sorted() == ["bug:b1", "proposal:p3", "proposal:p5"])
+        #expect(try beat("d", at: 40_100, repos: ["demo"]).claimed.map(\.workflow) == ["proposal:p4"])
     }
 
     @Test("leases: nodes racing for one instance get one owner", arguments: BackendKind.all)
