@@ -193,8 +193,10 @@ public final class MonitorFeature: Feature {
                     respond(Self.ingestAnswer(monitor.ingest(call.request.body, principal: call.principal.name), configuration: monitor.configuration))
                 })
             },
-            RESTRoute("GET", "api/v1/monitor", roles: [.admin, .viewer, .bot]) { call in
-                call.app.respondJSON(200, Array(JSONValue.object(monitor.status()).jsonString.utf8), on: call.connection)
+            RESTRoute("GET", "api/v1/monitor", roles: [.admin, .viewer, .bot]) { [unowned self] call in
+                var status = monitor.status()
+                status["leading"] = .bool(self.leading)
+                call.app.respondJSON(200, Array(JSONValue.object(status).jsonString.utf8), on: call.connection)
             },
             RESTRoute("GET", "api/v1/monitor/fingerprints", roles: [.admin, .viewer, .bot]) { call in
                 let limit = min(max(Int(call.request.queryItems()["limit"] ?? "") ?? 100, 1), 1000)

@@ -35,7 +35,7 @@ def psql(url, sql):
 
 
 class Node:
-    def __init__(self, name, url, tmp_path, repo, script, test_command="true"):
+    def __init__(self, name, url, tmp_path, repo, script, test_command="true", extra=()):
         self.script = script
         self.name, self.url = name, url
         self.port = free_port()
@@ -43,7 +43,7 @@ class Node:
         os.makedirs(self.data_dir, exist_ok=True)
         self.args = [binary("MEDIC_BIN"), "serve", "--no-demo", "--listen", f"127.0.0.1:{self.port}", "--store", url,
                      "--data-dir", self.data_dir, "--node-id", name, "--repo", repo, "--test-command", test_command,
-                     "--llm", f"scripted:{script}"]
+                     "--llm", f"scripted:{script}", *extra]
         self.log = open(os.path.join(self.data_dir, "serve.log"), "w")
         self.proc = None
 
@@ -67,11 +67,11 @@ def cluster(pg_url, tmp_path):
     nodes = []
     tokens = []
 
-    def make(n, test_command="true", replies=None):
+    def make(n, test_command="true", replies=None, extra=()):
         if replies is not None:
             script.write_text(json.dumps({"replies": replies}))
         for _ in range(n):
-            nodes.append(Node(f"node{len(nodes) + 1}", pg_url, tmp_path, repo, str(script), test_command).start())
+            nodes.append(Node(f"node{len(nodes) + 1}", pg_url, tmp_path, repo, str(script), test_command, extra).start())
         if not tokens:
             tokens.append(token_for("alice", "admin"))
         return nodes, tokens[0]
@@ -500,3 +500,89 @@ def test_kill_9_of_the_owner_mid_fix_loop_another_node_resumes_it(cluster, tmp_p
     finally:
         haproxy.kill()
         haproxy.wait(timeout=10)
+
+
+def post_ingest(node, token, lines):
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{node.port}/api/v1/ingest", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return json.loads(r.read())
+
+
+def test_one_monitor_per_cluster_and_it_moves_when_its_node_dies(cluster, tmp_path, pg_url):
+    """Two nodes: the first holds the monitor's lease; lines posted to the other are forwarded to it, so an error
+    seen through both nodes opens one incident, not one per node; an admin acts on it through either node. The
+    monitor's node is killed: the other takes the monitor over (baselines and incidents from the store) and goes
+    on detecting; a viewer cannot act through either."""
+    config = tmp_path / "monitor.json"
+    config.write_text(json.dumps({"monitor": {
+        "bucket_seconds": 1, "detection": {"warmup_buckets": 2, "new_fingerprint_min_count": 5, "spike_min_count": 5},
+        "policy": {"critical": {"multiple": 1e9, "users": 1000000}, "high": {"multiple": 1e9, "users": 1000000},
+                   "medium": {"multiple": 2, "users": 1000000}}}}))
+    nodes, alice = cluster(2, extra=["--config", str(config)])
+    viewer = cluster.token("val", "viewer")
+    leases = lambda: {l["workflow"]: l["node"] for l in rest(nodes[1], "/api/v1/cluster", alice)["leases"]}
+    end = time.time() + 15
+    while time.time() < end and leases().get("monitor:cluster") != "node1":
+        time.sleep(0.2)
+    assert leases().get("monitor:cluster") == "node1"
+    assert rest(nodes[0], "/api/v1/monitor", alice)["leading"] is True
+    assert rest(nodes[1], "/api/v1/monitor", alice)["leading"] is False
+
+    def burst(message, n=8):
+        for i in range(n):
+            node = nodes[i % 2] if nodes[0].proc.poll() is None else nodes[1]
+            out = post_ingest(node, alice, [{"service": "shop", "level": "error", "message": f"{message} {i}", "user": f"u{i}"}])
+            assert out["accepted"] == 1, out
+
+    def incidents():
+        return rest(nodes[1], "/api/v1/incidents", alice)["incidents"]
+
+    burst("checkout failed for order")
+    end = time.time() + 20
+    while time.time() < end and not incidents():
+        time.sleep(0.3)
+    time.sleep(2.5)   # a second node's monitor (if there were one) would have opened its own by now
+    opened = incidents()
+    assert len(opened) == 1, opened
+    incident = opened[0]["id"]
+    assert opened[0]["title"].startswith("checkout failed for order")   # 4 lines per node: only one monitor sees 8
+
+    async def act(node, token, msg):
+        c = await Client.open(node.port, token)
+        try:
+            return await c.command(msg, timeout=20)
+        finally:
+            await c.close()
+
+    # An admin acknowledges through node2 (forwarded to the monitor's node); a viewer is refused on either.
+    ack = asyncio.run(act(nodes[1], alice, {"type": "acknowledge_incident", "incident": incident}))
+    assert ack["type"] == "ack", ack
+    assert rest(nodes[1], f"/api/v1/incidents/{incident}", alice)["incident"]["status"] == "acknowledged"
+    for node in nodes:
+        refused = asyncio.run(act(node, viewer, {"type": "resolve_incident", "incident": incident}))
+        assert refused["type"] == "error" and refused["code"] == "forbidden", refused
+    # A client may not send the internal ingest command.
+    refused = asyncio.run(act(nodes[1], alice, {"type": "ingest_lines", "body": "{}"}))
+    assert refused["type"] == "error" and refused["code"] == "forbidden", refused
+
+    # The monitor's node dies: node2 takes the monitor over and detects a new error posted to it.
+    nodes[0].proc.kill()
+    nodes[0].proc.wait(timeout=10)
+    end = time.time() + 25
+    while time.time() < end and leases().get("monitor:cluster") != "node2":
+        time.sleep(0.3)
+    assert leases().get("monitor:cluster") == "node2"
+    assert rest(nodes[1], "/api/v1/monitor", alice)["leading"] is True
+    time.sleep(3)   # two buckets of history on the new monitor
+    burst("payment gateway timeout talking to bank", 10)
+    end = time.time() + 20
+    while time.time() < end and len(incidents()) < 2:
+        time.sleep(0.3)
+    titles = sorted(i["title"] for i in incidents())
+    assert len(titles) == 2 and titles[1].startswith("payment gateway timeout"), titles
+    # The first incident survived the move as it was (read from the store), and is acted on at its new node.
+    ack = asyncio.run(act(nodes[1], alice, {"type": "resolve_incident", "incident": incident, "reason": "known"}))
+    assert ack["type"] == "ack", ack
+    assert rest(nodes[1], f"/api/v1/incidents/{incident}", alice)["incident"]["status"] == "resolved"
