@@ -586,3 +586,38 @@ def test_one_monitor_per_cluster_and_it_moves_when_its_node_dies(cluster, tmp_pa
     ack = asyncio.run(act(nodes[1], alice, {"type": "resolve_incident", "incident": incident, "reason": "known"}))
     assert ack["type"] == "ack", ack
     assert rest(nodes[1], f"/api/v1/incidents/{incident}", alice)["incident"]["status"] == "resolved"
+
+
+def test_hostile_forwarded_rows_are_answered_with_errors_and_run_nothing(cluster, pg_url):
+    """Rows in forwarded_commands are read as untrusted: garbage, an unknown role, a command type no feature has,
+    the internal ingest command for a role that does not exist — each gets an error answer, nothing runs, the node
+    keeps serving."""
+    nodes, alice = cluster(1)
+    rows = [
+        ("garbage", "admin", "not json at all"),
+        ("role", "emperor", json.dumps({"type": "comment", "id": "x1", "proposal": "p-nothere", "text": "hi"})),
+        ("type", "admin", json.dumps({"type": "format_disk", "id": "x2"})),
+        ("deep", "admin", "[" * 5000 + "]" * 5000),
+        ("missing", "admin", json.dumps({"type": "comment", "id": "x3", "proposal": "p-nothere", "text": "hi"})),
+    ]
+    for name, role, request in rows:
+        quoted = request.replace("'", "''")
+        psql(pg_url, "INSERT INTO forwarded_commands (to_node, from_node, workflow, principal, role, request, created_at) "
+                     f"VALUES ('node1', 'mallory', 'proposal:p-nothere', '{name}', '{role}', '{quoted}', 1)")
+    psql(pg_url, "SELECT pg_notify('medic_forward', 'to node1 1')")
+    end = time.time() + 15
+    while time.time() < end and psql(pg_url, "SELECT count(*) FROM forwarded_commands WHERE answer IS NULL") != "0":
+        time.sleep(0.2)
+    answers = psql(pg_url, "SELECT principal || '=' || answer FROM forwarded_commands ORDER BY id").splitlines()
+    assert len(answers) == len(rows), answers
+    for line in answers:
+        name, answer = line.split("=", 1)
+        message = json.loads(answer)
+        assert message["type"] == "error", line
+        if name == "missing":
+            assert message["code"] == "not_found", line
+        else:
+            assert message["code"] == "invalid_message", line
+    # Nothing ran: no proposal, no comment event; the node still serves.
+    assert psql(pg_url, "SELECT string_agg(topic, ',') FROM events WHERE topic NOT LIKE 'repo:%'") == ""
+    assert rest(nodes[0], "/api/v1/cluster", alice)["node"] == "node1"
