@@ -4,6 +4,7 @@ subscriber of node B, against the same subscriber on node A, and fan-out through
 nodes against all on 1.
 
     Benchmarks/nodes.py [--medic .build/release/medic] [--messages 2000] [--subscribers 300]
+                        [--loadgen Benchmarks/loadgen/.build/release/loadgen] [--loadgen-subscribers 1500] [--duration 5]
 
 Starts a throwaway PostgreSQL (scripts/postgres.sh), 3 `medic serve --node-id …` on loopback, one admin token.
 Latency: a publisher on node1 sends `comment` commands one at a time (each acked before the next); subscribers on
@@ -140,6 +141,10 @@ def main():
     parser.add_argument("--medic", default=os.path.join(ROOT, ".build", "release", "medic"))
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--subscribers", type=int, default=300)
+    parser.add_argument("--loadgen", default=os.path.join(ROOT, "Benchmarks", "loadgen", ".build", "release", "loadgen"),
+                        help="the Swift load generator (cd Benchmarks/loadgen && swift build -c release); skipped when missing")
+    parser.add_argument("--loadgen-subscribers", type=int, default=1500)
+    parser.add_argument("--duration", type=float, default=5)
     args = parser.parse_args()
     env = subprocess.run([os.path.join(ROOT, "scripts", "postgres.sh"), "start"], capture_output=True, text=True, check=True).stdout
     pg = dict(line.removeprefix("export ").split("=", 1) for line in env.strip().splitlines())
@@ -191,6 +196,19 @@ def main():
             print(f"RESULT latency {label}: n={len(v)} p50={percentile(v, 0.5):.2f} ms p99={percentile(v, 0.99):.2f} ms max={max(v):.2f} ms")
         print(f"RESULT fanout {args.subscribers} subscribers on 1 node: {one[0]:,.0f} deliveries/s ({one[1]:.2f} s)")
         print(f"RESULT fanout {args.subscribers} subscribers over 3 nodes: {three[0]:,.0f} deliveries/s ({three[1]:.2f} s)")
+        # The Swift load generator (one epoll thread, not the Python client's ceiling): fan-out through the durable
+        # path with every subscriber on node1, then spread over the 3 nodes; server CPU summed over the nodes.
+        if os.path.exists(args.loadgen):
+            pids = [str(p.pid) for p in procs]
+            for label, extra in (("1 node", []), ("3 nodes", ["--spread", f"{ports[1]},{ports[2]}", "--also-pids", ",".join(pids[1:])])):
+                out = subprocess.run([args.loadgen, "--mode", "fanout", "--target", "medic", "--token", token, "--repo", "repo",
+                                      "--port", str(ports[0]), "--server-pid", pids[0], "--subscribers", str(args.loadgen_subscribers),
+                                      "--window", "16", "--duration", str(args.duration), "--label", label, *extra],
+                                     capture_output=True, text=True, timeout=300).stdout
+                result = [line for line in out.splitlines() if line.startswith("RESULT")]
+                print(f"RESULT loadgen fanout {args.loadgen_subscribers} subscribers, {label}: " + (result[0] if result else out[-500:]))
+        else:
+            print(f"(no {args.loadgen}: the loadgen fan-out is skipped)")
     finally:
         for p in procs:
             p.kill()

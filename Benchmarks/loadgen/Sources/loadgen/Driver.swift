@@ -113,8 +113,8 @@ final class Driver {
 
     /// Starts a non-blocking connect; the handler hears `opened` after the 101.
     @discardableResult
-    func connect(role: Int = 0, index: Int = 0) -> Client? {
-        let fd = lg_connect_loopback(target.port)
+    func connect(role: Int = 0, index: Int = 0, port: UInt16? = nil) -> Client? {
+        let fd = lg_connect_loopback(port ?? target.port)
         guard fd >= 0 else {
             connectFailures += 1
             problem("connect: \(String(cString: lg_last_error()))")

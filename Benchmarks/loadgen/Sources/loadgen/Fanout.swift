@@ -122,7 +122,7 @@ final class Fanout: ClientHandler {
             seconds: options.setupTimeout,
             tick: { _ in
                 while self.started < n && self.driver.pending < cap {
-                    self.driver.connect(role: Self.subscriberRole, index: self.started)
+                    self.driver.connect(role: Self.subscriberRole, index: self.started, port: self.options.subscriberPort(self.started))
                     self.started += 1
                 }
                 return -1
@@ -137,7 +137,7 @@ final class Fanout: ClientHandler {
             return
         }
 
-        let start = Probe.take(pid: options.serverPID)
+        let start = Probe.take(pid: options.serverPID, also: options.alsoPIDs)
         let end = start.time + UInt64(options.duration * 1e9)
         publishing = true
         lastDelivery = start.time
@@ -160,7 +160,7 @@ final class Fanout: ClientHandler {
             until: { !self.publishing })
         // Drain: everything published must reach every subscriber; what has not after 3 s is lost.
         driver.run(seconds: 3, until: { self.completed == self.published })
-        var finish = Probe.take(pid: options.serverPID)
+        var finish = Probe.take(pid: options.serverPID, also: options.alsoPIDs)
         finish.time = lastDelivery
 
         let lost = published * expected - deliveries

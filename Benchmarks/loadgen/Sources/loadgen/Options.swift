@@ -5,6 +5,15 @@ struct Options {
     var mode = "echo"
     var port: UInt16 = 9001
     var serverPID: Int32 = 0
+    /// Other nodes' ports (subscribers round-robin over `port` and these) and pids (their CPU added to the server's).
+    var spread: [UInt16] = []
+    var alsoPIDs: [Int32] = []
+
+    /// The port subscriber `index` connects to.
+    func subscriberPort(_ index: Int) -> UInt16 {
+        let ports = [port] + spread
+        return ports[index % ports.count]
+    }
     /// `plain` (medic-echo, the NIO peer: any path, no subprotocol) or `medic` (`/ws`, medic.v1, bearer token).
     var target = "plain"
     var token: String?
@@ -41,6 +50,16 @@ struct Options {
             switch arguments[i] {
             case "--mode": mode = try value()
             case "--port": port = try number(UInt16.self)
+            case "--spread":
+                // More nodes of one cluster: subscribers are spread round-robin over --port and these.
+                let parts = try value().split(separator: ",")
+                spread = parts.compactMap { UInt16($0) }
+                guard spread.count == parts.count else { throw UsageError(text: "--spread takes ports separated by commas") }
+            case "--also-pids":
+                // More server processes (the other nodes) whose CPU counts as the server's.
+                let parts = try value().split(separator: ",")
+                alsoPIDs = parts.compactMap { Int32($0) }
+                guard alsoPIDs.count == parts.count else { throw UsageError(text: "--also-pids takes pids separated by commas") }
             case "--server-pid": serverPID = try number(Int32.self)
             case "--target": target = try value()
             case "--token": token = try value()

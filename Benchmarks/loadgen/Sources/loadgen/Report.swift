@@ -9,10 +9,11 @@ struct Probe {
     var selfCPU: Int64
     var time: UInt64
 
-    static func take(pid: Int32) -> Probe {
-        Probe(
-            serverCPU: pid > 0 ? lg_proc_cpu_us(pid) : 0, serverSys: pid > 0 ? lg_proc_sys_us(pid) : 0,
-            serverWrites: pid > 0 ? lg_proc_write_calls(pid) : 0, selfCPU: lg_self_cpu_us(), time: lg_now_ns())
+    static func take(pid: Int32, also: [Int32] = []) -> Probe {
+        let pids = ([pid] + also).filter { $0 > 0 }
+        return Probe(
+            serverCPU: pids.reduce(0) { $0 + lg_proc_cpu_us($1) }, serverSys: pids.reduce(0) { $0 + lg_proc_sys_us($1) },
+            serverWrites: pids.reduce(0) { $0 + lg_proc_write_calls($1) }, selfCPU: lg_self_cpu_us(), time: lg_now_ns())
     }
 }
 
