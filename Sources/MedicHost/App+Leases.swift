@@ -211,16 +211,7 @@ extension App: WorkflowLeases {
         }
         let principal = Principal(name: command.principal, role: role)
         metrics.forwardedRun += 1
-        let execute = {
-            feature.execute(request.message, commandID: request.id, principal: principal) { result in
-                switch result {
-                case .success(let fields): answer(ServerMessage.ack(id: request.id, fields: fields))
-                case .failure(var error):
-                    error.id = request.id
-                    answer(ServerMessage.error(error))
-                }
-            }
-        }
+        let execute = { Self.execute(request, on: feature, as: principal, respond: answer) }
         // Still ours (it may have left memory, its lease given up, since the sender read the lease): run it here.
         runOnOwner(command.workflow, request: request, principal: principal, respond: answer, local: execute)
     }

@@ -310,14 +310,7 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
         }
         let execute = { [unretained] in
             guard unretained.value != nil else { return }
-            feature.execute(request.message, commandID: request.id, principal: principal) { result in
-                switch result {
-                case .success(let fields): respond(ServerMessage.ack(id: request.id, fields: fields))
-                case .failure(var error):
-                    error.id = request.id
-                    respond(ServerMessage.error(error))
-                }
-            }
+            Self.execute(request, on: feature, as: principal, respond: respond)
         }
         // On several nodes a command on a leased instance runs where its lease is (App+Leases.swift).
         let owned = feature.leasedInstance(of: request.message).map { topic in
@@ -336,6 +329,18 @@ public final class App: HTTPHandler, WebSocketHandler, Publisher {
                 case .failure(let error):
                     pair.0(ServerMessage.error(id: id, code: .storeUnavailable, message: error.message))
                 }
+            }
+        }
+    }
+
+    /// Runs `request` on `feature` as `principal` and answers its ack or error frame (with the request's id).
+    static func execute(_ request: ClientRequest, on feature: any Feature, as principal: Principal, respond: @escaping ([UInt8]) -> Void) {
+        feature.execute(request.message, commandID: request.id, principal: principal) { result in
+            switch result {
+            case .success(let fields): respond(ServerMessage.ack(id: request.id, fields: fields))
+            case .failure(var error):
+                error.id = request.id
+                respond(ServerMessage.error(error))
             }
         }
     }

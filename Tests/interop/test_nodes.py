@@ -335,6 +335,17 @@ class Follower:
             await asyncio.sleep(0.2)
 
 
+async def followers_resumed(client, topic, followers, dead):
+    """Every follower reaches the topic's head with every seq once, in order, across its reconnect; answers the head."""
+    head = (await client.command({"type": "subscribe", "topic": topic, "since": 0}))["head"]
+    await until(lambda: all(f.seqs and f.seqs[-1] == head for f in followers), 30,
+                f"followers caught up to {head}: {[f.seqs[-1:] for f in followers]}")
+    for f in followers:
+        assert f.seqs == list(range(1, head + 1)), f.seqs   # no gap, no repeat, across the reconnect
+    assert sum(f.reconnects for f in followers) >= 1, f"nobody was on {dead}"
+    return head
+
+
 def open_connections(node):
     text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{node.port}/metrics"], capture_output=True, text=True, timeout=10).stdout
     return int(float(next(line.split()[1] for line in text.splitlines() if line.startswith("medic_connections_open "))))
@@ -362,12 +373,7 @@ def test_through_haproxy_clients_spread_over_the_nodes_and_survive_a_kill_9(clus
             for i in range(20):
                 await owner.command({"type": "comment", "proposal": ack["proposal"], "text": f"after {i}"})
                 await asyncio.sleep(0.05)
-            head = (await owner.command({"type": "subscribe", "topic": topic, "since": 0}))["head"]
-            await until(lambda: all(f.seqs and f.seqs[-1] == head for f in followers), 30,
-                        f"followers caught up to {head}: {[f.seqs[-1:] for f in followers]}")
-            for f in followers:
-                assert f.seqs == list(range(1, head + 1)), f.seqs   # no gap, no repeat, across the reconnect
-            assert sum(f.reconnects for f in followers) >= 1, "nobody was on node3"
+            await followers_resumed(owner, topic, followers, "node3")
             for f in followers:
                 f.task.cancel()
             await owner.close()
@@ -474,12 +480,7 @@ def test_kill_9_of_the_owner_mid_fix_loop_another_node_resumes_it(cluster, tmp_p
             assert subprocess.run(["git", "-C", nodes[0].args[nodes[0].args.index("--repo") + 1], "show", "HEAD:state.txt"],
                                   capture_output=True, text=True).stdout == "fixed\n"
 
-            head = (await c2.command({"type": "subscribe", "topic": topic, "since": 0}))["head"]
-            await until(lambda: all(f.seqs and f.seqs[-1] == head for f in followers), 30,
-                        f"followers caught up to {head}: {[f.seqs[-1:] for f in followers]}")
-            for f in followers:
-                assert f.seqs == list(range(1, head + 1)), f.seqs   # no gap, no repeat, across the reconnect
-            assert sum(f.reconnects for f in followers) >= 1, "nobody was on node1"
+            head = await followers_resumed(c2, topic, followers, "node1")
             # The log: the in-flight step marked interrupted once, then re-run; every acked command once.
             events = rest(other, f"/api/v1/proposals/{pid}/events?since=0&limit=1000", alice)["events"]
             assert [e["seq"] for e in events] == list(range(1, head + 1))
