@@ -64,6 +64,15 @@ public final class AskFeature: Feature {
         }
     }
 
+    /// `mark_answer` runs where the ask's lease is (several nodes).
+    public func leasedInstance(of message: ClientMessage) -> String? {
+        guard case .feature("mark_answer", let fields) = message, let id = fields["ask"]?.stringValue, Topic.isValidProposalID(id) else { return nil }
+        return "ask:\(id)"
+    }
+
+    public func resume(_ topic: String, from node: String) { service.resume(String(topic.dropFirst("ask:".count)), from: node) }
+    public func leaseLost(_ topic: String) { service.leaseLost(String(topic.dropFirst("ask:".count))) }
+
     /// Validates `ask {question, source?}` (limits in protocol/README.md, "Ask").
     static func validateAsk(_ fields: JSONObject, sources: [String], defaultSource: String) -> Result<(String, String), ReportRefusal> {
         guard let raw = fields["question"]?.stringValue else { return .failure(ReportRefusal("field 'question' must be a string")) }

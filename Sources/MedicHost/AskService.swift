@@ -81,6 +81,8 @@ public final class AskService {
     let searchRepo: String?
     var runtimes: [String: AskRuntime] = [:]
     var counts: [String: Int] = [:]
+    /// Where asks say they run on this node (the App, on several nodes; App+Leases.swift).
+    weak var leases: (any WorkflowLeases)?
 
     init(sink: any Publisher, store: Store, loop: EventLoop, sources: SourceRegistry, model: any LanguageModel, clock: any WorkflowClock,
          searchRepo: String?, logger: Logger) {
@@ -116,13 +118,18 @@ public final class AskService {
         let id = Self.newAskID()
         let runtime = AskRuntime(record: AskRecord(id: id, question: question, source: source, author: principal.name), createdAt: clock.nowMilliseconds())
         runtimes[id] = runtime
+        leases?.hold(runtime.topic, repo: "")
         let command = PendingCommand(principal: principal.name, id: commandID, ackFields: ["ask": .string(id), "status": "thinking"], reply: reply)
         enqueue(runtime, events: [
             ("ask_created", ["id": .string(id), "question": .string(question), "source": .string(source), "author": .string(principal.name)]),
             ("status_changed", ["status": "thinking"]),
         ], summary: true, command: command) { [weak self] stored in
             guard let self else { return }
-            guard stored else { self.runtimes[id] = nil; return }
+            guard stored else {
+                self.runtimes[id] = nil
+                self.leases?.release(runtime.topic)
+                return
+            }
             self.counts["thinking", default: 0] += 1
             self.start(runtime)
         }
@@ -143,6 +150,31 @@ public final class AskService {
             write.askMemories = [AskMemoryRow(askId: id, question: runtime.record.question, sql: sql, correct: correct, comment: comment, principal: principal.name, ts: now)]
             let command = PendingCommand(principal: principal.name, id: commandID, ackFields: ["ask": .string(id), "status": "answered"], reply: reply)
             self.enqueue(runtime, events: [], summary: false, command: command, extra: write) { _ in }
+        }
+    }
+
+    /// This node claimed the ask's lease after `node` let it expire: an ask that was thinking there (its model
+    /// request died with that node) fails as interrupted, as after a restart; one that had finished leaves memory.
+    func resume(_ id: String, from node: String) {
+        guard runtimes[id] == nil else { return }
+        withRuntime(id) { [weak self] runtime in
+            guard let self else { return }
+            guard let runtime, runtime.record.status == .thinking else {
+                self.runtimes[id] = nil
+                self.leases?.release("ask:\(id)")
+                return
+            }
+            self.fail(runtime, reason: "interrupted: node \(node) stopped while it was thinking")
+        }
+    }
+
+    /// Another node holds the ask now: the resident copy goes unless a write of it is in flight here (logged).
+    func leaseLost(_ id: String) {
+        guard let runtime = runtimes[id] else { return }
+        if runtime.queue.isEmpty && !runtime.writing && runtime.record.status != .thinking {
+            runtimes[id] = nil
+        } else {
+            logger.error("ask \(id) moved to another node while work on it was in flight here")
         }
     }
 
@@ -188,7 +220,10 @@ public final class AskService {
         guard !runtime.writing else { return }
         guard !runtime.queue.isEmpty else {
             // A finished ask whose writes are all durable leaves memory (`withRuntime` loads it again when named).
-            if runtime.record.status != .thinking, runtimes[runtime.record.id] === runtime { runtimes[runtime.record.id] = nil }
+            if runtime.record.status != .thinking, runtimes[runtime.record.id] === runtime {
+                runtimes[runtime.record.id] = nil
+                leases?.release(runtime.topic)
+            }
             return
         }
         let (write, command, done) = runtime.queue.removeFirst()

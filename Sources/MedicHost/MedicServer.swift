@@ -105,6 +105,7 @@ public final class MedicServer {
                 loop: loop, store: store, publisher: app, configuration: configuration, model: pipeline.executors.model,
                 clock: pipeline.executors.clock, search: pipeline.steps.search, logger: logger)
             app.register(asks)
+            asks.service.leases = app
             self.asks = asks
         }
         // The monitor: always (ingest needs no repository); its incidents file bugs through the bug workflow.

@@ -622,3 +622,44 @@ def test_hostile_forwarded_rows_are_answered_with_errors_and_run_nothing(cluster
     # Nothing ran: no proposal, no comment event; the node still serves.
     assert psql(pg_url, "SELECT string_agg(topic, ',') FROM events WHERE topic NOT LIKE 'repo:%'") == ""
     assert rest(nodes[0], "/api/v1/cluster", alice)["node"] == "node1"
+
+
+def test_asks_are_leased_marked_on_their_node_and_failed_when_it_dies(cluster):
+    """An ask runs on the node it was asked on while it thinks: `mark_answer` sent to another node meanwhile is
+    forwarded there; once answered it leaves that node (lease given up) and any node takes the mark; an ask still
+    thinking when its node is killed fails as interrupted on the node that claims it (not stuck in `thinking`)."""
+    quick = {"purpose": "ask", "match": "quick", "delay_ms": 200,
+             "reply": {"answer": "There are this many proposals.", "sql": "SELECT count(*) AS n FROM medic_proposals"}}
+    slow = {"purpose": "ask", "match": "slow", "delay_ms": 60000,
+            "reply": {"answer": "Never arrives.", "sql": "SELECT count(*) AS n FROM medic_proposals"}}
+    nodes, alice = cluster(2, replies=[quick, slow])
+
+    async def run():
+        c1 = await Client.open(nodes[0].port, alice)
+        c2 = await Client.open(nodes[1].port, alice)
+        asked = await c1.command({"type": "ask", "question": "quick: how many proposals?", "source": "medic"})
+        assert asked["type"] == "ack", asked
+        ask = asked["ask"]
+        await until(lambda: rest(nodes[1], f"/api/v1/asks/{ask}", alice)["status"] == "answered", 30, "the ask was answered")
+        marked = await c2.command({"type": "mark_answer", "ask": ask, "correct": True, "comment": "right"})
+        assert marked["type"] == "ack", marked
+        assert rest(nodes[0], f"/api/v1/asks/{ask}", alice)["mark"]["correct"] is True
+        # An answered ask left node1's memory and gave its lease up: node2 took the mark itself.
+        assert metric(nodes[1], "medic_node_forwarded_total") == 0
+
+        thinking = await c1.command({"type": "ask", "question": "slow: how many proposals?", "source": "medic"})
+        slow_id = thinking["ask"]
+        await asyncio.sleep(1.0)
+        assert rest(nodes[1], f"/api/v1/asks/{slow_id}", alice)["status"] == "thinking"
+        # While it thinks node1 owns it: a mark sent to node2 is forwarded and node1 refuses it (nothing to mark).
+        early = await c2.command({"type": "mark_answer", "ask": slow_id, "correct": False})
+        assert early["type"] == "error" and early["code"] == "invalid_state" and "thinking" in early["message"], early
+        assert metric(nodes[1], "medic_node_forwarded_total") == 1
+        nodes[0].proc.kill()
+        nodes[0].proc.wait(timeout=10)
+        await until(lambda: rest(nodes[1], f"/api/v1/asks/{slow_id}", alice)["status"] == "failed", 30, "the ask failed on node2")
+        detail = rest(nodes[1], f"/api/v1/asks/{slow_id}", alice)
+        assert "node1 stopped" in json.dumps(detail), detail
+        await c2.close()
+
+    asyncio.run(run())
