@@ -67,11 +67,16 @@ def cluster(pg_url, tmp_path):
     nodes = []
     tokens = []
 
-    def make(n, test_command="true", replies=None, extra=()):
+    def make(n, test_command="true", replies=None, extra=(), own_clone=False):
         if replies is not None:
             script.write_text(json.dumps({"replies": replies}))
         for _ in range(n):
-            nodes.append(Node(f"node{len(nodes) + 1}", pg_url, tmp_path, repo, str(script), test_command, extra).start())
+            name = f"node{len(nodes) + 1}"
+            path = repo
+            if own_clone:   # the node's own copy of the repository, at a path of its own (same name: "repo")
+                path = str(tmp_path / f"{name}-clone" / "repo")
+                subprocess.run(["git", "clone", "-q", repo, path], check=True)
+            nodes.append(Node(name, pg_url, tmp_path, path, str(script), test_command, extra).start())
         if not tokens:
             tokens.append(token_for("alice", "admin"))
         return nodes, tokens[0]
@@ -661,5 +666,43 @@ def test_asks_are_leased_marked_on_their_node_and_failed_when_it_dies(cluster):
         detail = rest(nodes[1], f"/api/v1/asks/{slow_id}", alice)
         assert "node1 stopped" in json.dumps(detail), detail
         await c2.close()
+
+    asyncio.run(run())
+
+
+def test_a_node_that_cannot_reach_the_repository_does_not_claim_its_work(cluster, tmp_path):
+    """Two nodes, each with its own copy of the repository. node2's copy disappears (an unmounted share); node1 dies
+    with a proposal in its fix loop: node2 does not claim it — the lease stays expired, the proposal waits — until
+    the copy is back, then node2 claims and resumes it."""
+    fix = {"match": "Unreachable", "delay_ms": 30000, "reply": {
+        "unfixable": False, "explanation": "x", "changes": [{"path": "state.txt", "action": "modify", "content": "fixed\n"}]}}
+    nodes, alice = cluster(2, test_command="grep -q fixed state.txt", replies=[fix], own_clone=True)
+    clone2 = nodes[1].args[nodes[1].args.index("--repo") + 1]
+
+    async def run():
+        c1 = await Client.open(nodes[0].port, alice)
+        ack = await c1.command({"type": "propose", "repo": "repo", "title": "Unreachable", "description": "d",
+                                "changes": [{"path": "state.txt", "action": "create", "content": "broken\n"}]})
+        pid = ack["proposal"]
+        topic = f"proposal:{pid}"
+        await c1.command({"type": "subscribe", "topic": topic, "since": 0})
+        await until(lambda: any('"fixing"' in f for f in c1.frames.get(topic, [])), 60, "node1 asks for the fix")
+        await c1.close()
+        os.rename(clone2, clone2 + ".away")
+        nodes[0].proc.kill()
+        nodes[0].proc.wait(timeout=10)
+        await asyncio.sleep(10 + 2 * 2 + 2)   # past the lease and two heartbeats of node2
+        [lease] = [l for l in rest(nodes[1], "/api/v1/cluster", alice)["leases"] if l["workflow"] == topic]
+        assert lease["node"] == "node1" and lease["expires_in_ms"] < 0 and lease["repo"] == "repo", lease
+        assert rest(nodes[1], f"/api/v1/proposals/{pid}", alice)["status"] == "fixing"
+        # What needs no repository moved: the monitor is node2's now.
+        assert {l["workflow"]: l["node"] for l in rest(nodes[1], "/api/v1/cluster", alice)["leases"]}["monitor:cluster"] == "node2"
+        assert metric(nodes[1], "medic_node_takeovers_total") == 1
+        os.rename(clone2 + ".away", clone2)
+        await until(lambda: [l["node"] for l in rest(nodes[1], "/api/v1/cluster", alice)["leases"] if l["workflow"] == topic] == ["node2"],
+                    10, "node2 claimed the proposal once it reached the repository")
+        await until(lambda: rest(nodes[1], f"/api/v1/proposals/{pid}", alice)["status"] in ("deploying", "testing", "analyzing", "fixing")
+                    and any(e["data"].get("status") == "interrupted" for e in rest(nodes[1], f"/api/v1/proposals/{pid}/events?since=0&limit=1000", alice)["events"]
+                            if e["kind"] == "status_changed"), 20, "resumed on node2")
 
     asyncio.run(run())
