@@ -9,6 +9,7 @@
 import { BugModel, bugChecklist, bugPermissions, approachFigures, SEVERITIES } from '../bugs.js';
 import { humanStatus } from '../store.js';
 import { el, renderDiff, statusBadge } from '../views.js';
+import { instanceView } from '../instance-view.js';
 
 export const ROUTES = [{ name: 'bug', pattern: '/bugs/:id' }];
 
@@ -28,53 +29,12 @@ export function createBugDetail(ctx) {
   const view = { name: 'bug-detail', routes: ROUTES, section: 'bug', model: null, busy: false, noticeLog: [] };
   /** Per approach: its card's persistent parts (the toggles keep their state across renders). */
   let cards = new Map();
-  let loadError = '';
+  const { state, topic, reloadSoon, run } = instanceView(ctx, view, {
+    kind: 'bug', path: (id) => `/api/v1/bugs/${encodeURIComponent(id)}`, Model: BugModel, messageId: 'bug-message',
+    errors: BUG_ERRORS, what: 'bug',
+    onFresh: () => { cards = new Map(); $('bug-approaches').replaceChildren(); },
+  });
 
-  const topic = () => (view.model ? `bug:${view.model.id}` : null);
-  const auth = () => ({ headers: { Authorization: `Bearer ${ctx.token()}` } });
-  const errorText = (err) => (BUG_ERRORS[err?.code] ? `${BUG_ERRORS[err.code]}${err.message ? ` (${err.message})` : ''}` : ctx.errorText(err));
-
-  // ---- open / close ----
-
-  function open(id) {
-    if (view.model?.id === id) return;
-    close();
-    fresh(id);
-    ctx.conn?.subscribe(`bug:${id}`);
-    load(view.model);
-  }
-
-  function close() {
-    if (view.model) ctx.conn?.unsubscribe(`bug:${view.model.id}`);
-    view.model = null;
-  }
-
-  function fresh(id) {
-    ctx.store.seen.delete(`bug:${id}`);
-    view.model = new BugModel(id);
-    cards = new Map();
-    $('bug-approaches').replaceChildren();
-    $('bug-message').textContent = '';
-    loadError = '';
-    ctx.queueRender();
-  }
-
-  async function load(model) {
-    try {
-      const response = await fetch(`/api/v1/bugs/${encodeURIComponent(model.id)}`, auth());
-      const body = await response.json().catch(() => ({}));
-      if (view.model !== model) return;
-      if (response.status === 404) loadError = BUG_ERRORS.not_found;
-      else if (!response.ok) loadError = body.message ?? `The bug could not be read (HTTP ${response.status}).`;
-      else model.setDetail(body);
-    } catch {
-      if (view.model === model) loadError = 'The bug could not be read.';
-    }
-    ctx.queueRender();
-  }
-
-  view.enter = (match) => open(match.params.id);
-  view.leave = () => close();
   view.reset = () => { view.model = null; cards = new Map(); };
 
   view.onEvent = (ev) => {
@@ -86,42 +46,7 @@ export function createBugDetail(ctx) {
     ctx.queueRender();
   };
 
-  let reloadTimer = null;
-  function reloadSoon() {
-    if (reloadTimer) return;
-    const model = view.model;
-    reloadTimer = setTimeout(() => { reloadTimer = null; if (view.model === model) load(model); }, 400);
-  }
-  view.onTopicReset = (t) => { if (view.model && t === topic()) { const id = view.model.id; fresh(id); load(view.model); } };
-  view.onTopicError = (t, err) => { if (view.model && t === topic()) { loadError = errorText(err); ctx.queueRender(); } };
-
   // ---- commands ----
-
-  async function run(msg, success) {
-    if (view.busy || !ctx.conn || !view.model) return;
-    const model = view.model;
-    view.busy = true;
-    setMessage('Sending…', 'pending');
-    ctx.queueRender();
-    let text, kind;
-    try {
-      const ack = await ctx.conn.command(msg);
-      [text, kind] = [success(ack), 'ok'];
-    } catch (err) {
-      [text, kind] = [errorText(err), 'error'];
-    } finally {
-      view.busy = false;
-    }
-    if (view.model !== model) return;
-    view.noticeLog.push(text);
-    setMessage(text, kind);
-    ctx.queueRender();
-  }
-
-  function setMessage(text, kind) {
-    $('bug-message').textContent = text;
-    $('bug-message').dataset.kind = kind;
-  }
 
   function choose(n) {
     run({ type: 'choose_approach', bug: view.model.id, approach: n },
@@ -151,7 +76,7 @@ export function createBugDetail(ctx) {
     $('bug-meta').textContent = meta.join(' · ');
     $('bug-description').textContent = m.report?.description ?? '';
     renderEvidence(m);
-    $('bug-error').textContent = loadError;
+    $('bug-error').textContent = state.loadError;
     document.title = `${humanStatus(status)} · ${m.title} — Medic`;
 
     renderChecklist(m);

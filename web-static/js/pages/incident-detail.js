@@ -10,6 +10,7 @@
 import { IncidentModel, MUTE_CHOICES, SEVERITIES, formatValue, incidentPermissions, sparkline, statusSentence, formatDuration } from '../incidents.js';
 import { humanStatus } from '../store.js';
 import { el, formatTime, statusBadge } from '../views.js';
+import { instanceView } from '../instance-view.js';
 
 export const ROUTES = [{ name: 'incident', pattern: '/incidents/:id' }];
 
@@ -30,60 +31,18 @@ const INCIDENT_ERRORS = {
 export function createIncidentDetail(ctx) {
   const { $ } = ctx;
   const view = { name: 'incident-detail', routes: ROUTES, section: 'incident', model: null, busy: false, noticeLog: [] };
-  let loadError = '';
   let confirming = false;
+  const { state, topic, reloadSoon, run: send } = instanceView(ctx, view, {
+    kind: 'incident', path: (id) => `/api/v1/incidents/${encodeURIComponent(id)}`, Model: IncidentModel, messageId: 'incident-message',
+    errors: INCIDENT_ERRORS, what: 'incident',
+    onFresh: () => { $('incident-reason').value = ''; confirming = false; },
+    onClose: () => { confirming = false; },
+  });
+  // An ack that names the incident's status folds it at once (the rollback's is the proposal's).
+  const run = (msg, success) => send(msg, success, (ack, model) => {
+    if (typeof ack.status === 'string' && msg.type !== 'rollback') model.info = { ...model.info, status: ack.status };
+  });
 
-  const topic = () => (view.model ? `incident:${view.model.id}` : null);
-  const auth = () => ({ headers: { Authorization: `Bearer ${ctx.token()}` } });
-  const errorText = (err) => (INCIDENT_ERRORS[err?.code] ? `${INCIDENT_ERRORS[err.code]}${err.message ? ` (${err.message})` : ''}` : ctx.errorText(err));
-
-  function open(id) {
-    if (view.model?.id === id) return;
-    close();
-    fresh(id);
-    ctx.conn?.subscribe(`incident:${id}`);
-    load(view.model);
-  }
-
-  function close() {
-    if (view.model) ctx.conn?.unsubscribe(`incident:${view.model.id}`);
-    view.model = null;
-    confirming = false;
-  }
-
-  function fresh(id) {
-    ctx.store.seen.delete(`incident:${id}`);
-    view.model = new IncidentModel(id);
-    $('incident-message').textContent = '';
-    $('incident-reason').value = '';
-    loadError = '';
-    confirming = false;
-    ctx.queueRender();
-  }
-
-  async function load(model) {
-    try {
-      const response = await fetch(`/api/v1/incidents/${encodeURIComponent(model.id)}`, auth());
-      const body = await response.json().catch(() => ({}));
-      if (view.model !== model) return;
-      if (response.status === 404) loadError = INCIDENT_ERRORS.not_found;
-      else if (!response.ok) loadError = body?.error?.message ?? `The incident could not be read (HTTP ${response.status}).`;
-      else { loadError = ''; model.setDetail(body); }
-    } catch {
-      if (view.model === model) loadError = 'The incident could not be read.';
-    }
-    ctx.queueRender();
-  }
-
-  let reloadTimer = null;
-  function reloadSoon() {
-    if (reloadTimer) return;
-    const model = view.model;
-    reloadTimer = setTimeout(() => { reloadTimer = null; if (view.model === model) load(model); }, 400);
-  }
-
-  view.enter = (match) => open(match.params.id);
-  view.leave = () => close();
   view.reset = () => { view.model = null; confirming = false; };
 
   view.onEvent = (ev) => {
@@ -98,37 +57,8 @@ export function createIncidentDetail(ctx) {
     if (ev.kind === 'anomaly' || ev.kind === 'regressed') reloadSoon();
     ctx.queueRender();
   };
-  view.onTopicReset = (t) => { if (view.model && t === topic()) { const id = view.model.id; fresh(id); load(view.model); } };
-  view.onTopicError = (t, err) => { if (view.model && t === topic()) { loadError = errorText(err); ctx.queueRender(); } };
 
   // ---- commands ----
-
-  async function run(msg, success) {
-    if (view.busy || !ctx.conn || !view.model) return;
-    const model = view.model;
-    view.busy = true;
-    setMessage('Sending…', 'pending');
-    ctx.queueRender();
-    let text, kind;
-    try {
-      const ack = await ctx.conn.command(msg);
-      [text, kind] = [success(ack), 'ok'];
-      if (typeof ack.status === 'string' && msg.type !== 'rollback') model.info = { ...model.info, status: ack.status };
-    } catch (err) {
-      [text, kind] = [errorText(err), 'error'];
-    } finally {
-      view.busy = false;
-    }
-    if (view.model !== model) return;
-    view.noticeLog.push(text);
-    setMessage(text, kind);
-    ctx.queueRender();
-  }
-
-  function setMessage(text, kind) {
-    $('incident-message').textContent = text;
-    $('incident-message').dataset.kind = kind;
-  }
 
   const id = () => view.model?.id;
   $('incident-acknowledge').addEventListener('click', () => run({ type: 'acknowledge_incident', incident: id() }, () => 'Acknowledged: the incident is yours.'));
@@ -176,7 +106,7 @@ export function createIncidentDetail(ctx) {
     $('incident-meta').textContent = meta.join(' · ');
     $('incident-sentence').textContent = statusSentence(info);
     $('incident-sentence').dataset.status = info.status ?? '';
-    $('incident-error').textContent = loadError;
+    $('incident-error').textContent = state.loadError;
     document.title = `${humanStatus(info.status)} · ${m.title} — Medic`;
     renderChart(m);
     renderLinks(info);
