@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,17 +25,11 @@ import urllib.request
 
 import websockets
 
+from common import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEDIC = os.environ.get("MEDIC_BIN", os.path.join(ROOT, ".build/release/medic"))
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def call(port, token, method, path, body=None):

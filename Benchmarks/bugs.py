@@ -21,7 +21,6 @@ import json
 import re
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,17 +28,11 @@ import tempfile
 import time
 import urllib.request
 
+from common import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEDIC = os.environ.get("MEDIC_BIN", os.path.join(ROOT, ".build/release/medic"))
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def request(port, token, method, path, body=None, key=None):

@@ -22,22 +22,15 @@ import json
 import os
 import random
 import shutil
-import socket
 import string
 import subprocess
 import sys
 import tempfile
 import time
 
+from common import free_port, wait_port
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rss_kb(pid):
@@ -77,15 +70,7 @@ def main():
     if pin:
         os.sched_setaffinity(0, {0})
     try:
-        end = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.time() > end:
-                    raise
-                time.sleep(0.05)
+        wait_port(port)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
         def monitor():
