@@ -115,11 +115,12 @@ extension App: WorkflowLeases {
         }
     }
 
-    /// `lease` is this node's: when it just became so (a new row, or one another node let expire), the
-    /// instance's feature resumes it (a no-op for one with nothing in flight).
+    /// `lease` is this node's: when this process did not hold it yet (a new row, one another node let expire, or
+    /// this node's own from before a restart), the instance's feature resumes it — a no-op for an instance resident
+    /// here or with nothing in flight.
     private func noteClaimed(_ lease: LeaseRow, at now: Int64) {
-        guard let state = cluster, state.held.insert(lease.workflow).inserted, lease.claimedAt == now else { return }
-        feature(of: lease.workflow)?.resume(lease.workflow, from: "the previous owner")
+        guard let state = cluster, state.held.insert(lease.workflow).inserted else { return }
+        feature(of: lease.workflow)?.resume(lease.workflow, from: lease.claimedAt == now ? "the previous owner" : state.id)
     }
 
     private func forward(_ topic: String, to owner: String, request: ClientRequest, principal: Principal, respond: @escaping ([UInt8]) -> Void) {

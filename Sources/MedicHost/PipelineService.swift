@@ -233,14 +233,15 @@ public final class PipelineService {
     /// is deployed again here — the step re-runs from its start, nothing is applied twice (one interrupted while
     /// approved or applying stays interrupted: the repository is checked by a person). Anything else waits as it is.
     func resume(_ id: String, from node: String) {
+        // Resident here already: this process runs it (or recovered it at startup), nothing was lost.
+        guard runtimes[id] == nil else { return }
         withRuntime(id) { [weak self] runtime in
             guard let self else { return }
             guard let runtime else {
                 self.leases?.release("proposal:\(id)")
                 return
             }
-            // Resident and working here already (this node's own instance): nothing was lost.
-            guard runtime.machine.status.isBusy, runtime.workspace == nil, runtime.testRun == nil, !runtime.writing, runtime.inbox.isEmpty else { return }
+            guard runtime.machine.status.isBusy else { return }
             let status = runtime.machine.status
             self.logger.info("resuming proposal \(id): node \(node) stopped while it was \(status.rawValue)")
             self.feed(runtime, .interrupted(reason: "node \(node) stopped while the proposal was \(status.rawValue); resumed on another node"))
@@ -573,8 +574,13 @@ public final class PipelineService {
     }
 
     public func baseFiles(proposal: String, revision: Int, reply: @escaping (Result<JSONValue, ProtocolError>) -> Void) {
-        withRuntime(proposal) { [weak self] runtime in
-            self?.baseFiles(runtime, proposal: proposal, revision: revision, reply: reply)
+        // A read: the stored record serves when the proposal is not resident, and it is not made resident — an
+        // instance lives in the memory of the node that holds its lease only (several nodes), never as a copy.
+        if let runtime = runtimes[proposal] { return baseFiles(runtime, proposal: proposal, revision: revision, reply: reply) }
+        records.load(proposal) { [weak self] result in
+            guard let self else { return }
+            let runtime = (try? result.get())?.flatMap { self.makeRuntime($0) }
+            self.baseFiles(runtime, proposal: proposal, revision: revision, reply: reply)
         }
     }
 
