@@ -628,6 +628,21 @@ def test_hostile_forwarded_rows_are_answered_with_errors_and_run_nothing(cluster
     assert psql(pg_url, "SELECT string_agg(topic, ',') FROM events WHERE topic NOT LIKE 'repo:%'") == ""
     assert rest(nodes[0], "/api/v1/cluster", alice)["node"] == "node1"
 
+    # Commands naming instances that do not exist leave no lease behind (a flood of made-up ids holds nothing).
+    async def bogus():
+        c = await Client.open(nodes[0].port, alice)
+        for i in range(20):
+            for msg in ({"type": "comment", "proposal": f"p-none{i}", "text": "x"}, {"type": "resume_bug", "bug": f"b-none{i}"},
+                        {"type": "mark_answer", "ask": f"a-none{i}", "correct": True}):
+                answer = await c.command(msg)
+                assert answer["type"] == "error" and answer["code"] == "not_found", answer
+        await c.close()
+    asyncio.run(bogus())
+    end = time.time() + 10
+    while time.time() < end and psql(pg_url, "SELECT count(*) FROM leases WHERE workflow <> 'monitor:cluster'") != "0":
+        time.sleep(0.2)
+    assert psql(pg_url, "SELECT string_agg(workflow, ',') FROM leases WHERE workflow <> 'monitor:cluster'") == ""
+
 
 def test_asks_are_leased_marked_on_their_node_and_failed_when_it_dies(cluster):
     """An ask runs on the node it was asked on while it thinks: `mark_answer` sent to another node meanwhile is
