@@ -52,18 +52,20 @@ def test_the_demo_bug_in_the_page_from_report_to_a_chosen_approach(medic_factory
     wait(page.d, lambda d: f"Fix #{others[0]} is proposed" in (page.text("bug-proposal") or ""), 60)
     now = server.request("GET", f"/api/v1/bugs/{bug['id']}", alice)
     assert now["chosen_approach"] == others[0] and now["proposal"] != first
-    # The link is re-rendered as the new proposal's status moves (proposal_status): find it again if it went stale.
-    def follow(d):
-        try:
-            d.find_element(By.CSS_SELECTOR, tid("bug-proposal-link")).click()
-            return True
-        except StaleElementReferenceException:
-            return False
-    wait(page.d, follow, 10)
+    # Links are re-rendered as the proposal's status moves (proposal_status events): find one again if it went stale.
+    def follow(testid):
+        def click(d):
+            try:
+                d.find_element(By.CSS_SELECTOR, tid(testid)).click()
+                return True
+            except StaleElementReferenceException:
+                return False
+        return click
+    wait(page.d, follow("bug-proposal-link"), 10)
     wait(page.d, lambda d: now["proposal"] in (page.text("proposal-meta") or ""), 30)
     # …and the proposal links back to its bug.
     wait(page.d, lambda d: page.text("proposal-bug") == f"fixes bug {bug['id']}", 10)
-    page.d.find_element(By.CSS_SELECTOR, tid("proposal-bug")).click()
+    wait(page.d, follow("proposal-bug"), 10)
     wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "bug", 10)
     assert severe_console_errors(page.d) == []
 
