@@ -53,15 +53,23 @@ class ReviewPage:
         selector = f'[data-proposal-id="{proposal}"]'
         wait(self.d, lambda d: d.find_elements(By.CSS_SELECTOR, selector), timeout, f"{proposal} never appeared in the list")
 
+        self.click_css(selector)
+        wait(self.d, lambda d: proposal in d.find_element(By.CSS_SELECTOR, tid("proposal-meta")).text, timeout)
+
+    def click_css(self, selector, timeout=10):
+        """Clicks what `selector` finds; a dynamic element re-rendered between find and click is found again."""
         def click(d):
             try:
                 d.find_element(By.CSS_SELECTOR, selector).click()
                 return True
             except StaleElementReferenceException:
-                return False  # re-rendered between find and click: find it again
+                return False
 
-        wait(self.d, click, 10)
-        wait(self.d, lambda d: proposal in d.find_element(By.CSS_SELECTOR, tid("proposal-meta")).text, timeout)
+        wait(self.d, click, timeout, f"could not click {selector}")
+
+    def click(self, testid, timeout=10):
+        """`click_css` by data-testid (links and rows the page re-renders as events arrive)."""
+        self.click_css(tid(testid), timeout)
 
     # ---- open proposal ----
 

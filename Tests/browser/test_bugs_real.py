@@ -2,7 +2,6 @@
 examples/demo-load.py, which starts when the first admin signs in) walks through the checklist in the page, its approaches show as cards, the winner's proposal opens
 in the review view and an admin picks the other qualified approach; the report form's command and the server's
 refusal, through the real server."""
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -20,7 +19,7 @@ def test_the_demo_bug_in_the_page_from_report_to_a_chosen_approach(medic_factory
     go(page, "#/bugs")
     wait(page.d, lambda d: rows(page), 60, "the demo bug never appeared in the list")
     [bug] = rows(page)
-    page.d.find_element(By.CSS_SELECTOR, tid("bug-row-title")).click()
+    page.click("bug-row-title")
     wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "bug", 10)
     wait(page.d, lambda d: any(s == "done" and t.endswith("ready to review") for (s, t) in checklist(page)), 240,
          f"the demo bug never reached review: {checklist(page)}")
@@ -45,27 +44,19 @@ def test_the_demo_bug_in_the_page_from_report_to_a_chosen_approach(medic_factory
     others = [n for n, c in cards.items() if c["canChoose"]]
     assert others and winners[0] not in others
     page.js(SPY)
-    page.d.find_element(By.CSS_SELECTOR, f'[data-testid=approach-card][data-approach="{others[0]}"] [data-testid=approach-choose]').click()
+    page.click_css(f'[data-testid=approach-card][data-approach="{others[0]}"] [data-testid=approach-choose]')
     wait(page.d, lambda d: "chosen" in (page.text("bug-message") or ""), 60, f"no outcome: {page.text('bug-message')}")
     [cmd] = sent(page, "choose_approach")
     assert (cmd["bug"], cmd["approach"]) == (bug["id"], others[0])
     wait(page.d, lambda d: f"Fix #{others[0]} is proposed" in (page.text("bug-proposal") or ""), 60)
     now = server.request("GET", f"/api/v1/bugs/{bug['id']}", alice)
     assert now["chosen_approach"] == others[0] and now["proposal"] != first
-    # Links are re-rendered as the proposal's status moves (proposal_status events): find one again if it went stale.
-    def follow(testid):
-        def click(d):
-            try:
-                d.find_element(By.CSS_SELECTOR, tid(testid)).click()
-                return True
-            except StaleElementReferenceException:
-                return False
-        return click
-    wait(page.d, follow("bug-proposal-link"), 10)
+    # Links are re-rendered as the proposal's status moves (proposal_status events): `click` finds a stale one again.
+    page.click("bug-proposal-link")
     wait(page.d, lambda d: now["proposal"] in (page.text("proposal-meta") or ""), 30)
     # …and the proposal links back to its bug.
     wait(page.d, lambda d: page.text("proposal-bug") == f"fixes bug {bug['id']}", 10)
-    wait(page.d, follow("proposal-bug"), 10)
+    page.click("proposal-bug")
     wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "bug", 10)
     assert severe_console_errors(page.d) == []
 

@@ -75,7 +75,7 @@ def test_incidents_open_live_and_an_admin_acknowledges_mutes_and_resolves_them(m
     assert row["title"].startswith("<img src=x") and "checkout failed for order" in row["title"]
     assert not shown(page, "incident-banner")   # medium: no banner
 
-    page.d.find_element(By.CSS_SELECTOR, tid("incident-row-title")).click()
+    page.click("incident-row-title")
     wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "incident", 10)
     wait(page.d, lambda d: status(page) == "open", 10)
     assert page.text("incident-title") == row["title"]
@@ -121,7 +121,7 @@ def test_incidents_open_live_and_an_admin_acknowledges_mutes_and_resolves_them(m
     go(page, "#/bugs")
     wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "bugs", 10)
     assert shown(page, "incident-banner")
-    page.d.find_element(By.CSS_SELECTOR, tid("incident-banner-link")).click()
+    page.click("incident-banner-link")
     wait(page.d, lambda d: page.js("return window.medicPage.route()?.name") == "incident", 10)
     critical = page.js("return document.querySelector('[data-testid=incident-banner]').dataset.incident")
     assert page.js("return window.medicPage.route().params.id") == critical

@@ -38,7 +38,7 @@ def test_spike_incident_bug_approaches_approval_healed(medic_factory, browsers):
     # The spike: a critical incident (the banner), its bug filed automatically.
     wait(page.d, lambda d: page.js("const b = document.querySelector('[data-testid=incident-banner]'); return !!b && !b.hidden"), 60,
          f"no critical incident: {server.log()}")
-    page.d.find_element(By.CSS_SELECTOR, tid("incident-banner-link")).click()
+    page.click("incident-banner-link")
     wait(page.d, lambda d: route(page) == "incident", 10)
     incident = page.js("return window.medicPage.route().params.id")
     # The title is the id until the incident's detail (or its topic's first event) has arrived: wait for it.
@@ -51,12 +51,12 @@ def test_spike_incident_bug_approaches_approval_healed(medic_factory, browsers):
     screenshot(page.d, "demo-incident-fixing.png")
 
     # The approaches run in the bug's view; the winner is proposed.
-    page.d.find_element(By.CSS_SELECTOR, tid("incident-bug")).click()
+    page.click("incident-bug")
     wait(page.d, lambda d: route(page) == "bug", 10)
     wait(page.d, lambda d: page.js("return !!document.querySelector('[data-testid=bug-proposal-link]')"), 240,
          f"the bug was never proposed: {page.text('bug-checklist')}")
     assert len(page.js("return [...document.querySelectorAll('[data-testid=approach-card]')]")) == 3
-    page.d.find_element(By.CSS_SELECTOR, tid("bug-proposal-link")).click()
+    page.click("bug-proposal-link")
     wait(page.d, lambda d: route(page) == "proposal", 10)
     page.wait_status(["awaiting_review"], timeout=120)
 
